@@ -1,0 +1,87 @@
+"""Catalog listings (models, datasets, methods) and the digits training command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from xaiq.cli.app import app, models_app
+from xaiq.cli.output import OutputFormat, emit, info
+
+FormatOpt = typer.Option(OutputFormat.table, "--format", "-f", help="table, csv or json")
+
+
+@models_app.callback(invoke_without_command=True)
+def models_list(ctx: typer.Context, fmt: OutputFormat = FormatOpt) -> None:
+    """List the bundled models; any torchvision classifier name works too."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from xaiq.xai.models import MODELS
+
+    rows = [
+        {"name": n, "kind": "bundled", "input": "1x28x28 in [0,1]"} for n in MODELS.names()
+    ] + [
+        {"name": "<torchvision name>", "kind": "torchvision", "input": "default weights (cached)"},
+        {"name": "<arch>:<state_dict.pt>", "kind": "checkpoint", "input": "weights_only load"},
+        {"name": "torchscript:<file>", "kind": "torchscript", "input": "3x224x224 ImageNet"},
+    ]
+    emit(rows, fmt, title="models")
+
+
+@models_app.command("train-digits")
+def train_digits_cmd(
+    out: Path = typer.Option(None, help="folder for the checkpoints (default: the package's)"),
+    seed: int = typer.Option(0, help="training seed"),
+) -> None:
+    """Train digits-cnn and digits-cnn-weak on scikit-learn's digits and save the checkpoints."""
+    import torch
+
+    from xaiq.xai.digits import train_digits
+
+    folder = out or Path(__file__).resolve().parents[1] / "xai" / "weights"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name, weak in (("digits-cnn", False), ("digits-cnn-weak", True)):
+        result = train_digits(weak=weak, seed=seed)
+        meta = {"accuracy": result.accuracy, "ece": result.ece, "seed": seed}
+        torch.save({"state_dict": result.state_dict, "meta": meta}, folder / f"{name}.pt")
+        rows.append({"model": name, "held_out_accuracy": result.accuracy, "ece": result.ece})
+    emit(rows, OutputFormat.table, title=f"saved to {folder}")
+
+
+@models_app.command("fetch")
+def fetch_cmd(name: str = typer.Argument(..., help="torchvision model name")) -> None:
+    """Download a torchvision model's default weights into the TORCH_HOME cache."""
+    import os
+
+    os.environ["XAIQ_ALLOW_DOWNLOAD"] = "1"
+    from xaiq.xai.models import load_model
+
+    model = load_model(name, device="cpu")
+    info(f"cached weights for {model.name}")
+
+
+@app.command("datasets")
+def datasets_cmd(fmt: OutputFormat = FormatOpt) -> None:
+    """List the dataset specs."""
+    rows = [
+        {"spec": "digits", "labels": "yes", "what": "scikit-learn digits, 1,797 8x8 grey"},
+        {"spec": "skimage[:cat,...]", "labels": "no", "what": "scikit-image sample photos"},
+        {"spec": "folder:PATH | PATH/", "labels": "subfolders", "what": "image folder"},
+        {"spec": "file:PATH | PATH", "labels": "no", "what": "one image file"},
+        {"spec": "mnist:ROOT[:test]", "labels": "yes", "what": "torchvision MNIST, local root"},
+        {"spec": "cifar10:ROOT[:test]", "labels": "yes", "what": "torchvision CIFAR-10, local"},
+    ]
+    emit(rows, fmt, title="datasets")
+
+
+@app.command("methods")
+def methods_cmd(fmt: OutputFormat = FormatOpt) -> None:
+    """List explainers, superpixel methods and metrics."""
+    from xaiq.xai import explainers, metrics, superpixels
+
+    rows = [{"kind": "explainer", "name": n} for n in explainers.EXPLAINERS.names()]
+    rows += [{"kind": "superpixels", "name": n} for n in superpixels.SEGMENTERS.names()]
+    rows += [{"kind": "metric", "name": n} for n in metrics.METRIC_NAMES]
+    emit(rows, fmt, title="methods")

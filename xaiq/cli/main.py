@@ -1,0 +1,60 @@
+"""Entry point: registers every command module and maps known errors to one line."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from xaiq.cli import catalog  # noqa: F401  (registers commands)
+from xaiq.cli.app import app
+from xaiq.cli.errors import CliError
+from xaiq.cli.output import error_line
+
+for _module in ("onefile", "attack_cmd", "jobs", "query"):
+    try:
+        __import__(f"xaiq.cli.{_module}")
+    except ModuleNotFoundError as _exc:  # a command module not written yet
+        if _exc.name != f"xaiq.cli.{_module}":
+            raise
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from xaiq.xai.errors import XaiError
+
+    roots: list[type[BaseException]] = [CliError, XaiError]
+    for mod, name in (("xaiq.db.errors", "DbError"), ("xaiq.scheduler.errors", "SchedulerError")):
+        try:
+            roots.append(getattr(__import__(mod, fromlist=[name]), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(roots)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        app(args=argv, standalone_mode=False)
+    except click.exceptions.Abort:
+        error_line("aborted")
+        return 130
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except _known_errors() as exc:
+        error_line(str(exc))
+        return 2
+    except KeyboardInterrupt:
+        error_line("interrupted")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def run() -> None:
+    """Console-script entry: exit with :func:`main`'s code."""
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""All CLI output formatting: tables (Rich), CSV and JSON, and one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from enum import Enum
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        return f"{value:.4g}" if abs(value) >= 1e4 or (0 < abs(value) < 1e-3) else f"{value:.3f}"
+    return str(value)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def emit(
+    rows: Sequence[Mapping[str, Any]],
+    fmt: OutputFormat | str = OutputFormat.table,
+    *,
+    title: str | None = None,
+    columns: Sequence[str] | None = None,
+) -> None:
+    """Print ``rows`` (dicts with the same keys) as a table, CSV or JSON on stdout."""
+    fmt = OutputFormat(fmt)
+    cols = list(columns) if columns is not None else (list(rows[0].keys()) if rows else [])
+    if fmt is OutputFormat.json:
+        sys.stdout.write(json.dumps([dict(r) for r in rows], default=_json_default, indent=2))
+        sys.stdout.write("\n")
+        return
+    if fmt is OutputFormat.csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(cols)
+        for r in rows:
+            writer.writerow(["" if r.get(c) is None else r.get(c) for c in cols])
+        return
+    table = Table(title=title, show_lines=False)
+    for c in cols:
+        table.add_column(c, overflow="fold")
+    for r in rows:
+        table.add_row(*(_cell(r.get(c)) for c in cols))
+    console.print(table)
+
+
+def emit_json(obj: Any) -> None:
+    """Print one JSON document on stdout."""
+    sys.stdout.write(json.dumps(obj, default=_json_default, indent=2) + "\n")
+
+
+def info(message: str) -> None:
+    """A status line on stderr (keeps stdout clean for --format csv/json)."""
+    err_console.print(message, highlight=False)
+
+
+def error_line(message: str) -> None:
+    """The one-line error printed before a non-zero exit."""
+    first = " ".join(str(message).split("\n")[0].split()) or "error"
+    err_console.print(f"[bold red]error:[/] {first}", highlight=False, soft_wrap=True)
+
+
+def kv_rows(mapping: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [{"key": k, "value": v} for k, v in mapping.items()]
+
+
+def iter_csv(rows: Iterable[Mapping[str, Any]], cols: Sequence[str]) -> Iterable[list[Any]]:
+    for r in rows:
+        yield [r.get(c) for c in cols]

@@ -1,0 +1,272 @@
+"""Typed SQLAlchemy 2 models. Unique keys make every result write idempotent.
+
+Rows for one sample are keyed by (job, sample_index [, method [, pair, configuration]]);
+large arrays live in artifact files (path relative to the artifact root, sha256 checksum).
+Times are naive UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Annotated
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+IntPK = Annotated[int, mapped_column(Integer, primary_key=True, autoincrement=True)]
+JobFK = Annotated[int, mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)]
+SampleIndex = Annotated[int, mapped_column(Integer)]
+Name = Annotated[str, mapped_column(String(128))]
+OptFloat = Annotated[float | None, mapped_column(Float, nullable=True)]
+Timestamp = Annotated[dt.datetime | None, mapped_column(DateTime, nullable=True)]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class JobKind(str, enum.Enum):
+    attribution = "attribution"
+    disagreement = "disagreement"
+    attack = "attack"
+
+
+class JobStatus(str, enum.Enum):
+    pending = "pending"  # committed, nothing run yet
+    running = "running"
+    succeeded = "succeeded"  # every shard done, no sample errors
+    partial = "partial"  # finished, some shards failed or some samples errored
+    failed = "failed"  # finished, nothing succeeded
+    cancelled = "cancelled"
+
+
+class ShardStatus(str, enum.Enum):
+    pending = "pending"  # waiting for the scheduler to publish it
+    queued = "queued"  # published to the broker
+    running = "running"  # a worker holds the lease
+    done = "done"
+    failed = "failed"  # past the attempt cap; ``error`` says why
+    cancelled = "cancelled"
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    # stored by value, as a plain string column (no native PostgreSQL enum to migrate)
+    return Enum(cls, values_callable=lambda e: [m.value for m in e], native_enum=False, length=16)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[IntPK]
+    kind: Mapped[JobKind] = mapped_column(_enum(JobKind))
+    status: Mapped[JobStatus] = mapped_column(_enum(JobStatus), default=JobStatus.pending)
+    spec: Mapped[dict] = mapped_column(JSON)
+    dataset: Mapped[str] = mapped_column(String(1024))
+    model: Mapped[str] = mapped_column(String(1024))
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    seed: Mapped[int] = mapped_column(BigInteger, default=0)
+    queue: Mapped[str] = mapped_column(String(32), default="cpu")
+    n_samples: Mapped[int] = mapped_column(Integer)
+    shard_size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[Timestamp]
+    finished_at: Mapped[Timestamp]
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Shard(Base):
+    __tablename__ = "shards"
+    __table_args__ = (
+        UniqueConstraint("job_id", "index", name="uq_shard_job_index"),
+        Index("ix_shard_status", "status"),
+    )
+
+    id: Mapped[IntPK]
+    job_id: Mapped[JobFK]
+    index: Mapped[int] = mapped_column(Integer)
+    start: Mapped[int] = mapped_column(Integer)  # first sample index
+    stop: Mapped[int] = mapped_column(Integer)  # one past the last
+    status: Mapped[ShardStatus] = mapped_column(_enum(ShardStatus), default=ShardStatus.pending)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    lease_expires_at: Mapped[Timestamp]
+    published_at: Mapped[Timestamp]
+    started_at: Mapped[Timestamp]
+    finished_at: Mapped[Timestamp]
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class SampleRow(Base):
+    """The model's view of one sample (shared by every job kind)."""
+
+    __tablename__ = "samples"
+    __table_args__ = (UniqueConstraint("job_id", "sample_index", name="uq_sample"),)
+
+    id: Mapped[IntPK]
+    job_id: Mapped[JobFK]
+    sample_index: Mapped[SampleIndex]
+    key: Mapped[str] = mapped_column(String(1024))
+    label: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pred: Mapped[int] = mapped_column(Integer)
+    target: Mapped[int] = mapped_column(Integer)  # reference class: label, else prediction
+    prob_pred: Mapped[float] = mapped_column(Float)
+    prob_target: Mapped[float] = mapped_column(Float)
+    correct: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    probs: Mapped[list | None] = mapped_column(JSON, nullable=True)  # top classes, see worker
+
+
+class Attribution(Base):
+    __tablename__ = "attributions"
+    __table_args__ = (UniqueConstraint("job_id", "sample_index", "method", name="uq_attribution"),)
+
+    id: Mapped[IntPK]
+    job_id: Mapped[JobFK]
+    sample_index: Mapped[SampleIndex]
+    method: Mapped[Name]
+    target: Mapped[int] = mapped_column(Integer)
+    artifact: Mapped[str] = mapped_column(String(1024))  # relative to the artifact root
+    checksum: Mapped[str] = mapped_column(String(64))  # sha256 of the file
+    height: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    min: Mapped[OptFloat]
+    max: Mapped[OptFloat]
+    mean: Mapped[OptFloat]
+    abs_mean: Mapped[OptFloat]
+    std: Mapped[OptFloat]
+
+
+METRIC_COLUMNS = (
+    "feature_disagreement",
+    "sign_disagreement",
+    "euclidean",
+    "euclidean_abs",
+    "feature_agreement",
+    "sign_agreement",
+    "rank_agreement",
+    "signed_rank_agreement",
+    "rank_correlation",
+    "pairwise_rank_agreement",
+)
+
+
+class Disagreement(Base):
+    """One row per sample x method pair x superpixel configuration."""
+
+    __tablename__ = "disagreements"
+    __table_args__ = (
+        UniqueConstraint(
+            "job_id",
+            "sample_index",
+            "method_a",
+            "method_b",
+            "superpixels",
+            "n_segments",
+            "k_frac",
+            name="uq_disagreement",
+        ),
+        Index("ix_disagreement_pair", "job_id", "method_a", "method_b"),
+    )
+
+    id: Mapped[IntPK]
+    job_id: Mapped[JobFK]
+    sample_index: Mapped[SampleIndex]
+    method_a: Mapped[Name]
+    method_b: Mapped[Name]
+    superpixels: Mapped[str] = mapped_column(String(32))
+    n_segments: Mapped[int] = mapped_column(Integer)
+    k_frac: Mapped[float] = mapped_column(Float)
+    n: Mapped[int] = mapped_column(Integer)
+    k: Mapped[int] = mapped_column(Integer)
+    feature_disagreement: Mapped[OptFloat]
+    sign_disagreement: Mapped[OptFloat]
+    euclidean: Mapped[OptFloat]
+    euclidean_abs: Mapped[OptFloat]
+    feature_agreement: Mapped[OptFloat]
+    sign_agreement: Mapped[OptFloat]
+    rank_agreement: Mapped[OptFloat]
+    signed_rank_agreement: Mapped[OptFloat]
+    rank_correlation: Mapped[OptFloat]
+    pairwise_rank_agreement: Mapped[OptFloat]
+
+
+class AttackResult(Base):
+    __tablename__ = "attack_results"
+    __table_args__ = (UniqueConstraint("job_id", "sample_index", name="uq_attack"),)
+
+    id: Mapped[IntPK]
+    job_id: Mapped[JobFK]
+    sample_index: Mapped[SampleIndex]
+    mode: Mapped[str] = mapped_column(String(16))
+    target: Mapped[int] = mapped_column(Integer)
+    success: Mapped[bool] = mapped_column(Boolean)
+    strategy: Mapped[str | None] = mapped_column(String(32), nullable=True)  # the one that won
+    iterations: Mapped[int] = mapped_column(Integer)
+    forward_passes: Mapped[int] = mapped_column(BigInteger)
+    prob_before: Mapped[float] = mapped_column(Float)
+    prob_after: Mapped[float] = mapped_column(Float)
+    pred_before: Mapped[int] = mapped_column(Integer)
+    pred_after: Mapped[int] = mapped_column(Integer)
+    l0: Mapped[int] = mapped_column(Integer)
+    l2: Mapped[float] = mapped_column(Float)
+    linf: Mapped[float] = mapped_column(Float)
+    artifact: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    checksum: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class SampleErrorRow(Base):
+    """A sample that could not be processed: failure is data."""
+
+    __tablename__ = "sample_errors"
+    __table_args__ = (UniqueConstraint("job_id", "sample_index", name="uq_sample_error"),)
+
+    id: Mapped[IntPK]
+    job_id: Mapped[JobFK]
+    sample_index: Mapped[SampleIndex]
+    key: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    stage: Mapped[str] = mapped_column(String(32))  # load, predict, explain, compare, attack
+    message: Mapped[str] = mapped_column(Text)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class WorkerRow(Base):
+    """A live worker's heartbeat: queues, device, the shard it is on."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    queues: Mapped[str] = mapped_column(String(255))
+    device: Mapped[str] = mapped_column(String(64))
+    current_shard_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Heartbeat(Base):
+    """Liveness of singleton components (the scheduler)."""
+
+    __tablename__ = "heartbeats"
+
+    component: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255))
+    last_seen: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
