@@ -2,14 +2,34 @@
 
 Configuration: ``XAIQ_DB_URL`` (default ``sqlite:///$XAIQ_HOME/xaiq.sqlite``),
 ``XAIQ_ARTIFACTS`` (default ``$XAIQ_HOME/artifacts``), ``XAIQ_HOME`` (default ``./xaiq-data``).
+
+``get_engine(url)`` is cached per URL. Readers use :func:`read_session`; writers use
+:func:`write_session`, which on SQLite opens the transaction with ``BEGIN IMMEDIATE`` so two
+writers never deadlock on a lock upgrade (the second waits up to the busy timeout instead).
+The embedded SQLite default is migrated to the latest schema on first use.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from xaiq.db.errors import DbConnectError
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_IMMEDIATE = "xaiq_immediate"
+
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
 
 
 def xaiq_home() -> Path:
@@ -33,3 +53,122 @@ def redact_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return "<unparseable database URL>"
+
+
+def _first_line(exc: BaseException) -> str:
+    msg = str(getattr(exc, "orig", None) or exc).strip()
+    return msg.splitlines()[0] if msg else type(exc).__name__
+
+
+def _install_sqlite_hooks(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # let SQLAlchemy, not pysqlite, decide when transactions begin
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get(_IMMEDIATE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _create(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except Exception:
+        raise DbConnectError(f"invalid database URL: {redact_url(url)}") from None
+    kwargs: dict[str, Any] = {"future": True}
+    if parsed.get_backend_name() == "sqlite":
+        db = parsed.database
+        if db and db != ":memory:":
+            Path(db).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {
+            "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+            "check_same_thread": False,
+        }
+    else:
+        kwargs["pool_pre_ping"] = True
+        plain_pg = parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2")
+        if plain_pg:
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        kwargs["connect_args"] = {"connect_timeout": 10}
+    try:
+        engine = create_engine(parsed, **kwargs)
+    except Exception as exc:
+        raise DbConnectError(f"cannot use database {redact_url(url)}: {_first_line(exc)}") from None
+    if engine.dialect.name == "sqlite":
+        _install_sqlite_hooks(engine)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise DbConnectError(f"cannot connect to {redact_url(url)}: {_first_line(exc)}") from None
+    return engine
+
+
+def get_engine(url: str | None = None, *, migrate: bool | None = None) -> Engine:
+    """The engine for ``url`` (default :func:`default_db_url`), created once per URL.
+
+    ``migrate``: bring the schema to the latest revision on first use. Default: only for the
+    embedded SQLite default (PostgreSQL is migrated explicitly with ``xaiq db upgrade``).
+    Raises :class:`DbConnectError` (URL redacted) when the database cannot be reached.
+    """
+    url = url or default_db_url()
+    with _lock:
+        engine = _engines.get(url)
+        if engine is not None:
+            return engine
+        engine = _create(url)
+        if migrate is None:
+            migrate = engine.dialect.name == "sqlite"
+        if migrate:
+            upgrade(engine)
+        _engines[url] = engine
+        return engine
+
+
+def dispose_engines() -> None:
+    """Forget every cached engine (after a fork, or between tests)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+def writer(engine: Engine) -> Engine:
+    """``engine`` whose transactions start with ``BEGIN IMMEDIATE`` on SQLite."""
+    return engine.execution_options(**{_IMMEDIATE: True})
+
+
+@contextmanager
+def write_session(engine: Engine | None = None) -> Iterator[Session]:
+    """A session in one write transaction: committed on exit, rolled back on error."""
+    session = Session(writer(engine or get_engine()), expire_on_commit=False)
+    with session, session.begin():
+        yield session
+
+
+@contextmanager
+def read_session(engine: Engine | None = None) -> Iterator[Session]:
+    """A read-only session (deferred transaction, rolled back on exit)."""
+    with Session(engine or get_engine(), expire_on_commit=False) as session:
+        yield session
+
+
+def upgrade(engine: Engine | None = None, revision: str = "head") -> None:
+    """Run the Alembic migrations up to ``revision`` on ``engine``."""
+    from xaiq.db.migrations import run_upgrade
+
+    engine = engine or get_engine(migrate=False)
+    try:
+        run_upgrade(engine, revision)
+    except SQLAlchemyError as exc:
+        url = engine.url.render_as_string(hide_password=True)
+        raise DbConnectError(f"cannot migrate {url}: {_first_line(exc)}") from None

@@ -1,0 +1,7 @@
+"""``python -m xaiq.db.migrations revision -m MESSAGE URL`` (authoring helper)."""
+
+import sys
+
+from xaiq.db.migrations import _main
+
+_main(sys.argv[1:])
