@@ -1,0 +1,452 @@
+"""Writes and reads for jobs, shards, leases and heartbeats (the job system's store API).
+
+Every result write is idempotent (insert-or-ignore on the schema's unique keys) and a shard's
+rows land in the same transaction that marks it done, guarded by the lease: a worker whose
+lease was taken over writes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from xaiq.db.errors import NotFoundError
+from xaiq.db.models import (
+    AttackResult,
+    Attribution,
+    Base,
+    Disagreement,
+    Heartbeat,
+    Job,
+    JobKind,
+    JobStatus,
+    SampleErrorRow,
+    SampleRow,
+    Shard,
+    ShardStatus,
+    WorkerRow,
+    utcnow,
+)
+from xaiq.db.session import write_session
+
+IN_FLIGHT = (ShardStatus.queued, ShardStatus.running)
+UNFINISHED = (ShardStatus.pending, ShardStatus.queued, ShardStatus.running)
+RESULT_TABLES: dict[str, type[Base]] = {
+    "samples": SampleRow,
+    "attributions": Attribution,
+    "disagreements": Disagreement,
+    "attack_results": AttackResult,
+    "sample_errors": SampleErrorRow,
+}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A shard leased to ``owner``: what the shard function needs to run it."""
+
+    shard_id: int
+    job_id: int
+    kind: str
+    spec: dict[str, Any]
+    start: int
+    stop: int
+    attempt: int
+    owner: str
+
+
+def insert_ignore(session: Session, model: type[Base], rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ``rows`` into ``model``'s table, skipping rows that hit a unique key."""
+    if not rows:
+        return
+    table = model.__table__
+    name = session.get_bind().dialect.name
+    stmt: Any
+    if name == "postgresql":
+        stmt = postgresql.insert(table).on_conflict_do_nothing()
+    elif name == "sqlite":
+        stmt = sqlite.insert(table).on_conflict_do_nothing()
+    else:  # pragma: no cover - other dialects are not supported targets
+        raise NotImplementedError(f"insert-or-ignore is not implemented for {name}")
+    session.execute(stmt, [dict(r) for r in rows])
+
+
+def create_job(
+    engine: Engine,
+    *,
+    kind: str,
+    spec: Mapping[str, Any],
+    ranges: Sequence[tuple[int, int]],
+    queue: str,
+) -> int:
+    """Commit a job and its shards (contiguous ``[start, stop)`` ranges); returns the job id."""
+    with write_session(engine) as session:
+        job = Job(
+            kind=JobKind(kind),
+            status=JobStatus.pending,
+            spec=dict(spec),
+            dataset=spec["dataset"],
+            model=spec["model"],
+            priority=int(spec.get("priority", 0)),
+            seed=int(spec.get("seed", 0)),
+            queue=queue,
+            n_samples=sum(b - a for a, b in ranges),
+            shard_size=int(spec.get("shard_size", 1)),
+        )
+        session.add(job)
+        session.flush()
+        session.add_all(
+            Shard(job_id=job.id, index=i, start=a, stop=b, status=ShardStatus.pending, attempts=0)
+            for i, (a, b) in enumerate(ranges)
+        )
+        return int(job.id)
+
+
+def get_job(session: Session, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFoundError(f"no job with id {job_id}")
+    return job
+
+
+def claim_shard(
+    engine: Engine, shard_id: int, owner: str, lease_seconds: float, *, from_pending: bool = False
+) -> Claim | None:
+    """Take the lease on a shard that is queued (or ``pending`` when ``from_pending``), or
+    running with an expired lease. ``None`` when it is done, cancelled, failed or leased."""
+    now = utcnow()
+    states = [ShardStatus.queued] + ([ShardStatus.pending] if from_pending else [])
+    with write_session(engine) as session:
+        shard = session.get(Shard, shard_id)
+        if shard is None:
+            return None
+        job = session.get(Job, shard.job_id)
+        if job is None or job.cancel_requested:
+            if shard.status in UNFINISHED:
+                shard.status = ShardStatus.cancelled
+            return None
+        expired = shard.status is ShardStatus.running and (
+            shard.lease_expires_at is None or shard.lease_expires_at < now
+        )
+        if shard.status not in states and not expired:
+            return None
+        shard.status = ShardStatus.running
+        shard.lease_owner = owner
+        shard.lease_expires_at = now + dt.timedelta(seconds=lease_seconds)
+        shard.attempts = (shard.attempts or 0) + 1
+        shard.started_at = now
+        if job.status is JobStatus.pending:
+            job.status = JobStatus.running
+            job.started_at = now
+        return Claim(
+            shard_id=shard.id,
+            job_id=job.id,
+            kind=job.kind.value,
+            spec=dict(job.spec),
+            start=shard.start,
+            stop=shard.stop,
+            attempt=shard.attempts,
+            owner=owner,
+        )
+
+
+def renew_lease(engine: Engine, shard_id: int, owner: str, lease_seconds: float) -> bool:
+    """Extend ``owner``'s lease; False when the lease was lost."""
+    with write_session(engine) as session:
+        result = session.execute(
+            update(Shard)
+            .where(Shard.id == shard_id, Shard.lease_owner == owner)
+            .where(Shard.status == ShardStatus.running)
+            .values(lease_expires_at=utcnow() + dt.timedelta(seconds=lease_seconds))
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def complete_shard(
+    engine: Engine, claim: Claim, rows: Mapping[str, Sequence[Mapping[str, Any]]]
+) -> bool:
+    """Write every result row of the shard and mark it done in one transaction.
+
+    ``rows`` maps a table name of :data:`RESULT_TABLES` to row dicts. Returns False (and
+    writes nothing) when ``claim.owner`` no longer holds the lease.
+    """
+    with write_session(engine) as session:
+        result = session.execute(
+            update(Shard)
+            .where(Shard.id == claim.shard_id, Shard.lease_owner == claim.owner)
+            .where(Shard.status == ShardStatus.running)
+            .values(status=ShardStatus.done, finished_at=utcnow(), lease_expires_at=None)
+        )
+        if not result.rowcount:  # type: ignore[attr-defined]
+            session.rollback()
+            return False
+        for table, table_rows in rows.items():
+            insert_ignore(session, RESULT_TABLES[table], table_rows)
+        return True
+
+
+def fail_attempt(engine: Engine, claim: Claim, error: str, max_attempts: int) -> ShardStatus | None:
+    """Record a failed attempt: back to pending (to be run again) or failed past the cap."""
+    with write_session(engine) as session:
+        shard = session.get(Shard, claim.shard_id)
+        if shard is None or shard.lease_owner != claim.owner or shard.status != ShardStatus.running:
+            return None
+        shard.error = error
+        shard.lease_owner = None
+        shard.lease_expires_at = None
+        if shard.attempts >= max_attempts:
+            shard.status = ShardStatus.failed
+            shard.error = f"failed after {shard.attempts} attempts: {error}"
+            shard.finished_at = utcnow()
+        else:
+            shard.status = ShardStatus.pending
+        return shard.status
+
+
+def shard_counts(session: Session, job_id: int) -> dict[str, int]:
+    """Shards of a job by status (every status present, zero when none)."""
+    counts = {s.value: 0 for s in ShardStatus}
+    for status, n in session.execute(
+        select(Shard.status, func.count()).where(Shard.job_id == job_id).group_by(Shard.status)
+    ):
+        counts[ShardStatus(status).value] = int(n)
+    return counts
+
+
+def job_progress(session: Session, job_id: int) -> dict[str, Any]:
+    """Progress of a job: shard counts, samples done/failed, rate (samples/s), ETA (s)."""
+    job = get_job(session, job_id)
+    shards = shard_counts(session, job_id)
+    done = session.scalar(select(func.count()).where(SampleRow.job_id == job_id)) or 0
+    failed = session.scalar(select(func.count()).where(SampleErrorRow.job_id == job_id)) or 0
+    finished_samples = (
+        session.scalar(
+            select(func.coalesce(func.sum(Shard.stop - Shard.start), 0)).where(
+                Shard.job_id == job_id, Shard.status.in_([ShardStatus.done, ShardStatus.failed])
+            )
+        )
+        or 0
+    )
+    rate = eta = None
+    if job.started_at is not None:
+        end = job.finished_at or utcnow()
+        seconds = max((end - job.started_at).total_seconds(), 1e-6)
+        rate = finished_samples / seconds
+        if job.finished_at is None and rate > 0:
+            eta = (job.n_samples - finished_samples) / rate
+    return {
+        "job": job.id,
+        "kind": job.kind.value,
+        "status": job.status.value,
+        "priority": job.priority,
+        "queue": job.queue,
+        "n_samples": job.n_samples,
+        "samples_finished": int(finished_samples),
+        "samples_done": int(done),
+        "samples_failed": int(failed),
+        "shards": shards,
+        "rate": rate,
+        "eta_seconds": eta,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "error": job.error,
+    }
+
+
+def finalize_job(session: Session, job_id: int) -> JobStatus:
+    """Set the final status of a job whose shards are all finished (else leave it)."""
+    job = get_job(session, job_id)
+    if job.finished_at is not None:
+        return job.status
+    counts = shard_counts(session, job_id)
+    if any(counts[s.value] for s in UNFINISHED):
+        return job.status
+    errors = session.scalar(select(func.count()).where(SampleErrorRow.job_id == job_id)) or 0
+    done_samples = (
+        session.scalar(
+            select(func.coalesce(func.sum(Shard.stop - Shard.start), 0)).where(
+                Shard.job_id == job_id, Shard.status == ShardStatus.done
+            )
+        )
+        or 0
+    )
+    ok = done_samples - errors
+    if job.cancel_requested:
+        job.status = JobStatus.cancelled
+    elif ok <= 0:
+        job.status = JobStatus.failed
+        first = session.scalar(
+            select(Shard.error).where(Shard.job_id == job_id, Shard.error.is_not(None)).limit(1)
+        )
+        job.error = first or "no sample succeeded (see sample errors)"
+    elif counts[ShardStatus.failed.value] or errors:
+        job.status = JobStatus.partial
+    else:
+        job.status = JobStatus.succeeded
+    job.finished_at = utcnow()
+    return job.status
+
+
+def request_cancel(engine: Engine, job_id: int) -> dict[str, int]:
+    """Flag a job cancelled; pending and queued shards are cancelled at once (a running
+    shard finishes its current attempt). Returns the shard counts."""
+    with write_session(engine) as session:
+        job = get_job(session, job_id)
+        if job.finished_at is None:
+            job.cancel_requested = True
+            session.execute(
+                update(Shard)
+                .where(Shard.job_id == job_id)
+                .where(Shard.status.in_([ShardStatus.pending, ShardStatus.queued]))
+                .values(status=ShardStatus.cancelled, finished_at=utcnow())
+            )
+            session.flush()
+            finalize_job(session, job_id)
+        return shard_counts(session, job_id)
+
+
+def reset_failed_shards(engine: Engine, job_id: int) -> int:
+    """Put a finished job's failed (and cancelled) shards back to pending; returns how many."""
+    with write_session(engine) as session:
+        job = get_job(session, job_id)
+        states = [ShardStatus.failed, ShardStatus.cancelled]
+        result = session.execute(
+            update(Shard)
+            .where(Shard.job_id == job_id, Shard.status.in_(states))
+            .values(status=ShardStatus.pending, attempts=0, error=None, lease_owner=None)
+        )
+        n = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        if n:
+            job.status = JobStatus.running if job.started_at else JobStatus.pending
+            job.finished_at = None
+            job.cancel_requested = False
+            job.error = None
+        return n
+
+
+def pending_shard_ids(session: Session, job_id: int) -> list[int]:
+    return list(
+        session.scalars(
+            select(Shard.id)
+            .where(Shard.job_id == job_id, Shard.status == ShardStatus.pending)
+            .order_by(Shard.index)
+        )
+    )
+
+
+def beat(engine: Engine, component: str, owner: str) -> None:
+    """Record that the singleton ``component`` (the scheduler) is alive."""
+    with write_session(engine) as session:
+        row = session.get(Heartbeat, component)
+        if row is None:
+            session.add(Heartbeat(component=component, owner=owner, last_seen=utcnow()))
+        else:
+            row.owner, row.last_seen = owner, utcnow()
+
+
+def last_beat(session: Session, component: str) -> Heartbeat | None:
+    return session.get(Heartbeat, component)
+
+
+def worker_beat(
+    engine: Engine,
+    name: str,
+    *,
+    hostname: str,
+    pid: int,
+    queues: str,
+    device: str,
+    current_shard_id: int | None,
+) -> None:
+    """Upsert the heartbeat row of one worker process."""
+    with write_session(engine) as session:
+        row = session.get(WorkerRow, name)
+        if row is None:
+            session.add(
+                WorkerRow(
+                    name=name,
+                    hostname=hostname,
+                    pid=pid,
+                    queues=queues,
+                    device=device,
+                    current_shard_id=current_shard_id,
+                    started_at=utcnow(),
+                    last_seen=utcnow(),
+                )
+            )
+        else:
+            row.current_shard_id = current_shard_id
+            row.queues, row.device, row.last_seen = queues, device, utcnow()
+
+
+def live_workers(session: Session, max_age_seconds: float) -> list[WorkerRow]:
+    cutoff = utcnow() - dt.timedelta(seconds=max_age_seconds)
+    return list(
+        session.scalars(
+            select(WorkerRow).where(WorkerRow.last_seen >= cutoff).order_by(WorkerRow.name)
+        )
+    )
+
+
+def forget_worker(engine: Engine, name: str) -> None:
+    with write_session(engine) as session:
+        row = session.get(WorkerRow, name)
+        if row is not None:
+            session.delete(row)
+
+
+def rows_for(session: Session, table: str, job_id: int) -> list[dict[str, Any]]:
+    """Every row of a result table for a job as dicts without the surrogate id, ordered by
+    their unique key (for comparisons between runs)."""
+    model = RESULT_TABLES[table]
+    cols = [c for c in model.__table__.columns if c.name != "id"]
+    uq = next(
+        (c for c in model.__table__.constraints if c.name and str(c.name).startswith("uq_")), None
+    )
+    order = list(uq.columns) if uq is not None else cols  # type: ignore[attr-defined]
+    stmt = select(*cols).where(model.__table__.c.job_id == job_id).order_by(*order)
+    return [dict(r._mapping) for r in session.execute(stmt)]
+
+
+def jobs_list(
+    session: Session, limit: int = 50, statuses: Iterable[str] | None = None
+) -> list[Job]:
+    stmt = select(Job).order_by(Job.id.desc()).limit(limit)
+    if statuses:
+        stmt = stmt.where(Job.status.in_([JobStatus(s) for s in statuses]))
+    return list(session.scalars(stmt))
+
+
+def reap_expired(engine: Engine, job_id: int | None = None) -> list[tuple[int, str]]:
+    """Shards whose lease expired (their worker died or hung) go back to pending, or to
+    failed once they used up the job's ``max_attempts``. Returns ``(shard_id, new status)``."""
+    now = utcnow()
+    moved: list[tuple[int, str]] = []
+    with write_session(engine) as session:
+        stmt = (
+            select(Shard, Job)
+            .join(Job, Job.id == Shard.job_id)
+            .where(Shard.status == ShardStatus.running, Shard.lease_expires_at < now)
+        )
+        if job_id is not None:
+            stmt = stmt.where(Shard.job_id == job_id)
+        for shard, job in session.execute(stmt).all():
+            cap = int((job.spec or {}).get("max_attempts", 3))
+            reason = f"lease of {shard.lease_owner} expired (worker lost?)"
+            shard.lease_owner, shard.lease_expires_at = None, None
+            if job.cancel_requested:
+                shard.status = ShardStatus.cancelled
+            elif shard.attempts >= cap:
+                shard.status = ShardStatus.failed
+                shard.error = f"failed after {shard.attempts} attempts: {reason}"
+                shard.finished_at = now
+            else:
+                shard.status, shard.error = ShardStatus.pending, reason
+            moved.append((shard.id, shard.status.value))
+    return moved

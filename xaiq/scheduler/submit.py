@@ -1,0 +1,131 @@
+"""Submission: validate a spec, check what it depends on, commit the job and its shards.
+
+Nothing is written unless the spec is valid (and, with a broker, the broker answers). A job
+run by the embedded executor gets the queue ``local``: the scheduler never publishes it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+
+from xaiq.db.jobs import create_job, get_job, last_beat
+from xaiq.db.models import JobKind, JobStatus, utcnow
+from xaiq.db.session import get_engine, read_session
+from xaiq.scheduler.errors import BrokerError, SpecError
+from xaiq.scheduler.spec import plan_shards, validate_spec
+
+LOCAL_QUEUE = "local"
+SCHEDULER_COMPONENT = "scheduler"
+SCHEDULER_STALE_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job_id: int
+    n_samples: int
+    n_shards: int
+    queue: str
+    scheduler_alive: bool | None  # None: local job, no scheduler involved
+
+
+def broker_url() -> str | None:
+    return os.environ.get("XAIQ_BROKER_URL") or None
+
+
+def redact_broker(url: str) -> str:
+    from kombu.utils.url import maybe_sanitize_url
+
+    return str(maybe_sanitize_url(url))
+
+
+def check_broker(url: str, timeout: float = 3.0) -> None:
+    """Raise :class:`BrokerError` when the broker at ``url`` does not answer."""
+    from kombu import Connection
+
+    try:
+        with Connection(url, connect_timeout=timeout) as conn:
+            conn.ensure_connection(max_retries=1, timeout=timeout)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise BrokerError(f"cannot reach the broker {redact_broker(url)}: {first}") from None
+
+
+def scheduler_alive(engine: Engine, stale_seconds: float = SCHEDULER_STALE_SECONDS) -> bool:
+    with read_session(engine) as session:
+        row = last_beat(session, SCHEDULER_COMPONENT)
+        if row is None:
+            return False
+        return row.last_seen >= utcnow() - dt.timedelta(seconds=stale_seconds)
+
+
+def _check_source(engine: Engine, spec: dict[str, Any]) -> None:
+    """A disagreement ``from_job``: the source job's maps must exist for what is asked."""
+    from sqlalchemy import select
+
+    from xaiq.db.errors import NotFoundError
+    from xaiq.db.models import Attribution
+
+    with read_session(engine) as session:
+        try:
+            src = get_job(session, spec["from_job"])
+        except NotFoundError:
+            raise SpecError(f"from_job: no job with id {spec['from_job']}") from None
+        if src.kind not in (JobKind.attribution, JobKind.disagreement):
+            raise SpecError(f"from_job: job {src.id} is a {src.kind.value} job; it has no maps")
+        if src.status not in (JobStatus.succeeded, JobStatus.partial):
+            raise SpecError(f"from_job: job {src.id} is {src.status.value}, not finished")
+        for key in ("dataset", "model"):
+            if src.spec[key] != spec[key]:
+                raise SpecError(
+                    f"from_job: job {src.id} has {key} {src.spec[key]!r}, not {spec[key]!r}"
+                )
+        stored = set(
+            session.scalars(
+                select(Attribution.method).where(Attribution.job_id == src.id).distinct()
+            )
+        )
+    methods = spec["methods"] or [m for m in src.spec["methods"] if m in stored]
+    missing = [m for m in methods if m not in stored]
+    if missing:
+        raise SpecError(f"from_job: job {src.id} has no maps for method {missing[0]!r}")
+    if len(methods) < 2:
+        raise SpecError(f"from_job: job {src.id} has maps for {methods}; a pair needs two")
+    spec["methods"] = methods
+    spec["params"] = {m: src.spec["params"][m] for m in methods}
+    spec["n_samples"] = min(spec["n_samples"], src.n_samples)
+
+
+def submit(
+    raw: Mapping[str, Any],
+    *,
+    engine: Engine | None = None,
+    local: bool | None = None,
+    broker: str | None = None,
+) -> Submitted:
+    """Validate ``raw`` and commit the job with its shards.
+
+    ``local``: run on the embedded executor (default: when no broker URL is configured).
+    ``broker``: the broker URL (default ``XAIQ_BROKER_URL``); checked before writing.
+    """
+    spec = validate_spec(raw)
+    engine = engine or get_engine()
+    if spec["kind"] == "disagreement" and spec["from_job"] is not None:
+        _check_source(engine, spec)
+    broker = broker or broker_url()
+    if local is None:
+        local = broker is None
+    if not local:
+        if broker is None:
+            raise BrokerError("no broker configured: set XAIQ_BROKER_URL or run with --local")
+        check_broker(broker)
+    ranges = plan_shards(spec["n_samples"], spec["shard_size"])
+    queue = LOCAL_QUEUE if local else spec["queue"]
+    job_id = create_job(engine, kind=spec["kind"], spec=spec, ranges=ranges, queue=queue)
+    alive = None if local else scheduler_alive(engine)
+    return Submitted(job_id, spec["n_samples"], len(ranges), queue, alive)

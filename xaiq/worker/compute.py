@@ -1,0 +1,373 @@
+"""What one shard computes, per job kind: rows for every table, nothing written here.
+
+Models and datasets are cached per process and loaded lazily in the process that uses them
+(CUDA and torch state do not survive a fork). A sample that fails at any stage becomes a
+``sample_errors`` row (its first failure) and the rest of the shard goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from xaiq.db.jobs import Claim
+from xaiq.scheduler.spec import method_pairs
+from xaiq.worker.artifacts import artifact_relpath, load_array, save_array
+from xaiq.xai.datasets import Dataset, Sample, open_dataset
+from xaiq.xai.models import LoadedModel, load_model
+
+TOP_CLASSES = 10
+SAMPLE_FAILURES = (Exception,)  # anything a sample raises is recorded, never swallowed
+
+_models: dict[tuple[str, str], LoadedModel] = {}
+_datasets: dict[str, Dataset] = {}
+
+
+def cached_model(name: str, device: str | torch.device | None) -> LoadedModel:
+    """``load_model(name, device)``, once per process."""
+    key = (name, str(device))
+    if key not in _models:
+        _models[key] = load_model(name, device)
+    return _models[key]
+
+
+def cached_dataset(spec: str) -> Dataset:
+    if spec not in _datasets:
+        _datasets[spec] = open_dataset(spec)
+    return _datasets[spec]
+
+
+def _message(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+@dataclass
+class ShardRows:
+    """Rows produced for one shard, by table name."""
+
+    job_id: int
+    attempt: int
+    keys: dict[int, str] = field(default_factory=dict)
+    tables: dict[str, list[dict[str, Any]]] = field(
+        default_factory=lambda: {
+            t: [] for t in ("samples", "attributions", "disagreements", "attack_results")
+        }
+    )
+    errors: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, table: str, row: dict[str, Any]) -> None:
+        self.tables[table].append({"job_id": self.job_id, **row})
+
+    def error(self, index: int, stage: str, message: str) -> None:
+        if index not in self.errors:  # the first failure of a sample is the one recorded
+            self.errors[index] = {
+                "job_id": self.job_id,
+                "sample_index": index,
+                "key": self.keys.get(index),
+                "stage": stage,
+                "message": message[:2000],
+                "attempt": self.attempt,
+            }
+
+    def as_tables(self) -> dict[str, list[dict[str, Any]]]:
+        return {**self.tables, "sample_errors": list(self.errors.values())}
+
+
+@dataclass
+class Batch:
+    """Samples that loaded and predicted: model inputs ``[n, C, H, W]`` on the model's device."""
+
+    ids: list[int]
+    inputs: torch.Tensor
+    targets: torch.Tensor  # int64 [n] on the model's device
+    labels: list[int | None]
+    preds: list[int]
+
+
+def _predict(model: LoadedModel, samples: Sequence[Sample], rows: ShardRows) -> Batch | None:
+    kept: list[tuple[Sample, torch.Tensor]] = []
+    for s in samples:
+        try:
+            kept.append((s, model.preprocess([s.image])))
+        except SAMPLE_FAILURES as exc:
+            rows.error(s.index, "load", _message(exc))
+    if not kept:
+        return None
+    x = torch.cat([t for _, t in kept])
+    probs = model.predict_proba(x).detach().cpu().numpy().astype(np.float64)
+    ok, labels, preds, targets = [], [], [], []
+    for row, (s, _) in enumerate(kept):
+        p = probs[row]
+        if not np.all(np.isfinite(p)):
+            rows.error(s.index, "predict", "model output has non-finite probabilities")
+            continue
+        pred = int(np.argmax(p))
+        target = s.label if s.label is not None else pred
+        top = np.argsort(-p, kind="stable")[:TOP_CLASSES]
+        rows.add(
+            "samples",
+            {
+                "sample_index": s.index,
+                "key": s.key,
+                "label": s.label,
+                "pred": pred,
+                "target": target,
+                "prob_pred": float(p[pred]),
+                "prob_target": float(p[target]),
+                "correct": None if s.label is None else pred == s.label,
+                "probs": [[int(c), float(p[c])] for c in top],
+            },
+        )
+        ok.append(row)
+        labels.append(s.label)
+        preds.append(pred)
+        targets.append(target)
+    if not ok:
+        return None
+    return Batch(
+        ids=[kept[r][0].index for r in ok],
+        inputs=x[ok],
+        targets=torch.tensor(targets, dtype=torch.long, device=x.device),
+        labels=labels,
+        preds=preds,
+    )
+
+
+def _explain(
+    method: str,
+    model: LoadedModel,
+    batch: Batch,
+    params: dict[str, Any],
+    seed: int,
+    rows: ShardRows,
+) -> dict[int, np.ndarray]:
+    """Maps ``{sample_index: [H, W] float32}``; a failing batch is retried one sample at a
+    time so that one bad sample does not take the others down."""
+    from xaiq.xai.explainers import explain
+
+    def run(sel: list[int]) -> np.ndarray:
+        out = explain(
+            method,
+            model,
+            batch.inputs[sel],
+            batch.targets[sel],
+            seed=seed,
+            sample_ids=[batch.ids[i] for i in sel],
+            **params,
+        )
+        return out.detach().cpu().numpy().astype(np.float32)
+
+    everything = list(range(len(batch.ids)))
+    maps: dict[int, np.ndarray] = {}
+    try:
+        arr = run(everything)
+        results = [(i, arr[i]) for i in everything]
+    except SAMPLE_FAILURES:
+        results = []
+        for i in everything:
+            try:
+                results.append((i, run([i])[0]))
+            except SAMPLE_FAILURES as exc:
+                rows.error(batch.ids[i], "explain", f"{method}: {_message(exc)}")
+    for i, m in results:
+        if np.all(np.isfinite(m)):
+            maps[batch.ids[i]] = m
+        else:
+            rows.error(batch.ids[i], "explain", f"{method}: non-finite attribution values")
+    return maps
+
+
+def _store_maps(
+    claim: Claim,
+    method: str,
+    maps: dict[int, np.ndarray],
+    batch: Batch,
+    rows: ShardRows,
+    root: Path,
+) -> None:
+    targets = dict(zip(batch.ids, batch.targets.tolist(), strict=True))
+    for idx, m in maps.items():
+        rel = artifact_relpath(claim.job_id, method, idx)
+        rows.add(
+            "attributions",
+            {
+                "sample_index": idx,
+                "method": method,
+                "target": int(targets[idx]),
+                "artifact": rel,
+                "checksum": save_array(rel, m, root),
+                "height": int(m.shape[0]),
+                "width": int(m.shape[1]),
+                "min": float(m.min()),
+                "max": float(m.max()),
+                "mean": float(m.mean()),
+                "abs_mean": float(np.abs(m).mean()),
+                "std": float(m.std()),
+            },
+        )
+
+
+def _attribution(
+    claim: Claim, model: LoadedModel, batch: Batch, rows: ShardRows, root: Path
+) -> dict[str, dict[int, np.ndarray]]:
+    spec = claim.spec
+    all_maps = {}
+    for method in spec["methods"]:
+        maps = _explain(method, model, batch, spec["params"][method], spec["seed"], rows)
+        _store_maps(claim, method, maps, batch, rows, root)
+        all_maps[method] = maps
+    return all_maps
+
+
+def _source_maps(
+    claim: Claim, batch: Batch, rows: ShardRows, root: Path
+) -> dict[str, dict[int, np.ndarray]]:
+    """Maps of the ``from_job`` attribution job for this batch, checksums verified."""
+    from sqlalchemy import select
+
+    from xaiq.db.models import Attribution
+    from xaiq.db.session import get_engine, read_session
+
+    spec = claim.spec
+    with read_session(get_engine()) as session:
+        found = session.execute(
+            select(
+                Attribution.method,
+                Attribution.sample_index,
+                Attribution.artifact,
+                Attribution.checksum,
+            )
+            .where(Attribution.job_id == spec["from_job"])
+            .where(Attribution.sample_index.in_(batch.ids))
+            .where(Attribution.method.in_(spec["methods"]))
+        ).all()
+    where = {(m, i): (a, c) for m, i, a, c in found}
+    out: dict[str, dict[int, np.ndarray]] = {m: {} for m in spec["methods"]}
+    for method in spec["methods"]:
+        for idx in batch.ids:
+            if (method, idx) not in where:
+                rows.error(idx, "load", f"job {spec['from_job']} has no {method} map for it")
+                continue
+            try:
+                out[method][idx] = load_array(*where[(method, idx)], root=root)
+            except SAMPLE_FAILURES as exc:
+                rows.error(idx, "load", _message(exc))
+    return out
+
+
+def _disagreement(
+    claim: Claim, model: LoadedModel, batch: Batch, rows: ShardRows, root: Path
+) -> None:
+    from xaiq.xai.metrics import compare_batch
+    from xaiq.xai.superpixels import segment, segment_means
+
+    spec = claim.spec
+    if spec["from_job"] is None:
+        maps = _attribution(claim, model, batch, rows, root)
+    else:
+        maps = _source_maps(claim, batch, rows, root)
+    display = model.to_display(batch.inputs).detach().cpu().numpy()
+    pos = {idx: i for i, idx in enumerate(batch.ids)}
+    for sp in spec["superpixels"]:
+        for n_seg in spec["n_segments"]:
+            try:
+                labels = segment(display, sp, n_segments=n_seg)
+            except SAMPLE_FAILURES as exc:
+                for idx in batch.ids:
+                    rows.error(idx, "segment", f"{sp}/{n_seg}: {_message(exc)}")
+                continue
+            vecs: dict[str, dict[int, np.ndarray]] = {}
+            for method, mm in maps.items():
+                have = [i for i in batch.ids if i in mm]
+                if have:
+                    stacked = np.stack([mm[i] for i in have])
+                    means = segment_means(stacked, labels[[pos[i] for i in have]])
+                    vecs[method] = dict(zip(have, means, strict=True))
+                else:
+                    vecs[method] = {}
+            for a, b in method_pairs(spec["methods"]):
+                common = [i for i in batch.ids if i in vecs[a] and i in vecs[b]]
+                for k_frac in spec["k_frac"]:
+                    _compare(rows, compare_batch, vecs, a, b, common, sp, n_seg, k_frac)
+
+
+def _compare(
+    rows: ShardRows,
+    compare_batch: Callable[..., list[dict[str, Any]]],
+    vecs: dict[str, dict[int, np.ndarray]],
+    a: str,
+    b: str,
+    common: list[int],
+    sp: str,
+    n_seg: int,
+    k_frac: float,
+) -> None:
+    from xaiq.db.models import METRIC_COLUMNS
+
+    try:
+        results = compare_batch([vecs[a][i] for i in common], [vecs[b][i] for i in common], k_frac)
+    except SAMPLE_FAILURES as exc:
+        for idx in common:
+            rows.error(idx, "compare", f"{a} vs {b}: {_message(exc)}")
+        return
+    for idx, res in zip(common, results, strict=True):
+        row: dict[str, Any] = {
+            "sample_index": idx,
+            "method_a": a,
+            "method_b": b,
+            "superpixels": sp,
+            "n_segments": n_seg,
+            "k_frac": k_frac,
+            "n": int(res["n"]),  # type: ignore[arg-type]
+            "k": int(res["k"]),  # type: ignore[arg-type]
+        }
+        for col in METRIC_COLUMNS:
+            v = res[col]
+            row[col] = None if v is None or not np.isfinite(v) else float(v)
+        rows.add("disagreements", row)
+
+
+Kind = Callable[[Claim, LoadedModel, Batch, ShardRows, Path], Any]
+KINDS: dict[str, Kind] = {"attribution": _attribution, "disagreement": _disagreement}
+
+
+def register_kind(name: str, fn: Kind) -> None:
+    if name in KINDS:
+        raise ValueError(f"job kind {name!r} is already registered")
+    KINDS[name] = fn
+
+
+def compute_shard(
+    claim: Claim, *, device: str | torch.device | None = None, root: Path | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """Every result row of ``claim``'s shard, by table name (see ``xaiq.db.jobs``)."""
+    from xaiq.db.session import artifact_root
+
+    spec = claim.spec
+    root = root or artifact_root()
+    model = cached_model(spec["model"], device)
+    dataset = cached_dataset(spec["dataset"])
+    rows = ShardRows(claim.job_id, claim.attempt)
+    indices = list(range(claim.start, claim.stop))
+    for idx in indices:
+        try:
+            rows.keys[idx] = dataset.key(idx)
+        except SAMPLE_FAILURES:
+            pass
+    kind = KINDS[claim.kind]
+    size = int(spec.get("batch_size", 32))
+    for lo in range(0, len(indices), size):
+        samples, errors = dataset.load_many(indices[lo : lo + size])
+        for idx, msg in errors.items():
+            rows.error(idx, "load", msg)
+        batch = _predict(model, samples, rows)
+        if batch is not None:
+            with torch.inference_mode(False):
+                kind(claim, model, batch, rows, root)
+    return rows.as_tables()

@@ -1,0 +1,111 @@
+"""The shard function: claim a shard's lease, compute its rows, write them and mark it done.
+
+Used by the Celery task and by the embedded executor alike, so both paths write the same
+rows. While a shard computes, a thread renews its lease; if the lease is lost (the scheduler
+gave the shard to someone else) the final write is refused and nothing lands twice.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+
+from xaiq.db.jobs import Claim, claim_shard, complete_shard, fail_attempt, renew_lease
+
+DEFAULT_LEASE_SECONDS = 120.0
+
+
+def lease_seconds() -> float:
+    """Lease length from ``XAIQ_LEASE_SECONDS`` (default 120 s; renewed every third of it)."""
+    return float(os.environ.get("XAIQ_LEASE_SECONDS", DEFAULT_LEASE_SECONDS))
+
+
+def owner_name(prefix: str = "worker") -> str:
+    return f"{prefix}@{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+@dataclass(frozen=True)
+class ShardOutcome:
+    shard_id: int
+    status: str  # done, lost (lease taken over), retry, failed, skipped
+    rows: int = 0
+    errors: int = 0
+    message: str | None = None
+
+
+class _LeaseKeeper:
+    """Renews a lease every ``lease/3`` seconds until stopped; notes when it is lost."""
+
+    def __init__(self, engine: Engine, claim: Claim, lease: float) -> None:
+        self.engine, self.claim, self.lease = engine, claim, lease
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="xaiq-lease", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.lease / 3):
+            try:
+                if not renew_lease(self.engine, self.claim.shard_id, self.claim.owner, self.lease):
+                    self.lost = True
+                    return
+            except Exception:  # a DB hiccup: try again at the next tick
+                continue
+
+    def __enter__(self) -> _LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def run_claim(
+    engine: Engine,
+    claim: Claim,
+    *,
+    device: Any = None,
+    lease: float | None = None,
+    compute: Callable[..., dict[str, list[dict[str, Any]]]] | None = None,
+) -> ShardOutcome:
+    """Compute a claimed shard and write it (rows + done in one transaction)."""
+    if compute is None:
+        from xaiq.worker.compute import compute_shard as compute
+    lease = lease or lease_seconds()
+    try:
+        with _LeaseKeeper(engine, claim, lease):
+            tables = compute(claim, device=device)
+    except Exception as exc:  # the whole shard failed (model load, bug, DB): count an attempt
+        text = str(exc).strip()
+        message = f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+        status = fail_attempt(engine, claim, message, int(claim.spec.get("max_attempts", 3)))
+        return ShardOutcome(claim.shard_id, status.value if status else "lost", message=message)
+    if not complete_shard(engine, claim, tables):
+        return ShardOutcome(claim.shard_id, "lost", message="lease was taken over")
+    n_rows = sum(len(v) for k, v in tables.items() if k != "sample_errors")
+    return ShardOutcome(claim.shard_id, "done", n_rows, len(tables["sample_errors"]))
+
+
+def process_shard(
+    engine: Engine,
+    shard_id: int,
+    *,
+    owner: str | None = None,
+    device: Any = None,
+    lease: float | None = None,
+    from_pending: bool = False,
+) -> ShardOutcome:
+    """Claim shard ``shard_id`` and run it; ``skipped`` when it is not ours to run (done,
+    cancelled, failed or leased by a live worker: a duplicate delivery)."""
+    owner = owner or owner_name()
+    lease = lease or lease_seconds()
+    claim = claim_shard(engine, shard_id, owner, lease, from_pending=from_pending)
+    if claim is None:
+        return ShardOutcome(shard_id, "skipped")
+    return run_claim(engine, claim, device=device, lease=lease)
