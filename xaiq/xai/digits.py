@@ -23,6 +23,8 @@ NUM_CLASSES = 10
 class DigitsCNN(nn.Module):
     """Two conv blocks and a two-layer head; ``logit_scale`` multiplies the logits."""
 
+    logit_scale: torch.Tensor
+
     def __init__(self, logit_scale: float = 1.0) -> None:
         super().__init__()
         self.features = nn.Sequential(

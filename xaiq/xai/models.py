@@ -55,10 +55,10 @@ class LoadedModel:
 
     @property
     def device(self) -> torch.device:
-        for t in self.module.parameters():
-            return t.device
-        for t in self.module.buffers():
-            return t.device
+        for param in self.module.parameters():
+            return param.device
+        for buffer in self.module.buffers():
+            return buffer.device
         return torch.device("cpu")
 
     def _stats(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -229,7 +229,9 @@ def _load_state(module: nn.Module, state: dict, what: str) -> None:
         module.load_state_dict(state)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
-        raise ModelLoadError(f"checkpoint {what} does not match the architecture: {first}") from None
+        raise ModelLoadError(
+            f"checkpoint {what} does not match the architecture: {first}"
+        ) from None
 
 
 def _infer_num_classes(state: dict) -> int:

@@ -1,1 +1,366 @@
-"""Placeholder: filled in by its owner."""
+"""Gradient and perturbation explainers, through Captum where Captum has the method.
+
+Every function here has the explainer signature of :mod:`xaiq.xai.explainers.base`:
+``images`` ``[N, C, H, W]`` float32 model inputs on the module's device, ``targets`` int64
+``[N]``; the result is ``[N, H, W]`` float32 on the same device, the sum over channels of the
+per-channel attributions (sign kept). Attributions are of the target class's *logit*
+(the module's output), as Captum computes them.
+
+Stochastic methods (``smoothgrad``, ``gradient_shap``) draw each image's noise from its own
+generator (:func:`xaiq.xai.seeding.sample_generator` with the job seed and the sample id), so
+an image's map does not depend on the batch it was computed with.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from xaiq.xai.explainers.base import Param, register
+from xaiq.xai.seeding import sample_generator
+
+# Input elements per forward pass when a method expands the batch (IG steps, noise samples,
+# occlusion windows): about 56 ImageNet-sized images or 10,000 digits per pass.
+ELEMENT_BUDGET = 1 << 23
+
+IG_METHODS = (
+    "gausslegendre",
+    "riemann_left",
+    "riemann_right",
+    "riemann_middle",
+    "riemann_trapezoid",
+)
+
+
+def _positive(v: float) -> bool:
+    return v > 0
+
+
+def _at_least_one(v: int) -> bool:
+    return v >= 1
+
+
+def _non_negative(v: float) -> bool:
+    return v >= 0
+
+
+def images_per_pass(x: torch.Tensor) -> int:
+    """How many images of ``x``'s shape fit in :data:`ELEMENT_BUDGET` (at least 1)."""
+    return max(1, ELEMENT_BUDGET // max(1, x[0].numel()))
+
+
+def _sum_channels(attr: torch.Tensor) -> torch.Tensor:
+    return attr.detach().sum(dim=1).to(torch.float32)
+
+
+@contextmanager
+def quiet_captum() -> Iterator[None]:
+    """Silence Captum's per-call notices (inputs made to require grad, hooks set on ReLUs)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Input Tensor \d+ did not already require")
+        warnings.filterwarnings("ignore", message=r"Setting (forward, )?backward hooks")
+        yield
+
+
+def input_gradients(module: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Gradient of each row's target logit w.r.t. its input: ``[M, C, H, W]`` -> same shape.
+
+    Rows are processed in chunks of :func:`images_per_pass` (rows do not interact).
+    """
+    out = torch.empty_like(x)
+    step = images_per_pass(x)
+    for start in range(0, x.shape[0], step):
+        chunk = x[start : start + step].detach().requires_grad_(True)
+        with torch.enable_grad():
+            logits = module(chunk)
+            picked = logits.gather(1, targets[start : start + step, None]).sum()
+            (grad,) = torch.autograd.grad(picked, chunk)
+        out[start : start + step] = grad
+    return out
+
+
+# Captum's DeepLift and GuidedBackprop hook ReLU modules; an in-place ReLU breaks those hooks
+# (torchvision's ResNets use them). A private copy with in-place switched off is kept per module.
+_NO_INPLACE: weakref.WeakKeyDictionary[nn.Module, nn.Module] = weakref.WeakKeyDictionary()
+
+
+def without_inplace(module: nn.Module) -> nn.Module:
+    """``module`` itself, or a cached deep copy whose in-place activations are not in-place."""
+    if not any(getattr(m, "inplace", False) for m in module.modules()):
+        return module
+    cached = _NO_INPLACE.get(module)
+    if cached is None:
+        cached = copy.deepcopy(module).eval()
+        for m in cached.modules():
+            if getattr(m, "inplace", False):
+                m.inplace = False  # type: ignore[assignment]
+        _NO_INPLACE[module] = cached
+    return cached
+
+
+@register(
+    "integrated_gradients",
+    {
+        "n_steps": Param(50, int, _at_least_one, ">= 1", "integration steps"),
+        "method": Param(
+            "gausslegendre", str, lambda v: v in IG_METHODS, " | ".join(IG_METHODS),
+            "Captum's integration rule",
+        ),
+        "internal_batch_size": Param(
+            None, int, _at_least_one, ">= 1",
+            "scaled inputs per forward pass, across images (default: a memory budget)",
+        ),
+    },
+)
+def integrated_gradients(
+    module: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    n_steps: int = 50,
+    method: str = "gausslegendre",
+    internal_batch_size: int | None = None,
+    **_: object,
+) -> torch.Tensor:
+    """Integrated Gradients from the zero baseline (Captum), ``n_steps`` steps.
+
+    The ``N * n_steps`` scaled inputs of all images are batched together, ``internal_batch_size``
+    per forward pass (default: as many whole steps of the batch as fit the memory budget).
+    """
+    from captum.attr import IntegratedGradients
+
+    n = images.shape[0]
+    if internal_batch_size is None:
+        steps_per_pass = max(1, images_per_pass(images) // n)
+        internal_batch_size = min(n * n_steps, steps_per_pass * n)
+    internal_batch_size = max(internal_batch_size, n)  # Captum needs one whole step per pass
+    with quiet_captum():
+        attr = IntegratedGradients(module).attribute(
+            images,
+            baselines=torch.zeros_like(images),
+            target=targets,
+            n_steps=n_steps,
+            method=method,
+            internal_batch_size=internal_batch_size,
+        )
+    return _sum_channels(attr)
+
+
+@register("saliency", {"abs": Param(True, bool, doc="absolute gradient (Captum's default)")})
+def saliency(
+    module: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, abs: bool = True, **_: object
+) -> torch.Tensor:
+    """Saliency: the input gradient of the target logit (Captum), absolute by default."""
+    from captum.attr import Saliency
+
+    with quiet_captum():
+        return _sum_channels(Saliency(module).attribute(images, target=targets, abs=abs))
+
+
+@register("input_x_gradient")
+def input_x_gradient(
+    module: nn.Module, images: torch.Tensor, targets: torch.Tensor, **_: object
+) -> torch.Tensor:
+    """Input times its gradient (Captum)."""
+    from captum.attr import InputXGradient
+
+    with quiet_captum():
+        return _sum_channels(InputXGradient(module).attribute(images, target=targets))
+
+
+def _per_sample_noise(
+    images: torch.Tensor, n_samples: int, seed: int, sample_ids: list[int], stream: int
+) -> torch.Tensor:
+    """Standard normal noise ``[N, n_samples, C, H, W]``, image ``i`` from its own generator."""
+    shape = (n_samples, *images.shape[1:])
+    return torch.stack(
+        [
+            torch.randn(
+                shape, generator=sample_generator(seed, sid, images.device, stream),
+                device=images.device, dtype=images.dtype,
+            )
+            for sid in sample_ids
+        ]
+    )
+
+
+def noise_scale(images: torch.Tensor, stdev: float) -> torch.Tensor:
+    """Per-image noise sigma ``[N, 1, 1, 1]``: ``stdev`` times the image's value range
+    (max - min of its model input; 1 for a constant image)."""
+    flat = images.reshape(images.shape[0], -1)
+    span = flat.max(dim=1).values - flat.min(dim=1).values
+    span = torch.where(span > 0, span, torch.ones_like(span))
+    return (stdev * span).view(-1, 1, 1, 1)
+
+
+@register(
+    "smoothgrad",
+    {
+        "n_samples": Param(25, int, _at_least_one, ">= 1", "noisy copies per image"),
+        "stdev": Param(0.15, float, _non_negative, ">= 0", "noise sigma / image value range"),
+        "abs": Param(True, bool, doc="average |gradient| (Captum's NoiseTunnel(Saliency))"),
+    },
+    stochastic=True,
+)
+def smoothgrad(
+    module: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    seed: int = 0,
+    sample_ids: list[int] | None = None,
+    n_samples: int = 25,
+    stdev: float = 0.15,
+    abs: bool = True,
+    **_: object,
+) -> torch.Tensor:
+    """SmoothGrad: Saliency averaged over ``n_samples`` Gaussian-noised copies of each image.
+
+    Noise sigma is ``stdev`` times each image's value range (Smilkov et al.'s noise level);
+    the noise of image ``i`` comes from ``sample_generator(seed, sample_ids[i], stream=1)``.
+    """
+    n = images.shape[0]
+    ids = sample_ids if sample_ids is not None else list(range(n))
+    noise = _per_sample_noise(images, n_samples, seed, ids, stream=1)
+    noisy = images[:, None] + noise * noise_scale(images, stdev)[:, None]
+    flat = noisy.reshape(n * n_samples, *images.shape[1:])
+    grads = input_gradients(module, flat, targets.repeat_interleave(n_samples))
+    if abs:
+        grads = grads.abs()
+    return _sum_channels(grads.reshape(n, n_samples, *images.shape[1:]).mean(dim=1))
+
+
+@register(
+    "gradient_shap",
+    {
+        "n_samples": Param(20, int, _at_least_one, ">= 1", "random points per image"),
+        "stdev": Param(0.0, float, _non_negative, ">= 0", "input noise sigma / image value range"),
+    },
+    stochastic=True,
+)
+def gradient_shap(
+    module: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    seed: int = 0,
+    sample_ids: list[int] | None = None,
+    n_samples: int = 20,
+    stdev: float = 0.0,
+    **_: object,
+) -> torch.Tensor:
+    """GradientSHAP with the zero baseline, computed as Captum does with per-sample streams.
+
+    For each of ``n_samples`` draws: ``x' = x + noise`` (sigma = ``stdev`` times the image's
+    value range), ``alpha ~ U(0, 1)``, gradient at ``alpha * x'`` times ``x'``; the map is the
+    mean over draws. (Captum's ``GradientShap`` draws from the global RNG, so it is re-done
+    here with each image's own generator; with one baseline this is exactly its estimator.)
+    """
+    n = images.shape[0]
+    ids = sample_ids if sample_ids is not None else list(range(n))
+    shape = images.shape[1:]
+    noise = _per_sample_noise(images, n_samples, seed, ids, stream=2)
+    alphas = torch.stack(
+        [
+            torch.rand(
+                n_samples, generator=sample_generator(seed, sid, images.device, 3),
+                device=images.device, dtype=images.dtype,
+            )
+            for sid in ids
+        ]
+    ).view(n, n_samples, 1, 1, 1)
+    shifted = images[:, None] + noise * noise_scale(images, stdev)[:, None]
+    points = (alphas * shifted).reshape(n * n_samples, *shape)
+    grads = input_gradients(module, points, targets.repeat_interleave(n_samples))
+    attr = (grads.reshape(n, n_samples, *shape) * shifted).mean(dim=1)
+    return _sum_channels(attr)
+
+
+@register("deeplift")
+def deeplift(
+    module: nn.Module, images: torch.Tensor, targets: torch.Tensor, **_: object
+) -> torch.Tensor:
+    """DeepLIFT (rescale rule) from the zero baseline (Captum)."""
+    from captum.attr import DeepLift
+
+    with quiet_captum():
+        attr = DeepLift(without_inplace(module)).attribute(
+            images, baselines=torch.zeros_like(images), target=targets
+        )
+    return _sum_channels(attr)
+
+
+@register("guided_backprop")
+def guided_backprop(
+    module: nn.Module, images: torch.Tensor, targets: torch.Tensor, **_: object
+) -> torch.Tensor:
+    """Guided Backpropagation (Captum): only positive gradients pass back through ReLUs."""
+    from captum.attr import GuidedBackprop
+
+    with quiet_captum():
+        attr = GuidedBackprop(without_inplace(module)).attribute(images, target=targets)
+    return _sum_channels(attr)
+
+
+def occlusion_window(height: int, width: int) -> tuple[int, int]:
+    """Default occlusion (window, stride): window ~ 1/8 of the shorter side, stride half of it
+    (28 -> 4 and 2; 224 -> 28 and 14)."""
+    window = max(1, round(min(height, width) / 8))
+    return window, max(1, window // 2)
+
+
+@register(
+    "occlusion",
+    {
+        "window": Param(None, int, _at_least_one, ">= 1", "square window side (default ~H/8)"),
+        "stride": Param(None, int, _at_least_one, ">= 1", "window step (default window/2)"),
+        "perturbations_per_eval": Param(
+            None, int, _at_least_one, ">= 1", "occluded copies per forward pass (default: budget)"
+        ),
+    },
+)
+def occlusion(
+    module: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    window: int | None = None,
+    stride: int | None = None,
+    perturbations_per_eval: int | None = None,
+    **_: object,
+) -> torch.Tensor:
+    """Occlusion (Captum): logit drop when a square window of all channels is set to 0."""
+    from captum.attr import Occlusion
+
+    c, h, w = images.shape[1:]
+    window = min(window or occlusion_window(h, w)[0], h, w)
+    stride = stride or max(1, window // 2)
+    if perturbations_per_eval is None:
+        perturbations_per_eval = max(1, images_per_pass(images) // images.shape[0])
+    with quiet_captum():
+        attr = Occlusion(module).attribute(
+            images,
+            sliding_window_shapes=(c, window, window),
+            strides=(c, stride, stride),
+            baselines=0.0,
+            target=targets,
+            perturbations_per_eval=perturbations_per_eval,
+        )
+    return _sum_channels(attr)
+
+
+CAPTUM_BACKED: dict[str, Callable[..., torch.Tensor]] = {
+    "integrated_gradients": integrated_gradients,
+    "saliency": saliency,
+    "input_x_gradient": input_x_gradient,
+    "deeplift": deeplift,
+    "guided_backprop": guided_backprop,
+    "occlusion": occlusion,
+}
+"""Explainers that call a Captum class directly (tests compare them with Captum)."""
