@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, Table, UniqueConstraint, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -64,7 +64,7 @@ def insert_ignore(session: Session, model: type[Base], rows: Sequence[Mapping[st
     """Insert ``rows`` into ``model``'s table, skipping rows that hit a unique key."""
     if not rows:
         return
-    table = model.__table__
+    table: Table = model.__table__  # type: ignore[assignment]
     name = session.get_bind().dialect.name
     stmt: Any
     if name == "postgresql":
@@ -404,13 +404,11 @@ def forget_worker(engine: Engine, name: str) -> None:
 def rows_for(session: Session, table: str, job_id: int) -> list[dict[str, Any]]:
     """Every row of a result table for a job as dicts without the surrogate id, ordered by
     their unique key (for comparisons between runs)."""
-    model = RESULT_TABLES[table]
-    cols = [c for c in model.__table__.columns if c.name != "id"]
-    uq = next(
-        (c for c in model.__table__.constraints if c.name and str(c.name).startswith("uq_")), None
-    )
-    order = list(uq.columns) if uq is not None else cols  # type: ignore[attr-defined]
-    stmt = select(*cols).where(model.__table__.c.job_id == job_id).order_by(*order)
+    table_obj: Table = RESULT_TABLES[table].__table__  # type: ignore[assignment]
+    cols = [c for c in table_obj.columns if c.name != "id"]
+    uq = next((c for c in table_obj.constraints if isinstance(c, UniqueConstraint)), None)
+    order = list(uq.columns) if uq is not None else cols
+    stmt = select(*cols).where(table_obj.c.job_id == job_id).order_by(*order)
     return [dict(r._mapping) for r in session.execute(stmt)]
 
 

@@ -7,6 +7,7 @@ Models and datasets are cached per process and loaded lazily in the process that
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -356,10 +357,8 @@ def compute_shard(
     rows = ShardRows(claim.job_id, claim.attempt)
     indices = list(range(claim.start, claim.stop))
     for idx in indices:
-        try:
+        with contextlib.suppress(*SAMPLE_FAILURES):
             rows.keys[idx] = dataset.key(idx)
-        except SAMPLE_FAILURES:
-            pass
     kind = KINDS[claim.kind]
     size = int(spec.get("batch_size", 32))
     for lo in range(0, len(indices), size):
