@@ -1,0 +1,169 @@
+"""The scheduler: the one component that publishes shards.
+
+Each tick it records a heartbeat, reaps expired leases (back to pending, or failed past the
+attempt cap), publishes pending shards while a queue has fewer than ``max_in_flight`` shards
+queued or running (highest job priority first, round-robin across jobs of equal priority),
+and finalises jobs whose shards are all finished. Publishing after the commit: a shard is
+marked queued in one transaction, then its message is sent; a failed send puts it back.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine, func, select, update
+
+from xaiq.db.jobs import IN_FLIGHT, beat, finalize_job, reap_expired
+from xaiq.db.models import Job, JobStatus, Shard, ShardStatus, utcnow
+from xaiq.db.session import read_session, write_session
+from xaiq.scheduler.submit import SCHEDULER_COMPONENT
+
+Publisher = Callable[[int, str], None]  # (shard id, queue)
+QUEUES = ("gpu", "cpu")
+
+
+def celery_publisher(broker_url: str | None = None) -> Publisher:
+    """Publish ``xaiq.run_shard(shard_id)`` on ``queue`` through Celery (JSON)."""
+    from xaiq.worker.celery_app import TASK_RUN_SHARD, make_app
+
+    app = make_app(broker_url)
+
+    def publish(shard_id: int, queue: str) -> None:
+        app.send_task(TASK_RUN_SHARD, args=[shard_id], queue=queue, routing_key=queue)
+
+    return publish
+
+
+@dataclass
+class TickReport:
+    published: list[int] = field(default_factory=list)
+    reaped: list[tuple[int, str]] = field(default_factory=list)
+    finalised: dict[int, str] = field(default_factory=dict)
+
+
+class Scheduler:
+    """Publishes shards of ``queues`` with at most ``max_in_flight`` per queue in flight."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        publish: Publisher,
+        *,
+        max_in_flight: int | Mapping[str, int] = 4,
+        queues: tuple[str, ...] = QUEUES,
+        owner: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.publish = publish
+        self.queues = queues
+        if isinstance(max_in_flight, int):
+            max_in_flight = {q: max_in_flight for q in queues}
+        self.max_in_flight = dict(max_in_flight)
+        self.owner = owner or f"scheduler@{socket.gethostname()}:{os.getpid()}"
+        self._last_served: dict[tuple[str, int], int] = {}  # (queue, priority) -> job id
+
+    def _choose(self, queue: str, slots: int) -> list[int]:
+        """Up to ``slots`` pending shard ids: priority first, round-robin across jobs."""
+        with read_session(self.engine) as session:
+            rows = session.execute(
+                select(Shard.id, Shard.job_id, Job.priority)
+                .join(Job, Job.id == Shard.job_id)
+                .where(Job.queue == queue, Job.cancel_requested.is_(False))
+                .where(Job.finished_at.is_(None), Shard.status == ShardStatus.pending)
+                .order_by(Job.priority.desc(), Job.id, Shard.index)
+            ).all()
+        by_priority: dict[int, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
+        for shard_id, job_id, priority in rows:
+            by_priority[priority][job_id].append(shard_id)
+        chosen: list[int] = []
+        for priority in sorted(by_priority, reverse=True):
+            jobs = by_priority[priority]
+            order = sorted(jobs)
+            last = self._last_served.get((queue, priority))
+            if last is not None:  # start after the job served last
+                later = [j for j in order if j > last]
+                order = later + [j for j in order if j <= last]
+            while len(chosen) < slots and any(jobs[j] for j in order):
+                for job_id in order:
+                    if len(chosen) >= slots:
+                        break
+                    if jobs[job_id]:
+                        chosen.append(jobs[job_id].pop(0))
+                        self._last_served[(queue, priority)] = job_id
+            if len(chosen) >= slots:
+                break
+        return chosen
+
+    def _publish_queue(self, queue: str) -> list[int]:
+        with read_session(self.engine) as session:
+            in_flight = session.scalar(
+                select(func.count())
+                .select_from(Shard)
+                .join(Job, Job.id == Shard.job_id)
+                .where(Job.queue == queue, Shard.status.in_(IN_FLIGHT))
+            )
+        slots = self.max_in_flight.get(queue, 0) - int(in_flight or 0)
+        if slots <= 0:
+            return []
+        chosen = self._choose(queue, slots)
+        if not chosen:
+            return []
+        with write_session(self.engine) as session:
+            marked = session.scalars(
+                update(Shard)
+                .where(Shard.id.in_(chosen), Shard.status == ShardStatus.pending)
+                .values(status=ShardStatus.queued, published_at=utcnow())
+                .returning(Shard.id)
+            ).all()
+        published = []
+        for shard_id in sorted(marked, key=chosen.index):
+            try:
+                self.publish(shard_id, queue)
+                published.append(shard_id)
+            except Exception:  # broker hiccup: back to pending, retried next tick
+                with write_session(self.engine) as session:
+                    session.execute(
+                        update(Shard)
+                        .where(Shard.id == shard_id, Shard.status == ShardStatus.queued)
+                        .values(status=ShardStatus.pending)
+                    )
+        return published
+
+    def _finalise(self) -> dict[int, str]:
+        done: dict[int, str] = {}
+        with read_session(self.engine) as session:
+            open_jobs = list(
+                session.scalars(
+                    select(Job.id).where(
+                        Job.finished_at.is_(None),
+                        Job.status.in_([JobStatus.pending, JobStatus.running]),
+                    )
+                )
+            )
+        for job_id in open_jobs:
+            with write_session(self.engine) as session:
+                status = finalize_job(session, job_id)
+                if status not in (JobStatus.pending, JobStatus.running):
+                    done[job_id] = status.value
+        return done
+
+    def tick(self) -> TickReport:
+        report = TickReport()
+        beat(self.engine, SCHEDULER_COMPONENT, self.owner)
+        report.reaped = reap_expired(self.engine)
+        for queue in self.queues:
+            report.published += self._publish_queue(queue)
+        report.finalised = self._finalise()
+        return report
+
+    def run(self, interval: float = 1.0, stop: threading.Event | None = None) -> None:
+        """Tick every ``interval`` seconds until ``stop`` is set."""
+        stop = stop or threading.Event()
+        while not stop.is_set():
+            self.tick()
+            stop.wait(interval)

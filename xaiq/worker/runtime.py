@@ -1,0 +1,106 @@
+"""Per-process worker state: device, torch threads, the heartbeat thread, the current shard.
+
+Set up in each pool process after the fork (``worker_process_init``) so that no torch, CUDA
+or database state crosses a fork. ``xaiq worker`` passes its options through the environment:
+``XAIQ_DEVICE``, ``XAIQ_WORKER_QUEUES``, ``XAIQ_TORCH_THREADS``, ``XAIQ_HEARTBEAT_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+
+from celery import signals
+
+from xaiq.db.jobs import forget_worker, worker_beat
+from xaiq.db.session import dispose_engines, get_engine
+
+HEARTBEAT_SECONDS = float(os.environ.get("XAIQ_HEARTBEAT_SECONDS", "5"))
+
+
+class _State:
+    name = ""
+    current_shard: int | None = None
+    stop = threading.Event()
+    thread: threading.Thread | None = None
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _device() -> str | None:
+    return os.environ.get("XAIQ_DEVICE") or None
+
+
+def _beat() -> None:
+    worker_beat(
+        get_engine(),
+        _State.name,
+        hostname=socket.gethostname(),
+        pid=os.getpid(),
+        queues=os.environ.get("XAIQ_WORKER_QUEUES", "gpu,cpu"),
+        device=_device() or "auto",
+        current_shard_id=_State.current_shard,
+    )
+
+
+def _heartbeat_loop() -> None:
+    while not _State.stop.wait(HEARTBEAT_SECONDS):
+        try:
+            _beat()
+        except Exception:  # a DB hiccup must not kill the worker; the next beat retries
+            continue
+
+
+def start_process() -> None:
+    """Per-process setup: fresh DB engines, torch threads, heartbeat thread."""
+    dispose_engines()
+    threads = os.environ.get("XAIQ_TORCH_THREADS")
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    _State.name = worker_name()
+    _State.stop.clear()
+    with contextlib.suppress(Exception):
+        _beat()
+    _State.thread = threading.Thread(target=_heartbeat_loop, name="xaiq-heartbeat", daemon=True)
+    _State.thread.start()
+
+
+def stop_process() -> None:
+    _State.stop.set()
+    with contextlib.suppress(Exception):
+        forget_worker(get_engine(), _State.name)
+
+
+@signals.worker_process_init.connect
+def _on_process_init(**_: object) -> None:
+    start_process()
+
+
+@signals.worker_process_shutdown.connect
+def _on_process_shutdown(**_: object) -> None:
+    stop_process()
+
+
+def run_shard_here(shard_id: int) -> str:
+    """The task body: claim and run one shard, reporting it in the heartbeat row."""
+    from xaiq.worker.shard import owner_name, process_shard
+
+    if not _State.name:  # a pool without worker_process_init (solo, threads)
+        start_process()
+    _State.current_shard = shard_id
+    try:
+        _beat()
+        outcome = process_shard(
+            get_engine(), shard_id, owner=owner_name("celery"), device=_device()
+        )
+    finally:
+        _State.current_shard = None
+        with contextlib.suppress(Exception):
+            _beat()
+    return outcome.status
