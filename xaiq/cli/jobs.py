@@ -1,0 +1,445 @@
+"""Job commands: submit, status, list, wait, cancel, retry, worker, workers, scheduler, db.
+
+None of these import torch at module level; ``submit`` validates through the ``xai``
+registries and the embedded executor imports the compute only when it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from xaiq.cli.app import app
+from xaiq.cli.errors import CliError
+from xaiq.cli.output import OutputFormat, emit, emit_json, info
+
+db_app = typer.Typer(help="The SQL store: migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+JsonOpt = typer.Option(False, "--json", help="print JSON instead of a table")
+
+
+class Kind(StrEnum):
+    attribution = "attribution"
+    disagreement = "disagreement"
+    attack = "attack"
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    """``["a,b", "c"]`` -> ``["a", "b", "c"]`` (options accept lists both ways)."""
+    if not values:
+        return None
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _numbers(values: list[str] | None, kind: type, name: str) -> list[Any] | None:
+    items = _split(values)
+    if items is None:
+        return None
+    try:
+        return [kind(v) for v in items]
+    except ValueError:
+        raise CliError(f"{name} takes {kind.__name__} values, got {','.join(items)!r}") from None
+
+
+def _key_values(pairs: list[str] | None, name: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, val = pair.partition("=")
+        if not sep or not key:
+            raise CliError(f"{name} expects KEY=VALUE, got {pair!r}")
+        out[key.strip()] = _value(val.strip())
+    return out
+
+
+def build_spec(kind: str, options: dict[str, Any], spec_file: Path | None) -> dict[str, Any]:
+    """The raw spec from ``--spec FILE`` (if any) overridden by the flags that were given."""
+    spec: dict[str, Any] = {}
+    if spec_file is not None:
+        try:
+            spec = json.loads(spec_file.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CliError(f"cannot read spec file {spec_file}: {exc}") from None
+        if not isinstance(spec, dict):
+            raise CliError(f"spec file {spec_file} must hold a JSON object")
+    spec["kind"] = kind
+    spec.update({k: v for k, v in options.items() if v is not None and v != {}})
+    return spec
+
+
+@app.command("submit")
+def submit_cmd(
+    kind: Kind = typer.Argument(..., help="attribution, disagreement or attack"),
+    dataset: str = typer.Option(None, "--dataset", "-d", help="dataset spec (see `xaiq datasets`)"),
+    model: str = typer.Option(None, "--model", "-m", help="model name (see `xaiq models`)"),
+    methods: list[str] = typer.Option(None, "--methods", help="explainers, comma-separated"),
+    param: list[str] = typer.Option(None, "--param", help="METHOD.KEY=VALUE (repeatable)"),
+    superpixels: list[str] = typer.Option(None, help="slic and/or grid (a list sweeps)"),
+    n_segments: list[str] = typer.Option(None, "--n-segments", help="superpixel counts (list)"),
+    k_frac: list[str] = typer.Option(None, "--k-frac", help="top-k fractions (list)"),
+    from_job: int = typer.Option(None, "--from-job", help="reuse an attribution job's maps"),
+    attack_param: list[str] = typer.Option(None, "--attack-param", help="KEY=VALUE (repeatable)"),
+    attack_all: bool = typer.Option(None, "--attack-all", help="repair mode: attack every sample"),
+    seed: int = typer.Option(None, help="job seed (default 0)"),
+    shard_size: int = typer.Option(None, "--shard-size", help="samples per shard (default 64)"),
+    batch_size: int = typer.Option(None, "--batch-size", help="samples per forward batch (32)"),
+    limit: int = typer.Option(None, "--limit", help="only the first N samples"),
+    priority: int = typer.Option(None, "--priority", help="higher runs first (default 0)"),
+    queue: str = typer.Option(None, "--queue", help="cpu or gpu (default cpu)"),
+    max_attempts: int = typer.Option(None, "--max-attempts", help="attempts per shard (3)"),
+    spec_file: Path = typer.Option(None, "--spec", help="a JSON spec file; flags override it"),
+    local: bool = typer.Option(False, "--local", help="run in-process even with a broker"),
+    wait: bool = typer.Option(False, "--wait", help="wait for a distributed job to finish"),
+    device: str = typer.Option(None, "--device", help="device for --local runs (cpu, cuda:0)"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Validate a job spec, commit the job and its shards, and run it (in-process by default,
+    on the Celery workers when XAIQ_BROKER_URL is set)."""
+    from xaiq.scheduler.submit import broker_url, submit
+
+    params: dict[str, dict[str, Any]] = {}
+    for key, val in _key_values(param, "--param").items():
+        method, sep, name = key.partition(".")
+        if not sep:
+            raise CliError(f"--param expects METHOD.KEY=VALUE, got {key!r}")
+        params.setdefault(method, {})[name] = val
+    options = {
+        "dataset": dataset,
+        "model": model,
+        "methods": _split(methods),
+        "params": params,
+        "superpixels": _split(superpixels),
+        "n_segments": _numbers(n_segments, int, "--n-segments"),
+        "k_frac": _numbers(k_frac, float, "--k-frac"),
+        "from_job": from_job,
+        "attack": _key_values(attack_param, "--attack-param"),
+        "attack_all": attack_all,
+        "seed": seed,
+        "shard_size": shard_size,
+        "batch_size": batch_size,
+        "limit": limit,
+        "priority": priority,
+        "queue": queue,
+        "max_attempts": max_attempts,
+    }
+    spec = build_spec(kind.value, options, spec_file)
+    run_here = local or broker_url() is None
+    done = submit(spec, local=run_here)
+    if not as_json:
+        where = "in-process" if run_here else f"queue {done.queue}"
+        info(f"job {done.job_id}: {done.n_samples} samples in {done.n_shards} shards ({where})")
+    if done.scheduler_alive is False:
+        info("no live scheduler: start one with `xaiq scheduler` to run this job")
+    if run_here:
+        result = _run_local_with_bar(done.job_id, device, quiet=as_json)
+    elif wait:
+        result = _wait(done.job_id, timeout=None, quiet=as_json)
+    else:
+        result = {"job": done.job_id, "status": "pending", "queue": done.queue}
+    _print_progress(result, as_json)
+
+
+def _bar(quiet: bool):  # noqa: ANN202 - rich Progress
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from xaiq.cli.output import err_console
+
+    return Progress(
+        TextColumn("job {task.fields[job]} [{task.fields[status]}]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=quiet,
+        transient=False,
+    )
+
+
+def _run_local_with_bar(job_id: int, device: str | None, quiet: bool) -> dict[str, Any]:
+    from xaiq.db.jobs import job_progress
+    from xaiq.db.session import read_session
+    from xaiq.worker.local import run_local
+
+    with read_session() as session:
+        first = job_progress(session, job_id)
+    with _bar(quiet) as bar:
+        task = bar.add_task("run", total=first["n_samples"], job=job_id, status="running")
+
+        def update(p: dict[str, Any]) -> None:
+            bar.update(task, completed=p["samples_finished"], status=p["status"])
+
+        result = run_local(job_id, device=device, progress=update)
+        update(result)
+    return result
+
+
+def _wait(job_id: int, timeout: float | None, quiet: bool, interval: float = 0.5) -> dict:
+    from xaiq.db.jobs import job_progress
+    from xaiq.db.session import read_session
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with _bar(quiet) as bar:
+        task = None
+        while True:
+            with read_session() as session:
+                p = job_progress(session, job_id)
+            if task is None:
+                task = bar.add_task("wait", total=p["n_samples"], job=job_id, status=p["status"])
+            bar.update(task, completed=p["samples_finished"], status=p["status"])
+            if p["finished_at"] is not None:
+                return p
+            if deadline is not None and time.monotonic() > deadline:
+                raise CliError(f"job {job_id} still {p['status']} after {timeout:g} s")
+            time.sleep(interval)
+
+
+def _print_progress(p: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        emit_json(p)
+        return
+    shards = p.get("shards")
+    rows = {k: v for k, v in p.items() if k != "shards"}
+    if shards:
+        rows["shards"] = ", ".join(f"{k} {v}" for k, v in shards.items() if v)
+    if rows.get("rate") is not None:
+        rows["rate"] = f"{rows['rate']:.2f} samples/s"
+    if rows.get("eta_seconds") is not None:
+        rows["eta_seconds"] = f"{rows['eta_seconds']:.0f}"
+    emit([{"field": k, "value": v} for k, v in rows.items()], OutputFormat.table)
+
+
+@app.command("status")
+def status_cmd(job: int = typer.Argument(..., help="job id"), as_json: bool = JsonOpt) -> None:
+    """Progress of a job: shards per status, samples done/failed, rate, ETA."""
+    from xaiq.db.jobs import job_progress
+    from xaiq.db.session import read_session
+
+    with read_session() as session:
+        _print_progress(job_progress(session, job), as_json)
+
+
+@app.command("list")
+def list_cmd(
+    status: list[str] = typer.Option(None, "--status", help="only these job statuses"),
+    limit: int = typer.Option(50, "--limit", help="newest N jobs"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """The newest jobs with their status and progress."""
+    from xaiq.db.jobs import jobs_list, shard_counts
+    from xaiq.db.models import JobStatus
+    from xaiq.db.session import read_session
+
+    wanted = _split(status)
+    for s in wanted or []:
+        if s not in JobStatus.__members__:
+            raise CliError(f"unknown job status {s!r}; known: {', '.join(JobStatus.__members__)}")
+    with read_session() as session:
+        rows = []
+        for job in jobs_list(session, limit, wanted):
+            counts = shard_counts(session, job.id)
+            total = sum(counts.values())
+            rows.append(
+                {
+                    "job": job.id,
+                    "kind": job.kind.value,
+                    "status": job.status.value,
+                    "priority": job.priority,
+                    "queue": job.queue,
+                    "dataset": job.dataset,
+                    "model": job.model,
+                    "samples": job.n_samples,
+                    "shards_done": f"{counts['done']}/{total}",
+                    "created_at": job.created_at.isoformat(timespec="seconds"),
+                }
+            )
+    if as_json:
+        emit_json(rows)
+    else:
+        emit(rows, OutputFormat.table, title="jobs")
+
+
+@app.command("wait")
+def wait_cmd(
+    job: int = typer.Argument(..., help="job id"),
+    timeout: float = typer.Option(None, "--timeout", help="give up after N seconds"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Wait for a job to finish, with a progress bar; exit 1 unless it succeeded."""
+    p = _wait(job, timeout, quiet=as_json)
+    _print_progress(p, as_json)
+    if p["status"] != "succeeded":
+        raise typer.Exit(1)
+
+
+@app.command("cancel")
+def cancel_cmd(job: int = typer.Argument(..., help="job id"), as_json: bool = JsonOpt) -> None:
+    """Cancel a job: unstarted shards at once; running shards finish their attempt."""
+    from xaiq.db.jobs import request_cancel
+    from xaiq.db.session import get_engine
+
+    counts = request_cancel(get_engine(), job)
+    if as_json:
+        emit_json({"job": job, "shards": counts})
+    else:
+        info(
+            f"job {job}: cancel requested; shards "
+            + ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+        )
+
+
+@app.command("retry")
+def retry_cmd(
+    job: int = typer.Argument(..., help="job id"),
+    local: bool = typer.Option(False, "--local", help="run the retried shards in-process"),
+    device: str = typer.Option(None, "--device", help="device for --local"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Re-run a job's failed (and cancelled) shards."""
+    from xaiq.db.jobs import get_job, reset_failed_shards
+    from xaiq.db.session import get_engine, read_session
+    from xaiq.scheduler.errors import JobStateError
+    from xaiq.scheduler.submit import LOCAL_QUEUE
+
+    engine = get_engine()
+    with read_session(engine) as session:
+        j = get_job(session, job)
+        if j.finished_at is None:
+            raise JobStateError(f"job {job} is still {j.status.value}; retry it once it finished")
+        queue = j.queue
+    n = reset_failed_shards(engine, job)
+    if not as_json:
+        info(f"job {job}: {n} shards back to pending")
+    if n and (local or queue == LOCAL_QUEUE):
+        _print_progress(_run_local_with_bar(job, device, quiet=as_json), as_json)
+    elif as_json:
+        emit_json({"job": job, "reset_shards": n})
+
+
+@app.command("worker")
+def worker_cmd(
+    queues: str = typer.Option("gpu,cpu", "--queues", "-Q", help="queues to consume"),
+    concurrency: int = typer.Option(1, "--concurrency", "-c", help="worker processes"),
+    device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: auto)"),
+    threads: int = typer.Option(None, "--threads", help="torch threads per process"),
+    name: str = typer.Option(None, "--name", "-n", help="Celery node name"),
+    loglevel: str = typer.Option("INFO", "--loglevel", help="Celery log level"),
+) -> None:
+    """Run a Celery worker (broker: XAIQ_BROKER_URL). One worker per GPU: --device cuda:N."""
+    from xaiq.scheduler.submit import broker_url, check_broker
+
+    url = broker_url()
+    if url is None:
+        raise CliError("XAIQ_BROKER_URL is not set; workers need a broker")
+    check_broker(url)
+    wanted = _split([queues]) or []
+    bad = [q for q in wanted if q not in ("gpu", "cpu")]
+    if bad or not wanted:
+        raise CliError(f"--queues takes gpu and/or cpu, got {queues!r}")
+    os.environ["XAIQ_WORKER_QUEUES"] = ",".join(wanted)
+    if device:
+        os.environ["XAIQ_DEVICE"] = device
+    if threads:
+        os.environ["XAIQ_TORCH_THREADS"] = str(threads)
+    from xaiq.db.session import get_engine
+
+    get_engine()  # fail now, with a one-line error, if the store is unreachable
+    from xaiq.worker.celery_app import app as celery_app
+
+    argv = ["worker", "-Q", ",".join(wanted), "-c", str(concurrency), "--loglevel", loglevel]
+    argv += ["--pool", "prefork", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    if name:
+        argv += ["-n", name]
+    celery_app.worker_main(argv=argv)
+
+
+@app.command("workers")
+def workers_cmd(
+    max_age: float = typer.Option(30.0, "--max-age", help="seconds since the last heartbeat"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """The live worker processes: queues, device, current shard."""
+    from xaiq.db.jobs import live_workers
+    from xaiq.db.models import utcnow
+    from xaiq.db.session import read_session
+
+    with read_session() as session:
+        rows = [
+            {
+                "name": w.name,
+                "hostname": w.hostname,
+                "pid": w.pid,
+                "queues": w.queues,
+                "device": w.device,
+                "current_shard": w.current_shard_id,
+                "seen_seconds_ago": round((utcnow() - w.last_seen).total_seconds(), 1),
+            }
+            for w in live_workers(session, max_age)
+        ]
+    if as_json:
+        emit_json(rows)
+    else:
+        emit(rows, OutputFormat.table, title="live workers", columns=list(rows[0]) if rows else [])
+
+
+@app.command("scheduler")
+def scheduler_cmd(
+    max_in_flight: int = typer.Option(4, "--max-in-flight", help="shards in flight per queue"),
+    interval: float = typer.Option(1.0, "--interval", help="seconds between ticks"),
+    queues: str = typer.Option("gpu,cpu", "--queues", help="queues to publish to"),
+) -> None:
+    """Run the scheduler: publishes shards, reaps expired leases, finalises jobs."""
+    from xaiq.db.session import get_engine
+    from xaiq.scheduler.loop import Scheduler, celery_publisher
+    from xaiq.scheduler.submit import broker_url, check_broker
+
+    url = broker_url()
+    if url is None:
+        raise CliError("XAIQ_BROKER_URL is not set; the scheduler publishes to a broker")
+    check_broker(url)
+    wanted = tuple(_split([queues]) or [])
+    scheduler = Scheduler(
+        get_engine(), celery_publisher(url), max_in_flight=max_in_flight, queues=wanted
+    )
+    info(f"scheduler {scheduler.owner}: queues {', '.join(wanted)}, {max_in_flight} in flight")
+    try:
+        scheduler.run(interval)
+    except KeyboardInterrupt:
+        info("scheduler stopped")
+
+
+@db_app.command("upgrade")
+def db_upgrade_cmd(
+    url: str = typer.Option(None, "--url", help="database URL (default XAIQ_DB_URL)"),
+    revision: str = typer.Option("head", "--revision", help="target revision"),
+) -> None:
+    """Apply the Alembic migrations (PostgreSQL or SQLite)."""
+    from xaiq.db.migrations import current_revision
+    from xaiq.db.session import get_engine, redact_url, upgrade
+
+    engine = get_engine(url, migrate=False)
+    upgrade(engine, revision)
+    info(
+        f"{redact_url(url or engine.url.render_as_string(hide_password=False))}: "
+        f"schema at revision {current_revision(engine)}"
+    )
