@@ -85,23 +85,87 @@ def input_gradients(module: nn.Module, x: torch.Tensor, targets: torch.Tensor) -
     return out
 
 
-# Captum's DeepLift and GuidedBackprop hook ReLU modules; an in-place ReLU breaks those hooks
-# (torchvision's ResNets use them). A private copy with in-place switched off is kept per module.
-_NO_INPLACE: weakref.WeakKeyDictionary[nn.Module, nn.Module] = weakref.WeakKeyDictionary()
+# Captum's DeepLift and GuidedBackprop hook activation modules. Two things break those hooks:
+# in-place activations, and a module called more than once per forward (torchvision's ResNet
+# blocks call ``self.relu`` twice). A private, cached copy of the model fixes both: in-place is
+# switched off, and a reused parameterless module becomes one fresh copy per call.
+_HOOKABLE: weakref.WeakKeyDictionary[nn.Module, nn.Module] = weakref.WeakKeyDictionary()
+_HOOKABLE_AS_IS: weakref.WeakSet[nn.Module] = weakref.WeakSet()
 
 
-def without_inplace(module: nn.Module) -> nn.Module:
-    """``module`` itself, or a cached deep copy whose in-place activations are not in-place."""
-    if not any(getattr(m, "inplace", False) for m in module.modules()):
+class _CopyPerCall(nn.Module):
+    """Stands in for a reused parameterless module: the i-th call of a forward pass runs the
+    i-th copy (the root's pre-hook rewinds the counter before each forward)."""
+
+    def __init__(self, base: nn.Module, n_calls: int) -> None:
+        super().__init__()
+        self.copies = nn.ModuleList(copy.deepcopy(base) for _ in range(n_calls))
+        self.calls = 0
+
+    def forward(self, *args: object, **kwargs: object) -> object:
+        module = self.copies[self.calls % len(self.copies)]
+        self.calls += 1
+        return module(*args, **kwargs)
+
+
+def _call_counts(module: nn.Module, example: torch.Tensor) -> dict[nn.Module, int]:
+    counts: dict[nn.Module, int] = {}
+    handles = [
+        m.register_forward_hook(lambda mod, _i, _o: counts.__setitem__(mod, counts.get(mod, 0) + 1))
+        for m in module.modules()
+        if not list(m.children())
+    ]
+    try:
+        with torch.no_grad():
+            module(example)
+    finally:
+        for h in handles:
+            h.remove()
+    return counts
+
+
+def hookable(module: nn.Module, example: torch.Tensor) -> nn.Module:
+    """``module`` itself when Captum's activation hooks work on it, else a cached deep copy
+    without in-place activations and with reused parameterless modules split per call.
+
+    ``example``: one model input ``[1, C, H, W]`` used to trace which modules are reused.
+    """
+    if module in _HOOKABLE_AS_IS:
         return module
-    cached = _NO_INPLACE.get(module)
-    if cached is None:
-        cached = copy.deepcopy(module).eval()
-        for m in cached.modules():
-            if getattr(m, "inplace", False):
-                m.inplace = False  # type: ignore[assignment]
-        _NO_INPLACE[module] = cached
-    return cached
+    cached = _HOOKABLE.get(module)
+    if cached is not None:
+        return cached
+    reused = {
+        m: n
+        for m, n in _call_counts(module, example).items()
+        if n > 1 and not any(True for _ in m.parameters())
+    }
+    if not reused and not any(getattr(m, "inplace", False) for m in module.modules()):
+        _HOOKABLE_AS_IS.add(module)
+        return module
+    clone = copy.deepcopy(module).eval()
+    # map the original's reused modules to their counterparts in the clone by name
+    names = {id(m): name for name, m in module.named_modules(remove_duplicate=False)}
+    wrappers: list[_CopyPerCall] = []
+    for original, n_calls in reused.items():
+        target = clone.get_submodule(names[id(original)])
+        wrapper = _CopyPerCall(target, n_calls)
+        wrappers.append(wrapper)
+        for name, m in list(clone.named_modules(remove_duplicate=False)):
+            if m is target and name:
+                parent, _, attr = name.rpartition(".")
+                setattr(clone.get_submodule(parent), attr, wrapper)
+    for m in clone.modules():
+        if getattr(m, "inplace", False):
+            m.inplace = False  # type: ignore[assignment]
+
+    def rewind(*_: object) -> None:
+        for w in wrappers:
+            w.calls = 0
+
+    clone.register_forward_pre_hook(rewind)
+    _HOOKABLE[module] = clone
+    return clone
 
 
 @register(
@@ -290,7 +354,7 @@ def deeplift(
     from captum.attr import DeepLift
 
     with quiet_captum():
-        attr = DeepLift(without_inplace(module)).attribute(
+        attr = DeepLift(hookable(module, images[:1])).attribute(
             images, baselines=torch.zeros_like(images), target=targets
         )
     return _sum_channels(attr)
@@ -304,7 +368,7 @@ def guided_backprop(
     from captum.attr import GuidedBackprop
 
     with quiet_captum():
-        attr = GuidedBackprop(without_inplace(module)).attribute(images, target=targets)
+        attr = GuidedBackprop(hookable(module, images[:1])).attribute(images, target=targets)
     return _sum_channels(attr)
 
 

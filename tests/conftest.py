@@ -1,0 +1,42 @@
+"""Shared fixtures: the bundled digits models, a digits batch, a locally written ResNet-18."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def digits_model():
+    from xaiq.xai.models import load_model
+
+    return load_model("digits-cnn", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def digits_batch(digits_model):
+    """Model inputs ``[6, 1, 28, 28]`` and labels ``[6]`` of six held-out digits."""
+    import torch
+
+    from xaiq.xai.digits import digits_arrays
+
+    images, labels = digits_arrays()
+    idx = np.arange(0, 30, 5)  # held-out samples (index % 5 == 0)
+    return digits_model.preprocess(images[idx]), torch.from_numpy(labels[idx])
+
+
+@pytest.fixture(scope="session")
+def resnet18_state_dict(tmp_path_factory) -> Path:
+    """A randomly initialised (seeded) ResNet-18 state_dict written by the test session."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    module = torchvision.models.resnet18(weights=None)
+    path = tmp_path_factory.mktemp("weights") / "resnet18-local.pt"
+    torch.save(module.state_dict(), path)
+    return path
