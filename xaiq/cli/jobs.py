@@ -405,7 +405,7 @@ def workers_cmd(
 @app.command("scheduler")
 def scheduler_cmd(
     max_in_flight: int = typer.Option(4, "--max-in-flight", help="shards in flight per queue"),
-    interval: float = typer.Option(1.0, "--interval", help="seconds between ticks"),
+    interval: float = typer.Option(0.25, "--interval", help="seconds between ticks"),
     queues: str = typer.Option("gpu,cpu", "--queues", help="queues to publish to"),
 ) -> None:
     """Run the scheduler: publishes shards, reaps expired leases, finalises jobs."""

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from sqlalchemy import Engine
 
 from xaiq.db.jobs import Claim
 from xaiq.scheduler.spec import method_pairs
@@ -54,6 +55,7 @@ class ShardRows:
 
     job_id: int
     attempt: int
+    engine: Engine | None = None  # the store the shard came from (to read reused maps)
     keys: dict[int, str] = field(default_factory=dict)
     tables: dict[str, list[dict[str, Any]]] = field(
         default_factory=lambda: {
@@ -253,10 +255,10 @@ def _source_maps(
     from sqlalchemy import select
 
     from xaiq.db.models import Attribution
-    from xaiq.db.session import get_engine, read_session
+    from xaiq.db.session import read_session
 
     spec = claim.spec
-    with read_session(get_engine()) as session:
+    with read_session(rows.engine) as session:
         found = session.execute(
             select(
                 Attribution.method,
@@ -365,7 +367,11 @@ def register_kind(name: str, fn: Kind) -> None:
 
 
 def compute_shard(
-    claim: Claim, *, device: str | torch.device | None = None, root: Path | None = None
+    claim: Claim,
+    *,
+    device: str | torch.device | None = None,
+    root: Path | None = None,
+    engine: Engine | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Every result row of ``claim``'s shard, by table name (see ``xaiq.db.jobs``)."""
     from xaiq.db.session import artifact_root
@@ -374,7 +380,7 @@ def compute_shard(
     root = root or artifact_root()
     model = cached_model(spec["model"], device)
     dataset = cached_dataset(spec["dataset"])
-    rows = ShardRows(claim.job_id, claim.attempt)
+    rows = ShardRows(claim.job_id, claim.attempt, engine)
     indices = list(range(claim.start, claim.stop))
     for idx in indices:
         with contextlib.suppress(*SAMPLE_FAILURES):

@@ -58,10 +58,12 @@ def _heartbeat_loop() -> None:
 def start_process() -> None:
     """Per-process setup: fresh DB engines, torch threads, heartbeat thread."""
     dispose_engines()
+    import torch
+
+    import xaiq.worker.compute  # noqa: F401  (import the compute stack now, not in the 1st task)
+
     threads = os.environ.get("XAIQ_TORCH_THREADS")
     if threads:
-        import torch
-
         torch.set_num_threads(int(threads))
     _State.name = worker_name()
     _State.stop.clear()

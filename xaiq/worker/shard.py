@@ -80,7 +80,7 @@ def run_claim(
     lease = lease or lease_seconds()
     try:
         with _LeaseKeeper(engine, claim, lease):
-            tables = compute(claim, device=device)
+            tables = compute(claim, device=device, engine=engine)
     except Exception as exc:  # the whole shard failed (model load, bug, DB): count an attempt
         text = str(exc).strip()
         message = f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
