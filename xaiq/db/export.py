@@ -1,0 +1,175 @@
+"""Streaming export of one job's rows to CSV, JSON Lines or Parquet in constant memory.
+
+Rows are read through a streaming cursor (server-side on PostgreSQL) ``EXPORT_BATCH`` at a
+time and written as they come: memory does not grow with the number of rows.
+
+- ``csv``: a header line, then one line per row; NULL is the empty field.
+- ``json``: JSON Lines — one object per line (streamable, appendable; ``jq -s`` makes an
+  array), NULL is ``null``.
+- ``parquet``: pyarrow ``ParquetWriter``, one row group per batch, typed columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import enum
+import json
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import Boolean, DateTime, Engine, Float, Integer, select
+from sqlalchemy.sql.schema import Table
+
+from xaiq.db.errors import QueryError
+from xaiq.db.models import AttackResult, Attribution, Disagreement, SampleRow
+from xaiq.db.queries import check_jobs
+
+EXPORT_BATCH = 10_000
+EXPORT_TABLES: dict[str, Any] = {
+    "disagreements": Disagreement,
+    "attacks": AttackResult,
+    "samples": SampleRow,
+    "attributions": Attribution,
+}
+EXPORT_FORMATS = ("csv", "json", "parquet")
+
+
+def export_columns(what: str) -> list[str]:
+    """Exported column names of ``what`` (the table's columns without the surrogate ``id``)."""
+    table = _table(what)
+    return [c.name for c in table.columns if c.name != "id"]
+
+
+def _table(what: str) -> Table:
+    if what not in EXPORT_TABLES:
+        raise QueryError(f"unknown export table {what!r}; known: {', '.join(EXPORT_TABLES)}")
+    return EXPORT_TABLES[what].__table__
+
+
+def export_job(engine: Engine, job_id: int, what: str, fmt: str, out: str | Path) -> int:
+    """Write job ``job_id``'s ``what`` rows (ordered by sample index) to ``out``; return the
+    row count. ``what``: one of :data:`EXPORT_TABLES`; ``fmt``: one of
+    :data:`EXPORT_FORMATS`. Raises :class:`QueryError` / :class:`NotFoundError` first, before
+    creating the file."""
+    table = _table(what)
+    if fmt not in EXPORT_FORMATS:
+        raise QueryError(f"unknown export format {fmt!r}; known: {', '.join(EXPORT_FORMATS)}")
+    check_jobs(engine, [job_id])
+    cols = [c for c in table.columns if c.name != "id"]
+    order = [table.c.sample_index, table.c.id]
+    stmt = select(*cols).where(table.c.job_id == job_id).order_by(*order)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sinks: dict[str, type[_Sink]] = {
+        "csv": _CsvSink, "json": _JsonLinesSink, "parquet": _ParquetSink
+    }
+    writer = sinks[fmt](out, cols)
+    count = 0
+    try:
+        with engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=EXPORT_BATCH).execute(
+                stmt
+            )
+            for batch in result.partitions():
+                writer.write([tuple(_plain(v) for v in row) for row in batch])
+                count += len(batch)
+    finally:
+        writer.close()
+    return count
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+class _Sink(Protocol):
+    def __init__(self, path: Path, cols: list[Any]) -> None: ...
+    def write(self, rows: list[tuple]) -> None: ...
+    def close(self) -> None: ...
+
+
+class _CsvSink:
+    def __init__(self, path: Path, cols: list[Any]) -> None:
+        self._file = path.open("w", newline="", encoding="utf-8")
+        self._csv = csv.writer(self._file)
+        self._csv.writerow([c.name for c in cols])
+
+    def write(self, rows: list[tuple]) -> None:
+        self._csv.writerows(["" if v is None else _csv_cell(v) for v in row] for row in rows)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, float):
+        return repr(value)  # shortest exact round-trip
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return value
+
+
+class _JsonLinesSink:
+    def __init__(self, path: Path, cols: list[Any]) -> None:
+        self._file = path.open("w", encoding="utf-8")
+        self._names = [c.name for c in cols]
+
+    def write(self, rows: list[tuple]) -> None:
+        names = self._names
+        self._file.writelines(
+            json.dumps(dict(zip(names, row, strict=True)), default=_json_default) + "\n"
+            for row in rows
+        )
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+class _ParquetSink:
+    def __init__(self, path: Path, cols: list[Any]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self._pa = pa
+        fields: list[Any] = []
+        self._json_cols: set[int] = set()
+        for c in cols:
+            t = c.type
+            if isinstance(t, Boolean):
+                at = pa.bool_()
+            elif isinstance(t, Integer):
+                at = pa.int64()
+            elif isinstance(t, Float):
+                at = pa.float64()
+            elif isinstance(t, DateTime):
+                at = pa.timestamp("us")
+            else:
+                at = pa.string()
+                if t.__class__.__name__ == "JSON":
+                    self._json_cols.add(len(fields))
+            fields.append(pa.field(c.name, at, nullable=True))
+        self._schema = pa.schema(fields)
+        self._writer = pq.ParquetWriter(str(path), self._schema)
+
+    def write(self, rows: list[tuple]) -> None:
+        if not rows:
+            return
+        columns = list(zip(*rows, strict=True))
+        arrays = []
+        for i, (col, field) in enumerate(zip(columns, self._schema, strict=True)):
+            values = [None if v is None else json.dumps(v) for v in col] if (
+                i in self._json_cols) else list(col)
+            arrays.append(self._pa.array(values, type=field.type))
+        self._writer.write_table(self._pa.Table.from_arrays(arrays, schema=self._schema))
+
+    def close(self) -> None:
+        self._writer.close()

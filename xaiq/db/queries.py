@@ -1,0 +1,304 @@
+"""Read queries: disagreement and attack statistics with group-by from a fixed allowlist.
+
+Group-by keys and metrics are looked up in fixed dicts that map a user's word to a column
+expression; nothing a user types ever becomes SQL text. The statistics and their exact
+definitions (sample std, linear-interpolation percentiles) are those of
+:mod:`xaiq.db.summary`.
+
+Two execution paths give the same numbers (tested against numpy on both backends):
+
+- PostgreSQL: one grouped query, aggregated on the server (``stddev_samp``,
+  ``percentile_cont`` = linear interpolation); constant client memory.
+- SQLite (no percentile function; its sorter is the bottleneck): one unsorted streaming
+  query, the values grouped and summarised in numpy on the client (O(values) memory,
+  8 bytes per value; one scan, no SQL sort).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, Float, Select, func, select
+from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
+from sqlalchemy.dialects.postgresql import array as pg_array
+from sqlalchemy.sql.elements import ColumnElement
+
+from xaiq.db.errors import NotFoundError, QueryError
+from xaiq.db.models import METRIC_COLUMNS, AttackResult, Disagreement, Job, SampleRow
+from xaiq.db.summary import QUANTILES, STAT_COLUMNS, GroupedColumns, summarize
+
+DEFAULT_METRICS = ("feature_disagreement", "sign_disagreement", "euclidean", "euclidean_abs")
+_CHUNK = 65_536
+
+
+@dataclass(frozen=True)
+class GroupKey:
+    """A group-by word: the columns it reads, the table it needs, how its value prints."""
+
+    columns: tuple[Callable[[], Any], ...]
+    needs: str | None = None  # "samples" or "jobs"
+    label: Callable[..., Any] | None = None  # combines several columns into one value
+
+
+def _pair_label(a: str, b: str) -> str:
+    return f"{a} vs {b}"
+
+
+DISAGREEMENT_KEYS: dict[str, GroupKey] = {
+    "pair": GroupKey((lambda: Disagreement.method_a, lambda: Disagreement.method_b),
+                     label=_pair_label),
+    "method_a": GroupKey((lambda: Disagreement.method_a,)),
+    "method_b": GroupKey((lambda: Disagreement.method_b,)),
+    "label": GroupKey((lambda: SampleRow.label,), "samples"),
+    "pred": GroupKey((lambda: SampleRow.pred,), "samples"),
+    "correct": GroupKey((lambda: SampleRow.correct,), "samples"),
+    "model": GroupKey((lambda: Job.model,), "jobs"),
+    "dataset": GroupKey((lambda: Job.dataset,), "jobs"),
+    "job": GroupKey((lambda: Disagreement.job_id,)),
+    "superpixels": GroupKey((lambda: Disagreement.superpixels,)),
+    "n_segments": GroupKey((lambda: Disagreement.n_segments,)),
+    "k_frac": GroupKey((lambda: Disagreement.k_frac,)),
+}
+
+ATTACK_KEYS: dict[str, GroupKey] = {
+    "job": GroupKey((lambda: AttackResult.job_id,)),
+    "model": GroupKey((lambda: Job.model,), "jobs"),
+    "dataset": GroupKey((lambda: Job.dataset,), "jobs"),
+    "mode": GroupKey((lambda: AttackResult.mode,)),
+    "target": GroupKey((lambda: AttackResult.target,)),
+    "label": GroupKey((lambda: SampleRow.label,), "samples"),
+    "pred": GroupKey((lambda: SampleRow.pred,), "samples"),
+    "correct": GroupKey((lambda: SampleRow.correct,), "samples"),
+}
+
+
+def parse_names(values: str | Iterable[str] | None) -> list[str]:
+    """``"a,b"`` or ``["a", "b,c"]`` -> ``["a", "b", "c"]`` (blanks dropped, order kept)."""
+    if values is None:
+        return []
+    items = [values] if isinstance(values, str) else list(values)
+    return [p.strip() for item in items for p in item.split(",") if p.strip()]
+
+
+def check_group_by(keys: str | Iterable[str] | None, allowed: dict[str, GroupKey]) -> list[str]:
+    names = parse_names(keys)
+    for name in names:
+        if name not in allowed:
+            raise QueryError(f"unknown group-by key {name!r}; known: {', '.join(allowed)}")
+    return list(dict.fromkeys(names))
+
+
+def check_metrics(metrics: str | Iterable[str] | None) -> list[str]:
+    """Validated metric names; ``None``/empty -> :data:`DEFAULT_METRICS`, ``all`` -> all ten."""
+    names = parse_names(metrics)
+    if not names:
+        return list(DEFAULT_METRICS)
+    if names == ["all"]:
+        return list(METRIC_COLUMNS)
+    for name in names:
+        if name not in METRIC_COLUMNS:
+            raise QueryError(f"unknown metric {name!r}; known: all, {', '.join(METRIC_COLUMNS)}")
+    return list(dict.fromkeys(names))
+
+
+def check_jobs(engine: Engine, job_ids: Iterable[int] | None) -> list[int]:
+    """The given job ids, each checked to exist (:class:`NotFoundError` names the first not)."""
+    ids = [int(j) for j in (job_ids or [])]
+    if not ids:
+        return []
+    with engine.connect() as conn:
+        found = set(conn.scalars(select(Job.id).where(Job.id.in_(ids))))
+    for j in ids:
+        if j not in found:
+            raise NotFoundError(f"unknown job id {j}")
+    return list(dict.fromkeys(ids))
+
+
+def _grouped_select(
+    table: Any, keys: list[str], allowed: dict[str, GroupKey], job_ids: list[int]
+) -> tuple[list[ColumnElement[Any]], Select[Any]]:
+    cols = [c() for k in keys for c in allowed[k].columns]
+    stmt = select().select_from(table)
+    needs = {allowed[k].needs for k in keys}
+    if "samples" in needs:
+        stmt = stmt.outerjoin(
+            SampleRow,
+            (SampleRow.job_id == table.job_id) & (SampleRow.sample_index == table.sample_index),
+        )
+    if "jobs" in needs:
+        stmt = stmt.join(Job, Job.id == table.job_id)
+    if job_ids:
+        stmt = stmt.where(table.job_id.in_(job_ids))
+    return cols, stmt
+
+
+def _key_values(raw: tuple, keys: list[str], allowed: dict[str, GroupKey]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    i = 0
+    for k in keys:
+        spec = allowed[k]
+        part = raw[i : i + len(spec.columns)]
+        i += len(spec.columns)
+        value = spec.label(*part) if spec.label else part[0]
+        out[k] = bool(value) if k == "correct" and value is not None else value
+    return out
+
+
+def _sort_key(raw: tuple) -> tuple:
+    return tuple((v is None, v if v is not None else 0) for v in raw)
+
+
+def disagreement_stats(
+    engine: Engine,
+    job_ids: Iterable[int] | None = None,
+    group_by: str | Iterable[str] | None = ("pair",),
+    metrics: str | Iterable[str] | None = None,
+    *,
+    strategy: str | None = None,
+) -> list[dict[str, Any]]:
+    """One row per (group, metric): the group's keys, ``metric`` and :data:`STAT_COLUMNS`.
+
+    ``job_ids``: restrict to these jobs (each must exist), default all. ``group_by``: words
+    of :data:`DISAGREEMENT_KEYS` (``pair`` prints as ``"a vs b"``); empty = one overall
+    group. ``metrics``: names of ``METRIC_COLUMNS`` or ``all`` (default
+    :data:`DEFAULT_METRICS`). ``strategy``: ``"sql"`` (server-side, PostgreSQL only) or
+    ``"client"``; default per backend as in the module docstring.
+    """
+    keys = check_group_by(group_by, DISAGREEMENT_KEYS)
+    names = check_metrics(metrics)
+    jobs = check_jobs(engine, job_ids)
+    cols, base = _grouped_select(Disagreement, keys, DISAGREEMENT_KEYS, jobs)
+    values = [getattr(Disagreement, m) for m in names]
+    strategy = strategy or ("sql" if engine.dialect.name == "postgresql" else "client")
+    if strategy == "sql":
+        groups = _stats_sql(engine, cols, base, values)
+    elif strategy == "client":
+        groups = _stats_client(engine, cols, base, values)
+    else:
+        raise QueryError(f"unknown stats strategy {strategy!r}; known: sql, client")
+    rows: list[dict[str, Any]] = []
+    for raw, stats in sorted(groups, key=lambda g: _sort_key(g[0])):
+        key_values = _key_values(raw, keys, DISAGREEMENT_KEYS)
+        for name, st in zip(names, stats, strict=True):
+            rows.append({**key_values, "metric": name, **st})
+    return rows
+
+
+def _stats_client(
+    engine: Engine, cols: list[ColumnElement[Any]], base: Select[Any], values: list[Any]
+) -> list[tuple[tuple, list[dict[str, Any]]]]:
+    acc = GroupedColumns(len(values))
+    nk = len(cols)
+    stmt = base.add_columns(*cols, *values)
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True).execute(stmt)
+        # The hot loop reads plain DBAPI tuples: SQLAlchemy Row objects cost more than the
+        # whole scan here, and these columns need no result processing (ints, floats, str).
+        cursor = result.cursor
+        while part := cursor.fetchmany(_CHUNK):
+            columns = list(zip(*part, strict=True))
+            if nk == 1:
+                keys: Iterable[tuple] = zip(columns[0])
+            else:
+                keys = zip(*columns[:nk], strict=True) if nk else [()] * len(part)
+            acc.add(keys, len(part), columns[nk:])
+        result.close()
+    return acc.results()
+
+
+def _stats_sql(
+    engine: Engine, cols: list[ColumnElement[Any]], base: Select[Any], values: list[Any]
+) -> list[tuple[tuple, list[dict[str, Any]]]]:
+    if engine.dialect.name != "postgresql":
+        raise QueryError(f"stats strategy 'sql' needs PostgreSQL, not {engine.dialect.name}")
+    aggs: list[Any] = []
+    for v in values:
+        fractions = pg_array([float(q) for q in QUANTILES])
+        aggs += [
+            func.count(v),
+            func.count() - func.count(v),
+            func.avg(v),
+            func.stddev_samp(v),
+            func.min(v),
+            func.max(v),
+            func.percentile_cont(fractions, type_=PG_ARRAY(Float)).within_group(v),
+        ]
+    stmt = base.add_columns(*cols, *aggs)
+    if cols:
+        stmt = stmt.group_by(*cols)
+    nk = len(cols)
+    out = []
+    with engine.connect() as conn:
+        for row in conn.execute(stmt):
+            stats = []
+            for j in range(len(values)):
+                n, nulls, mean, std, lo, hi, qs = row[nk + 7 * j : nk + 7 * (j + 1)]
+                p25, med, p75 = qs if qs is not None else (None, None, None)
+                stats.append(dict(zip(STAT_COLUMNS, (
+                    int(n), int(nulls), _f(mean), _f(std), _f(lo), _f(p25), _f(med), _f(p75),
+                    _f(hi)), strict=True)))
+            out.append((tuple(row[:nk]), stats))
+    return out
+
+
+def _f(x: Any) -> float | None:
+    return None if x is None else float(x)
+
+
+ATTACK_COLUMNS = (
+    "n", "successes", "success_rate", "won_by", "median_iterations", "median_forward_passes",
+    "success_l0_mean", "success_l2_mean", "success_linf_mean", "prob_before_mean",
+    "prob_after_mean",
+)
+
+
+def attack_stats(
+    engine: Engine,
+    job_ids: Iterable[int] | None = None,
+    group_by: str | Iterable[str] | None = ("job",),
+) -> list[dict[str, Any]]:
+    """One row per group of attack results with :data:`ATTACK_COLUMNS`.
+
+    ``won_by``: ``"central: 9, rise-least: 1"`` — successes per winning strategy (a success
+    with no strategy, i.e. already predicted as the target, counts as ``none``).
+    Medians of iterations and forward passes are over all attacked samples (the cost);
+    L0/L2/L∞ means over the successful ones (the size of the change that worked), NULL when
+    there is none; probability means over all. Medians as in :mod:`xaiq.db.summary`.
+    """
+    keys = check_group_by(group_by, ATTACK_KEYS)
+    jobs = check_jobs(engine, job_ids)
+    cols, base = _grouped_select(AttackResult, keys, ATTACK_KEYS, jobs)
+    a = AttackResult
+    stmt = base.add_columns(
+        *cols, a.success, a.strategy, a.iterations, a.forward_passes, a.l0, a.l2, a.linf,
+        a.prob_before, a.prob_after,
+    )
+    nk = len(cols)
+    groups: dict[tuple, list[tuple]] = {}
+    with engine.connect() as conn:
+        for row in conn.execution_options(stream_results=True).execute(stmt):
+            groups.setdefault(tuple(row[:nk]), []).append(tuple(row[nk:]))
+    out = []
+    for raw in sorted(groups, key=_sort_key):
+        rows = groups[raw]
+        ok = [r for r in rows if r[0]]
+        won: dict[str, int] = {}
+        for r in ok:
+            won[r[1] or "none"] = won.get(r[1] or "none", 0) + 1
+        out.append({
+            **_key_values(raw, keys, ATTACK_KEYS),
+            "n": len(rows),
+            "successes": len(ok),
+            "success_rate": len(ok) / len(rows),
+            "won_by": ", ".join(f"{k}: {v}" for k, v in sorted(won.items())) or "-",
+            "median_iterations": summarize([r[2] for r in rows])["median"],
+            "median_forward_passes": summarize([r[3] for r in rows])["median"],
+            "success_l0_mean": summarize([r[4] for r in ok])["mean"],
+            "success_l2_mean": summarize([r[5] for r in ok])["mean"],
+            "success_linf_mean": summarize([r[6] for r in ok])["mean"],
+            "prob_before_mean": summarize([r[7] for r in rows])["mean"],
+            "prob_after_mean": summarize([r[8] for r in rows])["mean"],
+        })
+    return out

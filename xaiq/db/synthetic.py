@@ -1,0 +1,155 @@
+"""Synthetic disagreement rows, inserted fast: for benchmarks and tests of the read side.
+
+:func:`insert_synthetic_disagreements` writes one ``disagreement`` job, its sample rows and
+``n_rows`` disagreement rows (every sample x every method pair) with plausible, seeded metric
+values: quantised to multiples of ``1/k`` where the real metric is (so medians meet ties),
+with a fraction of NULLs (the "undefined" case of the metric contract). PostgreSQL gets
+``COPY``; other backends a bulk ``executemany`` in chunks.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+from sqlalchemy import Engine, bindparam, insert
+
+from xaiq.db.models import METRIC_COLUMNS, Disagreement, Job, JobKind, JobStatus, SampleRow
+
+DEFAULT_METHODS = ("integrated_gradients", "saliency", "grad_cam", "rise")
+_CHUNK = 50_000
+_QUANTISED = {  # metrics that are multiples of 1/k by definition
+    "feature_disagreement",
+    "sign_disagreement",
+    "feature_agreement",
+    "sign_agreement",
+    "rank_agreement",
+    "signed_rank_agreement",
+}
+
+
+def insert_synthetic_disagreements(
+    engine: Engine,
+    n_rows: int,
+    *,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    seed: int = 0,
+    null_frac: float = 0.02,
+    k: int = 8,
+    model: str = "digits-cnn-weak",
+    dataset: str = "digits",
+) -> int:
+    """Insert a synthetic disagreement job with ``n_rows`` rows; return the new job id.
+
+    Rows cycle over the ``len(methods) choose 2`` pairs, so the job has
+    ``ceil(n_rows / n_pairs)`` samples (each with a ``samples`` row: label, pred, correct).
+    Deterministic for a given ``seed``.
+    """
+    pairs = list(itertools.combinations(methods, 2))
+    if not pairs:
+        raise ValueError("need at least two methods for synthetic disagreements")
+    n_samples = -(-n_rows // len(pairs))
+    rng = np.random.default_rng(seed)
+    spec = {
+        "kind": "disagreement",
+        "dataset": dataset,
+        "model": model,
+        "methods": list(methods),
+        "superpixels": "grid",
+        "n_segments": 49,
+        "k_frac": 0.05,
+        "seed": seed,
+        "synthetic": True,
+    }
+    with engine.begin() as conn:
+        job_id = conn.execute(
+            insert(Job).returning(Job.id),
+            [
+                {
+                    "kind": JobKind.disagreement,
+                    "status": JobStatus.succeeded,
+                    "spec": spec,
+                    "dataset": dataset,
+                    "model": model,
+                    "n_samples": n_samples,
+                    "shard_size": 256,
+                }
+            ],
+        ).scalar_one()
+        labels = rng.integers(0, 10, n_samples)
+        wrong = rng.random(n_samples) < 0.3
+        preds = np.where(wrong, (labels + rng.integers(1, 10, n_samples)) % 10, labels)
+        sample_rows = [
+            {
+                "job_id": job_id,
+                "sample_index": i,
+                "key": f"{dataset}/{i}",
+                "label": int(labels[i]),
+                "pred": int(preds[i]),
+                "target": int(labels[i]),
+                "prob_pred": 0.5,
+                "prob_target": 0.5 if not wrong[i] else 0.2,
+                "correct": bool(not wrong[i]),
+            }
+            for i in range(n_samples)
+        ]
+        for start in range(0, n_samples, _CHUNK):
+            conn.execute(insert(SampleRow), sample_rows[start : start + _CHUNK])
+        columns = ["job_id", "sample_index", "method_a", "method_b", "superpixels",
+                   "n_segments", "k_frac", "n", "k", *METRIC_COLUMNS]
+        chunks = _row_chunks(job_id, n_rows, pairs, rng, null_frac, k)
+        if conn.dialect.name == "postgresql":
+            _copy_postgres(conn, columns, chunks)
+        else:
+            sql = str(insert(Disagreement).values({c: bindparam(c) for c in columns}).compile(
+                dialect=conn.dialect))
+            for chunk in chunks:  # plain DBAPI executemany: tuples, no per-row dicts
+                conn.exec_driver_sql(sql, chunk)
+    return int(job_id)
+
+
+def _row_chunks(
+    job_id: int,
+    n_rows: int,
+    pairs: list[tuple[str, str]],
+    rng: np.random.Generator,
+    null_frac: float,
+    k: int,
+) -> Iterator[list[tuple]]:
+    n_pairs = len(pairs)
+    for start in range(0, n_rows, _CHUNK):
+        stop = min(n_rows, start + _CHUNK)
+        idx = np.arange(start, stop)
+        pair_id = idx % n_pairs
+        values: dict[str, list[float | None]] = {}
+        for m in METRIC_COLUMNS:
+            centre = 0.3 + 0.5 * pair_id / max(1, n_pairs - 1)  # pairs differ on purpose
+            x = np.clip(rng.normal(centre, 0.2), 0.0, 1.0)
+            if m in _QUANTISED:
+                x = np.round(x * k) / k
+            if m.startswith("euclidean"):
+                x = x * (2.0 if m == "euclidean" else np.sqrt(2.0))
+            col: list[float | None] = x.tolist()
+            for j in np.flatnonzero(rng.random(len(idx)) < null_frac):
+                col[j] = None
+            values[m] = col
+        metric_cols = [values[m] for m in METRIC_COLUMNS]
+        yield [
+            (job_id, int(i // n_pairs), *pairs[int(p)], "grid", 49, 0.05, 49, k,
+             *(c[r] for c in metric_cols))
+            for r, (i, p) in enumerate(zip(idx, pair_id, strict=True))
+        ]
+
+
+def _copy_postgres(conn, columns: list[str], chunks: Iterator[list[tuple]]) -> None:  # noqa: ANN001
+    raw = conn.connection.driver_connection  # psycopg.Connection
+    cols = ", ".join(columns)  # fixed column names from the schema, never user input
+    with raw.cursor() as cur, cur.copy(f"COPY disagreements ({cols}) FROM STDIN") as copy:
+        for chunk in chunks:
+            buf = io.StringIO()
+            for row in chunk:
+                buf.write("\t".join("\\N" if v is None else str(v) for v in row))
+                buf.write("\n")
+            copy.write(buf.getvalue())
