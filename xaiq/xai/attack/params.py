@@ -1,0 +1,126 @@
+"""Attack parameters: one table of defaults and domains, validated at submit time.
+
+``validate_attack_params(params)`` fills the defaults, coerces types, refuses unknown keys
+and out-of-domain values with a one-line :class:`InvalidParameterError` naming the key and
+the value. The same table drives :func:`~xaiq.xai.attack.rise_guided_search` and the CLI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from xaiq.xai.errors import InvalidParameterError
+
+MODES = ("repair", "targeted", "untargeted")
+STRATEGIES = ("rise-least", "rise-most", "central", "random")
+DEFAULT_STRATEGIES = ("rise-least", "central")
+# Noise streams per strategy: a strategy draws the same noise wherever it sits in the chain.
+STRATEGY_STREAMS = {"rise-least": 1, "rise-most": 2, "central": 3, "random": 4}
+
+
+@dataclass(frozen=True)
+class AttackParam:
+    default: Any
+    kind: type
+    check: Callable[[Any], bool] | None = None
+    domain: str = ""
+    job_only: bool = False  # chooses samples/targets in the job layer; not a search parameter
+
+
+def _strategies(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        names = tuple(v.strip() for v in value.split(",") if v.strip())
+    elif isinstance(value, list | tuple):
+        names = tuple(str(v).strip() for v in value)
+    else:
+        raise InvalidParameterError(f"attack: strategies must be a list of names, got {value!r}")
+    if not names:
+        raise InvalidParameterError(f"attack: strategies must name at least one of {STRATEGIES}")
+    for name in names:
+        if name not in STRATEGIES:
+            raise InvalidParameterError(
+                f"attack: unknown strategy {name!r}; known: {', '.join(STRATEGIES)}"
+            )
+    if len(set(names)) != len(names):
+        raise InvalidParameterError(f"attack: strategies repeat a name: {','.join(names)}")
+    return names
+
+
+PARAMS: dict[str, AttackParam] = {
+    "mode": AttackParam("repair", str, lambda v: v in MODES, "one of " + ", ".join(MODES)),
+    "frac": AttackParam(0.4, float, lambda v: 0.0 < v <= 1.0, "in (0, 1]"),
+    "sigma": AttackParam(1.0, float, lambda v: v > 0.0, "> 0"),
+    "clamp": AttackParam(False, bool),
+    "max_iters": AttackParam(10_000, int, lambda v: v >= 1, ">= 1"),
+    "candidates": AttackParam(1, int, lambda v: v >= 1, ">= 1"),
+    "strategies": AttackParam(DEFAULT_STRATEGIES, tuple),
+    "n_masks": AttackParam(4000, int, lambda v: v >= 1, ">= 1"),
+    "s": AttackParam(7, int, lambda v: v >= 1, ">= 1"),
+    "p1": AttackParam(0.5, float, lambda v: 0.0 < v < 1.0, "in (0, 1)"),
+    "batch_size": AttackParam(None, int, lambda v: v >= 1, ">= 1"),
+    "only_misclassified": AttackParam(True, bool, job_only=True),
+    "target_class": AttackParam(None, int, lambda v: v >= 0, ">= 0", job_only=True),
+}
+
+
+def _coerce(key: str, value: Any, spec: AttackParam) -> Any:
+    if spec.kind is tuple:
+        return _strategies(value)
+    if spec.kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise InvalidParameterError(f"attack: {key} must be true or false, got {value!r}")
+    if spec.kind is str:
+        if not isinstance(value, str):
+            raise InvalidParameterError(f"attack: {key} must be a string, got {value!r}")
+        return value
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise InvalidParameterError(f"attack: {key} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise InvalidParameterError(f"attack: {key} must be a number, got {value!r}")
+    if spec.kind is int:
+        if float(value) != int(value):
+            raise InvalidParameterError(f"attack: {key} must be an integer, got {value!r}")
+        return int(value)
+    return float(value)
+
+
+def validate_attack_params(params: Mapping[str, Any], *, search_only: bool = False) -> dict:
+    """``params`` with defaults filled in, coerced and checked; unknown keys are refused.
+
+    Keys and defaults: mode="repair" (repair | targeted | untargeted), frac=0.4 in (0, 1],
+    sigma=1.0 > 0, clamp=False, max_iters=10000 (per strategy), candidates=1 (K per image
+    per iteration), strategies=("rise-least", "central") (the fallback chain), n_masks=4000,
+    s=7, p1=0.5 in (0, 1) (RISE), batch_size=None (candidates per forward), and the job-level
+    only_misclassified=True (repair: attack only misclassified samples) and target_class=None
+    (required by, and only allowed in, targeted mode). ``search_only`` drops the job-level keys.
+    """
+    unknown = sorted(set(params) - set(PARAMS))
+    if unknown:
+        raise InvalidParameterError(
+            f"attack: unknown parameter {unknown[0]!r}; known: {', '.join(sorted(PARAMS))}"
+        )
+    out: dict[str, Any] = {}
+    for key, spec in PARAMS.items():
+        value = params.get(key, spec.default)
+        if value is not None:
+            value = _coerce(key, value, spec)
+            if spec.check is not None and not spec.check(value):
+                raise InvalidParameterError(
+                    f"attack: {key}={value!r} is out of range ({spec.domain})"
+                )
+        out[key] = value
+    if out["mode"] == "targeted" and out["target_class"] is None and not search_only:
+        raise InvalidParameterError("attack: mode='targeted' needs target_class")
+    if out["mode"] != "targeted" and out["target_class"] is not None:
+        raise InvalidParameterError(
+            f"attack: target_class={out['target_class']} is only used with mode='targeted'"
+        )
+    if search_only:
+        out = {k: v for k, v in out.items() if not PARAMS[k].job_only}
+    return out

@@ -1,0 +1,112 @@
+"""The frozen per-image outcome of the attack and helpers that choose what to attack."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from xaiq.xai.errors import InvalidParameterError
+
+
+@dataclass(frozen=True, eq=False)
+class AttackResult:
+    """One image's attack outcome (the scalar fields are the ``attack_results`` columns).
+
+    ``success``: the goal holds for ``final`` (also true, with ``strategy=None``,
+    ``iterations=0`` and ``strategies_tried=()``, when the original already met it: nothing
+    to do, ``final`` is the original). ``strategy``: the strategy that succeeded, else None.
+    ``iterations``: search iterations summed over the strategies tried (``max_iters`` for each
+    failed one). ``forward_passes``: model evaluations spent on this image: 1 for the original,
+    ``n_masks`` if a RISE strategy was reached (its saliency), ``K`` per iteration.
+    ``target``: the class aimed at (repair: the true label; targeted: the wanted class;
+    untargeted: the true label to move away from). ``prob_before``/``prob_after``: softmax
+    probability of ``target`` for the original/final image; ``pred_before``/``pred_after``:
+    argmax of the logits. ``l0`` (pixels with any channel changed), ``l2``, ``linf``: the
+    change ``final - original`` in model-input space. ``final``: ``[C, H, W]`` float32 CPU.
+    ``saliency``: RISE map ``[H, W]`` float32 CPU for ``target`` (zeros if no RISE strategy
+    was reached for this image). ``mask``: ``[H, W]`` bool CPU, the pixels of the last
+    strategy tried (all False if none).
+    """
+
+    success: bool
+    strategy: str | None
+    iterations: int
+    forward_passes: int
+    target: int
+    prob_before: float
+    prob_after: float
+    pred_before: int
+    pred_after: int
+    l0: int
+    l2: float
+    linf: float
+    final: torch.Tensor
+    saliency: torch.Tensor
+    mask: torch.Tensor
+    strategies_tried: tuple[str, ...]
+    sample_id: int = 0
+    mode: str = "repair"
+
+    def to_row(self) -> dict[str, Any]:
+        """The scalar fields as a JSON-ready dict (no tensors)."""
+        return {
+            "sample_id": self.sample_id,
+            "mode": self.mode,
+            "target": self.target,
+            "success": self.success,
+            "strategy": self.strategy,
+            "strategies_tried": ",".join(self.strategies_tried),
+            "iterations": self.iterations,
+            "forward_passes": self.forward_passes,
+            "prob_before": self.prob_before,
+            "prob_after": self.prob_after,
+            "pred_before": self.pred_before,
+            "pred_after": self.pred_after,
+            "l0": self.l0,
+            "l2": self.l2,
+            "linf": self.linf,
+        }
+
+
+def select_repair_candidates(
+    preds: Sequence[int] | torch.Tensor,
+    labels: Sequence[int | None] | torch.Tensor,
+    *,
+    only_misclassified: bool = True,
+) -> list[int]:
+    """Positions to attack in ``repair`` mode: those with a label, and (by default) only
+    those whose prediction differs from it. ``preds``/``labels`` are ``[N]``."""
+    p = [int(v) for v in (preds.tolist() if isinstance(preds, torch.Tensor) else preds)]
+    raw = labels.tolist() if isinstance(labels, torch.Tensor) else list(labels)
+    if len(raw) != len(p):
+        raise InvalidParameterError(f"attack: {len(p)} predictions but {len(raw)} labels")
+    return [
+        i
+        for i, (pred, lab) in enumerate(zip(p, raw, strict=True))
+        if lab is not None and (not only_misclassified or pred != int(lab))
+    ]
+
+
+def targets_for_mode(
+    mode: str, labels: Sequence[int | None], target_class: int | None = None
+) -> list[int]:
+    """Target per sample: the label (repair, untargeted) or ``target_class`` (targeted).
+
+    A sample without a label cannot be repaired or attacked untargeted: pass the model's
+    prediction as its label (the source pipeline's reference class) before calling this.
+    """
+    if mode == "targeted":
+        if target_class is None:
+            raise InvalidParameterError("attack: mode='targeted' needs target_class")
+        return [int(target_class)] * len(labels)
+    if mode not in ("repair", "untargeted"):
+        raise InvalidParameterError(f"attack: unknown mode {mode!r}")
+    missing = [i for i, lab in enumerate(labels) if lab is None]
+    if missing:
+        raise InvalidParameterError(
+            f"attack: mode={mode!r} needs labels; sample {missing[0]} has none"
+        )
+    return [int(lab) for lab in labels if lab is not None]
