@@ -1,0 +1,155 @@
+"""RISE: masked-forward throughput against the plain forward, and peak memory against N.
+
+Rows:
+- library RISE masked images/s (``rise_saliency``, masks generated inside, as in a job) vs
+  the plain batched forward of the same number of rows at the same batch size. Target >= 0.9.
+- naive RISE (reference code: masks resized one by one on the CPU with skimage, one image at
+  a time, all classes accumulated) vs the same plain forward: info (about 0.55 expected).
+- library vs naive: speed-up, info.
+- peak memory above the model's own footprint for N=8000 at 224x224, against N=1000 (each in a
+  fresh process, see ``bench/memprobe.py``): must not grow with N and
+  <= 1.5 GiB; growth from N=1000 to N=8000 <= 64 MiB.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from bench.baselines.limits import forward_call
+from bench.baselines.naive_rise import generate_masks_naive, rise_naive
+from bench.common import digits_inputs, digits_model, photo_inputs, require, resnet18_random
+from bench.harness import MIB, Context, Row, Skip, Target, rate_row
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _throughput_rows(ctx: Context, model_name: str, images: int, n_masks: int) -> list[Row]:
+    rise = require("xaiq.xai.rise", "rise_saliency", "default_batch_size")
+    if model_name == "digits-cnn":
+        x, _labels, _ = digits_inputs(ctx, images)
+        module = digits_model(ctx)
+    else:
+        x, _ = photo_inputs(ctx, images)
+        module = resnet18_random(ctx)
+    with torch.no_grad():
+        t = module(x).argmax(dim=1)
+    bs = ctx.batch_size(x[0].numel() * 4 * 8, rise.default_batch_size(x.shape[1:]))
+    rows_total = images * n_masks
+    reps = max(1, rows_total // len(x))
+    plain = x.repeat(min(reps, max(1, bs // len(x)) + 1), 1, 1, 1)[:bs]
+    n_batches = -(-rows_total // bs)
+
+    def library() -> None:
+        with ctx.autocast():
+            rise.rise_saliency(module, x, t, n_masks=n_masks, seed=0, batch_size=bs)
+
+    def limit() -> None:
+        with ctx.autocast():
+            for _ in range(n_batches):
+                forward_call(module, plain)()
+
+    def naive() -> None:
+        masks = generate_masks_naive(n_masks, 7, 0.5, tuple(x.shape[2:]), seed=0)
+        rise_naive(module, x, t, masks, batch_size=min(bs, 100))
+
+    tm = ctx.time({"lib": library, "limit": limit, "naive": naive}, reps=ctx.pick(None, 3))
+    work_limit = n_batches * bs
+    tag = f"{model_name} ({images} img x {n_masks} masks)"
+    return [
+        rate_row(
+            f"RISE {tag} vs plain forward",
+            rows_total,
+            tm["lib"],
+            work_limit,
+            tm["limit"],
+            unit="masked img/s",
+            baseline_name=f"plain forward, batch {bs}",
+            targets=(Target(">=", 0.9),),
+        ),
+        rate_row(
+            f"naive RISE {model_name} vs plain forward",
+            rows_total,
+            tm["naive"],
+            work_limit,
+            tm["limit"],
+            unit="masked img/s",
+            baseline_name=f"plain forward, batch {bs}",
+            note="reference-code RISE; issue 3 expects about 0.55 on digits",
+        ),
+        rate_row(
+            f"RISE {model_name} vs naive RISE",
+            rows_total,
+            tm["lib"],
+            rows_total,
+            tm["naive"],
+            unit="masked img/s",
+            baseline_name="naive RISE",
+        ),
+    ]
+
+
+def _probe(ctx: Context, n_masks: int, images: int) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.memprobe",
+        "--n-masks",
+        str(n_masks),
+        "--images",
+        str(images),
+        "--device",
+        str(ctx.device),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"memprobe N={n_masks} failed: {tail}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _memory_row(ctx: Context) -> Row:
+    require("xaiq.xai.rise", "rise_saliency")
+    big, small = ctx.pick((1000, 125), (8000, 1000))
+    images = ctx.pick(1, 2)
+    lo = _probe(ctx, small, images)
+    hi = _probe(ctx, big, images)
+    return Row(
+        name=f"RISE peak memory N={big} vs N={small} (224x224, above model)",
+        value=hi["extra"] / MIB,
+        unit="MiB",
+        baseline=lo["extra"] / MIB,
+        baseline_name=f"N={small}",
+        # "must not grow with N": 8x more masks may add at most 64 MiB (held at once, the
+        # extra masks alone would take N*H*W*4 bytes, 1.3 GiB from 1000 to 8000 at 224x224)
+        targets=(Target("<=", 64, on="delta"), Target("<=", 1536, on="value")),
+        note="peak RSS (CUDA: max_memory_allocated) minus the model's own forward peak",
+        extra={"small": lo, "big": hi},
+    )
+
+
+def run(ctx: Context) -> list[Row]:
+    rows: list[Row] = []
+    setups = [("digits-cnn", ctx.pick(4, 16), ctx.pick(1000, 4000))]
+    if not ctx.quick:
+        setups.append(("resnet18", 1, 32))
+    for model_name, images, n_masks in setups:
+        label = f"RISE {model_name}"
+        if not ctx.wants(label):
+            continue
+        try:
+            rows.extend(_throughput_rows(ctx, model_name, images, n_masks))
+        except Skip as exc:
+            rows.append(Row(name=label, skipped=str(exc)))
+    if ctx.wants("RISE peak memory"):
+        try:
+            rows.append(_memory_row(ctx))
+        except Skip as exc:
+            rows.append(Row(name="RISE peak memory", skipped=str(exc)))
+    return rows
