@@ -1,0 +1,156 @@
+"""Read-side commands: ``stats disagreement``, ``stats attack``, ``export``, ``show``,
+``report``; and :func:`print_demo_summary` for the end of ``make demo``.
+
+No torch at module level: ``show`` and ``report`` import it only when an original image has
+to be re-read through the model's preprocessing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from xaiq.cli.app import app
+from xaiq.cli.errors import CliError
+from xaiq.cli.output import OutputFormat, emit, info
+
+stats_app = typer.Typer(help="Aggregate statistics over stored results.", no_args_is_help=True)
+app.add_typer(stats_app, name="stats")
+
+JobsOpt = typer.Option(None, "--job", "-j", help="job id (repeatable); default: every job")
+FormatOpt = typer.Option("table", "--format", "-f", help="table, csv or json")
+
+
+def _engine() -> Any:
+    from xaiq.db.session import get_engine
+
+    return get_engine()
+
+
+def _format(value: str) -> OutputFormat:
+    try:
+        return OutputFormat(value)
+    except ValueError:
+        known = ", ".join(f.value for f in OutputFormat)
+        raise CliError(f"unknown format {value!r}; known: {known}") from None
+
+
+@stats_app.command("disagreement")
+def stats_disagreement(
+    job: list[int] | None = JobsOpt,
+    group_by: list[str] | None = typer.Option(
+        None, "--group-by", "-g",
+        help="comma-separated: pair, method_a, method_b, label, pred, correct, model, dataset,"
+        " job, superpixels, n_segments, k_frac (default: pair)",
+    ),
+    metric: list[str] | None = typer.Option(
+        None, "--metric", "-m",
+        help="metric names, comma-separated, or 'all' (default: feature_disagreement,"
+        " sign_disagreement, euclidean, euclidean_abs)",
+    ),
+    fmt: str = FormatOpt,
+) -> None:
+    """Per group and metric: n, NULLs, mean, sample std (ddof=1), min, p25, median, p75, max.
+
+    Percentiles interpolate linearly between order statistics (numpy's default,
+    PostgreSQL's percentile_cont); NULLs are excluded and counted."""
+    from xaiq.db.queries import disagreement_stats, parse_names
+    from xaiq.db.summary import STAT_COLUMNS
+
+    out_fmt = _format(fmt)
+    keys = group_by if group_by is not None else ["pair"]
+    rows = disagreement_stats(_engine(), job, keys, metric)
+    cols = [*parse_names(keys), "metric", *STAT_COLUMNS]
+    if not rows and out_fmt is OutputFormat.table:
+        info("no disagreement rows match")
+        return
+    emit(rows, out_fmt, title="disagreement", columns=cols)
+
+
+@stats_app.command("attack")
+def stats_attack(
+    job: list[int] | None = JobsOpt,
+    group_by: list[str] | None = typer.Option(
+        None, "--group-by", "-g",
+        help="comma-separated: job, model, dataset, mode, target, label, pred, correct"
+        " (default: job)",
+    ),
+    fmt: str = FormatOpt,
+) -> None:
+    """Success rate, wins per strategy, median iterations / forward passes (all attacked
+    samples), mean L0/L2/L-inf (successful ones), mean target probability before/after."""
+    from xaiq.db.queries import ATTACK_COLUMNS, attack_stats, parse_names
+
+    out_fmt = _format(fmt)
+    keys = group_by if group_by is not None else ["job"]
+    rows = attack_stats(_engine(), job, keys)
+    if not rows and out_fmt is OutputFormat.table:
+        info("no attack results match")
+        return
+    emit(rows, out_fmt, title="attacks", columns=[*parse_names(keys), *ATTACK_COLUMNS])
+
+
+@app.command("export")
+def export_cmd(
+    job: int = typer.Argument(..., help="job id"),
+    what: str = typer.Option(
+        "disagreements", "--what", "-w", help="disagreements, attacks, samples or attributions"
+    ),
+    fmt: str = typer.Option("csv", "--format", "-f", help="csv, json (JSON Lines) or parquet"),
+    out: Path = typer.Option(..., "--out", "-o", help="output file"),
+) -> None:
+    """Stream a job's rows to a file in constant memory."""
+    from xaiq.db.export import export_job
+
+    n = export_job(_engine(), job, what, fmt, out)
+    info(f"wrote {n} {what} rows of job {job} to {out}")
+
+
+@app.command("show")
+def show_cmd(
+    job: int = typer.Argument(..., help="job id"),
+    sample: int = typer.Argument(..., help="sample index"),
+    out: Path = typer.Option(Path("fig.png"), "--out", "-o", help="PNG file to write"),
+) -> None:
+    """The sample's figure: original | one overlay per method, or for attacks
+    original | changed pixels | final | difference."""
+    from xaiq.report import show_sample
+
+    path = show_sample(_engine(), job, sample, out)
+    info(f"wrote {path}")
+
+
+@app.command("report")
+def report_cmd(
+    job: int = typer.Argument(..., help="job id"),
+    out: Path = typer.Option(Path("report.html"), "--out", "-o", help="HTML file to write"),
+) -> None:
+    """A self-contained HTML report (plots embedded) of one job."""
+    from xaiq.report import build_report
+
+    path = build_report(_engine(), job, out)
+    info(f"wrote {path}")
+
+
+def print_demo_summary(
+    engine: Any, job_ids: list[int], report_path: str | Path | None = None
+) -> None:
+    """Print the disagreement table (per pair) and the attack table of ``job_ids``, then the
+    report's path: the end of ``make demo``. Jobs without such rows print nothing."""
+    from xaiq.db.queries import ATTACK_COLUMNS, attack_stats, disagreement_stats
+    from xaiq.db.summary import STAT_COLUMNS
+
+    rows = disagreement_stats(engine, job_ids, ["job", "pair"])
+    if rows:
+        cols = ["job", "pair", "metric", *STAT_COLUMNS]
+        emit(rows, OutputFormat.table, title="disagreement per pair", columns=cols)
+    attacks = attack_stats(engine, job_ids, ["job"])
+    if attacks:
+        emit(attacks, OutputFormat.table, title="attacks", columns=["job", *ATTACK_COLUMNS])
+    if report_path is not None:
+        info(f"report: {Path(report_path).resolve()}")
+
+
+__all__ = ["print_demo_summary", "stats_app"]

@@ -1,0 +1,145 @@
+"""The store reads behind the report and ``xaiq show`` (bound parameters only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, Integer, cast, func, select
+from sqlalchemy.orm import Session
+
+from xaiq.db.errors import NotFoundError
+from xaiq.db.models import (
+    AttackResult,
+    Attribution,
+    Disagreement,
+    Job,
+    SampleErrorRow,
+    SampleRow,
+)
+from xaiq.report.sources import load_artifact
+
+
+def get_job(engine: Engine, job_id: int) -> Job:
+    """The job row, detached (readable after the session closes)."""
+    with Session(engine, expire_on_commit=False) as session:
+        job = session.get(Job, int(job_id))
+        if job is None:
+            raise NotFoundError(f"unknown job id {job_id}")
+        session.expunge(job)
+    return job
+
+
+def job_counts(engine: Engine, job_id: int) -> dict[str, Any]:
+    """Samples stored, how many the model got right, and per-sample errors."""
+    with engine.connect() as conn:
+        n, correct = conn.execute(
+            select(func.count(SampleRow.id), func.sum(cast(SampleRow.correct, Integer)))
+            .where(SampleRow.job_id == job_id)
+        ).one()
+        errors = conn.scalar(
+            select(func.count(SampleErrorRow.id)).where(SampleErrorRow.job_id == job_id)
+        )
+    return {"samples": int(n), "correct": int(correct or 0), "sample_errors": int(errors or 0)}
+
+
+def maps_job_id(job: Job) -> int:
+    """The job whose attribution rows hold this job's maps (``from_job`` reuse, else itself)."""
+    src = (job.spec or {}).get("from_job")
+    return int(src) if src else int(job.id)
+
+
+def job_methods(job: Job) -> list[str]:
+    return [str(m) for m in ((job.spec or {}).get("methods") or [])]
+
+
+def sample_maps(engine: Engine, job: Job, sample_index: int) -> dict[str, np.ndarray]:
+    """Attribution maps ``{method: float32 [H, W]}`` of one sample, in the spec's method order
+    (methods whose artifact is missing or fails its checksum are left out)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Attribution.method, Attribution.artifact, Attribution.checksum)
+            .where(Attribution.job_id == maps_job_id(job))
+            .where(Attribution.sample_index == int(sample_index))
+        ).all()
+    order = {m: i for i, m in enumerate(job_methods(job))}
+    out: dict[str, np.ndarray] = {}
+    for method, rel, checksum in sorted(rows, key=lambda r: (order.get(r[0], 1e9), r[0])):
+        arr = load_artifact(rel, checksum)
+        if arr is not None and arr.ndim == 2:
+            out[method] = arr.astype(np.float32)
+    return out
+
+
+def sample_row(engine: Engine, job_id: int, sample_index: int) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(SampleRow.__table__)
+            .where(SampleRow.job_id == job_id)
+            .where(SampleRow.sample_index == int(sample_index))
+        ).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def attack_rows(
+    engine: Engine, job_id: int, sample_index: int | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    stmt = select(AttackResult.__table__).where(AttackResult.job_id == job_id)
+    if sample_index is not None:
+        stmt = stmt.where(AttackResult.sample_index == int(sample_index))
+    stmt = stmt.order_by(AttackResult.sample_index)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def ranked_samples(
+    engine: Engine, job_id: int, metric: str = "euclidean", n: int = 3
+) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    """The ``n`` samples with the highest and the lowest mean ``metric`` over all pairs
+    (ties: lower sample index first), as ``(sample_index, mean)``."""
+    col = getattr(Disagreement, metric)
+    mean = func.avg(col).label("m")
+    base = (
+        select(Disagreement.sample_index, mean)
+        .where(Disagreement.job_id == job_id)
+        .where(col.is_not(None))
+        .group_by(Disagreement.sample_index)
+    )
+    with engine.connect() as conn:
+        most = conn.execute(base.order_by(mean.desc(), Disagreement.sample_index).limit(n)).all()
+        least = conn.execute(base.order_by(mean.asc(), Disagreement.sample_index).limit(n)).all()
+    return [(int(i), float(m)) for i, m in most], [(int(i), float(m)) for i, m in least]
+
+
+def pair_values(
+    engine: Engine, job_id: int, metrics: list[str]
+) -> dict[tuple[str, str], dict[str, np.ndarray]]:
+    """Non-NULL values of each metric per method pair of one job (for histograms)."""
+    cols = [getattr(Disagreement, m) for m in metrics]
+    acc: dict[tuple[str, str], list[list[float | None]]] = {}
+    stmt = select(Disagreement.method_a, Disagreement.method_b, *cols).where(
+        Disagreement.job_id == job_id
+    )
+    with engine.connect() as conn:
+        for row in conn.execution_options(stream_results=True, yield_per=20_000).execute(stmt):
+            lists = acc.setdefault((row[0], row[1]), [[] for _ in metrics])
+            for j in range(len(metrics)):
+                lists[j].append(row[2 + j])
+    out: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+    for pair in sorted(acc):
+        out[pair] = {}
+        for m, values in zip(metrics, acc[pair], strict=True):
+            arr = np.array(values, dtype=np.float64)
+            out[pair][m] = arr[~np.isnan(arr)]
+    return out
+
+
+def sample_indices(engine: Engine, job_id: int, n: int) -> list[int]:
+    """The first ``n`` sample indices of a job (by index)."""
+    with engine.connect() as conn:
+        return [int(i) for i in conn.scalars(
+            select(SampleRow.sample_index).where(SampleRow.job_id == job_id)
+            .order_by(SampleRow.sample_index).limit(n)
+        )]

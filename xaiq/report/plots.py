@@ -1,0 +1,188 @@
+"""Matplotlib figures (Agg backend, no display) and their PNG / data-URI encodings.
+
+Conventions: attribution maps are drawn with the ``jet`` colormap over a grey original at
+alpha 0.5 (as in the source pipeline), each map min-max scaled on its own; model inputs are
+shown via :func:`xaiq.report.sources.to_display` (joint min-max scaling).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from xaiq.report.sources import to_display  # noqa: E402
+
+
+def png_bytes(fig: Figure, dpi: int = 90) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    return image if image.ndim == 2 else image @ np.array([0.299, 0.587, 0.114])
+
+
+def _off(ax: Any) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def sample_figure(
+    original: np.ndarray | None, maps: Mapping[str, np.ndarray], title: str = ""
+) -> Figure:
+    """original | one overlay per method. ``original``: model input ``[C, H, W]`` or None
+    (then the maps are drawn alone); ``maps``: ``{method: [H, W]}``."""
+    n = len(maps) + 1
+    fig, axes = plt.subplots(1, n, figsize=(2.6 * n, 2.9), squeeze=False)
+    ax0 = axes[0, 0]
+    base = None
+    if original is not None:
+        shown = to_display(original)[0]
+        ax0.imshow(shown, cmap="gray" if shown.ndim == 2 else None, vmin=0, vmax=1)
+        ax0.set_title("original", fontsize=9)
+        base = _grey(shown)
+    else:
+        ax0.text(0.5, 0.5, "original\nunavailable", ha="center", va="center", fontsize=9)
+    _off(ax0)
+    for ax, (method, m) in zip(axes[0, 1:], maps.items(), strict=True):
+        if base is not None and base.shape == m.shape:
+            ax.imshow(base, cmap="gray", vmin=0, vmax=1)
+            ax.imshow(m, cmap="jet", alpha=0.5)
+        else:
+            ax.imshow(m, cmap="jet")
+        ax.set_title(method, fontsize=9)
+        _off(ax)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def attack_figure(original: np.ndarray | None, final: np.ndarray, title: str = "") -> Figure:
+    """original | changed pixels | final | difference (final - original, summed over
+    channels, symmetric ``RdBu_r``). ``original``/``final``: model inputs ``[C, H, W]``.
+    Without the original only the final image is drawn."""
+    final = final if final.ndim == 3 else final[None]
+    if original is None:
+        fig, ax = plt.subplots(1, 1, figsize=(3, 3.2))
+        ax.imshow(to_display(final)[0], cmap="gray")
+        ax.set_title("final (original unavailable)", fontsize=9)
+        _off(ax)
+    else:
+        original = original if original.ndim == 3 else original[None]
+        diff = (final.astype(np.float64) - original).sum(axis=0)
+        changed = np.any(final != original, axis=0)
+        shown_o, shown_f = to_display(original, final)
+        fig, axes = plt.subplots(1, 4, figsize=(10.4, 2.9))
+        gray = "gray" if shown_o.ndim == 2 else None
+        axes[0].imshow(shown_o, cmap=gray, vmin=0, vmax=1)
+        axes[0].set_title("original", fontsize=9)
+        axes[1].imshow(changed, cmap="magma", vmin=0, vmax=1)
+        axes[1].set_title(f"changed pixels ({int(changed.sum())})", fontsize=9)
+        axes[2].imshow(shown_f, cmap=gray, vmin=0, vmax=1)
+        axes[2].set_title("final", fontsize=9)
+        lim = float(np.abs(diff).max()) or 1.0
+        im = axes[3].imshow(diff, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        axes[3].set_title("difference", fontsize=9)
+        fig.colorbar(im, ax=axes[3], fraction=0.046)
+        for ax in axes:
+            _off(ax)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def matrix_figure(means: Mapping[str, Mapping[tuple[str, str], float]], methods: Sequence[str]
+                  ) -> Figure:
+    """One method x method heatmap of mean disagreement per metric (symmetric, annotated)."""
+    metrics = [m for m in means if means[m]]
+    cols = min(3, max(1, len(metrics)))
+    rows = max(1, math.ceil(len(metrics) / cols))
+    size = 1.0 + 0.7 * len(methods)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * (size + 1.2), rows * size),
+                             squeeze=False)
+    index = {m: i for i, m in enumerate(methods)}
+    for ax, metric in zip(axes.flat, metrics, strict=False):
+        mat = np.full((len(methods), len(methods)), np.nan)
+        for (a, b), v in means[metric].items():
+            if a in index and b in index and v is not None:
+                mat[index[a], index[b]] = mat[index[b], index[a]] = v
+        im = ax.imshow(mat, cmap="viridis")
+        for i in range(len(methods)):
+            for j in range(len(methods)):
+                if not np.isnan(mat[i, j]):
+                    ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                            color="white")
+        ax.set_xticks(range(len(methods)), methods, rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(len(methods)), methods, fontsize=7)
+        ax.set_title(metric, fontsize=9)
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def histogram_figure(values: Mapping[tuple[str, str], Mapping[str, np.ndarray]],
+                     metrics: Sequence[str]) -> Figure:
+    """A grid of histograms: one row per method pair, one column per metric."""
+    pairs = list(values)
+    fig, axes = plt.subplots(max(1, len(pairs)), len(metrics),
+                             figsize=(2.8 * len(metrics), 1.9 * max(1, len(pairs))),
+                             squeeze=False)
+    for i, pair in enumerate(pairs):
+        for j, metric in enumerate(metrics):
+            ax = axes[i, j]
+            v = values[pair][metric]
+            if v.size:
+                ax.hist(v, bins=min(30, max(5, int(np.sqrt(v.size)))), color="tab:blue")
+            ax.tick_params(labelsize=7)
+            if i == 0:
+                ax.set_title(metric, fontsize=9)
+            if j == 0:
+                ax.set_ylabel(f"{pair[0]}\nvs {pair[1]}", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def attack_summary_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
+    """Outcome counts by winning strategy, and target probability before vs after."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.2))
+    counts: dict[str, int] = {}
+    for r in rows:
+        key = (r["strategy"] or "none") if r["success"] else "failed"
+        counts[key] = counts.get(key, 0) + 1
+    names = sorted(counts)
+    colours = ["tab:red" if n == "failed" else "tab:green" for n in names]
+    ax1.bar(names, [counts[n] for n in names], color=colours)
+    ax1.set_title("outcome (winning strategy)", fontsize=9)
+    ax1.tick_params(labelsize=8)
+    before = [r["prob_before"] for r in rows]
+    after = [r["prob_after"] for r in rows]
+    ok = [bool(r["success"]) for r in rows]
+    ax2.scatter(before, after, c=["tab:green" if s else "tab:red" for s in ok], s=18)
+    ax2.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+    ax2.set_xlabel("target probability before", fontsize=8)
+    ax2.set_ylabel("after", fontsize=8)
+    ax2.set_xlim(0, 1)
+    ax2.set_ylim(0, 1)
+    ax2.set_title("target probability", fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,86 @@
+"""What the pictures show: attribution maps and attack images from artifacts, originals from
+the dataset.
+
+Artifacts are ``.npy`` files under :func:`xaiq.db.session.artifact_root`, verified against the
+row's sha256 and read with ``allow_pickle=False``. The original image is not in the store:
+:func:`original_input` re-reads it from the job's dataset and runs the model's preprocessing
+(imported lazily from ``xaiq.xai``, so the report works without torch until an original is
+actually needed). When that is impossible (dataset gone, weights not cached, no torch) it
+returns ``None`` and the figures show the maps / final images alone, saying so.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xaiq.db.session import artifact_root
+
+
+def load_artifact(rel: str | None, checksum: str | None = None) -> np.ndarray | None:
+    """The array at ``artifact_root()/rel``; ``None`` if missing, unreadable or its sha256
+    differs from ``checksum`` (a report shows what it can rather than failing)."""
+    if not rel:
+        return None
+    path = Path(artifact_root()) / rel
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if checksum and hashlib.sha256(data).hexdigest() != checksum:
+        return None
+    try:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError):
+        return None
+
+
+@functools.lru_cache(maxsize=4)
+def _dataset(spec: str) -> Any:
+    from xaiq.xai.datasets import open_dataset
+
+    return open_dataset(spec)
+
+
+@functools.lru_cache(maxsize=2)
+def _model(name: str) -> Any:
+    from xaiq.xai.models import load_model
+
+    return load_model(name)
+
+
+def original_input(dataset: str, model: str, sample_index: int) -> np.ndarray | None:
+    """Sample ``sample_index`` of ``dataset`` as the model ``model`` sees it: float32
+    ``[C, H, W]`` model input (the space of attack images and of attribution maps), or
+    ``None`` when it cannot be produced here."""
+    try:
+        sample = _dataset(dataset).load(int(sample_index))
+        loaded = _model(model)
+        x = loaded.preprocess([sample.image])
+        return np.asarray(x[0].detach().cpu().numpy(), dtype=np.float32)
+    except Exception:  # any failure means "no original": dataset, weights, torch, decoding
+        return None
+
+
+def to_display(*images: np.ndarray) -> list[np.ndarray]:
+    """Model inputs ``[C, H, W]`` (or ``[H, W]``) -> displayable ``[H, W]`` / ``[H, W, 3]`` in
+    [0, 1], min-max scaled *jointly* over all given images so they stay comparable.
+
+    Store-agnostic: it needs no model normalisation constants, and it shows out-of-range
+    values (an unclamped attack) instead of clipping them away."""
+    arrs = [np.asarray(a, dtype=np.float64) for a in images]
+    lo = min(float(a.min()) for a in arrs)
+    hi = max(float(a.max()) for a in arrs)
+    scale = (hi - lo) or 1.0
+    out = []
+    for a in arrs:
+        a = (a - lo) / scale
+        if a.ndim == 3:
+            a = a[0] if a.shape[0] == 1 else np.moveaxis(a[:3], 0, -1)
+        out.append(a)
+    return out
