@@ -92,7 +92,7 @@ def submit_cmd(
     k_frac: list[str] = typer.Option(None, "--k-frac", help="top-k fractions (list)"),
     from_job: int = typer.Option(None, "--from-job", help="reuse an attribution job's maps"),
     attack_param: list[str] = typer.Option(None, "--attack-param", help="KEY=VALUE (repeatable)"),
-    attack_all: bool = typer.Option(None, "--attack-all", help="repair mode: attack every sample"),
+    attack_all: bool = typer.Option(False, "--attack-all", help="repair: attack every sample"),
     seed: int = typer.Option(None, help="job seed (default 0)"),
     shard_size: int = typer.Option(None, "--shard-size", help="samples per shard (default 64)"),
     batch_size: int = typer.Option(None, "--batch-size", help="samples per forward batch (32)"),
@@ -116,6 +116,9 @@ def submit_cmd(
         if not sep:
             raise CliError(f"--param expects METHOD.KEY=VALUE, got {key!r}")
         params.setdefault(method, {})[name] = val
+    attack = _key_values(attack_param, "--attack-param")
+    if attack_all:
+        attack["only_misclassified"] = False
     options = {
         "dataset": dataset,
         "model": model,
@@ -125,8 +128,7 @@ def submit_cmd(
         "n_segments": _numbers(n_segments, int, "--n-segments"),
         "k_frac": _numbers(k_frac, float, "--k-frac"),
         "from_job": from_job,
-        "attack": _key_values(attack_param, "--attack-param"),
-        "attack_all": attack_all,
+        "attack": attack,
         "seed": seed,
         "shard_size": shard_size,
         "batch_size": batch_size,

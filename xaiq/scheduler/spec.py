@@ -11,8 +11,8 @@ attribution: ``methods`` (non-empty list), ``params`` ({method: {param: value}})
 disagreement: ``methods`` (>= 2) or ``from_job`` (an attribution job whose maps are reused),
 ``params``, ``superpixels`` (["slic"]), ``n_segments`` ([200]), ``k_frac`` ([0.05]); every
 combination of the three lists is computed (a sweep).
-attack: ``attack`` (parameters of ``rise_guided_search``), ``attack_all`` (False: in
-``repair`` mode only misclassified samples are attacked).
+attack: ``attack`` (``validate_attack_params`` keys: mode, frac, sigma, ..., and
+``only_misclassified`` (True: in ``repair`` mode only misclassified samples are attacked)).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ _KIND_KEYS: dict[str, dict[str, Any]] = {
         "n_segments": [200],
         "k_frac": [0.05],
     },
-    "attack": {"attack": {}, "attack_all": False},
+    "attack": {"attack": {}},
 }
 
 
@@ -127,8 +127,6 @@ def _attack(spec: dict[str, Any]) -> None:
     params = spec["attack"]
     if not isinstance(params, Mapping):
         raise SpecError(f"attack must be an object of attack parameters, got {params!r}")
-    if not isinstance(spec["attack_all"], bool):
-        raise SpecError(f"attack_all must be true or false, got {spec['attack_all']!r}")
     try:
         from xaiq.xai.attack import validate_attack_params
     except ImportError:

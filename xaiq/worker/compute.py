@@ -357,7 +357,19 @@ def _compare(
 
 
 Kind = Callable[[Claim, LoadedModel, Batch, ShardRows, Path], Any]
-KINDS: dict[str, Kind] = {"attribution": _attribution, "disagreement": _disagreement}
+
+
+def _attack(claim: Claim, model: LoadedModel, batch: Batch, rows: ShardRows, root: Path) -> None:
+    from xaiq.worker.attack_kind import attack_batch  # imports the attack library lazily
+
+    attack_batch(claim, model, batch, rows, root)
+
+
+KINDS: dict[str, Kind] = {
+    "attribution": _attribution,
+    "disagreement": _disagreement,
+    "attack": _attack,
+}
 
 
 def register_kind(name: str, fn: Kind) -> None:

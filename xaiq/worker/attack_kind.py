@@ -1,0 +1,90 @@
+"""Attack shards: run the RISE-guided search on the samples the spec selects and turn each
+:class:`~xaiq.xai.attack.AttackResult` into an ``attack_results`` row plus an artifact (the
+final image, ``job-<id>/attack/<sample_index>.npy``).
+
+In ``repair`` mode only misclassified samples are attacked unless the spec's
+``attack.only_misclassified`` is false; every sample still gets its ``samples`` row.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from xaiq.db.jobs import Claim
+from xaiq.worker.artifacts import artifact_relpath, save_array
+from xaiq.worker.compute import SAMPLE_FAILURES, Batch, ShardRows, _message
+from xaiq.xai.models import LoadedModel
+
+
+def _positions(mode: str, batch: Batch, only_misclassified: bool) -> list[int]:
+    from xaiq.xai.attack import select_repair_candidates
+
+    if mode == "repair":
+        return select_repair_candidates(
+            batch.preds, batch.labels, only_misclassified=only_misclassified
+        )
+    return list(range(len(batch.ids)))
+
+
+def attack_batch(
+    claim: Claim, model: LoadedModel, batch: Batch, rows: ShardRows, root: Path
+) -> None:
+    from xaiq.xai.attack import rise_guided_search, targets_for_mode
+
+    params: dict[str, Any] = dict(claim.spec["attack"])
+    only_misclassified = bool(params.pop("only_misclassified", True))
+    target_class = params.pop("target_class", None)
+    mode = params["mode"]
+    positions = _positions(mode, batch, only_misclassified)
+    if not positions:
+        return
+    # a sample without a label uses the model's prediction as its reference class
+    refs = [batch.labels[i] if batch.labels[i] is not None else batch.preds[i] for i in positions]
+    targets = targets_for_mode(mode, refs, target_class)
+
+    def run(sel: list[int]) -> list[Any]:
+        return rise_guided_search(
+            model,
+            batch.inputs[[positions[j] for j in sel]],
+            [targets[j] for j in sel],
+            seed=claim.spec["seed"],
+            sample_ids=[batch.ids[positions[j]] for j in sel],
+            **params,
+        )
+
+    everything = list(range(len(positions)))
+    try:
+        results = list(zip(everything, run(everything), strict=True))
+    except SAMPLE_FAILURES:  # isolate the failing sample, keep the others
+        results = []
+        for j in everything:
+            try:
+                results.append((j, run([j])[0]))
+            except SAMPLE_FAILURES as exc:
+                rows.error(batch.ids[positions[j]], "attack", _message(exc))
+    for j, res in results:
+        idx = batch.ids[positions[j]]
+        rel = artifact_relpath(claim.job_id, "attack", idx)
+        checksum = save_array(rel, res.final.detach().cpu().numpy(), root)
+        rows.add(
+            "attack_results",
+            {
+                "sample_index": idx,
+                "mode": mode,
+                "target": int(res.target),
+                "success": bool(res.success),
+                "strategy": res.strategy,
+                "iterations": int(res.iterations),
+                "forward_passes": int(res.forward_passes),
+                "prob_before": float(res.prob_before),
+                "prob_after": float(res.prob_after),
+                "pred_before": int(res.pred_before),
+                "pred_after": int(res.pred_after),
+                "l0": int(res.l0),
+                "l2": float(res.l2),
+                "linf": float(res.linf),
+                "artifact": rel,
+                "checksum": checksum,
+            },
+        )
