@@ -16,11 +16,11 @@ Two execution paths give the same numbers (tested against numpy on both backends
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Float, Select, func, select
+from sqlalchemy import Connection, Engine, Float, Select, func, select
 from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
 from sqlalchemy.dialects.postgresql import array as pg_array
 from sqlalchemy.sql.elements import ColumnElement
@@ -193,19 +193,35 @@ def _stats_client(
     nk = len(cols)
     stmt = base.add_columns(*cols, *values)
     with engine.connect() as conn:
-        result = conn.execution_options(stream_results=True).execute(stmt)
-        # The hot loop reads plain DBAPI tuples: SQLAlchemy Row objects cost more than the
-        # whole scan here, and these columns need no result processing (ints, floats, str).
-        cursor = result.cursor
-        while part := cursor.fetchmany(_CHUNK):
+        for part in _raw_chunks(conn, stmt, _CHUNK):
             columns = list(zip(*part, strict=True))
             if nk == 1:
                 keys: Iterable[tuple] = zip(columns[0])
             else:
                 keys = zip(*columns[:nk], strict=True) if nk else [()] * len(part)
             acc.add(keys, len(part), columns[nk:])
-        result.close()
     return acc.results()
+
+
+def _raw_chunks(conn: Connection, stmt: Select[Any], size: int) -> Iterator[Sequence[Any]]:
+    """Plain DBAPI tuples of ``stmt``, ``size`` at a time (a server-side cursor on PostgreSQL).
+
+    The hot loop skips SQLAlchemy's Row objects, which cost more than the whole scan here;
+    the selected columns (ints, floats, strings, booleans) need no result processing."""
+    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params: Any = compiled.params
+    if compiled.positional:
+        params = tuple(compiled.params[k] for k in compiled.positiontup or ())
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    named = {"name": "xaiq_stats"} if conn.dialect.name == "postgresql" else {}
+    cursor = raw.cursor(**named)
+    try:
+        cursor.execute(str(compiled), params)
+        while part := cursor.fetchmany(size):
+            yield part
+    finally:
+        cursor.close()
 
 
 def _stats_sql(
