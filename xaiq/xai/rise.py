@@ -79,22 +79,32 @@ def _geometry(s: int, size: tuple[int, int]) -> tuple[int, int, int, int]:
     return ch, cw, (s + 1) * ch, (s + 1) * cw
 
 
+def mask_layout(
+    ids: torch.Tensor, s: int, p1: float, size: tuple[int, int], *, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The random part of masks ``ids [m]`` (int64): grids ``[m, s, s]`` bool (a cell is 1
+    when its 32-bit hash is below ``p1 * 2**32``) and crop offsets ``[m, 2]`` int64
+    ``(dy, dx)`` with ``dy < ceil(H / s)``, ``dx < ceil(W / s)``. Depends on ``(seed, id)``."""
+    ch, cw, _, _ = _geometry(s, size)
+    threshold = int(round(float(p1) * (1 << 32)))
+    grid = uniform_bits(seed, ids, s * s, stream=_STREAM_GRID) < threshold
+    shift = uniform_bits(seed, ids, 2, stream=_STREAM_SHIFT)
+    offsets = torch.stack((shift[:, 0] % ch, shift[:, 1] % cw), dim=1)
+    return grid.view(-1, s, s), offsets
+
+
 def _masks_for_ids(
     ids: torch.Tensor, s: int, p1: float, size: tuple[int, int], seed: int,
     ry: torch.Tensor, rx: torch.Tensor,
 ) -> torch.Tensor:
     h, w = size
-    ch, cw, _, _ = _geometry(s, size)
     device = ry.device
-    threshold = int(round(float(p1) * (1 << 32)))
-    grid = (uniform_bits(seed, ids, s * s, stream=_STREAM_GRID) < threshold).to(torch.float32)
-    shift = uniform_bits(seed, ids, 2, stream=_STREAM_SHIFT)
-    dy, dx = shift[:, 0] % ch, shift[:, 1] % cw
-    rows = dy[:, None] + torch.arange(h, device=device)[None, :]
-    cols = dx[:, None] + torch.arange(w, device=device)[None, :]
+    grid, offsets = mask_layout(ids, s, p1, size, seed=seed)
+    rows = offsets[:, :1] + torch.arange(h, device=device)[None, :]
+    cols = offsets[:, 1:] + torch.arange(w, device=device)[None, :]
     left = ry[rows]  # [m, H, s]
     right = rx[cols]  # [m, W, s]
-    return torch.bmm(torch.bmm(left, grid.view(-1, s, s)), right.transpose(1, 2))
+    return torch.bmm(torch.bmm(left, grid.to(torch.float32)), right.transpose(1, 2))
 
 
 def iter_masks(

@@ -1,0 +1,225 @@
+"""``xaiq attack``: the RISE-guided random search on one image or a dataset, in-process."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from xaiq.cli.app import app
+from xaiq.cli.errors import CliError
+from xaiq.cli.output import OutputFormat, emit, emit_json, info, kv_rows
+
+COLUMNS = (
+    "sample", "target", "pred_before", "pred_after", "success", "strategy",
+    "iterations", "forward_passes", "prob_before", "prob_after", "l0", "l2", "linf",
+)
+FIGURE_ROWS = 12  # at most this many images in --out
+
+
+@app.command("attack")
+def attack_cmd(
+    image: Path | None = typer.Argument(None, help="an image file (or use --dataset)"),
+    model: str = typer.Option(..., "--model", "-m", help="model name (see `xaiq models`)"),
+    label: int | None = typer.Option(None, "--label", "-l", help="true class of IMAGE"),
+    dataset: str | None = typer.Option(None, "--dataset", "-d", help="dataset spec"),
+    limit: int | None = typer.Option(None, "--limit", "-n", help="first N dataset samples"),
+    mode: str = typer.Option("repair", help="repair, targeted or untargeted"),
+    target: int | None = typer.Option(None, "--target", help="class to reach (targeted mode)"),
+    all_samples: bool = typer.Option(
+        False, "--all", help="repair: attack correctly classified samples too"
+    ),
+    frac: float = typer.Option(0.4, help="pixel budget fraction, in (0, 1]"),
+    sigma: float = typer.Option(1.0, help="noise standard deviation (model-input units)"),
+    clamp: bool = typer.Option(False, "--clamp/--no-clamp", help="keep inputs in valid range"),
+    max_iters: int = typer.Option(10_000, "--max-iters", help="iterations per strategy"),
+    candidates: int = typer.Option(1, "--candidates", "-k", help="candidates per iteration"),
+    strategies: str = typer.Option("rise-least,central", help="fallback chain, comma-separated"),
+    n_masks: int = typer.Option(4000, "--n-masks", help="RISE masks N"),
+    s: int = typer.Option(7, "--s", help="RISE grid cells per side"),
+    p1: float = typer.Option(0.5, "--p1", help="RISE cell keep probability"),
+    seed: int = typer.Option(0, help="seed of masks and noise"),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="candidates per forward"),
+    device: str | None = typer.Option(None, help="cpu, cuda, cuda:1 (default: auto)"),
+    json_out: bool = typer.Option(False, "--json", help="print results and summary as JSON"),
+    out: Path | None = typer.Option(None, "--out", help="PNG: original | RISE | final | diff"),
+) -> None:
+    """Change at most FRAC of the pixels until the model predicts the wanted class."""
+    from xaiq.xai.attack import validate_attack_params
+
+    params = validate_attack_params(
+        {
+            "mode": mode, "frac": frac, "sigma": sigma, "clamp": clamp, "max_iters": max_iters,
+            "candidates": candidates, "strategies": strategies, "n_masks": n_masks, "s": s,
+            "p1": p1, "batch_size": batch_size, "only_misclassified": not all_samples,
+            "target_class": target,
+        }
+    )
+    if (image is None) == (dataset is None):
+        raise CliError("give either IMAGE or --dataset (not both)")
+    if limit is not None and limit < 1:
+        raise CliError(f"--limit must be >= 1, got {limit}")
+    if image is not None and mode == "repair" and label is None:
+        raise CliError("repair mode needs the true class of IMAGE: --label L")
+    _run(image, model, label, dataset, limit, params, seed, device, json_out, out)
+
+
+def _run(
+    image: Path | None, model_name: str, label: int | None, dataset: str | None,
+    limit: int | None, params: dict[str, Any], seed: int, device: str | None,
+    json_out: bool, out: Path | None,
+) -> None:
+    import torch
+
+    from xaiq.xai.attack import rise_guided_search, select_repair_candidates, targets_for_mode
+    from xaiq.xai.datasets import open_dataset
+    from xaiq.xai.errors import InvalidParameterError
+    from xaiq.xai.models import load_model
+
+    model = load_model(model_name, device=device)
+    if params["target_class"] is not None and params["target_class"] >= model.num_classes:
+        raise InvalidParameterError(
+            f"attack: target_class={params['target_class']} out of range "
+            f"for {model.name} ({model.num_classes} classes)"
+        )
+    spec = f"file:{image}" if image is not None else str(dataset)
+    ds = open_dataset(spec)
+    indices = list(range(len(ds) if limit is None else min(limit, len(ds))))
+    samples, errors = ds.load_many(indices)
+    for index, message in errors.items():
+        info(f"skipped sample {index}: {message}")
+    if not samples:
+        raise CliError(f"no readable samples in {spec}")
+    x = model.preprocess([smp.image for smp in samples])
+    preds = model.predict_proba(x).argmax(dim=1)
+    labels: list[int | None] = [smp.label for smp in samples]
+    if image is not None and label is not None:
+        labels = [label]
+    if label is not None and not 0 <= label < model.num_classes:
+        raise InvalidParameterError(
+            f"attack: label {label} out of range for {model.name} ({model.num_classes} classes)"
+        )
+    if params["mode"] == "untargeted":  # unlabelled samples: the prediction is the reference
+        pairs = zip(labels, preds.tolist(), strict=True)
+        labels = [int(p) if lab is None else lab for lab, p in pairs]
+    chosen = list(range(len(samples)))
+    if params["mode"] == "repair" and image is None:
+        chosen = select_repair_candidates(
+            preds, labels, only_misclassified=params["only_misclassified"]
+        )
+        info(f"{len(chosen)} of {len(samples)} samples to repair "
+             f"({'misclassified' if params['only_misclassified'] else 'labelled'})")
+    search = {k: v for k, v in params.items() if k not in ("only_misclassified", "target_class")}
+    results = []
+    if chosen:
+        targets = targets_for_mode(
+            params["mode"], [labels[i] for i in chosen], params["target_class"]
+        )
+        ids = [samples[i].index for i in chosen]
+        results = rise_guided_search(
+            model, x[chosen], torch.tensor(targets), seed=seed, sample_ids=ids, **search
+        )
+    keys = {smp.index: smp.key for smp in samples}
+    rows = [{"sample": r.sample_id, **_row(r), "key": keys[r.sample_id]} for r in results]
+    summary = summarise(results, params["strategies"], attempted=len(samples))
+    if json_out:
+        emit_json({"params": _jsonable(params), "results": rows, "summary": summary})
+    else:
+        emit(rows, OutputFormat.table, title="attack results", columns=COLUMNS)
+        emit(summary["per_strategy"], OutputFormat.table, title="per strategy")
+        overall = {k: v for k, v in summary.items() if k != "per_strategy"}
+        emit(kv_rows(overall), OutputFormat.table, title="summary")
+    if out is not None and results:
+        originals = x[chosen][: len(results)]
+        save_figure(out, model, originals, results[:FIGURE_ROWS], [r["key"] for r in rows])
+        info(f"figure written to {out}")
+
+
+def _row(r: Any) -> dict[str, Any]:
+    row = r.to_row()
+    return {c: row[c] for c in COLUMNS if c in row} | {
+        "strategies_tried": row["strategies_tried"]
+    }
+
+
+def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
+
+
+def summarise(results: list[Any], chain: tuple[str, ...], attempted: int) -> dict[str, Any]:
+    """Success rate overall and per strategy; median iterations and forward passes."""
+    n = len(results)
+    per = []
+    for name in chain:
+        tried = [r for r in results if name in r.strategies_tried]
+        won = [r for r in results if r.strategy == name]
+        per.append({
+            "strategy": name,
+            "tried": len(tried),
+            "succeeded": len(won),
+            "success_rate_when_tried": len(won) / len(tried) if tried else None,
+            "share_of_attacked": len(won) / n if n else None,
+            "median_iterations_of_successes": _median([r.iterations for r in won]),
+        })
+    ok = [r for r in results if r.success]
+    return {
+        "samples": attempted,
+        "attacked": n,
+        "succeeded": len(ok),
+        "success_rate": len(ok) / n if n else None,
+        "already_at_goal": sum(1 for r in results if r.success and r.strategy is None),
+        "median_iterations": _median([r.iterations for r in results]),
+        "median_forward_passes": _median([r.forward_passes for r in results]),
+        "median_iterations_of_successes": _median([r.iterations for r in ok]),
+        "median_forward_passes_of_successes": _median([r.forward_passes for r in ok]),
+        "per_strategy": per,
+    }
+
+
+def _median(values: list[int]) -> float | None:
+    return float(statistics.median(values)) if values else None
+
+
+def save_figure(
+    path: Path, model: Any, originals: Any, results: list[Any], keys: list[str]
+) -> None:
+    """One row per image: original | RISE map with the chosen pixels | final | difference."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import torch
+
+    finals = torch.stack([r.final for r in results]).to(originals.device)
+    shown = model.to_display(torch.cat([originals[: len(results)], finals])).detach().cpu().numpy()
+    n = len(results)
+    fig, axes = plt.subplots(n, 4, figsize=(10, 2.6 * n), squeeze=False)
+    for i, r in enumerate(results):
+        orig, fin = shown[i], shown[n + i]
+        grey = orig.shape[-1] == 1
+        cmap = "gray" if grey else None
+        diff = (r.final - originals[i].detach().cpu()).sum(dim=0).numpy()
+        lim = float(np.abs(diff).max()) or 1.0
+        panels = [
+            (orig.squeeze(-1) if grey else orig, cmap, f"{keys[i]}  pred {r.pred_before}"),
+            (r.saliency.numpy(), "jet", f"RISE (target {r.target}), chosen bright"),
+            (fin.squeeze(-1) if grey else fin, cmap,
+             f"final: pred {r.pred_after} ({r.strategy or 'failed'})"),
+            (diff, "RdBu_r", f"difference (L0 {r.l0})"),
+        ]
+        for ax, (img, cm, title) in zip(axes[i], panels, strict=True):
+            kwargs = {"vmin": -lim, "vmax": lim} if cm == "RdBu_r" else {}
+            ax.imshow(img, cmap=cm, **kwargs)
+            ax.set_title(title, fontsize=8)
+            ax.axis("off")
+        mask = r.mask.numpy()
+        overlay = np.zeros((*mask.shape, 4))
+        overlay[~mask] = (0.0, 0.0, 0.0, 0.55)  # dim the pixels the attack may not change
+        axes[i][1].imshow(overlay)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=100)
+    plt.close(fig)
