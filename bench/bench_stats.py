@@ -13,9 +13,7 @@ statistic pays. Target: < 2 s (as value); the ratio is informational.
 
 from __future__ import annotations
 
-import os
 import tempfile
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,43 +21,13 @@ from typing import Any
 
 from bench.common import require
 from bench.harness import Context, Row, Skip, Target, measure_interleaved
-
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+from bench.services import postgres_url
 
 
 @contextmanager
 def sqlite_url() -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="xaiq-bench-") as tmp:
         yield f"sqlite:///{Path(tmp) / 'bench.db'}"
-
-
-@contextmanager
-def postgres_url() -> Iterator[str]:
-    """A throwaway database on the configured server; dropped afterwards."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    admin_url = make_url(os.environ.get("XAIQ_BENCH_PG_URL", PG_ADMIN_URL))
-    admin_url = admin_url.set(drivername="postgresql+psycopg")
-    name = f"xaiq_bench_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = create_engine(
-            admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
-        )
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))  # name is ours, not user input
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise Skip(f"PostgreSQL not reachable: {first}") from None
-    try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        from xaiq.db.session import dispose_engines
-
-        dispose_engines()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _bench_backend(ctx: Context, url: str, n_rows: int) -> tuple[dict[str, Any], Any, Any]:

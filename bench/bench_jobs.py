@@ -1,0 +1,245 @@
+"""Overhead of the distributed path: one job through Celery + Redis against the same job
+in-process, and two workers against one.
+
+Setup: a throwaway PostgreSQL database (the store both paths share), a private Redis db, the
+scheduler and ``xaiq worker -c 1 --threads 1`` subprocesses. The in-process run uses the
+same store and one torch thread too, so both paths do identical compute on one core. Each
+path first runs a small untimed job (model load, imports, first-call costs). Timed: from
+``submit`` to the job's ``finished_at`` (polled every 50 ms).
+
+Rows: Celery 1 worker vs in-process, seconds (target ratio <= 1.10); 2 workers vs 1,
+samples/s (target ratio >= 1.7).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bench.common import require
+from bench.harness import Context, Row, Skip, Target, Timing
+from bench.services import postgres_url, redis_url
+
+
+def job_spec(limit: int, shard_size: int, seed: int = 0) -> dict[str, Any]:
+    return {
+        "kind": "disagreement",
+        "dataset": "digits",
+        "model": "digits-cnn-weak",
+        "methods": ["saliency", "grad_cam", "integrated_gradients"],
+        "params": {"integrated_gradients": {"n_steps": 32}},
+        "superpixels": ["grid"],
+        "n_segments": [49],
+        "k_frac": [0.1],
+        "limit": limit,
+        "shard_size": shard_size,
+        "seed": seed,
+    }
+
+
+class Cluster:
+    """The scheduler and workers as subprocesses (own process groups, stopped at exit)."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env, self.logs = env, logs
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, *args: str, name: str) -> None:
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process
+        self.procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "xaiq.cli.main", *args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+
+    def worker(self, name: str) -> None:
+        self.start(
+            "worker",
+            "-c",
+            "1",
+            "--threads",
+            "1",
+            "-Q",
+            "cpu",
+            "-n",
+            f"{name}@%h",
+            "--loglevel",
+            "WARNING",
+            name=name,
+        )
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _wait(predicate: Any, timeout: float, what: str, poll: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(poll)
+    raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def run(ctx: Context) -> list[Row]:
+    names = ("job via Celery+Redis, 1 worker vs in-process", "job via Celery+Redis, 2 workers vs 1")
+    if not any(ctx.wants(n) for n in names):
+        return []
+    try:
+        require("xaiq.scheduler.submit", "submit")
+        require("xaiq.worker.local", "run_local")
+        require("xaiq.db.jobs", "job_progress", "live_workers")
+        broker = redis_url()
+        with postgres_url() as db_url, tempfile.TemporaryDirectory(prefix="xaiq-bench-") as tmp:
+            return _measure(ctx, names, db_url, broker, Path(tmp))
+    except Skip as exc:
+        return [Row(name=n, skipped=str(exc)) for n in names]
+
+
+def _measure(
+    ctx: Context, names: tuple[str, str], db_url: str, broker: str, tmp: Path
+) -> list[Row]:
+    from xaiq.db.jobs import job_progress, live_workers
+    from xaiq.db.session import get_engine, read_session
+    from xaiq.scheduler.submit import submit
+    from xaiq.worker.local import run_local
+
+    env = {
+        "XAIQ_DB_URL": db_url,
+        "XAIQ_BROKER_URL": broker,
+        "XAIQ_ARTIFACTS": str(tmp / "art"),
+        "XAIQ_HOME": str(tmp / "home"),
+        "XAIQ_HEARTBEAT_SECONDS": "1",
+    }
+    engine = get_engine(db_url, migrate=True)
+    limit, shard = ctx.pick(48, 160), ctx.pick(8, 16)
+    reps = ctx.pick(1, 3)
+    seed = iter(range(1, 1000))
+
+    def in_process(n: int) -> float:
+        start = time.perf_counter()
+        job = submit(job_spec(n, shard, next(seed)), engine=engine, local=True).job_id
+        run_local(job, engine=engine, device="cpu")
+        return time.perf_counter() - start
+
+    def distributed(n: int) -> float:
+        start = time.perf_counter()
+        job = submit(
+            job_spec(n, shard, next(seed)), engine=engine, local=False, broker=broker
+        ).job_id
+
+        def finished() -> bool:
+            with read_session(engine) as session:
+                return job_progress(session, job)["finished_at"] is not None
+
+        _wait(finished, 600, f"job {job}")
+        return time.perf_counter() - start
+
+    def live(n: int) -> bool:
+        with read_session(engine) as session:
+            return len(live_workers(session, 5.0)) >= n
+
+    logs = tmp / "logs"
+    logs.mkdir()
+    cluster = Cluster({**os.environ, **env, "XAIQ_TORCH_THREADS": "1"}, logs)
+    samples: dict[str, list[float]] = {"local": [], "one": [], "two": []}
+    try:
+        with environment(env), torch_threads(1):
+            cluster.start(
+                "scheduler",
+                "--max-in-flight",
+                "4",
+                "--interval",
+                "0.1",
+                "--queues",
+                "cpu",
+                name="scheduler",
+            )
+            cluster.worker("w1")
+            _wait(lambda: live(1), 120, "one worker", poll=0.5)
+            in_process(shard)  # warm-up: model load, first calls
+            distributed(shard)
+            for _ in range(reps):  # interleaved
+                samples["local"].append(in_process(limit))
+                samples["one"].append(distributed(limit))
+            ctx.log("jobs: in-process vs 1 worker done")
+            cluster.worker("w2")
+            _wait(lambda: live(2), 120, "two workers", poll=0.5)
+            distributed(2 * shard)  # warm-up of the second worker
+            for _ in range(reps):
+                samples["two"].append(distributed(limit))
+    except RuntimeError as exc:
+        raise Skip(f"{exc}; logs in {logs}") from None
+    finally:
+        cluster.stop()
+    local, one, two = (Timing(tuple(samples[k])) for k in ("local", "one", "two"))
+    return [
+        Row(
+            name=names[0],
+            value=one.median,
+            unit="s",
+            baseline=local.median,
+            baseline_name="in-process, 1 thread",
+            targets=(Target("<=", 1.10),),
+            spread=one.spread,
+            note=f"{limit} digits, shards of {shard}, 3 methods",
+            extra={"seconds": list(one.samples), "baseline_seconds": list(local.samples)},
+        ),
+        Row(
+            name=names[1],
+            value=limit / two.median,
+            unit="samples/s",
+            baseline=limit / one.median,
+            baseline_name="1 worker",
+            targets=(Target(">=", 1.7),),
+            spread=two.spread,
+            extra={"seconds": list(two.samples), "baseline_seconds": list(one.samples)},
+        ),
+    ]
