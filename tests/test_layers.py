@@ -1,0 +1,84 @@
+"""Imports point one way (DESIGN.md section 1); read with ``ast``, nothing is imported."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "xaiq"
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+FORBIDDEN = {
+    "xai": ("xaiq.db", "xaiq.scheduler", "xaiq.worker", "xaiq.cli", "celery", "sqlalchemy",
+            "redis", "alembic", "kombu"),
+    "db": ("torch", "torchvision", "captum", "xaiq.xai", "xaiq.worker", "xaiq.cli", "celery"),
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(tree: ast.AST, module: str) -> list[tuple[str, ast.stmt]]:
+    """Every imported module name (absolute) with the statement that imports it."""
+    found: list[tuple[str, ast.stmt]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative import
+                package = module.split(".")[: len(module.split(".")) - node.level + 1]
+                base = ".".join(package + ([base] if base else []))
+            found.append((base, node))
+            found += [(f"{base}.{alias.name}", node) for alias in node.names]
+    return found
+
+
+def top_level_imports(tree: ast.Module) -> list[str]:
+    """Imports that run when the module is imported (not inside functions or classes)."""
+    names: list[str] = []
+    stack: list[ast.stmt] = list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.append(node.module)
+        elif isinstance(node, ast.If | ast.Try | ast.With):
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                for child in getattr(node, field, []):
+                    stack += child.body if isinstance(child, ast.ExceptHandler) else [child]
+    return names
+
+
+def hits(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[module_name(p) for p in MODULES])
+def test_imports_point_one_way(path):
+    module = module_name(path)
+    layer = module.split(".")[1] if "." in module else ""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    if layer in FORBIDDEN:
+        bad = sorted({n for n, _ in imports(tree, module) if hits(n, FORBIDDEN[layer])})
+        assert not bad, f"{module} (layer {layer}) imports {bad}"
+    if layer == "cli":
+        heavy = [n for n in top_level_imports(tree) if hits(n, ("torch", "torchvision", "captum"))]
+        assert not heavy, f"{module} imports {heavy} at module level"
+
+
+def test_the_checker_sees_a_forbidden_import():
+    tree = ast.parse("def f():\n    from xaiq.db.models import Job\n")
+    assert hits(imports(tree, "xaiq.xai.x")[0][0], FORBIDDEN["xai"])
+    tree = ast.parse("try:\n    import torch\nexcept ImportError:\n    pass\n")
+    assert top_level_imports(tree) == ["torch"]
+
+
+def test_every_layer_has_modules_to_check():
+    layers = {module_name(p).split(".")[1] for p in MODULES if module_name(p).count(".")}
+    assert {"xai", "db", "cli"} <= layers
