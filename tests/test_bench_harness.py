@@ -1,0 +1,133 @@
+"""The benchmark harness itself: ratio arithmetic, targets, skip/error rows, JSON output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import main
+from bench.harness import (
+    Context,
+    Row,
+    Skip,
+    Target,
+    Timing,
+    markdown_table,
+    measure_interleaved,
+    rate_row,
+    run_suite,
+    selected_modules,
+)
+
+
+def test_ratio_is_value_over_baseline_and_targets_decide_pass_or_miss() -> None:
+    row = Row(name="r", value=3.0, baseline=4.0, targets=(Target(">=", 0.7),))
+    assert row.ratio == pytest.approx(0.75)
+    assert row.status == "pass"
+    row.targets = (Target(">=", 0.8),)
+    assert row.status == "miss"
+    row.targets = (Target("<=", 2.5, on="value"),)
+    assert row.status == "miss"
+    row.targets = (Target("<=", -0.5, on="delta"), Target("<=", 3.0, on="value"))
+    assert row.status == "pass"  # delta = 3 - 4 = -1 <= -0.5 and value 3 <= 3
+    row.value = 3.5
+    assert row.status == "miss"  # delta -0.5 still passes, value 3.5 > 3 does not
+    assert Row(name="no targets", value=1.0, baseline=2.0).status == "info"
+    assert Row(name="zero baseline", value=1.0, baseline=0.0).ratio is None
+
+
+def test_rate_row_divides_work_by_the_median_time() -> None:
+    lib = Timing((0.5, 1.0, 4.0))  # median 1.0
+    base = Timing((2.0, 2.0, 3.0))  # median 2.0
+    row = rate_row(
+        "r", 10, lib, 5, base, unit="x/s", baseline_name="b", targets=(Target(">=", 3.9),)
+    )
+    assert row.value == pytest.approx(10.0)
+    assert row.baseline == pytest.approx(2.5)
+    assert row.ratio == pytest.approx(4.0)
+    assert row.status == "pass"
+    assert lib.spread == pytest.approx(1.75)
+
+
+def test_interleaved_timing_runs_warmup_then_alternates() -> None:
+    calls: list[str] = []
+    tm = measure_interleaved(
+        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, warmup=1, reps=3
+    )
+    assert calls == ["a", "b"] * 4
+    assert len(tm["a"].samples) == len(tm["b"].samples) == 3
+    with pytest.raises(ValueError, match="reps"):
+        measure_interleaved({"a": lambda: None}, reps=0)
+
+
+def _fake_modules():
+    def tiny(ctx: Context) -> list[Row]:
+        data = list(range(20_000, 0, -1))
+        tm = ctx.time({"fast": lambda: sorted(data), "slow": lambda: sorted(data * 4)})
+        return [
+            rate_row(
+                "sorting one copy vs four",
+                1,
+                tm["fast"],
+                1,
+                tm["slow"],
+                unit="calls/s",
+                baseline_name="four copies",
+                targets=(Target(">=", 1),),
+            )
+        ]
+
+    def missing(ctx: Context) -> list[Row]:
+        raise Skip("xaiq.xai.nothing has no frobnicate yet")
+
+    def broken(ctx: Context) -> list[Row]:
+        raise ZeroDivisionError("division by zero")
+
+    return [("tiny", tiny), ("missing", missing), ("broken", broken)]
+
+
+def test_quick_suite_writes_json_rows_with_skips_and_errors(tmp_path: Path) -> None:
+    ctx = Context(quick=True, device="cpu", reps=2)
+    result = run_suite(_fake_modules(), ctx)
+    out = tmp_path / "results.json"
+    result.write(out)
+    data = json.loads(out.read_text())
+    assert data["meta"]["quick"] is True and data["meta"]["reps"] == 2
+    assert set(data["meta"]["module_seconds"]) == {"tiny", "missing", "broken"}
+    rows = {r["name"]: r for r in data["rows"]}
+    tiny = rows["sorting one copy vs four"]
+    assert tiny["module"] == "tiny"
+    assert tiny["ratio"] == pytest.approx(tiny["value"] / tiny["baseline"])
+    assert tiny["status"] == "pass" and tiny["targets"][0]["met"] is True
+    assert len(tiny["extra"]["seconds"]) == 2
+    assert rows["missing"]["status"] == "skipped"
+    assert rows["missing"]["value"] is None and "frobnicate" in rows["missing"]["skipped"]
+    assert rows["broken"]["status"] == "error" and "ZeroDivisionError" in rows["broken"]["error"]
+    table = markdown_table(result)
+    assert "skipped: xaiq.xai.nothing has no frobnicate yet" in table
+    assert table.count("\n") == 2 + len(result.rows) - 1
+
+
+def test_only_selects_modules_by_name_and_rows_by_substring() -> None:
+    modules = _fake_modules()
+    assert selected_modules(modules, ["missing"]) == ["missing"]
+    assert selected_modules(modules, ["sorting"]) == ["tiny", "missing", "broken"]
+    ctx = Context(device="cpu", reps=1, warmup=0, filters=("four",))
+    result = run_suite(modules, ctx)
+    assert [r.name for r in result.rows] == ["sorting one copy vs four"]
+
+
+def test_make_bench_runs_one_real_row_in_quick_mode(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    code = main(["--quick", "--reps", "2", "--only", "Grad-CAM digits-cnn", "--out", str(out)])
+    data = json.loads(out.read_text())
+    assert code == 0
+    assert [r["module"] for r in data["rows"]] == ["explainers"]
+    row = data["rows"][0]
+    assert row["name"].startswith("Grad-CAM digits-cnn")
+    if row["status"] != "skipped":
+        assert row["unit"] == "img/s" and row["value"] > 0 and row["baseline"] > 0
+        assert row["ratio"] == pytest.approx(row["value"] / row["baseline"])
+        assert row["status"] in ("pass", "miss")
