@@ -1,0 +1,172 @@
+"""The HTML report and ``show`` figures: well-formed, self-contained, every image decodable."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import shutil
+import subprocess
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+from PIL import Image
+from sqlalchemy import update
+
+from xaiq.db.errors import NotFoundError
+from xaiq.db.models import Job
+from xaiq.report import build_report, show_sample
+
+VOID = {"meta", "img", "br", "hr", "link", "input"}
+
+
+class _Structure(HTMLParser):
+    """Checks that every non-void tag is closed in order; collects <img> sources."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.images: list[str] = []
+        self.errors: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs).get("src", ""))
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"unexpected </{tag}> with open {self.stack[-3:]}")
+        else:
+            self.stack.pop()
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def _parse(path) -> _Structure:
+    parser = _Structure()
+    parser.feed(path.read_text(encoding="utf-8"))
+    parser.close()
+    assert not parser.errors, parser.errors[:3]
+    assert parser.stack == [], parser.stack
+    return parser
+
+
+def _decode(src: str) -> Image.Image:
+    prefix = "data:image/png;base64,"
+    assert src.startswith(prefix), src[:40]
+    img = Image.open(io.BytesIO(base64.b64decode(src[len(prefix):], validate=True)))
+    img.load()
+    assert img.format == "PNG" and img.width > 50 and img.height > 50
+    return img
+
+
+def test_disagreement_report_is_well_formed_and_self_contained(store, tmp_path):
+    out = build_report(store.engine, store.disagreement_job, tmp_path / "r.html")
+    page = _parse(out)
+    text = " ".join(page.text)
+    for section in ("Spec", "Per pair", "method", "Histograms per pair",
+                    "Most disagreeing", "Least disagreeing"):
+        assert section in text, section
+    # matrices + histograms + 3 most + 3 least sample figures
+    assert len(page.images) == 2 + 3 + 3
+    for src in page.images:
+        _decode(src)
+    raw = out.read_text()
+    assert "http://" not in raw and "https://" not in raw and "<link" not in raw
+
+
+def test_attack_report_shows_summary_and_before_after_examples(store, tmp_path):
+    out = build_report(store.engine, store.attack_job, tmp_path / "a.html")
+    page = _parse(out)
+    text = " ".join(page.text)
+    assert "success_rate" in text and "Before / after examples" in text
+    assert "central: 3, rise-least: 2" in text
+    # outcome figure + 4 successes + 1 failure
+    assert len(page.images) == 1 + 4 + 1
+    for src in page.images:
+        _decode(src)
+
+
+def test_report_escapes_text_from_the_store(store, tmp_path):
+    with store.engine.begin() as conn:
+        conn.execute(update(Job).where(Job.id == store.attack_job).values(
+            spec={"note": "<script>alert(1)</script>"}))
+    out = build_report(store.engine, store.attack_job, tmp_path / "e.html")
+    raw = out.read_text()
+    assert "<script>" not in raw and "&lt;script&gt;" in raw
+    _parse(out)
+
+
+def test_unknown_job_raises_not_found(store, tmp_path):
+    with pytest.raises(NotFoundError, match="unknown job id 777"):
+        build_report(store.engine, 777, tmp_path / "x.html")
+    assert not (tmp_path / "x.html").exists()
+
+
+def _png(path) -> np.ndarray:
+    img = Image.open(path)
+    assert img.format == "PNG"
+    return np.asarray(img.convert("RGB"))
+
+
+def test_show_draws_original_and_every_method(store, tmp_path):
+    out = show_sample(store.engine, store.disagreement_job, 2, tmp_path / "s.png")
+    arr = _png(out)
+    assert arr.shape[1] > 2.5 * arr.shape[0]  # four panels side by side
+    assert arr.std() > 10  # not a blank canvas
+
+
+def test_show_attack_draws_four_panels(store, tmp_path):
+    out = show_sample(store.engine, store.attack_job, 1, tmp_path / "a.png")
+    arr = _png(out)
+    assert arr.shape[1] > 2.5 * arr.shape[0] and arr.std() > 10
+
+
+def test_show_without_dataset_draws_the_maps_alone(store, tmp_path):
+    with store.engine.begin() as conn:
+        conn.execute(update(Job).where(Job.id == store.second_job).values(
+            dataset=str(tmp_path / "gone")))
+    out = show_sample(store.engine, store.second_job, 0, tmp_path / "m.png")
+    assert _png(out).std() > 10
+
+
+def test_show_unknown_sample_raises_not_found(store, tmp_path):
+    with pytest.raises(NotFoundError, match="no attribution maps for sample 500"):
+        show_sample(store.engine, store.disagreement_job, 500, tmp_path / "n.png")
+    with pytest.raises(NotFoundError, match="no attack result for sample 99"):
+        show_sample(store.engine, store.attack_job, 99, tmp_path / "n.png")
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.slow
+def test_report_renders_with_its_plots_in_headless_chromium(store, tmp_path):
+    browser = _chromium()
+    if browser is None:
+        if os.environ.get("XAIQ_REQUIRE_SERVICES") == "1":
+            pytest.fail("chromium is required (XAIQ_REQUIRE_SERVICES=1) but not installed")
+        pytest.skip("chromium not installed")
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("rendering is backend-independent; done once on SQLite")
+    page = build_report(store.engine, store.disagreement_job, tmp_path / "r.html")
+    shot = tmp_path / "shot.png"
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+           "--no-first-run", "--disable-background-networking", "--disable-component-update",
+           "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+           f"--screenshot={shot}", "--window-size=1200,3000", page.resolve().as_uri()]
+    subprocess.run(cmd, check=False, capture_output=True, timeout=120)
+    assert shot.is_file(), "chromium wrote no screenshot"
+    arr = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    r, g, b = arr[..., 0], arr[..., 1], arr[..., 2]
+    # plot colours: saturated pixels (viridis / jet / histogram blue), not just text on white
+    saturated = (np.max(arr, axis=-1) - np.min(arr, axis=-1)) > 80
+    assert saturated.mean() > 0.02, saturated.mean()
+    assert ((b > 150) & (r < 100)).sum() > 1000  # blue of the histograms / jet maps
+    assert (g > 150).sum() > 1000
