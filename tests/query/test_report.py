@@ -21,6 +21,20 @@ from xaiq.report import build_report, show_sample
 VOID = {"meta", "img", "br", "hr", "link", "input"}
 
 
+@pytest.fixture
+def engine(tmp_path):
+    """Reports read through the same queries on both backends (tested in test_stats); the
+    pictures are backend-independent, so they are drawn from a SQLite store only."""
+    from sqlalchemy import create_engine
+
+    from xaiq.db.models import Base
+
+    eng = create_engine(f"sqlite:///{tmp_path / 'r.sqlite'}")
+    Base.metadata.create_all(eng)
+    yield eng
+    eng.dispose()
+
+
 class _Structure(HTMLParser):
     """Checks that every non-void tag is closed in order; collects <img> sources."""
 
@@ -153,8 +167,6 @@ def test_report_renders_with_its_plots_in_headless_chromium(store, tmp_path):
         if os.environ.get("XAIQ_REQUIRE_SERVICES") == "1":
             pytest.fail("chromium is required (XAIQ_REQUIRE_SERVICES=1) but not installed")
         pytest.skip("chromium not installed")
-    if store.engine.dialect.name != "sqlite":
-        pytest.skip("rendering is backend-independent; done once on SQLite")
     page = build_report(store.engine, store.disagreement_job, tmp_path / "r.html")
     shot = tmp_path / "shot.png"
     cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

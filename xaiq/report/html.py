@@ -115,7 +115,9 @@ def _disagreement_section(engine: Engine, job: Any) -> str:
         {r["method_a"] for r in by_method} | {r["method_b"] for r in by_method}
     )
     if any(means.values()):
-        out.append("<h3>Mean disagreement, method &times; method</h3>")
+        out.append("<h3>Mean disagreement, method &times; method</h3>"
+                   '<p class="note">mean over every sample and superpixel configuration of'
+                   " the job; NULLs excluded</p>")
         out.append(_img(plots.matrix_figure(means, methods), "method x method matrices"))
         values = data.pair_values(engine, job.id, list(DEFAULT_METRICS))
         out.append("<h3>Histograms per pair</h3>")

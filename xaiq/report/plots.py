@@ -125,11 +125,13 @@ def matrix_figure(means: Mapping[str, Mapping[tuple[str, str], float]], methods:
             if a in index and b in index and v is not None:
                 mat[index[a], index[b]] = mat[index[b], index[a]] = v
         im = ax.imshow(mat, cmap="viridis")
+        lo, hi = np.nanmin(mat), np.nanmax(mat)
         for i in range(len(methods)):
             for j in range(len(methods)):
                 if not np.isnan(mat[i, j]):
+                    bright = hi > lo and (mat[i, j] - lo) / (hi - lo) > 0.6
                     ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                            color="white")
+                            color="black" if bright else "white")
         ax.set_xticks(range(len(methods)), methods, rotation=45, ha="right", fontsize=7)
         ax.set_yticks(range(len(methods)), methods, fontsize=7)
         ax.set_title(metric, fontsize=9)
