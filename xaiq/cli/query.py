@@ -139,16 +139,18 @@ def print_demo_summary(
 ) -> None:
     """Print the disagreement table (per pair) and the attack table of ``job_ids``, then the
     report's path: the end of ``make demo``. Jobs without such rows print nothing."""
-    from xaiq.db.queries import ATTACK_COLUMNS, attack_stats, disagreement_stats
-    from xaiq.db.summary import STAT_COLUMNS
+    from xaiq.db.queries import attack_stats, disagreement_stats
 
+    # a compact subset of the columns so the tables fit a terminal; `xaiq stats` has them all
     rows = disagreement_stats(engine, job_ids, ["job", "pair"])
     if rows:
-        cols = ["job", "pair", "metric", *STAT_COLUMNS]
+        cols = ["job", "pair", "metric", "n", "mean", "p25", "median", "p75"]
         emit(rows, OutputFormat.table, title="disagreement per pair", columns=cols)
     attacks = attack_stats(engine, job_ids, ["job"])
     if attacks:
-        emit(attacks, OutputFormat.table, title="attacks", columns=["job", *ATTACK_COLUMNS])
+        cols = ["job", "n", "successes", "success_rate", "won_by", "median_iterations",
+                "prob_before_mean", "prob_after_mean"]
+        emit(attacks, OutputFormat.table, title="attacks", columns=cols)
     if report_path is not None:
         info(f"report: {Path(report_path).resolve()}")
 
