@@ -347,6 +347,7 @@ def run_suite(
 ) -> SuiteResult:
     """Run the selected modules; a module that fails becomes one ``error`` row, not a crash."""
     started = time.time()
+    load_before = os.getloadavg()
     rows: list[Row] = []
     timings: dict[str, float] = {}
     for name, fn in modules:
@@ -379,6 +380,9 @@ def run_suite(
         "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
         "elapsed_s": time.time() - started,
         "module_seconds": timings,
+        # other processes on the machine distort every figure: recorded, not corrected
+        "load_average_before": list(load_before),
+        "load_average_after": list(os.getloadavg()),
         "machine": machine_info(ctx),
     }
     return SuiteResult(rows=rows, meta=meta)
