@@ -86,6 +86,37 @@ def test_explain_saves_maps_that_compare_maps_reads_back(capsys, tmp_path):
     assert metrics["feature_agreement"] == 1.0 and metrics["euclidean"] == pytest.approx(0.0)
 
 
+def test_params_reach_the_explainer(capsys, tmp_path):
+    from xaiq.xai.explainers import explain
+    from xaiq.xai.models import load_model
+
+    code, _, _ = run(capsys, "explain", "digits:2", "--model", "digits-cnn", "--methods",
+                     "integrated_gradients,saliency", "-p", "integrated_gradients.n_steps=3",
+                     "-p", "abs=false", "--out", str(tmp_path))
+    assert code == 0
+    model = load_model("digits-cnn", "cpu")
+    from xaiq.xai.datasets import open_dataset
+
+    x = model.preprocess([open_dataset("digits").load(2).image])
+    pred = int(model.predict_proba(x).argmax())
+    want_ig = explain("integrated_gradients", model, x, [pred], n_steps=3)[0].numpy()
+    want_sal = explain("saliency", model, x, [pred], abs=False)[0].numpy()
+    np.testing.assert_allclose(np.load(tmp_path / "integrated_gradients.npy"), want_ig, rtol=1e-5)
+    np.testing.assert_allclose(np.load(tmp_path / "saliency.npy"), want_sal, rtol=1e-5)
+    assert (want_sal < 0).any(), "abs=false keeps negative gradients"
+
+
+def test_figure_has_three_panels_and_handles_an_all_zero_map(tmp_path):
+    from xaiq.xai.figures import comparison_figure, normalise_map
+
+    image = np.random.default_rng(0).random((16, 20, 3))
+    fig = comparison_figure(image, [np.zeros((16, 20)), -np.ones((16, 20))], ["a", "b"])
+    assert [ax.get_title() for ax in fig.axes] == ["original", "a", "b"]
+    assert np.all(normalise_map(np.zeros((4, 4))) == 0)
+    scaled = normalise_map(np.array([[-2.0, 1.0], [0.0, 0.5]]), percentile=100)
+    np.testing.assert_allclose(scaled, [[1.0, 0.5], [0.0, 0.25]])
+
+
 def test_compare_maps_agrees_with_the_library_on_slic(capsys, tmp_path):
     from skimage import data
 
@@ -127,6 +158,10 @@ def test_compare_maps_agrees_with_the_library_on_slic(capsys, tmp_path):
         (["compare", "nosuchset@3", "--model", "digits-cnn"], ["nosuchset"]),
         (["compare", "digits:5", "--model", "digits-cnn", "--target", "10"], ["--target 10"]),
         (["explain", "digits:5", "--model", "digits-cnn", "--methods", "ig"], ["ig"]),
+        (["explain", "digits:5", "--model", "digits-cnn", "-p", "n_steps=0"], ["n_steps"]),
+        (["explain", "digits:5", "--model", "digits-cnn", "-p", "window=3"], ["window"]),
+        (["explain", "digits:5", "--model", "digits-cnn", "-p", "grad_cam.layer=x"], ["grad_cam"]),
+        (["explain", "digits:5", "--model", "digits-cnn", "-p", "n_steps"], ["--param"]),
     ],
 )
 def test_bad_input_gives_a_one_line_error(capsys, tmp_path, monkeypatch, args, needles):

@@ -218,7 +218,7 @@ def test_deeplift_on_a_reused_relu_equals_captum_on_separate_relus():
     ("method", "params", "match"),
     [
         ("integrated_gradients", {"n_steps": 0}, "n_steps"),
-        ("integrated_gradients", {"method": "simpson"}, "method"),
+        ("integrated_gradients", {"integration_method": "simpson"}, "integration_method"),
         ("smoothgrad", {"stdev": -1}, "stdev"),
         ("occlusion", {"window": 0}, "window"),
         ("saliency", {"abs": "yes"}, "abs"),
@@ -235,3 +235,16 @@ def test_every_explainer_documents_itself_and_validates_its_defaults():
         explainer = EXPLAINERS.get(name)
         assert explainer.doc, f"{name} has no docstring"
         assert set(validate_params(name, {})) == set(explainer.params)
+        # validated parameters go back into explain(method, model, images, targets, **params)
+        assert not set(explainer.params) & {"method", "model", "images", "targets", "seed",
+                                            "sample_ids"}
+
+
+def test_validated_parameters_can_be_passed_back_to_explain(digits_model, digits_batch):
+    x, t = digits_batch
+    params = validate_params("integrated_gradients", {"n_steps": "4"})
+    got = explain("integrated_gradients", digits_model, x[:2], t[:2], **params)
+    want = IntegratedGradients(digits_model.module).attribute(
+        x[:2], baselines=torch.zeros_like(x[:2]), target=t[:2], n_steps=4
+    )
+    close(got, want.sum(1))

@@ -29,6 +29,11 @@ MODEL_HELP = (
 ModelOpt = typer.Option(..., "--model", "-m", help=MODEL_HELP)
 DeviceOpt = typer.Option(None, "--device", help="cpu, cuda, cuda:1 (default: cuda if present)")
 TargetOpt = typer.Option(None, "--target", help="class to explain (default: the prediction)")
+ParamOpt = typer.Option(
+    None, "--param", "-p",
+    help="explainer parameter METHOD.KEY=VALUE (or KEY=VALUE for every method that has KEY), "
+    "e.g. -p integrated_gradients.n_steps=20; repeatable",
+)
 
 
 def load_image(spec: str) -> tuple[Any, str]:
@@ -75,6 +80,27 @@ def _methods(text: str, expected: int | None = None) -> list[str]:
     return names
 
 
+def _method_params(names: list[str], items: list[str] | None) -> dict[str, dict[str, Any]]:
+    """``--param`` values per method, validated (types coerced, domains checked)."""
+    from xaiq.xai.explainers import EXPLAINERS, validate_params
+
+    raw: dict[str, dict[str, Any]] = {name: {} for name in names}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"--param must look like METHOD.KEY=VALUE, got {item!r}")
+        method, dot, param = key.rpartition(".")
+        parsed: Any = {"true": True, "false": False, "none": None}.get(value.lower(), value)
+        targets = [method] if dot else [n for n in names if param in EXPLAINERS.get(n).params]
+        if dot and method not in raw:
+            raise CliError(f"--param {item!r}: {method!r} is not one of the methods {names}")
+        if not targets:
+            raise CliError(f"--param {item!r}: no method in {names} has a parameter {param!r}")
+        for name in targets:
+            raw[name][param] = parsed
+    return {name: validate_params(name, params) for name, params in raw.items()}
+
+
 def _prepare(image_spec: str, model_name: str, device: str | None, target: int | None) -> dict:
     """Load model and image; predict; the model input, display image and target class."""
     from xaiq.xai.models import load_model
@@ -102,13 +128,22 @@ def _prepare(image_spec: str, model_name: str, device: str | None, target: int |
     }
 
 
-def _explain(method: str, ctx: dict, seed: int) -> tuple[Any, float]:
+def _explain(method: str, ctx: dict, seed: int, params: dict[str, Any]) -> tuple[Any, float]:
     import torch
 
+    from xaiq.xai.errors import XaiError
     from xaiq.xai.explainers import explain
 
     start = time.perf_counter()
-    maps = explain(method, ctx["model"], ctx["x"], torch.tensor([ctx["target"]]), seed=seed)
+    target = torch.tensor([ctx["target"]])
+    try:
+        maps = explain(method, ctx["model"], ctx["x"], target, seed=seed, **params)
+    except XaiError:
+        raise
+    except Exception as exc:  # a model the method cannot handle (e.g. hooks on TorchScript)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        where = f"{ctx['key']} with {ctx['model'].name}"
+        raise CliError(f"{method} failed on {where}: {first}") from None
     arr = maps[0].detach().cpu().numpy()
     if not (arr == arr).all():
         raise CliError(f"{method} produced NaN values for {ctx['key']}")
@@ -152,6 +187,7 @@ def explain_cmd(
     ),
     out: Path = typer.Option(Path("xaiq-maps"), "--out", "-o", help="folder for <method>.npy"),
     target: int | None = TargetOpt,
+    param: list[str] | None = ParamOpt,
     seed: int = typer.Option(0, "--seed", help="seed for stochastic methods"),
     device: str | None = DeviceOpt,
     fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table|csv|json"),
@@ -161,12 +197,13 @@ def explain_cmd(
     import numpy as np
 
     names = _methods(methods)
+    params = _method_params(names, param)
     ctx = _prepare(image, model, device, target)
     out.mkdir(parents=True, exist_ok=True)
     _save_png(out / "input.png", ctx["display"])
     rows = []
     for name in names:
-        arr, seconds = _explain(name, ctx, seed)
+        arr, seconds = _explain(name, ctx, seed, params[name])
         np.save(out / f"{name}.npy", arr.astype(np.float32), allow_pickle=False)
         rows.append({
             "method": name, "file": str(out / f"{name}.npy"), "min": float(arr.min()),
@@ -200,6 +237,7 @@ def compare_cmd(
         Path("compare.png"), "--out", "-o", help="figure: original | A overlay | B overlay"
     ),
     no_figure: bool = typer.Option(False, "--no-figure", help="do not write the figure"),
+    param: list[str] | None = ParamOpt,
     seed: int = typer.Option(0, "--seed", help="seed for stochastic methods"),
     device: str | None = DeviceOpt,
     as_json: bool = typer.Option(False, "--json", help="print one JSON document"),
@@ -208,9 +246,10 @@ def compare_cmd(
     n_steps 50) vs Saliency, SLIC 200 superpixels, k_frac 0.05; prints the four source metrics
     (feature/sign disagreement, euclidean, euclidean_abs) and then the others."""
     names = _methods(methods, expected=2)
+    params = _method_params(names, param)
     _check_options(superpixels, n_segments, k_frac)
     ctx = _prepare(image, model, device, target)
-    (map_a, secs_a), (map_b, secs_b) = (_explain(m, ctx, seed) for m in names)
+    (map_a, secs_a), (map_b, secs_b) = (_explain(m, ctx, seed, params[m]) for m in names)
     metrics = _disagreement(ctx["display"], map_a, map_b, superpixels, n_segments, k_frac)
     figure = None
     if out is not None and not no_figure:

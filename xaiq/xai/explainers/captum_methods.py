@@ -135,6 +135,8 @@ def hookable(module: nn.Module, example: torch.Tensor) -> nn.Module:
     cached = _HOOKABLE.get(module)
     if cached is not None:
         return cached
+    if isinstance(module, torch.jit.ScriptModule):  # no Python hooks: Captum's error will say so
+        return module
     reused = {
         m: n
         for m, n in _call_counts(module, example).items()
@@ -172,9 +174,10 @@ def hookable(module: nn.Module, example: torch.Tensor) -> nn.Module:
     "integrated_gradients",
     {
         "n_steps": Param(50, int, _at_least_one, ">= 1", "integration steps"),
-        "method": Param(
+        # not called "method": explain(method, ...) takes the explainer name under that name
+        "integration_method": Param(
             "gausslegendre", str, lambda v: v in IG_METHODS, " | ".join(IG_METHODS),
-            "Captum's integration rule",
+            "Captum's integration rule (its `method` argument)",
         ),
         "internal_batch_size": Param(
             None, int, _at_least_one, ">= 1",
@@ -188,11 +191,13 @@ def integrated_gradients(
     targets: torch.Tensor,
     *,
     n_steps: int = 50,
-    method: str = "gausslegendre",
+    integration_method: str = "gausslegendre",
     internal_batch_size: int | None = None,
     **_: object,
 ) -> torch.Tensor:
     """Integrated Gradients from the zero baseline (Captum), ``n_steps`` steps.
+
+    ``integration_method`` is Captum's ``method`` (default ``gausslegendre``, as Captum).
 
     The ``N * n_steps`` scaled inputs of all images are batched together, ``internal_batch_size``
     per forward pass (default: as many whole steps of the batch as fit the memory budget).
@@ -210,7 +215,7 @@ def integrated_gradients(
             baselines=torch.zeros_like(images),
             target=targets,
             n_steps=n_steps,
-            method=method,
+            method=integration_method,
             internal_batch_size=internal_batch_size,
         )
     return _sum_channels(attr)
