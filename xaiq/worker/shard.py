@@ -19,6 +19,35 @@ from sqlalchemy import Engine
 from xaiq.db.jobs import Claim, claim_shard, complete_shard, fail_attempt, renew_lease
 
 DEFAULT_LEASE_SECONDS = 120.0
+DB_RETRY_SECONDS = 120.0  # how long a shard's store writes are retried while the DB is down
+
+
+def with_db_retry(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``, retried with backoff while the database is unreachable
+    (a restart, a failover): a lost connection is transient, anything else is raised.
+    The writes it wraps are idempotent or lease-guarded, so a retry after a commit whose
+    answer was lost changes nothing."""
+    import time
+
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    deadline = time.monotonic() + float(os.environ.get("XAIQ_DB_RETRY_SECONDS", DB_RETRY_SECONDS))
+    delay = 0.25
+    while True:
+        try:
+            return fn(*args, **kwargs)
+        except (OperationalError, InterfaceError, DBAPIError) as exc:
+            # PostgreSQL: any connection-level failure; SQLite: only a lock timeout (a missing
+            # table or a bad statement is also an OperationalError there, and permanent)
+            sqlite = type(exc.orig).__module__.startswith("sqlite3")
+            transient = bool(exc.connection_invalidated) or (
+                isinstance(exc, OperationalError | InterfaceError)
+                and (not sqlite or "locked" in str(exc.orig))
+            )
+            if not transient or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def lease_seconds() -> float:
@@ -84,9 +113,10 @@ def run_claim(
     except Exception as exc:  # the whole shard failed (model load, bug, DB): count an attempt
         text = str(exc).strip()
         message = f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
-        status = fail_attempt(engine, claim, message, int(claim.spec.get("max_attempts", 3)))
+        cap = int(claim.spec.get("max_attempts", 3))
+        status = with_db_retry(fail_attempt, engine, claim, message, cap)
         return ShardOutcome(claim.shard_id, status.value if status else "lost", message=message)
-    if not complete_shard(engine, claim, tables):
+    if not with_db_retry(complete_shard, engine, claim, tables):
         return ShardOutcome(claim.shard_id, "lost", message="lease was taken over")
     n_rows = sum(len(v) for k, v in tables.items() if k != "sample_errors")
     return ShardOutcome(claim.shard_id, "done", n_rows, len(tables["sample_errors"]))
@@ -105,7 +135,7 @@ def process_shard(
     cancelled, failed or leased by a live worker: a duplicate delivery)."""
     owner = owner or owner_name()
     lease = lease or lease_seconds()
-    claim = claim_shard(engine, shard_id, owner, lease, from_pending=from_pending)
+    claim = with_db_retry(claim_shard, engine, shard_id, owner, lease, from_pending=from_pending)
     if claim is None:
         return ShardOutcome(shard_id, "skipped")
     return run_claim(engine, claim, device=device, lease=lease)
