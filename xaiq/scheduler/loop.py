@@ -9,6 +9,7 @@ marked queued in one transaction, then its message is sent; a failed send puts i
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import socket
 import threading
@@ -152,10 +153,26 @@ class Scheduler:
                     done[job_id] = status.value
         return done
 
+    def _requeue_stale_queued(self) -> list[tuple[int, str]]:
+        """Shards queued longer than ``XAIQ_QUEUED_TIMEOUT`` s (default 300) go back to pending
+        and are published again: their message may be gone (a broker restarted without
+        persistence, a publish whose commit answer was lost in a DB restart). A duplicate
+        message is harmless: the claim refuses a shard that is not queued."""
+        timeout = float(os.environ.get("XAIQ_QUEUED_TIMEOUT", "300"))
+        cutoff = utcnow() - dt.timedelta(seconds=timeout)
+        with write_session(self.engine) as session:
+            ids = session.scalars(
+                update(Shard)
+                .where(Shard.status == ShardStatus.queued, Shard.published_at < cutoff)
+                .values(status=ShardStatus.pending)
+                .returning(Shard.id)
+            ).all()
+        return [(i, ShardStatus.pending.value) for i in ids]
+
     def tick(self) -> TickReport:
         report = TickReport()
         beat(self.engine, SCHEDULER_COMPONENT, self.owner)
-        report.reaped = reap_expired(self.engine)
+        report.reaped = reap_expired(self.engine) + self._requeue_stale_queued()
         for queue in self.queues:
             report.published += self._publish_queue(queue)
         report.finalised = self._finalise()
@@ -163,7 +180,17 @@ class Scheduler:
 
     def run(self, interval: float = 1.0, stop: threading.Event | None = None) -> None:
         """Tick every ``interval`` seconds until ``stop`` is set."""
+        import logging
+
+        from sqlalchemy.exc import InterfaceError, OperationalError
+
         stop = stop or threading.Event()
         while not stop.is_set():
-            self.tick()
+            try:
+                self.tick()
+            except (OperationalError, InterfaceError) as exc:  # DB restart: state is in the DB,
+                first = (str(exc.orig or exc).strip().splitlines() or ["?"])[0]  # so just retry
+                logging.getLogger("xaiq.scheduler").warning("database unavailable: %s", first)
+                stop.wait(max(interval, 1.0))
+                continue
             stop.wait(interval)
