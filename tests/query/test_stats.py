@@ -164,3 +164,15 @@ def test_attack_stats_group_by_label_partitions_the_rows(store):
     for r in rows:
         mine = [a for a in store.attacks if a["target"] == r["label"]]
         assert r["successes"] == sum(a["success"] for a in mine)
+
+
+@pytest.mark.parametrize("keys", [["pair", "label", "correct"], ["job"]])
+def test_many_groups_path_fetching_the_keys_gives_the_same_numbers(store, monkeypatch, keys):
+    monkeypatch.setattr("xaiq.db.queries._MAX_CODED", 0)  # as if there were many groups
+    rows = disagreement_stats(store.engine, None, keys, "all", strategy="client")
+    groups: dict[tuple, list[dict]] = {}
+    for d in store.disagreements:
+        groups.setdefault(tuple(_key(store, d, k) for k in keys), []).append(d)
+    assert len(rows) == len(groups) * len(METRIC_COLUMNS)
+    for r in rows:
+        _check(r, _expected([d[r["metric"]] for d in groups[tuple(r[k] for k in keys)]]))

@@ -18,9 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Float, Select, func, select
+import numpy as np
+from sqlalchemy import Connection, Engine, Float, Select, and_, case, func, literal, select, true
 from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
 from sqlalchemy.dialects.postgresql import array as pg_array
 from sqlalchemy.sql.elements import ColumnElement
@@ -31,6 +34,7 @@ from xaiq.db.summary import QUANTILES, STAT_COLUMNS, GroupedColumns, summarize
 
 DEFAULT_METRICS = ("feature_disagreement", "sign_disagreement", "euclidean", "euclidean_abs")
 _CHUNK = 65_536
+_MAX_CODED = 256  # more distinct groups than this: fetch the keys themselves
 
 
 @dataclass(frozen=True)
@@ -187,19 +191,60 @@ def disagreement_stats(
 
 
 def _stats_client(
-    engine: Engine, cols: list[ColumnElement[Any]], base: Select[Any], values: list[Any]
+    engine: Engine, cols: list[ColumnElement[Any]], base: Select[Any], values: list[Any],
+    *, coded: bool = True,
 ) -> list[tuple[tuple, list[dict[str, Any]]]]:
+    if coded and not cols:
+        return _stats_coded(engine, cols, base, values, [()])
+    if coded:
+        with engine.connect() as conn:
+            groups = conn.execute(base.add_columns(*cols).distinct().limit(_MAX_CODED + 1)).all()
+        if len(groups) <= _MAX_CODED:
+            return _stats_coded(engine, cols, base, values, [tuple(g) for g in groups])
     acc = GroupedColumns(len(values))
     nk = len(cols)
     stmt = base.add_columns(*cols, *values)
+    # itemgetter/map per column: several times faster than transposing with zip(*rows)
+    key_of = itemgetter(*range(nk)) if nk else (lambda row: ())
+    value_of = [itemgetter(nk + j) for j in range(len(values))]
     with engine.connect() as conn:
         for part in _raw_chunks(conn, stmt, _CHUNK):
-            columns = list(zip(*part, strict=True))
-            if nk == 1:
-                keys: Iterable[tuple] = zip(columns[0])
-            else:
-                keys = zip(*columns[:nk], strict=True) if nk else [()] * len(part)
-            acc.add(keys, len(part), columns[nk:])
+            acc.add(map(key_of, part), len(part), [map(v, part) for v in value_of])
+    if nk == 1:  # itemgetter of one index gives the bare value
+        return [((key,), stats) for key, stats in acc.results()]
+    return acc.results()
+
+
+def _stats_coded(
+    engine: Engine,
+    cols: list[ColumnElement[Any]],
+    base: Select[Any],
+    values: list[Any],
+    groups: list[tuple],
+) -> list[tuple[tuple, list[dict[str, Any]]]]:
+    """The fast client path for few groups: the database turns each row's group into a small
+    integer (a CASE over the distinct groups, values bound as parameters) and NULL into
+    +inf, so every fetched value is a number and a chunk becomes one float64 array with one
+    ``np.fromiter`` instead of a Python object per cell. (The metrics are bounded, so +inf
+    never occurs as a value.)"""
+    acc = GroupedColumns(len(values))
+    if not groups:
+        return []
+    whens = []
+    for i, g in enumerate(groups):
+        conds = [c.is_(None) if v is None else c == v for c, v in zip(cols, g, strict=True)]
+        whens.append((and_(true(), *conds), i))
+    code = case(*whens, else_=-1) if cols else literal(0)
+    inf = literal(float("inf"), Float)
+    stmt = base.add_columns(code, *(func.coalesce(v, inf) for v in values))
+    width = 1 + len(values)
+    with engine.connect() as conn:
+        for part in _raw_chunks(conn, stmt, _CHUNK):
+            arr = np.fromiter(chain.from_iterable(part), dtype=np.float64,
+                              count=len(part) * width).reshape(len(part), width)
+            vals = arr[:, 1:]
+            vals[np.isinf(vals)] = np.nan
+            acc.add_coded(groups, arr[:, 0], [vals[:, j] for j in range(len(values))])
     return acc.results()
 
 

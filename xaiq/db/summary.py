@@ -47,7 +47,7 @@ def summarize(values: np.ndarray | Sequence[float], nulls: int = 0) -> dict[str,
 class _Codes(dict):
     """Group key -> dense code, assigned on first sight (``__getitem__`` stays C-fast)."""
 
-    def __missing__(self, key: tuple) -> int:
+    def __missing__(self, key: Any) -> int:
         code = self[key] = len(self)
         return code
 
@@ -64,14 +64,22 @@ class GroupedColumns:
         self._codes = _Codes()
         self._chunks: list[tuple[np.ndarray, list[np.ndarray]]] = []
 
-    def add(self, keys: Iterable[tuple], n_rows: int, columns: Sequence[Iterable[Any]]) -> None:
-        """One chunk of ``n_rows``: ``keys`` yields each row's group key (a tuple), and
+    def add(self, keys: Iterable[Any], n_rows: int, columns: Sequence[Iterable[Any]]) -> None:
+        """One chunk of ``n_rows``: ``keys`` yields each row's group key (any hashable), and
         ``columns[j]`` its j-th values (None for NULL)."""
         code = np.fromiter(map(self._codes.__getitem__, keys), dtype=np.int64, count=n_rows)
-        values = [np.array(col, dtype=np.float64) for col in columns]  # None -> nan
+        values = [np.array(list(col), dtype=np.float64) for col in columns]  # None -> nan
         self._chunks.append((code, values))
 
-    def results(self) -> list[tuple[tuple, list[dict[str, Any]]]]:
+    def add_coded(self, keys: Sequence[Any], code: np.ndarray, values: Sequence[np.ndarray]
+                  ) -> None:
+        """One chunk whose rows are already coded: ``code[i]`` indexes ``keys`` (the same
+        list on every call); ``values[j]`` float64 with NaN for NULL."""
+        for k in keys:
+            self._codes[k]  # noqa: B018 - registers the key in order
+        self._chunks.append((code.astype(np.int64, copy=False), list(values)))
+
+    def results(self) -> list[tuple[Any, list[dict[str, Any]]]]:
         """``[(group key, [summary of column j for j in columns])]`` in first-seen key order."""
         if not self._chunks:
             return []
