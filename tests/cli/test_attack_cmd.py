@@ -1,0 +1,88 @@
+"""``xaiq attack``: dataset and one-image runs, JSON and table output, the figure, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from xaiq.cli.main import main
+
+FAST = ["--max-iters", "30", "--n-masks", "50"]
+
+
+@pytest.fixture(scope="module")
+def digit_png(tmp_path_factory):
+    """Digit sample 5 (label 5, misclassified by digits-cnn-weak) as an 8x8 grey PNG."""
+    from PIL import Image
+
+    from xaiq.xai.digits import digits_arrays
+
+    images, labels = digits_arrays()
+    path = tmp_path_factory.mktemp("img") / "five.png"
+    Image.fromarray((images[5] * 255).round().astype(np.uint8), mode="L").save(path)
+    return path, int(labels[5])
+
+
+def test_attack_on_a_dataset_prints_json_results_and_a_summary(capsys):
+    rc = main(["attack", "--dataset", "digits", "--model", "digits-cnn-weak", "--limit", "30",
+               "--json", *FAST])
+    assert rc == 0
+    doc = json.loads(capsys.readouterr().out)
+    rows, summary = doc["results"], doc["summary"]
+    assert rows and all(r["pred_before"] != r["target"] for r in rows)  # only misclassified
+    assert {r["sample"] for r in rows} <= set(range(30))
+    assert summary["samples"] == 30 and summary["attacked"] == len(rows)
+    assert summary["succeeded"] == sum(r["success"] for r in rows)
+    assert [p["strategy"] for p in summary["per_strategy"]] == ["rise-least", "central"]
+    assert sum(p["succeeded"] for p in summary["per_strategy"]) == summary["succeeded"]
+    assert all(r["forward_passes"] == 1 + 50 + r["iterations"] for r in rows)
+    assert doc["params"]["strategies"] == ["rise-least", "central"]
+
+
+def test_attack_on_one_image_prints_a_table_and_writes_the_four_panel_figure(
+    digit_png, tmp_path, capsys
+):
+    from PIL import Image
+
+    path, label = digit_png
+    fig = tmp_path / "out" / "fig.png"
+    rc = main(["attack", str(path), "--model", "digits-cnn-weak", "--label", str(label),
+               "--out", str(fig), "--strategies", "rise-least", *FAST])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "attack results" in out and "rise-least" in out
+    with Image.open(fig) as img:
+        assert img.format == "PNG" and img.width == 1000 and img.height == 260
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--frac", "0"], "frac=0.0"),
+        (["--frac", "1.2"], "frac=1.2"),
+        (["--sigma", "0"], "sigma=0.0"),
+        (["--n-masks", "0"], "n_masks=0"),
+        (["--s", "0"], "s=0"),
+        (["--p1", "1"], "p1=1.0"),
+        (["--mode", "evade"], "mode='evade'"),
+        (["--strategies", "rise-least,middle"], "'middle'"),
+        (["--mode", "targeted", "--target", "10"], "target_class=10"),
+        (["--label", "12"], "label 12"),
+    ],
+)
+def test_bad_parameters_exit_with_a_one_line_error_naming_them(digit_png, capsys, args, needle):
+    path, label = digit_png
+    argv = ["attack", str(path), "--model", "digits-cnn-weak", *FAST, *args]
+    if "--label" not in args:
+        argv += ["--label", str(label)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1
+
+
+def test_repairing_one_image_needs_its_label(digit_png, capsys):
+    path, _ = digit_png
+    assert main(["attack", str(path), "--model", "digits-cnn-weak"]) == 2
+    assert "--label" in capsys.readouterr().err
