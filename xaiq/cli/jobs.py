@@ -146,7 +146,7 @@ def submit_cmd(
     if done.scheduler_alive is False:
         info("no live scheduler: start one with `xaiq scheduler` to run this job")
     if run_here:
-        result = _run_local_with_bar(done.job_id, device, quiet=as_json)
+        result = run_local_with_progress(done.job_id, device, quiet=as_json)
     elif wait:
         result = _wait(done.job_id, timeout=None, quiet=as_json)
     else:
@@ -178,7 +178,7 @@ def _bar(quiet: bool):  # noqa: ANN202 - rich Progress
     )
 
 
-def _run_local_with_bar(job_id: int, device: str | None, quiet: bool) -> dict[str, Any]:
+def run_local_with_progress(job_id: int, device: str | None, quiet: bool) -> dict[str, Any]:
     from xaiq.db.jobs import job_progress
     from xaiq.db.session import read_session
     from xaiq.worker.local import run_local
@@ -333,7 +333,7 @@ def retry_cmd(
     if not as_json:
         info(f"job {job}: {n} shards back to pending")
     if n and (local or queue == LOCAL_QUEUE):
-        _print_progress(_run_local_with_bar(job, device, quiet=as_json), as_json)
+        _print_progress(run_local_with_progress(job, device, quiet=as_json), as_json)
     elif as_json:
         emit_json({"job": job, "reset_shards": n})
 

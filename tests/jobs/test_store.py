@@ -1,0 +1,189 @@
+"""The store: migrations, SQLite settings, idempotent writes, leases, finalisation."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, event, func, select, update
+
+from xaiq.db.errors import DbConnectError
+from xaiq.db.jobs import (
+    claim_shard,
+    complete_shard,
+    create_job,
+    fail_attempt,
+    finalize_job,
+    insert_ignore,
+    reap_expired,
+    request_cancel,
+    reset_failed_shards,
+)
+from xaiq.db.models import Base, Job, JobStatus, SampleRow, Shard, ShardStatus
+from xaiq.db.session import get_engine, read_session, write_session
+
+SPEC = {"kind": "attribution", "dataset": "digits", "model": "m", "max_attempts": 2}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, home) -> Iterator[Engine]:  # noqa: ANN001
+    if request.param == "sqlite":
+        yield get_engine()
+    else:
+        yield get_engine(request.getfixturevalue("pg_url"))
+
+
+def _job(engine: Engine, n: int = 4, shard: int = 2) -> int:
+    ranges = [(a, min(a + shard, n)) for a in range(0, n, shard)]
+    return create_job(
+        engine, kind="attribution", spec={**SPEC, "shard_size": shard}, ranges=ranges, queue="cpu"
+    )
+
+
+def _shard_ids(engine: Engine, job_id: int) -> list[int]:
+    with read_session(engine) as s:
+        return list(s.scalars(select(Shard.id).where(Shard.job_id == job_id).order_by(Shard.index)))
+
+
+def _sample(job_id: int, i: int) -> dict:
+    return {
+        "job_id": job_id,
+        "sample_index": i,
+        "key": f"k{i}",
+        "label": 1,
+        "pred": 1,
+        "target": 1,
+        "prob_pred": 0.9,
+        "prob_target": 0.9,
+        "correct": True,
+        "probs": None,
+    }
+
+
+def _samples(engine: Engine, job_id: int) -> int:
+    with read_session(engine) as s:
+        return s.scalar(select(func.count()).where(SampleRow.job_id == job_id)) or 0
+
+
+def test_the_migrated_schema_matches_the_models(engine: Engine) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(home) -> None:  # noqa: ANN001
+    engine = get_engine()
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+
+
+def test_sqlite_writers_begin_immediate_and_readers_do_not(home) -> None:  # noqa: ANN001
+    engine = get_engine()
+    seen: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+    with write_session(engine) as s:
+        s.execute(select(1))
+    with read_session(engine) as s:
+        s.execute(select(1))
+    begins = [q for q in seen if q.startswith("BEGIN")]
+    assert begins == ["BEGIN IMMEDIATE", "BEGIN"]
+
+
+def test_an_unreachable_database_fails_with_the_password_redacted() -> None:
+    with pytest.raises(DbConnectError) as err:
+        get_engine("postgresql://alice:s3cret@127.0.0.1:1/nowhere")
+    assert "s3cret" not in str(err.value) and "127.0.0.1:1" in str(err.value)
+
+
+def test_insert_or_ignore_writes_each_unique_row_once(engine: Engine) -> None:
+    job_id = _job(engine)
+    for _ in range(2):
+        with write_session(engine) as s:
+            insert_ignore(s, SampleRow, [_sample(job_id, 0), _sample(job_id, 1)])
+    assert _samples(engine, job_id) == 2
+
+
+def test_a_worker_whose_lease_was_taken_over_writes_nothing(engine: Engine) -> None:
+    job_id = _job(engine)
+    shard = _shard_ids(engine, job_id)[0]
+    first = claim_shard(engine, shard, "a", 60, from_pending=True)
+    assert first is not None and first.attempt == 1
+    assert claim_shard(engine, shard, "b", 60, from_pending=True) is None  # leased
+    with write_session(engine) as s:  # the lease runs out
+        s.execute(
+            update(Shard).where(Shard.id == shard).values(lease_expires_at=dt.datetime(2000, 1, 1))
+        )
+    second = claim_shard(engine, shard, "b", 60)
+    assert second is not None and second.attempt == 2
+    assert not complete_shard(engine, first, {"samples": [_sample(job_id, 0)]})
+    assert _samples(engine, job_id) == 0
+    assert complete_shard(engine, second, {"samples": [_sample(job_id, 0), _sample(job_id, 1)]})
+    assert _samples(engine, job_id) == 2
+    assert claim_shard(engine, shard, "c", 60, from_pending=True) is None  # done
+
+
+def test_expired_leases_go_back_to_pending_then_fail_at_the_attempt_cap(engine: Engine) -> None:
+    job_id = _job(engine, n=2)
+    shard = _shard_ids(engine, job_id)[0]
+    for expected in ("pending", "failed"):
+        assert claim_shard(engine, shard, "w", -1, from_pending=True) is not None  # expired
+        assert (shard, expected) in reap_expired(engine)
+    with read_session(engine) as s:
+        row = s.get(Shard, shard)
+        assert row is not None and row.attempts == 2 and "2 attempts" in (row.error or "")
+        assert finalize_job(s, job_id) is JobStatus.failed
+
+
+def test_a_failed_attempt_is_retried_until_the_cap(engine: Engine) -> None:
+    job_id = _job(engine, n=2)
+    shard = _shard_ids(engine, job_id)[0]
+    claim = claim_shard(engine, shard, "w", 60, from_pending=True)
+    assert claim is not None
+    assert fail_attempt(engine, claim, "boom", 2) is ShardStatus.pending
+    claim = claim_shard(engine, shard, "w", 60, from_pending=True)
+    assert claim is not None
+    assert fail_attempt(engine, claim, "boom", 2) is ShardStatus.failed
+    assert reset_failed_shards(engine, job_id) == 1  # `xaiq retry`
+    with read_session(engine) as s:
+        row = s.get(Shard, shard)
+        assert row is not None and row.status is ShardStatus.pending and row.attempts == 0
+
+
+def _finish(engine: Engine, job_id: int, errors: list[int]) -> JobStatus:
+    for shard in _shard_ids(engine, job_id):
+        claim = claim_shard(engine, shard, "w", 60, from_pending=True)
+        assert claim is not None
+        rows = {
+            "samples": [_sample(job_id, i) for i in range(claim.start, claim.stop)],
+            "sample_errors": [
+                {"job_id": job_id, "sample_index": i, "stage": "load", "message": "bad"}
+                for i in errors
+                if claim.start <= i < claim.stop
+            ],
+        }
+        assert complete_shard(engine, claim, rows)
+    with write_session(engine) as s:
+        return finalize_job(s, job_id)
+
+
+def test_finalisation_distinguishes_succeeded_partial_and_failed(engine: Engine) -> None:
+    assert _finish(engine, _job(engine), []) is JobStatus.succeeded
+    assert _finish(engine, _job(engine), [1]) is JobStatus.partial
+    assert _finish(engine, _job(engine), [0, 1, 2, 3]) is JobStatus.failed
+
+
+def test_cancelling_stops_unstarted_shards_at_once(engine: Engine) -> None:
+    job_id = _job(engine, n=6)
+    shards = _shard_ids(engine, job_id)
+    assert claim_shard(engine, shards[0], "w", 60, from_pending=True) is not None
+    counts = request_cancel(engine, job_id)
+    assert counts == {**counts, "running": 1, "cancelled": 2, "pending": 0}
+    assert claim_shard(engine, shards[1], "w", 60, from_pending=True) is None
+    with read_session(engine) as s:
+        job = s.get(Job, job_id)
+        assert job is not None and job.cancel_requested and job.finished_at is None
