@@ -77,7 +77,7 @@ def run(ctx: Context) -> list[Row]:
             )
         counts["source"] = forwards - 1
 
-    tm = ctx.time({"lib": library, "limit": limit, "source": source})
+    tm = ctx.time({"lib": library, "limit": limit, "source": source}, reps=ctx.pick(None, 3))
     limit_work = iters * len(plain)
     tag = f"{images} img x K={k}, {iters} iters"
     return [

@@ -117,7 +117,7 @@ def _probe(ctx: Context, n_masks: int, images: int) -> dict:
 def _memory_row(ctx: Context) -> Row:
     require("xaiq.xai.rise", "rise_saliency")
     big, small = ctx.pick((1000, 125), (8000, 1000))
-    images = ctx.pick(1, 2)
+    images = 1
     lo = _probe(ctx, small, images)
     hi = _probe(ctx, big, images)
     return Row(
@@ -136,7 +136,7 @@ def _memory_row(ctx: Context) -> Row:
 
 def run(ctx: Context) -> list[Row]:
     rows: list[Row] = []
-    setups = [("digits-cnn", ctx.pick(4, 16), ctx.pick(1000, 4000))]
+    setups = [("digits-cnn", ctx.pick(2, 4), ctx.pick(1000, 4000))]
     if not ctx.quick:
         setups.append(("resnet18", 1, 32))
     for model_name, images, n_masks in setups:

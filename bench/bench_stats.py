@@ -54,7 +54,7 @@ def _bench_backend(ctx: Context, url: str, n_rows: int) -> tuple[dict[str, Any],
         with engine.connect() as conn:
             out["count"] = conn.execute(scan_sql, {"job": job_id}).one()[0]
 
-    tm = measure_interleaved({"stats": stats, "scan": scan}, warmup=1, reps=ctx.pick(3, 5))
+    tm = measure_interleaved({"stats": stats, "scan": scan}, warmup=1, reps=3)
     info = {
         "insert_seconds": insert_s(),
         "rows_scanned": out["count"],
