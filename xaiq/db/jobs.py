@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Table, UniqueConstraint, func, select, update
+from sqlalchemy import Engine, Table, UniqueConstraint, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -430,7 +430,8 @@ def reap_expired(engine: Engine, job_id: int | None = None) -> list[tuple[int, s
         stmt = (
             select(Shard, Job)
             .join(Job, Job.id == Shard.job_id)
-            .where(Shard.status == ShardStatus.running, Shard.lease_expires_at < now)
+            .where(Shard.status == ShardStatus.running)
+            .where(or_(Shard.lease_expires_at < now, Shard.lease_expires_at.is_(None)))
         )
         if job_id is not None:
             stmt = stmt.where(Shard.job_id == job_id)
