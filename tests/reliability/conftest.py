@@ -34,3 +34,13 @@ def procs_pg(tmp_path: Path, pg_db: str, private_redis: PrivateRedis) -> Iterato
         yield p
     finally:
         p.stop_all()
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty XAIQ_HOME (SQLite store + artifacts) with no broker configured."""
+    monkeypatch.setenv("XAIQ_HOME", str(tmp_path / "home"))
+    for var in ("XAIQ_DB_URL", "XAIQ_ARTIFACTS", "XAIQ_BROKER_URL"):
+        monkeypatch.delenv(var, raising=False)
+    yield tmp_path / "home"
+    dispose_engines()
