@@ -100,8 +100,15 @@ class Store:
 
 
 def _job(session: Session, kind: JobKind, model: str, dataset: str, spec: dict, n: int) -> int:
-    job = Job(kind=kind, status=JobStatus.succeeded, spec=spec, dataset=dataset, model=model,
-              n_samples=n, shard_size=8)
+    job = Job(
+        kind=kind,
+        status=JobStatus.succeeded,
+        spec=spec,
+        dataset=dataset,
+        model=model,
+        n_samples=n,
+        shard_size=8,
+    )
     session.add(job)
     session.flush()
     return job.id
@@ -119,31 +126,62 @@ def store(engine, tmp_path, monkeypatch) -> Store:
         specs = [("digits-cnn-weak", "digits", 12), ("digits-cnn", "digits", 7)]
         job_ids = []
         for model, dataset, n in specs:
-            spec = {"kind": "disagreement", "methods": list(METHODS), "model": model,
-                    "dataset": dataset, "superpixels": ["grid"], "n_segments": [16, 49]}
+            spec = {
+                "kind": "disagreement",
+                "methods": list(METHODS),
+                "model": model,
+                "dataset": dataset,
+                "superpixels": ["grid"],
+                "n_segments": [16, 49],
+            }
             jid = _job(session, JobKind.disagreement, model, dataset, spec, n)
             job_ids.append(jid)
             st.jobs[jid] = {"model": model, "dataset": dataset}
             for i in range(n):
                 label = int(i % 4)
                 pred = label if i % 3 else (label + 1) % 10
-                row = {"job_id": jid, "sample_index": i, "key": f"digits/{i}", "label": label,
-                       "pred": pred, "target": label, "prob_pred": 0.6, "prob_target": 0.4,
-                       "correct": pred == label}
+                row = {
+                    "job_id": jid,
+                    "sample_index": i,
+                    "key": f"digits/{i}",
+                    "label": label,
+                    "pred": pred,
+                    "target": label,
+                    "prob_pred": 0.6,
+                    "prob_target": 0.4,
+                    "correct": pred == label,
+                }
                 session.add(SampleRow(**row))
                 st.samples[(jid, i)] = row
                 for method in METHODS:
                     m = rng.normal(size=(28, 28)).astype(np.float32)
                     rel = f"job-{jid}/{method}/{i}.npy"
-                    session.add(Attribution(
-                        job_id=jid, sample_index=i, method=method, target=label, artifact=rel,
-                        checksum=save_npy(root, rel, m), height=28, width=28))
+                    session.add(
+                        Attribution(
+                            job_id=jid,
+                            sample_index=i,
+                            method=method,
+                            target=label,
+                            artifact=rel,
+                            checksum=save_npy(root, rel, m),
+                            height=28,
+                            width=28,
+                        )
+                    )
                 for (a, b), (n_seg, k_frac) in itertools.product(
                     itertools.combinations(METHODS, 2), [(16, 0.05), (49, 0.1)]
                 ):
-                    d = {"job_id": jid, "sample_index": i, "method_a": a, "method_b": b,
-                         "superpixels": "grid", "n_segments": n_seg, "k_frac": k_frac,
-                         "n": n_seg, "k": 2}
+                    d = {
+                        "job_id": jid,
+                        "sample_index": i,
+                        "method_a": a,
+                        "method_b": b,
+                        "superpixels": "grid",
+                        "n_segments": n_seg,
+                        "k_frac": k_frac,
+                        "n": n_seg,
+                        "k": 2,
+                    }
                     for metric in METRIC_COLUMNS:
                         r = rng.random()
                         # ties: values on a coarse grid; NULLs: about one in eight
@@ -158,22 +196,41 @@ def store(engine, tmp_path, monkeypatch) -> Store:
         st.jobs[aj] = {"model": "digits-cnn-weak", "dataset": "digits"}
         for i in range(6):
             label = i % 3
-            row = {"job_id": aj, "sample_index": i, "key": f"digits/{i}", "label": label,
-                   "pred": (label + 1) % 10, "target": label, "prob_pred": 0.7,
-                   "prob_target": 0.1, "correct": False}
+            row = {
+                "job_id": aj,
+                "sample_index": i,
+                "key": f"digits/{i}",
+                "label": label,
+                "pred": (label + 1) % 10,
+                "target": label,
+                "prob_pred": 0.7,
+                "prob_target": 0.1,
+                "correct": False,
+            }
             session.add(SampleRow(**row))
             st.samples[(aj, i)] = row
             final = rng.random((1, 28, 28)).astype(np.float32)
             rel = f"job-{aj}/attack/{i}.npy"
             success = i != 4
-            a = {"job_id": aj, "sample_index": i, "mode": "repair", "target": label,
-                 "success": success, "strategy": ("central" if i % 2 else "rise-least")
-                 if success else None, "iterations": 10 * (i + 1),
-                 "forward_passes": 100 * (i + 1), "prob_before": 0.1 + 0.01 * i,
-                 "prob_after": 0.6 if success else 0.2, "pred_before": (label + 1) % 10,
-                 "pred_after": label if success else (label + 1) % 10, "l0": 50 + i,
-                 "l2": 1.5 + i, "linf": 0.5 + 0.1 * i, "artifact": rel,
-                 "checksum": save_npy(root, rel, final)}
+            a = {
+                "job_id": aj,
+                "sample_index": i,
+                "mode": "repair",
+                "target": label,
+                "success": success,
+                "strategy": ("central" if i % 2 else "rise-least") if success else None,
+                "iterations": 10 * (i + 1),
+                "forward_passes": 100 * (i + 1),
+                "prob_before": 0.1 + 0.01 * i,
+                "prob_after": 0.6 if success else 0.2,
+                "pred_before": (label + 1) % 10,
+                "pred_after": label if success else (label + 1) % 10,
+                "l0": 50 + i,
+                "l2": 1.5 + i,
+                "linf": 0.5 + 0.1 * i,
+                "artifact": rel,
+                "checksum": save_npy(root, rel, final),
+            }
             session.add(AttackResult(**a))
             st.attacks.append(a)
         session.commit()

@@ -31,26 +31,43 @@ def _out(capsys, *args: str) -> str:
 
 
 def test_stats_disagreement_json_has_one_row_per_pair_and_metric(store, capsys):
-    rows = json.loads(_out(capsys, "stats", "disagreement", "--job", str(store.disagreement_job),
-                           "--metric", "euclidean,feature_disagreement", "--format", "json"))
+    rows = json.loads(
+        _out(
+            capsys,
+            "stats",
+            "disagreement",
+            "--job",
+            str(store.disagreement_job),
+            "--metric",
+            "euclidean,feature_disagreement",
+            "--format",
+            "json",
+        )
+    )
     assert len(rows) == 3 * 2
     assert {r["metric"] for r in rows} == {"euclidean", "feature_disagreement"}
-    want = [d["euclidean"] for d in store.disagreements
-            if d["job_id"] == store.disagreement_job and d["method_a"] == "saliency"]
-    (sal,) = [r for r in rows if r["pair"] == "saliency vs grad_cam"
-              and r["metric"] == "euclidean"]
+    want = [
+        d["euclidean"]
+        for d in store.disagreements
+        if d["job_id"] == store.disagreement_job and d["method_a"] == "saliency"
+    ]
+    (sal,) = [r for r in rows if r["pair"] == "saliency vs grad_cam" and r["metric"] == "euclidean"]
     assert sal["n"] + sal["nulls"] == len(want)
     assert sal["nulls"] == sum(v is None for v in want)
 
 
 def test_stats_disagreement_csv_groups_by_several_keys(store, capsys):
-    text = _out(capsys, "stats", "disagreement", "-g", "model,correct", "-m", "euclidean",
-                "-f", "csv")
+    text = _out(
+        capsys, "stats", "disagreement", "-g", "model,correct", "-m", "euclidean", "-f", "csv"
+    )
     rows = list(csv.DictReader(io.StringIO(text)))
     assert list(rows[0])[:3] == ["model", "correct", "metric"]
     assert {(r["model"], r["correct"]) for r in rows} == {
-        ("digits-cnn", "False"), ("digits-cnn", "True"),
-        ("digits-cnn-weak", "False"), ("digits-cnn-weak", "True")}
+        ("digits-cnn", "False"),
+        ("digits-cnn", "True"),
+        ("digits-cnn-weak", "False"),
+        ("digits-cnn-weak", "True"),
+    }
 
 
 def test_stats_attack_prints_the_success_summary(store, capsys):
@@ -63,8 +80,17 @@ def test_stats_attack_prints_the_success_summary(store, capsys):
 
 def test_export_show_and_report_write_their_files(store, tmp_path, capsys):
     job = str(store.disagreement_job)
-    _out(capsys, "export", job, "--what", "samples", "--format", "json",
-         "--out", str(tmp_path / "s.jsonl"))
+    _out(
+        capsys,
+        "export",
+        job,
+        "--what",
+        "samples",
+        "--format",
+        "json",
+        "--out",
+        str(tmp_path / "s.jsonl"),
+    )
     lines = (tmp_path / "s.jsonl").read_text().splitlines()
     assert len(lines) == 12 and json.loads(lines[0])["sample_index"] == 0
     _out(capsys, "show", job, "3", "--out", str(tmp_path / "f.png"))
@@ -97,8 +123,9 @@ def test_bad_arguments_give_one_line_errors(store, capsys, args, message):
 def test_demo_summary_prints_both_tables_and_the_report_path(store, capsys, tmp_path):
     from xaiq.cli.query import print_demo_summary
 
-    print_demo_summary(store.engine, [store.disagreement_job, store.attack_job],
-                       tmp_path / "report.html")
+    print_demo_summary(
+        store.engine, [store.disagreement_job, store.attack_job], tmp_path / "report.html"
+    )
     captured = capsys.readouterr()
     assert "disagreement per pair" in captured.out and "attacks" in captured.out
     from xaiq.db.queries import disagreement_stats

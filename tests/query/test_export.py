@@ -55,8 +55,9 @@ def test_disagreement_export_round_trips_every_value(store, tmp_path, fmt):
     # within a sample the order is insertion order (id), the same as in the fixture
     for g, w in zip(got, want, strict=True):
         for key in ("sample_index", "method_a", "method_b", *METRIC_COLUMNS):
-            assert _same(g[key] if fmt != "csv" or key in METRIC_COLUMNS else
-                         type(w[key])(g[key]), w[key]), key
+            assert _same(
+                g[key] if fmt != "csv" or key in METRIC_COLUMNS else type(w[key])(g[key]), w[key]
+            ), key
 
 
 @pytest.mark.parametrize("what", ["attacks", "samples", "attributions"])
@@ -84,8 +85,8 @@ def two_sizes(tmp_path_factory):
     path = tmp_path_factory.mktemp("mem") / "m.sqlite"
     engine = create_engine(f"sqlite:///{path}")
     Base.metadata.create_all(engine)
-    small = insert_synthetic_disagreements(engine, 4_000, seed=1)
-    large = insert_synthetic_disagreements(engine, 40_000, seed=2)
+    small = insert_synthetic_disagreements(engine, 2_000, seed=1)
+    large = insert_synthetic_disagreements(engine, 20_000, seed=2)
     yield engine, small, large
     engine.dispose()
 
@@ -93,9 +94,9 @@ def two_sizes(tmp_path_factory):
 @pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
 def test_export_memory_does_not_grow_with_rows(two_sizes, tmp_path, monkeypatch, fmt):
     engine, small, large = two_sizes
-    monkeypatch.setattr("xaiq.db.export.EXPORT_BATCH", 500)
+    monkeypatch.setattr("xaiq.db.export.EXPORT_BATCH", 200)
     peaks = []
-    for job, rows in ((small, 4_000), (large, 40_000)):
+    for job, rows in ((small, 2_000), (large, 20_000)):
         tracemalloc.start()
         n = export_job(engine, job, "disagreements", fmt, tmp_path / f"{job}.{fmt}")
         peaks.append(tracemalloc.get_traced_memory()[1])

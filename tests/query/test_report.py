@@ -73,7 +73,7 @@ def _parse(path) -> _Structure:
 def _decode(src: str) -> Image.Image:
     prefix = "data:image/png;base64,"
     assert src.startswith(prefix), src[:40]
-    img = Image.open(io.BytesIO(base64.b64decode(src[len(prefix):], validate=True)))
+    img = Image.open(io.BytesIO(base64.b64decode(src[len(prefix) :], validate=True)))
     img.load()
     assert img.format == "PNG" and img.width > 50 and img.height > 50
     return img
@@ -83,8 +83,14 @@ def test_disagreement_report_is_well_formed_and_self_contained(store, tmp_path):
     out = build_report(store.engine, store.disagreement_job, tmp_path / "r.html")
     page = _parse(out)
     text = " ".join(page.text)
-    for section in ("Spec", "Per pair", "method", "Histograms per pair",
-                    "Most disagreeing", "Least disagreeing"):
+    for section in (
+        "Spec",
+        "Per pair",
+        "method",
+        "Histograms per pair",
+        "Most disagreeing",
+        "Least disagreeing",
+    ):
         assert section in text, section
     # matrices + histograms + 3 most + 3 least sample figures
     assert len(page.images) == 2 + 3 + 3
@@ -108,8 +114,11 @@ def test_attack_report_shows_summary_and_before_after_examples(store, tmp_path):
 
 def test_report_escapes_text_from_the_store(store, tmp_path):
     with store.engine.begin() as conn:
-        conn.execute(update(Job).where(Job.id == store.attack_job).values(
-            spec={"note": "<script>alert(1)</script>"}))
+        conn.execute(
+            update(Job)
+            .where(Job.id == store.attack_job)
+            .values(spec={"note": "<script>alert(1)</script>"})
+        )
     out = build_report(store.engine, store.attack_job, tmp_path / "e.html")
     raw = out.read_text()
     assert "<script>" not in raw and "&lt;script&gt;" in raw
@@ -143,8 +152,9 @@ def test_show_attack_draws_four_panels(store, tmp_path):
 
 def test_show_without_dataset_draws_the_maps_alone(store, tmp_path):
     with store.engine.begin() as conn:
-        conn.execute(update(Job).where(Job.id == store.second_job).values(
-            dataset=str(tmp_path / "gone")))
+        conn.execute(
+            update(Job).where(Job.id == store.second_job).values(dataset=str(tmp_path / "gone"))
+        )
     out = show_sample(store.engine, store.second_job, 0, tmp_path / "m.png")
     assert _png(out).std() > 10
 
@@ -169,10 +179,21 @@ def test_report_renders_with_its_plots_in_headless_chromium(store, tmp_path):
         pytest.skip("chromium not installed")
     page = build_report(store.engine, store.disagreement_job, tmp_path / "r.html")
     shot = tmp_path / "shot.png"
-    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-           "--no-first-run", "--disable-background-networking", "--disable-component-update",
-           "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-           f"--screenshot={shot}", "--window-size=1200,3000", page.resolve().as_uri()]
+    cmd = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        f"--screenshot={shot}",
+        "--window-size=1200,3000",
+        page.resolve().as_uri(),
+    ]
     subprocess.run(cmd, check=False, capture_output=True, timeout=120)
     assert shot.is_file(), "chromium wrote no screenshot"
     arr = np.asarray(Image.open(shot).convert("RGB")).astype(int)

@@ -43,8 +43,16 @@ def _expected(values: list) -> dict:
 
     mean = sum(v) / n
     std = math.sqrt(sum((x - mean) ** 2 for x in v) / (n - 1)) if n > 1 else None
-    return {**out, "mean": mean, "std": std, "min": v[0], "p25": q(0.25), "median": q(0.5),
-            "p75": q(0.75), "max": v[-1]}
+    return {
+        **out,
+        "mean": mean,
+        "std": std,
+        "min": v[0],
+        "p25": q(0.25),
+        "median": q(0.5),
+        "p75": q(0.75),
+        "max": v[-1],
+    }
 
 
 def _check(actual: dict, expected: dict) -> None:
@@ -56,8 +64,9 @@ def _check(actual: dict, expected: dict) -> None:
             assert got == pytest.approx(want, rel=1e-9, abs=1e-12), stat
 
 
-@pytest.mark.parametrize("keys", [[k] for k in DISAGREEMENT_KEYS] + [["pair", "label",
-                                                                        "correct"], []])
+@pytest.mark.parametrize(
+    "keys", [[k] for k in DISAGREEMENT_KEYS] + [["pair", "label", "correct"], []]
+)
 def test_every_aggregate_matches_python_for_each_group_key(store, keys):
     jobs = [store.disagreement_job, store.second_job]
     rows = disagreement_stats(store.engine, jobs, keys, "all")
@@ -79,14 +88,32 @@ def test_job_filter_restricts_rows_to_that_job(store):
 
 def _insert(engine, values: list[float | None], pair=("a", "b")) -> int:
     with Session(engine) as s:
-        job = Job(kind=JobKind.disagreement, status=JobStatus.succeeded, spec={}, dataset="d",
-                  model="m", n_samples=len(values), shard_size=1)
+        job = Job(
+            kind=JobKind.disagreement,
+            status=JobStatus.succeeded,
+            spec={},
+            dataset="d",
+            model="m",
+            n_samples=len(values),
+            shard_size=1,
+        )
         s.add(job)
         s.flush()
         for i, v in enumerate(values):
-            s.add(Disagreement(job_id=job.id, sample_index=i, method_a=pair[0],
-                               method_b=pair[1], superpixels="grid", n_segments=4, k_frac=0.5,
-                               n=4, k=2, euclidean=v))
+            s.add(
+                Disagreement(
+                    job_id=job.id,
+                    sample_index=i,
+                    method_a=pair[0],
+                    method_b=pair[1],
+                    superpixels="grid",
+                    n_segments=4,
+                    k_frac=0.5,
+                    n=4,
+                    k=2,
+                    euclidean=v,
+                )
+            )
         s.commit()
         return job.id
 
@@ -123,7 +150,10 @@ def test_sql_and_client_strategies_agree(store):
     assert len(a) == len(b) > 0
     for ra, rb in zip(a, b, strict=True):
         assert (ra["pair"], ra["n_segments"], ra["metric"]) == (
-            rb["pair"], rb["n_segments"], rb["metric"])
+            rb["pair"],
+            rb["n_segments"],
+            rb["metric"],
+        )
         _check(ra, {k: rb[k] for k in STAT_COLUMNS})
 
 
@@ -149,9 +179,13 @@ def test_attack_stats_match_python(store):
     assert r["won_by"] == "central: 3, rise-least: 2"
     assert r["median_iterations"] == pytest.approx(np.median([a["iterations"] for a in att]))
     assert r["median_forward_passes"] == pytest.approx(
-        np.median([a["forward_passes"] for a in att]))
-    for col, name in (("l0", "success_l0_mean"), ("l2", "success_l2_mean"),
-                      ("linf", "success_linf_mean")):
+        np.median([a["forward_passes"] for a in att])
+    )
+    for col, name in (
+        ("l0", "success_l0_mean"),
+        ("l2", "success_l2_mean"),
+        ("linf", "success_linf_mean"),
+    ):
         assert r[name] == pytest.approx(np.mean([a[col] for a in ok]))
     assert r["prob_before_mean"] == pytest.approx(np.mean([a["prob_before"] for a in att]))
     assert r["prob_after_mean"] == pytest.approx(np.mean([a["prob_after"] for a in att]))

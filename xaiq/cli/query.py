@@ -41,12 +41,16 @@ def _format(value: str) -> OutputFormat:
 def stats_disagreement(
     job: list[int] | None = JobsOpt,
     group_by: list[str] | None = typer.Option(
-        None, "--group-by", "-g",
+        None,
+        "--group-by",
+        "-g",
         help="comma-separated: pair, method_a, method_b, label, pred, correct, model, dataset,"
         " job, superpixels, n_segments, k_frac (default: pair)",
     ),
     metric: list[str] | None = typer.Option(
-        None, "--metric", "-m",
+        None,
+        "--metric",
+        "-m",
         help="metric names, comma-separated, or 'all' (default: feature_disagreement,"
         " sign_disagreement, euclidean, euclidean_abs)",
     ),
@@ -73,7 +77,9 @@ def stats_disagreement(
 def stats_attack(
     job: list[int] | None = JobsOpt,
     group_by: list[str] | None = typer.Option(
-        None, "--group-by", "-g",
+        None,
+        "--group-by",
+        "-g",
         help="comma-separated: job, model, dataset, mode, target, label, pred, correct"
         " (default: job)",
     ),
@@ -148,8 +154,16 @@ def print_demo_summary(
         emit(rows, OutputFormat.table, title="disagreement per pair", columns=cols)
     attacks = attack_stats(engine, job_ids, ["job"])
     if attacks:
-        cols = ["job", "n", "successes", "success_rate", "won_by", "median_iterations",
-                "prob_before_mean", "prob_after_mean"]
+        cols = [
+            "job",
+            "n",
+            "successes",
+            "success_rate",
+            "won_by",
+            "median_iterations",
+            "prob_before_mean",
+            "prob_after_mean",
+        ]
         emit(attacks, OutputFormat.table, title="attacks", columns=cols)
     if report_path is not None:
         info(f"report: {Path(report_path).resolve()}")

@@ -62,7 +62,9 @@ def export_job(engine: Engine, job_id: int, what: str, fmt: str, out: str | Path
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     sinks: dict[str, type[_Sink]] = {
-        "csv": _CsvSink, "json": _JsonLinesSink, "parquet": _ParquetSink
+        "csv": _CsvSink,
+        "json": _JsonLinesSink,
+        "parquet": _ParquetSink,
     }
     writer = sinks[fmt](out, cols)
     count = 0
@@ -166,8 +168,11 @@ class _ParquetSink:
         columns = list(zip(*rows, strict=True))
         arrays = []
         for i, (col, field) in enumerate(zip(columns, self._schema, strict=True)):
-            values = [None if v is None else json.dumps(v) for v in col] if (
-                i in self._json_cols) else list(col)
+            values = (
+                [None if v is None else json.dumps(v) for v in col]
+                if (i in self._json_cols)
+                else list(col)
+            )
             arrays.append(self._pa.array(values, type=field.type))
         self._writer.write_table(self._pa.Table.from_arrays(arrays, schema=self._schema))
 

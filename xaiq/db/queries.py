@@ -51,8 +51,9 @@ def _pair_label(a: str, b: str) -> str:
 
 
 DISAGREEMENT_KEYS: dict[str, GroupKey] = {
-    "pair": GroupKey((lambda: Disagreement.method_a, lambda: Disagreement.method_b),
-                     label=_pair_label),
+    "pair": GroupKey(
+        (lambda: Disagreement.method_a, lambda: Disagreement.method_b), label=_pair_label
+    ),
     "method_a": GroupKey((lambda: Disagreement.method_a,)),
     "method_b": GroupKey((lambda: Disagreement.method_b,)),
     "label": GroupKey((lambda: SampleRow.label,), "samples"),
@@ -191,8 +192,12 @@ def disagreement_stats(
 
 
 def _stats_client(
-    engine: Engine, cols: list[ColumnElement[Any]], base: Select[Any], values: list[Any],
-    *, coded: bool = True,
+    engine: Engine,
+    cols: list[ColumnElement[Any]],
+    base: Select[Any],
+    values: list[Any],
+    *,
+    coded: bool = True,
 ) -> list[tuple[tuple, list[dict[str, Any]]]]:
     if coded and not cols:
         return _stats_coded(engine, cols, base, values, [()])
@@ -240,8 +245,9 @@ def _stats_coded(
     width = 1 + len(values)
     with engine.connect() as conn:
         for part in _raw_chunks(conn, stmt, _CHUNK):
-            arr = np.fromiter(chain.from_iterable(part), dtype=np.float64,
-                              count=len(part) * width).reshape(len(part), width)
+            arr = np.fromiter(
+                chain.from_iterable(part), dtype=np.float64, count=len(part) * width
+            ).reshape(len(part), width)
             vals = arr[:, 1:]
             vals[np.isinf(vals)] = np.nan
             acc.add_coded(groups, arr[:, 0], [vals[:, j] for j in range(len(values))])
@@ -297,9 +303,25 @@ def _stats_sql(
             for j in range(len(values)):
                 n, nulls, mean, std, lo, hi, qs = row[nk + 7 * j : nk + 7 * (j + 1)]
                 p25, med, p75 = qs if qs is not None else (None, None, None)
-                stats.append(dict(zip(STAT_COLUMNS, (
-                    int(n), int(nulls), _f(mean), _f(std), _f(lo), _f(p25), _f(med), _f(p75),
-                    _f(hi)), strict=True)))
+                stats.append(
+                    dict(
+                        zip(
+                            STAT_COLUMNS,
+                            (
+                                int(n),
+                                int(nulls),
+                                _f(mean),
+                                _f(std),
+                                _f(lo),
+                                _f(p25),
+                                _f(med),
+                                _f(p75),
+                                _f(hi),
+                            ),
+                            strict=True,
+                        )
+                    )
+                )
             out.append((tuple(row[:nk]), stats))
     return out
 
@@ -309,8 +331,16 @@ def _f(x: Any) -> float | None:
 
 
 ATTACK_COLUMNS = (
-    "n", "successes", "success_rate", "won_by", "median_iterations", "median_forward_passes",
-    "success_l0_mean", "success_l2_mean", "success_linf_mean", "prob_before_mean",
+    "n",
+    "successes",
+    "success_rate",
+    "won_by",
+    "median_iterations",
+    "median_forward_passes",
+    "success_l0_mean",
+    "success_l2_mean",
+    "success_linf_mean",
+    "prob_before_mean",
     "prob_after_mean",
 )
 
@@ -333,8 +363,16 @@ def attack_stats(
     cols, base = _grouped_select(AttackResult, keys, ATTACK_KEYS, jobs)
     a = AttackResult
     stmt = base.add_columns(
-        *cols, a.success, a.strategy, a.iterations, a.forward_passes, a.l0, a.l2, a.linf,
-        a.prob_before, a.prob_after,
+        *cols,
+        a.success,
+        a.strategy,
+        a.iterations,
+        a.forward_passes,
+        a.l0,
+        a.l2,
+        a.linf,
+        a.prob_before,
+        a.prob_after,
     )
     nk = len(cols)
     groups: dict[tuple, list[tuple]] = {}
@@ -348,18 +386,20 @@ def attack_stats(
         won: dict[str, int] = {}
         for r in ok:
             won[r[1] or "none"] = won.get(r[1] or "none", 0) + 1
-        out.append({
-            **_key_values(raw, keys, ATTACK_KEYS),
-            "n": len(rows),
-            "successes": len(ok),
-            "success_rate": len(ok) / len(rows),
-            "won_by": ", ".join(f"{k}: {v}" for k, v in sorted(won.items())) or "-",
-            "median_iterations": summarize([r[2] for r in rows])["median"],
-            "median_forward_passes": summarize([r[3] for r in rows])["median"],
-            "success_l0_mean": summarize([r[4] for r in ok])["mean"],
-            "success_l2_mean": summarize([r[5] for r in ok])["mean"],
-            "success_linf_mean": summarize([r[6] for r in ok])["mean"],
-            "prob_before_mean": summarize([r[7] for r in rows])["mean"],
-            "prob_after_mean": summarize([r[8] for r in rows])["mean"],
-        })
+        out.append(
+            {
+                **_key_values(raw, keys, ATTACK_KEYS),
+                "n": len(rows),
+                "successes": len(ok),
+                "success_rate": len(ok) / len(rows),
+                "won_by": ", ".join(f"{k}: {v}" for k, v in sorted(won.items())) or "-",
+                "median_iterations": summarize([r[2] for r in rows])["median"],
+                "median_forward_passes": summarize([r[3] for r in rows])["median"],
+                "success_l0_mean": summarize([r[4] for r in ok])["mean"],
+                "success_l2_mean": summarize([r[5] for r in ok])["mean"],
+                "success_linf_mean": summarize([r[6] for r in ok])["mean"],
+                "prob_before_mean": summarize([r[7] for r in rows])["mean"],
+                "prob_after_mean": summarize([r[8] for r in rows])["mean"],
+            }
+        )
     return out

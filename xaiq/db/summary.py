@@ -71,8 +71,9 @@ class GroupedColumns:
         values = [np.array(list(col), dtype=np.float64) for col in columns]  # None -> nan
         self._chunks.append((code, values))
 
-    def add_coded(self, keys: Sequence[Any], code: np.ndarray, values: Sequence[np.ndarray]
-                  ) -> None:
+    def add_coded(
+        self, keys: Sequence[Any], code: np.ndarray, values: Sequence[np.ndarray]
+    ) -> None:
         """One chunk whose rows are already coded: ``code[i]`` indexes ``keys`` (the same
         list on every call); ``values[j]`` float64 with NaN for NULL."""
         for k in keys:

@@ -97,14 +97,27 @@ def insert_synthetic_disagreements(
         ]
         for start in range(0, n_samples, _CHUNK):
             conn.execute(insert(SampleRow), sample_rows[start : start + _CHUNK])
-        columns = ["job_id", "sample_index", "method_a", "method_b", "superpixels",
-                   "n_segments", "k_frac", "n", "k", *METRIC_COLUMNS]
+        columns = [
+            "job_id",
+            "sample_index",
+            "method_a",
+            "method_b",
+            "superpixels",
+            "n_segments",
+            "k_frac",
+            "n",
+            "k",
+            *METRIC_COLUMNS,
+        ]
         chunks = _row_chunks(job_id, n_rows, pairs, rng, null_frac, k)
         if conn.dialect.name == "postgresql":
             _copy_postgres(conn, columns, chunks)
         else:
-            sql = str(insert(Disagreement).values({c: bindparam(c) for c in columns}).compile(
-                dialect=conn.dialect))
+            sql = str(
+                insert(Disagreement)
+                .values({c: bindparam(c) for c in columns})
+                .compile(dialect=conn.dialect)
+            )
             for chunk in chunks:  # plain DBAPI executemany: tuples, no per-row dicts
                 conn.exec_driver_sql(sql, chunk)
     return int(job_id)
@@ -137,8 +150,17 @@ def _row_chunks(
             values[m] = col
         metric_cols = [values[m] for m in METRIC_COLUMNS]
         yield [
-            (job_id, int(i // n_pairs), *pairs[int(p)], "grid", 49, 0.05, 49, k,
-             *(c[r] for c in metric_cols))
+            (
+                job_id,
+                int(i // n_pairs),
+                *pairs[int(p)],
+                "grid",
+                49,
+                0.05,
+                49,
+                k,
+                *(c[r] for c in metric_cols),
+            )
             for r, (i, p) in enumerate(zip(idx, pair_id, strict=True))
         ]
 

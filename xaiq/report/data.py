@@ -34,8 +34,9 @@ def job_counts(engine: Engine, job_id: int) -> dict[str, Any]:
     """Samples stored, how many the model got right, and per-sample errors."""
     with engine.connect() as conn:
         n, correct = conn.execute(
-            select(func.count(SampleRow.id), func.sum(cast(SampleRow.correct, Integer)))
-            .where(SampleRow.job_id == job_id)
+            select(func.count(SampleRow.id), func.sum(cast(SampleRow.correct, Integer))).where(
+                SampleRow.job_id == job_id
+            )
         ).one()
         errors = conn.scalar(
             select(func.count(SampleErrorRow.id)).where(SampleErrorRow.job_id == job_id)
@@ -139,7 +140,12 @@ def pair_values(
 def sample_indices(engine: Engine, job_id: int, n: int) -> list[int]:
     """The first ``n`` sample indices of a job (by index)."""
     with engine.connect() as conn:
-        return [int(i) for i in conn.scalars(
-            select(SampleRow.sample_index).where(SampleRow.job_id == job_id)
-            .order_by(SampleRow.sample_index).limit(n)
-        )]
+        return [
+            int(i)
+            for i in conn.scalars(
+                select(SampleRow.sample_index)
+                .where(SampleRow.job_id == job_id)
+                .order_by(SampleRow.sample_index)
+                .limit(n)
+            )
+        ]

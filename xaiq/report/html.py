@@ -47,10 +47,14 @@ def _table(rows: Sequence[Mapping[str, Any]], cols: Sequence[str]) -> str:
         return '<p class="note">no rows</p>'
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     body = "".join(
-        "<tr>" + "".join(
-            f'<td class="k">{_cell(r.get(c))}</td>' if isinstance(r.get(c), str)
-            else f"<td>{_cell(r.get(c))}</td>" for c in cols
-        ) + "</tr>"
+        "<tr>"
+        + "".join(
+            f'<td class="k">{_cell(r.get(c))}</td>'
+            if isinstance(r.get(c), str)
+            else f"<td>{_cell(r.get(c))}</td>"
+            for c in cols
+        )
+        + "</tr>"
         for r in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -92,10 +96,15 @@ def build_report(engine: Engine, job_id: int, out: str | Path) -> Path:
 def _job_section(engine: Engine, job: Any) -> str:
     counts = data.job_counts(engine, job.id)
     info = {
-        "kind": job.kind.value, "status": job.status.value, "model": job.model,
-        "dataset": job.dataset, "samples stored": counts["samples"],
-        "model correct": counts["correct"], "sample errors": counts["sample_errors"],
-        "created": job.created_at, "finished": job.finished_at,
+        "kind": job.kind.value,
+        "status": job.status.value,
+        "model": job.model,
+        "dataset": job.dataset,
+        "samples stored": counts["samples"],
+        "model correct": counts["correct"],
+        "sample errors": counts["sample_errors"],
+        "created": job.created_at,
+        "finished": job.finished_at,
     }
     rows = [{"key": k, "value": "" if v is None else str(v)} for k, v in info.items()]
     spec = html.escape(json.dumps(job.spec, indent=2, sort_keys=True, default=str))
@@ -115,9 +124,11 @@ def _disagreement_section(engine: Engine, job: Any) -> str:
         {r["method_a"] for r in by_method} | {r["method_b"] for r in by_method}
     )
     if any(means.values()):
-        out.append("<h3>Mean disagreement, method &times; method</h3>"
-                   '<p class="note">mean over every sample and superpixel configuration of'
-                   " the job; NULLs excluded</p>")
+        out.append(
+            "<h3>Mean disagreement, method &times; method</h3>"
+            '<p class="note">mean over every sample and superpixel configuration of'
+            " the job; NULLs excluded</p>"
+        )
         out.append(_img(plots.matrix_figure(means, methods), "method x method matrices"))
         values = data.pair_values(engine, job.id, list(DEFAULT_METRICS))
         out.append("<h3>Histograms per pair</h3>")
@@ -125,16 +136,19 @@ def _disagreement_section(engine: Engine, job: Any) -> str:
         most, least = data.ranked_samples(engine, job.id, RANK_METRIC, N_EXAMPLES)
         for title, ranked in (("Most", most), ("Least", least)):
             out.append(f"<h3>{title} disagreeing samples (mean {RANK_METRIC} over pairs)</h3>")
-            out += [_sample_block(engine, job, idx, f"mean {RANK_METRIC} {v:.3f}")
-                    for idx, v in ranked]
+            out += [
+                _sample_block(engine, job, idx, f"mean {RANK_METRIC} {v:.3f}") for idx, v in ranked
+            ]
     return "\n".join(out)
 
 
 def _sample_block(engine: Engine, job: Any, idx: int, what: str) -> str:
     maps = data.sample_maps(engine, job, idx)
     sample = data.sample_row(engine, job.id, idx) or {}
-    title = f"sample {idx} ({sample.get('key', '?')}): label {sample.get('label')}, " \
-            f"pred {sample.get('pred')}; {what}"
+    title = (
+        f"sample {idx} ({sample.get('key', '?')}): label {sample.get('label')}, "
+        f"pred {sample.get('pred')}; {what}"
+    )
     if not maps:
         return f'<p class="note">{html.escape(title)}: no attribution maps available</p>'
     original = original_input(job.dataset, job.model, idx)
@@ -156,9 +170,11 @@ def _attack_section(engine: Engine, job: Any) -> str:
     out.append("<h3>Before / after examples</h3>")
     for r in ok + failed:
         final = load_artifact(r["artifact"], r["checksum"])
-        head = (f"sample {r['sample_index']}: {'success' if r['success'] else 'failed'}"
-                f" ({r['strategy'] or '-'}), p {r['prob_before']:.3f} -> {r['prob_after']:.3f},"
-                f" pred {r['pred_before']} -> {r['pred_after']}, L0 {r['l0']}")
+        head = (
+            f"sample {r['sample_index']}: {'success' if r['success'] else 'failed'}"
+            f" ({r['strategy'] or '-'}), p {r['prob_before']:.3f} -> {r['prob_after']:.3f},"
+            f" pred {r['pred_before']} -> {r['pred_after']}, L0 {r['l0']}"
+        )
         if final is None:
             out.append(f'<p class="note">{html.escape(head)}: final image unavailable</p>')
             continue

@@ -109,15 +109,15 @@ def attack_figure(original: np.ndarray | None, final: np.ndarray, title: str = "
     return fig
 
 
-def matrix_figure(means: Mapping[str, Mapping[tuple[str, str], float]], methods: Sequence[str]
-                  ) -> Figure:
+def matrix_figure(
+    means: Mapping[str, Mapping[tuple[str, str], float]], methods: Sequence[str]
+) -> Figure:
     """One method x method heatmap of mean disagreement per metric (symmetric, annotated)."""
     metrics = [m for m in means if means[m]]
     cols = min(3, max(1, len(metrics)))
     rows = max(1, math.ceil(len(metrics) / cols))
     size = 1.0 + 0.7 * len(methods)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * (size + 1.2), rows * size),
-                             squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * (size + 1.2), rows * size), squeeze=False)
     index = {m: i for i, m in enumerate(methods)}
     for ax, metric in zip(axes.flat, metrics, strict=False):
         mat = np.full((len(methods), len(methods)), np.nan)
@@ -130,25 +130,36 @@ def matrix_figure(means: Mapping[str, Mapping[tuple[str, str], float]], methods:
             for j in range(len(methods)):
                 if not np.isnan(mat[i, j]):
                     bright = hi > lo and (mat[i, j] - lo) / (hi - lo) > 0.6
-                    ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                            color="black" if bright else "white")
+                    ax.text(
+                        j,
+                        i,
+                        f"{mat[i, j]:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="black" if bright else "white",
+                    )
         ax.set_xticks(range(len(methods)), methods, rotation=45, ha="right", fontsize=7)
         ax.set_yticks(range(len(methods)), methods, fontsize=7)
         ax.set_title(metric, fontsize=9)
         fig.colorbar(im, ax=ax, fraction=0.046)
-    for ax in list(axes.flat)[len(metrics):]:
+    for ax in list(axes.flat)[len(metrics) :]:
         ax.axis("off")
     fig.tight_layout()
     return fig
 
 
-def histogram_figure(values: Mapping[tuple[str, str], Mapping[str, np.ndarray]],
-                     metrics: Sequence[str]) -> Figure:
+def histogram_figure(
+    values: Mapping[tuple[str, str], Mapping[str, np.ndarray]], metrics: Sequence[str]
+) -> Figure:
     """A grid of histograms: one row per method pair, one column per metric."""
     pairs = list(values)
-    fig, axes = plt.subplots(max(1, len(pairs)), len(metrics),
-                             figsize=(2.8 * len(metrics), 1.9 * max(1, len(pairs))),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        max(1, len(pairs)),
+        len(metrics),
+        figsize=(2.8 * len(metrics), 1.9 * max(1, len(pairs))),
+        squeeze=False,
+    )
     for i, pair in enumerate(pairs):
         for j, metric in enumerate(metrics):
             ax = axes[i, j]

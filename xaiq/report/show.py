@@ -33,9 +33,11 @@ def show_sample(engine: Engine, job_id: int, sample_index: int, out: str | Path)
                 f"attack image of job {job.id} sample {sample_index} is missing: {r['artifact']}"
             )
         original = original_input(job.dataset, job.model, sample_index)
-        title = (f"job {job.id} sample {sample_index}: "
-                 f"{'success' if r['success'] else 'failed'} ({r['strategy'] or '-'}), "
-                 f"pred {r['pred_before']} -> {r['pred_after']}")
+        title = (
+            f"job {job.id} sample {sample_index}: "
+            f"{'success' if r['success'] else 'failed'} ({r['strategy'] or '-'}), "
+            f"pred {r['pred_before']} -> {r['pred_after']}"
+        )
         fig = plots.attack_figure(original, final, title)
     else:
         maps = data.sample_maps(engine, job, sample_index)
