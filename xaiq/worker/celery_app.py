@@ -28,6 +28,9 @@ def make_app(broker_url: str | None = None) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        # a pool process imports torch (and the compute stack) before it reports up; the
+        # default 4 s is too short on a busy host and loops on kill/respawn forever
+        worker_proc_alive_timeout=120.0,
         task_queues=[Queue(q, routing_key=q) for q in QUEUES],
         task_default_queue="cpu",
         task_create_missing_queues=False,
