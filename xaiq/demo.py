@@ -76,10 +76,18 @@ def run(limit: int = DEFAULT_LIMIT, *, quiet: bool = False) -> dict[str, int]:
     return ids
 
 
+SHORT = {"integrated_gradients": "IG", "saliency": "Sal", "grad_cam": "GradCAM", "rise": "RISE"}
+SOURCE_METRICS = {
+    "feature_disagreement": "FD",
+    "sign_disagreement": "SD",
+    "euclidean": "eucl",
+    "euclidean_abs": "eucl_abs",
+}
+
+
 def disagreement_table(engine: Engine, job_id: int) -> list[dict[str, Any]]:
-    """Mean of the source metrics per method pair and superpixel configuration."""
-    metrics = ("feature_disagreement", "sign_disagreement", "euclidean", "euclidean_abs")
-    cols = [func.avg(getattr(Disagreement, m)).label(m) for m in metrics]
+    """Mean of the source document's four metrics per method pair and configuration."""
+    cols = [func.avg(getattr(Disagreement, m)).label(s) for m, s in SOURCE_METRICS.items()]
     keys = (Disagreement.method_a, Disagreement.method_b, Disagreement.n_segments)
     stmt = (
         select(*keys, Disagreement.k_frac, func.count().label("images"), *cols)
@@ -88,7 +96,11 @@ def disagreement_table(engine: Engine, job_id: int) -> list[dict[str, Any]]:
         .order_by(*keys, Disagreement.k_frac)
     )
     with read_session(engine) as session:
-        return [dict(r._mapping) for r in session.execute(stmt)]
+        rows = [dict(r._mapping) for r in session.execute(stmt)]
+    for r in rows:
+        a, b = r.pop("method_a"), r.pop("method_b")
+        r.update(pair=f"{SHORT.get(a, a)} / {SHORT.get(b, b)}", segments=r.pop("n_segments"))
+    return rows
 
 
 def attack_table(engine: Engine, job_id: int) -> list[dict[str, Any]]:
@@ -114,6 +126,7 @@ def summary(ids: dict[str, int], engine: Engine | None = None) -> None:
     from xaiq.cli.output import OutputFormat, emit
 
     engine = engine or get_engine()
+    jobs = []
     with read_session(engine) as session:
         for name, job_id in ids.items():
             n, wrong = session.execute(
@@ -123,22 +136,21 @@ def summary(ids: dict[str, int], engine: Engine | None = None) -> None:
                 ).where(SampleRow.job_id == job_id)
             ).one()
             errors = session.scalar(select(func.count()).where(SampleErrorRow.job_id == job_id))
-            emit(
-                [
-                    {
-                        "job": job_id,
-                        "kind": name,
-                        "samples": n,
-                        "misclassified": wrong,
-                        "sample_errors": errors,
-                    }
-                ],
-                OutputFormat.table,
+            jobs.append(
+                {
+                    "job": job_id,
+                    "kind": name,
+                    "samples": n,
+                    "misclassified": wrong,
+                    "sample_errors": errors,
+                }
             )
+    emit(jobs, OutputFormat.table, title="jobs")
     emit(
         disagreement_table(engine, ids["disagreement"]),
         OutputFormat.table,
         title="disagreement: mean per method pair (grid superpixels)",
+        columns=["pair", "segments", "k_frac", "images", *SOURCE_METRICS.values()],
     )
     emit(
         attack_table(engine, ids["attack"]),
