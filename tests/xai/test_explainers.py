@@ -154,7 +154,7 @@ def test_smoothgrad_equals_captum_saliency_averaged_over_the_same_noise(
     sigma = noise_scale(x, stdev)
     saliency = Saliency(digits_model.module)
     for i, sid in enumerate(ids):
-        gen = sample_generator(9, sid, x.device, stream=1)
+        gen = sample_generator(9, sid, "cpu", stream=1)
         noise = torch.randn((n_samples, *x.shape[1:]), generator=gen)
         noisy = x[i : i + 1] + noise * sigma[i]
         want = saliency.attribute(noisy, target=t[i].repeat(n_samples), abs=True).mean(0).sum(0)

@@ -7,8 +7,9 @@ per-channel attributions (sign kept). Attributions are of the target class's *lo
 (the module's output), as Captum computes them.
 
 Stochastic methods (``smoothgrad``, ``gradient_shap``) draw each image's noise from its own
-generator (:func:`xaiq.xai.seeding.sample_generator` with the job seed and the sample id), so
-an image's map does not depend on the batch it was computed with.
+CPU generator (:func:`xaiq.xai.seeding.sample_generator` with the job seed and the sample id)
+and move it to the device, so an image's map depends neither on the batch it was computed
+with nor on the device's random number generator.
 """
 
 from __future__ import annotations
@@ -129,6 +130,8 @@ def hookable(module: nn.Module, example: torch.Tensor) -> nn.Module:
     without in-place activations and with reused parameterless modules split per call.
 
     ``example``: one model input ``[1, C, H, W]`` used to trace which modules are reused.
+    The copy is made once per module object: models are loaded for inference and not changed
+    afterwards; change a module's weights and pass a new module to get a fresh copy.
     """
     if module in _HOOKABLE_AS_IS:
         return module
@@ -246,17 +249,27 @@ def input_x_gradient(
 def _per_sample_noise(
     images: torch.Tensor, n_samples: int, seed: int, sample_ids: list[int], stream: int
 ) -> torch.Tensor:
-    """Standard normal noise ``[N, n_samples, C, H, W]``, image ``i`` from its own generator."""
+    """Standard normal noise ``[N, n_samples, C, H, W]`` on ``images.device``; image ``i``'s
+    from its own generator. Drawn on the CPU and moved, so the values are the same on every
+    device (a CUDA generator would give other numbers than a CPU one for the same seed)."""
     shape = (n_samples, *images.shape[1:])
-    return torch.stack(
+    noise = torch.stack(
         [
-            torch.randn(
-                shape, generator=sample_generator(seed, sid, images.device, stream),
-                device=images.device, dtype=images.dtype,
-            )
+            torch.randn(shape, generator=sample_generator(seed, sid, "cpu", stream))
             for sid in sample_ids
         ]
     )
+    return noise.to(device=images.device, dtype=images.dtype)
+
+
+def _per_sample_uniform(n_samples: int, seed: int, sample_ids: list[int], stream: int,
+                        like: torch.Tensor) -> torch.Tensor:
+    """``U(0, 1)`` draws ``[N, n_samples]`` per image (CPU generator, moved to ``like``)."""
+    draws = torch.stack(
+        [torch.rand(n_samples, generator=sample_generator(seed, sid, "cpu", stream))
+         for sid in sample_ids]
+    )
+    return draws.to(device=like.device, dtype=like.dtype)
 
 
 def noise_scale(images: torch.Tensor, stdev: float) -> torch.Tensor:
@@ -292,7 +305,8 @@ def smoothgrad(
     """SmoothGrad: Saliency averaged over ``n_samples`` Gaussian-noised copies of each image.
 
     Noise sigma is ``stdev`` times each image's value range (Smilkov et al.'s noise level);
-    the noise of image ``i`` comes from ``sample_generator(seed, sample_ids[i], stream=1)``.
+    the noise of image ``i`` comes from ``sample_generator(seed, sample_ids[i], "cpu",
+    stream=1)`` (CPU draws moved to the device: the same noise on every device).
     """
     n = images.shape[0]
     ids = sample_ids if sample_ids is not None else list(range(n))
@@ -335,15 +349,7 @@ def gradient_shap(
     ids = sample_ids if sample_ids is not None else list(range(n))
     shape = images.shape[1:]
     noise = _per_sample_noise(images, n_samples, seed, ids, stream=2)
-    alphas = torch.stack(
-        [
-            torch.rand(
-                n_samples, generator=sample_generator(seed, sid, images.device, 3),
-                device=images.device, dtype=images.dtype,
-            )
-            for sid in ids
-        ]
-    ).view(n, n_samples, 1, 1, 1)
+    alphas = _per_sample_uniform(n_samples, seed, ids, 3, images).view(n, n_samples, 1, 1, 1)
     shifted = images[:, None] + noise * noise_scale(images, stdev)[:, None]
     points = (alphas * shifted).reshape(n * n_samples, *shape)
     grads = input_gradients(module, points, targets.repeat_interleave(n_samples))
