@@ -64,21 +64,9 @@ class Cluster:
             )
         )
 
-    def worker(self, name: str) -> None:
-        self.start(
-            "worker",
-            "-c",
-            "1",
-            "--threads",
-            "1",
-            "-Q",
-            "cpu",
-            "-n",
-            f"{name}@%h",
-            "--loglevel",
-            "WARNING",
-            name=name,
-        )
+    def worker(self, name: str, device: str) -> None:
+        args = ["-c", "1", "--threads", "1", "-Q", "cpu", "--device", device]
+        self.start("worker", *args, "-n", f"{name}@%h", "--loglevel", "WARNING", name=name)
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -128,6 +116,26 @@ def _wait(predicate: Any, timeout: float, what: str, poll: float = 0.05) -> None
     raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
 
 
+def shard_timeline(engine: Any, job_id: int) -> dict[str, float]:
+    """Where a job's wall time went, from its shard rows: ``busy`` = sum of shard compute
+    (claim to done), ``wall`` = job created to last shard done, ``idle`` = wall - busy
+    (dispatch, queueing, scheduler ticks, finalisation; with several workers busy overlaps)."""
+    from sqlalchemy import select
+
+    from xaiq.db.models import Job, Shard
+    from xaiq.db.session import read_session
+
+    with read_session(engine) as session:
+        job = session.get(Job, job_id)
+        shards = list(session.scalars(select(Shard).where(Shard.job_id == job_id)))
+    done = [s for s in shards if s.started_at and s.finished_at]
+    if job is None or not done:
+        return {}
+    busy = sum((s.finished_at - s.started_at).total_seconds() for s in done)  # type: ignore[operator]
+    wall = (max(s.finished_at for s in done) - job.created_at).total_seconds()  # type: ignore[type-var]
+    return {"shards": len(shards), "busy_s": busy, "wall_s": wall, "idle_s": wall - busy}
+
+
 def run(ctx: Context) -> list[Row]:
     names = ("job via Celery+Redis, 1 worker vs in-process", "job via Celery+Redis, 2 workers vs 1")
     if not any(ctx.wants(n) for n in names):
@@ -163,13 +171,18 @@ def _measure(
     reps = ctx.pick(1, 3)
     seed = iter(range(1, 1000))
 
-    def in_process(n: int) -> float:
+    timelines: dict[str, dict[str, float]] = {}
+
+    def in_process(n: int, tag: str = "") -> float:
         start = time.perf_counter()
         job = submit(job_spec(n, shard, next(seed)), engine=engine, local=True).job_id
-        run_local(job, engine=engine, device="cpu")
-        return time.perf_counter() - start
+        run_local(job, engine=engine, device=str(ctx.device))
+        elapsed = time.perf_counter() - start
+        if tag:
+            timelines[tag] = shard_timeline(engine, job)
+        return elapsed
 
-    def distributed(n: int) -> float:
+    def distributed(n: int, tag: str = "") -> float:
         start = time.perf_counter()
         job = submit(
             job_spec(n, shard, next(seed)), engine=engine, local=False, broker=broker
@@ -180,7 +193,10 @@ def _measure(
                 return job_progress(session, job)["finished_at"] is not None
 
         _wait(finished, 600, f"job {job}")
-        return time.perf_counter() - start
+        elapsed = time.perf_counter() - start
+        if tag:
+            timelines[tag] = shard_timeline(engine, job)
+        return elapsed
 
     def live(n: int) -> bool:
         with read_session(engine) as session:
@@ -202,19 +218,19 @@ def _measure(
                 "cpu",
                 name="scheduler",
             )
-            cluster.worker("w1")
+            cluster.worker("w1", str(ctx.device))
             _wait(lambda: live(1), 120, "one worker", poll=0.5)
             in_process(shard)  # warm-up: model load, first calls
             distributed(shard)
             for _ in range(reps):  # interleaved
-                samples["local"].append(in_process(limit))
-                samples["one"].append(distributed(limit))
+                samples["local"].append(in_process(limit, "local"))
+                samples["one"].append(distributed(limit, "one"))
             ctx.log("jobs: in-process vs 1 worker done")
-            cluster.worker("w2")
+            cluster.worker("w2", str(ctx.device))
             _wait(lambda: live(2), 120, "two workers", poll=0.5)
             distributed(2 * shard)  # warm-up of the second worker
             for _ in range(reps):
-                samples["two"].append(distributed(limit))
+                samples["two"].append(distributed(limit, "two"))
     except RuntimeError as exc:
         raise Skip(f"{exc}; logs in {logs}") from None
     finally:
@@ -230,7 +246,12 @@ def _measure(
             targets=(Target("<=", 1.10),),
             spread=one.spread,
             note=f"{limit} digits, shards of {shard}, 3 methods",
-            extra={"seconds": list(one.samples), "baseline_seconds": list(local.samples)},
+            extra={
+                "seconds": list(one.samples),
+                "baseline_seconds": list(local.samples),
+                "timeline_one_worker": timelines.get("one"),
+                "timeline_in_process": timelines.get("local"),
+            },
         ),
         Row(
             name=names[1],
@@ -240,6 +261,10 @@ def _measure(
             baseline_name="1 worker",
             targets=(Target(">=", 1.7),),
             spread=two.spread,
-            extra={"seconds": list(two.samples), "baseline_seconds": list(one.samples)},
+            extra={
+                "seconds": list(two.samples),
+                "baseline_seconds": list(one.samples),
+                "timeline_two_workers": timelines.get("two"),
+            },
         ),
     ]
