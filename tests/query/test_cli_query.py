@@ -133,4 +133,15 @@ def test_demo_summary_prints_both_tables_and_the_report_path(store, capsys, tmp_
     first = disagreement_stats(store.engine, [store.disagreement_job], ["pair"])[0]
     assert f"{first['median']:.3f}" in captured.out
     assert "0.833" in captured.out  # attack success rate, 5 of 6
-    assert "report.html" in captured.err
+    assert f"report: {(tmp_path / 'report.html').resolve()}" in captured.out
+
+
+def test_finish_demo_writes_one_report_per_job_and_prints_their_paths(store, capsys, tmp_path):
+    from xaiq.cli.query import finish_demo
+
+    jobs = [store.disagreement_job, store.attack_job]
+    paths = finish_demo(store.engine, jobs, tmp_path / "out")
+    assert [p.name for p in paths] == [f"report-job{j}.html" for j in jobs]
+    assert all(p.read_text().startswith("<!DOCTYPE html>") for p in paths)
+    out = capsys.readouterr().out
+    assert all(f"report: {p.resolve()}" in out for p in paths)

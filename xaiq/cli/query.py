@@ -14,7 +14,7 @@ import typer
 
 from xaiq.cli.app import app
 from xaiq.cli.errors import CliError
-from xaiq.cli.output import OutputFormat, emit, info
+from xaiq.cli.output import OutputFormat, console, emit, info
 
 stats_app = typer.Typer(help="Aggregate statistics over stored results.", no_args_is_help=True)
 app.add_typer(stats_app, name="stats")
@@ -166,7 +166,24 @@ def print_demo_summary(
         ]
         emit(attacks, OutputFormat.table, title="attacks", columns=cols)
     if report_path is not None:
-        info(f"report: {Path(report_path).resolve()}")
+        _path_line(report_path)
 
 
-__all__ = ["print_demo_summary", "stats_app"]
+def _path_line(path: str | Path) -> None:
+    # on stdout and never wrapped, so the path can be copied or grepped whole
+    console.print(f"report: {Path(path).resolve()}", soft_wrap=True, highlight=False)
+
+
+def finish_demo(engine: Any, job_ids: list[int], out_dir: str | Path) -> list[Path]:
+    """The end of ``make demo``: one HTML report per job in ``out_dir``
+    (``report-job<id>.html``), then the tables of :func:`print_demo_summary` and the paths."""
+    from xaiq.report import build_report
+
+    paths = [build_report(engine, j, Path(out_dir) / f"report-job{j}.html") for j in job_ids]
+    print_demo_summary(engine, job_ids)
+    for path in paths:
+        _path_line(path)
+    return paths
+
+
+__all__ = ["finish_demo", "print_demo_summary", "stats_app"]
