@@ -183,10 +183,10 @@ def test_deeplift_and_guided_backprop_handle_inplace_relus_without_touching_the_
 
     torch.manual_seed(0)
     model = torchvision.models.resnet18(weights=None, num_classes=5).eval()
-    x = torch.randn(2, 3, 64, 64)
+    x = torch.randn(2, 3, 32, 32)
     for method in ("deeplift", "guided_backprop"):
         maps = explain(method, model, x, torch.tensor([1, 3]))
-        assert maps.shape == (2, 64, 64) and torch.isfinite(maps).all()
+        assert maps.shape == (2, 32, 32) and torch.isfinite(maps).all()
     assert model.relu.inplace, "the caller's model keeps its in-place ReLUs"
 
 
