@@ -11,5 +11,5 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-models_app = typer.Typer(help="Models: list them, train the bundled digits CNNs.", no_args_is_help=False)
+models_app = typer.Typer(help="Models: list them, train the bundled digits CNNs.")
 app.add_typer(models_app, name="models")

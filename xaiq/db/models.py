@@ -43,13 +43,13 @@ class Base(DeclarativeBase):
     pass
 
 
-class JobKind(str, enum.Enum):
+class JobKind(enum.StrEnum):
     attribution = "attribution"
     disagreement = "disagreement"
     attack = "attack"
 
 
-class JobStatus(str, enum.Enum):
+class JobStatus(enum.StrEnum):
     pending = "pending"  # committed, nothing run yet
     running = "running"
     succeeded = "succeeded"  # every shard done, no sample errors
@@ -58,7 +58,7 @@ class JobStatus(str, enum.Enum):
     cancelled = "cancelled"
 
 
-class ShardStatus(str, enum.Enum):
+class ShardStatus(enum.StrEnum):
     pending = "pending"  # waiting for the scheduler to publish it
     queued = "queued"  # published to the broker
     running = "running"  # a worker holds the lease

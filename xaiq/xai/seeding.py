@@ -18,7 +18,7 @@ def _splitmix64(x: int) -> int:
 
 
 def sample_seed(seed: int, index: int, stream: int = 0) -> int:
-    """A 63-bit seed for sample ``index`` of a job seeded with ``seed`` (``stream`` separates uses)."""
+    """A 63-bit seed for sample ``index`` of a job seeded ``seed``; ``stream`` separates uses."""
     x = _splitmix64(seed & _MASK64)
     x = _splitmix64(x ^ (index & _MASK64))
     x = _splitmix64(x ^ (stream & _MASK64))

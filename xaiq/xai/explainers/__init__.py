@@ -5,6 +5,13 @@ registers them all.
 """
 
 from xaiq.xai.explainers import captum_methods, gradcam, rise_method  # noqa: F401
-from xaiq.xai.explainers.base import EXPLAINERS, Explainer, Param, explain, register, validate_params
+from xaiq.xai.explainers.base import (
+    EXPLAINERS,
+    Explainer,
+    Param,
+    explain,
+    register,
+    validate_params,
+)
 
 __all__ = ["EXPLAINERS", "Explainer", "Param", "explain", "register", "validate_params"]

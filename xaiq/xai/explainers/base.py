@@ -60,27 +60,27 @@ def register(
 
 
 def _coerce(method: str, key: str, value: Any, spec: Param) -> Any:
+    def bad(what: str) -> InvalidParameterError:
+        return InvalidParameterError(f"{method}: parameter {key!r} must be {what}, got {value!r}")
+
     if spec.kind is bool:
         if isinstance(value, bool):
             return value
-        raise InvalidParameterError(f"{method}: parameter {key!r} must be true/false, got {value!r}")
+        raise bad("true/false")
     if spec.kind in (int, float):
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise bad("a number") from None
         if isinstance(value, bool) or not isinstance(value, int | float):
-            if isinstance(value, str):
-                try:
-                    value = spec.kind(value)
-                except ValueError:
-                    pass
-            if isinstance(value, str) or isinstance(value, bool):
-                raise InvalidParameterError(
-                    f"{method}: parameter {key!r} must be a number, got {value!r}"
-                )
+            raise bad("a number")
         if spec.kind is int and float(value) != int(value):
-            raise InvalidParameterError(f"{method}: parameter {key!r} must be an integer, got {value!r}")
+            raise bad("an integer")
         return spec.kind(value)
-    if spec.kind is str or spec.kind is type(None):
-        if value is not None and not isinstance(value, str):
-            raise InvalidParameterError(f"{method}: parameter {key!r} must be a string, got {value!r}")
+    if spec.kind is str:
+        if not isinstance(value, str):
+            raise bad("a string")
         return value
     return value
 
