@@ -145,13 +145,26 @@ def print_demo_summary(
 ) -> None:
     """Print the disagreement table (per pair) and the attack table of ``job_ids``, then the
     report's path: the end of ``make demo``. Jobs without such rows print nothing."""
-    from xaiq.db.queries import attack_stats, disagreement_stats
+    from xaiq.db.queries import (
+        DEFAULT_METRICS,
+        attack_stats,
+        disagreement_stats,
+        varying_config_keys,
+    )
 
-    # a compact subset of the columns so the tables fit a terminal; `xaiq stats` has them all
-    rows = disagreement_stats(engine, job_ids, ["job", "pair"])
-    if rows:
-        cols = ["job", "pair", "metric", "n", "mean", "p25", "median", "p75"]
-        emit(rows, OutputFormat.table, title="disagreement per pair", columns=cols)
+    # one row per pair (and configuration), one "mean (median)" cell per metric, so the
+    # table fits a terminal; `xaiq stats disagreement` has every statistic
+    keys = ["job", "pair", *varying_config_keys(engine, job_ids)]
+    pivot: dict[tuple, dict[str, Any]] = {}
+    for r in disagreement_stats(engine, job_ids, keys):
+        row = pivot.setdefault(tuple(r[k] for k in keys), {k: r[k] for k in keys})
+        row["n"] = max(row.get("n", 0), r["n"] + r["nulls"])
+        cell = "NULL" if r["mean"] is None else f"{r['mean']:.3f} ({r['median']:.3f})"
+        row[r["metric"]] = cell
+    if pivot:
+        cols = [*keys, "n", *DEFAULT_METRICS]
+        title = "disagreement per pair: mean (median)"
+        emit(list(pivot.values()), OutputFormat.table, title=title, columns=cols)
     attacks = attack_stats(engine, job_ids, ["job"])
     if attacks:
         cols = [

@@ -121,6 +121,23 @@ def check_jobs(engine: Engine, job_ids: Iterable[int] | None) -> list[int]:
     return list(dict.fromkeys(ids))
 
 
+def varying_config_keys(engine: Engine, job_ids: Iterable[int] | None = None) -> list[str]:
+    """Which of ``superpixels``, ``n_segments``, ``k_frac`` take more than one value in these
+    jobs' disagreement rows: the keys a per-pair table must add so that it does not mix
+    superpixel configurations."""
+    jobs = list(job_ids or [])
+    out = []
+    with engine.connect() as conn:
+        for name in ("superpixels", "n_segments", "k_frac"):
+            col = getattr(Disagreement, name)
+            stmt = select(col).distinct().limit(2)
+            if jobs:
+                stmt = stmt.where(Disagreement.job_id.in_(jobs))
+            if len(conn.execute(stmt).all()) > 1:
+                out.append(name)
+    return out
+
+
 def _grouped_select(
     table: Any, keys: list[str], allowed: dict[str, GroupKey], job_ids: list[int]
 ) -> tuple[list[ColumnElement[Any]], Select[Any]]:

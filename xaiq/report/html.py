@@ -13,7 +13,13 @@ from typing import Any
 from sqlalchemy import Engine
 
 from xaiq.db.models import METRIC_COLUMNS, JobKind
-from xaiq.db.queries import ATTACK_COLUMNS, DEFAULT_METRICS, attack_stats, disagreement_stats
+from xaiq.db.queries import (
+    ATTACK_COLUMNS,
+    DEFAULT_METRICS,
+    attack_stats,
+    disagreement_stats,
+    varying_config_keys,
+)
 from xaiq.db.summary import STAT_COLUMNS
 from xaiq.report import data, plots
 from xaiq.report.sources import load_artifact, original_input
@@ -113,8 +119,9 @@ def _job_section(engine: Engine, job: Any) -> str:
 
 def _disagreement_section(engine: Engine, job: Any) -> str:
     out = ["<h2>Disagreement</h2>"]
-    stats = disagreement_stats(engine, [job.id], ["pair"], DEFAULT_METRICS)
-    out.append("<h3>Per pair</h3>" + _table(stats, ["pair", "metric", *STAT_COLUMNS]))
+    keys = ["pair", *varying_config_keys(engine, [job.id])]
+    stats = disagreement_stats(engine, [job.id], keys, DEFAULT_METRICS)
+    out.append("<h3>Per pair</h3>" + _table(stats, [*keys, "metric", *STAT_COLUMNS]))
     by_method = disagreement_stats(engine, [job.id], ["method_a", "method_b"], "all")
     means: dict[str, dict[tuple[str, str], float]] = {m: {} for m in METRIC_COLUMNS}
     for r in by_method:
@@ -131,7 +138,10 @@ def _disagreement_section(engine: Engine, job: Any) -> str:
         )
         out.append(_img(plots.matrix_figure(means, methods), "method x method matrices"))
         values = data.pair_values(engine, job.id, list(DEFAULT_METRICS))
-        out.append("<h3>Histograms per pair</h3>")
+        out.append(
+            "<h3>Histograms per pair</h3>"
+            '<p class="note">all samples and superpixel configurations of the job</p>'
+        )
         out.append(_img(plots.histogram_figure(values, list(DEFAULT_METRICS)), "histograms"))
         most, least = data.ranked_samples(engine, job.id, RANK_METRIC, N_EXAMPLES)
         for title, ranked in (("Most", most), ("Least", least)):
