@@ -37,6 +37,7 @@ td.k { text-align: left; }
 pre { background: #f6f6f6; padding: 8px; font-size: 12px; overflow-x: auto; }
 img { max-width: 100%; display: block; margin: 6px 0 16px; }
 .note { color: #666; font-size: 13px; }
+.wide { overflow-x: auto; }
 """
 
 
@@ -63,7 +64,8 @@ def _table(rows: Sequence[Mapping[str, Any]], cols: Sequence[str]) -> str:
         + "</tr>"
         for r in rows
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="wide">{table}</div>'
 
 
 def _img(fig: Any, alt: str) -> str:

@@ -1,8 +1,9 @@
 """Matplotlib figures (Agg backend, no display) and their PNG / data-URI encodings.
 
 Conventions: attribution maps are drawn with the ``jet`` colormap over a grey original at
-alpha 0.5 (as in the source pipeline), each map min-max scaled on its own; model inputs are
-shown via :func:`xaiq.report.sources.to_display` (joint min-max scaling).
+alpha 0.5 (as in the source pipeline), each map min-max scaled on its own. Model inputs are
+shown min-max scaled (store-agnostic: no model normalisation needed); an attack's final
+image uses the original's scale, clipped, and the difference panel shows the real change.
 """
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ def data_uri(png: bytes) -> str:
 
 def _grey(image: np.ndarray) -> np.ndarray:
     return image if image.ndim == 2 else image @ np.array([0.299, 0.587, 0.114])
+
+
+def _first3(image: np.ndarray) -> np.ndarray:
+    """``[C, H, W]`` -> ``[H, W]`` (one channel) or ``[H, W, 3]``, float64."""
+    a = np.asarray(image, dtype=np.float64)
+    return a[0] if a.shape[0] == 1 else np.moveaxis(a[:3], 0, -1)
 
 
 def _off(ax: Any) -> None:
@@ -88,7 +95,12 @@ def attack_figure(original: np.ndarray | None, final: np.ndarray, title: str = "
         original = original if original.ndim == 3 else original[None]
         diff = (final.astype(np.float64) - original).sum(axis=0)
         changed = np.any(final != original, axis=0)
-        shown_o, shown_f = to_display(original, final)
+        # each panel on the original's scale: the original keeps its contrast, the final is
+        # clipped to that range (how far it strays shows in the difference panel)
+        lo, hi = float(original.min()), float(original.max())
+        shown_o, shown_f = (
+            np.clip((_first3(a) - lo) / ((hi - lo) or 1.0), 0.0, 1.0) for a in (original, final)
+        )
         fig, axes = plt.subplots(1, 4, figsize=(10.4, 2.9))
         gray = "gray" if shown_o.ndim == 2 else None
         axes[0].imshow(shown_o, cmap=gray, vmin=0, vmax=1)
@@ -96,7 +108,7 @@ def attack_figure(original: np.ndarray | None, final: np.ndarray, title: str = "
         axes[1].imshow(changed, cmap="magma", vmin=0, vmax=1)
         axes[1].set_title(f"changed pixels ({int(changed.sum())})", fontsize=9)
         axes[2].imshow(shown_f, cmap=gray, vmin=0, vmax=1)
-        axes[2].set_title("final", fontsize=9)
+        axes[2].set_title("final (original's range)", fontsize=9)
         lim = float(np.abs(diff).max()) or 1.0
         im = axes[3].imshow(diff, cmap="RdBu_r", vmin=-lim, vmax=lim)
         axes[3].set_title("difference", fontsize=9)
@@ -194,8 +206,8 @@ def attack_summary_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
     ax2.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
     ax2.set_xlabel("target probability before", fontsize=8)
     ax2.set_ylabel("after", fontsize=8)
-    ax2.set_xlim(0, 1)
-    ax2.set_ylim(0, 1)
+    ax2.set_xlim(-0.05, 1.05)
+    ax2.set_ylim(-0.05, 1.05)
     ax2.set_title("target probability", fontsize=9)
     fig.tight_layout()
     return fig
