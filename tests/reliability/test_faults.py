@@ -111,12 +111,16 @@ def test_sigterm_lets_a_worker_finish_its_shard_and_exit(procs_pg: Procs) -> Non
     assert finished.status.value == "done" and finished.attempts == 1  # finished, not redone
 
 
+@pytest.mark.parametrize("persistent", [True, False], ids=["aof", "messages-lost"])
 def test_redis_crash_and_restart_mid_job_loses_and_duplicates_nothing(
-    procs_pg: Procs, private_redis: PrivateRedis
+    procs_pg: Procs, private_redis: PrivateRedis, persistent: bool
 ) -> None:
     _start(procs_pg)
     job = _submit(procs_pg, DISAGREEMENT)
     wait_for(lambda: progress(procs_pg.db_url, job)["shards"]["done"] >= 1, 60, "a shard")
+    # without persistence the restarted server comes back empty: every queued message is gone
+    # and the scheduler must notice (XAIQ_QUEUED_TIMEOUT, 10 s here) and publish again
+    private_redis.durable = persistent
     private_redis.restart(signal.SIGKILL, down_seconds=2.0)
     p = wait_finished(procs_pg.db_url, job, timeout=150)
     assert p["status"] == "succeeded", p
