@@ -54,3 +54,19 @@ def run_local(
         finalize_job(session, job_id)
     with read_session(engine) as session:
         return job_progress(session, job_id)
+
+
+def run_spec(
+    spec: dict[str, Any],
+    *,
+    engine: Engine | None = None,
+    device: Any = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Submit ``spec`` as an embedded (local) job and run it to the end here: the one-call
+    entry for scripts and benchmarks. Returns the final progress dict (``job`` is its id)."""
+    from xaiq.scheduler.submit import submit
+
+    engine = engine or get_engine()
+    job = submit(spec, engine=engine, local=True)
+    return run_local(job.job_id, engine=engine, device=device, progress=progress)
