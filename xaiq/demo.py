@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Engine, case, func, select
 
 from xaiq.db.models import AttackResult, Disagreement, SampleErrorRow, SampleRow
-from xaiq.db.session import get_engine, read_session
+from xaiq.db.session import get_engine, read_session, xaiq_home
 
 DEFAULT_LIMIT = 100
 METHODS = ["integrated_gradients", "saliency", "grad_cam", "rise"]
@@ -159,6 +159,14 @@ def summary(ids: dict[str, int], engine: Engine | None = None) -> None:
     )
 
 
+def _report_hook() -> Any:
+    try:
+        from xaiq.cli.query import finish_demo
+    except ImportError:
+        return None
+    return finish_demo
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m xaiq.demo", description=__doc__)
     parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help="first N digits")
@@ -166,6 +174,9 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     ids = run(args.limit)
     summary(ids)
+    finish = _report_hook()
+    if finish is not None:  # the query/report layer: HTML reports and stats tables
+        finish(get_engine(), list(ids.values()), xaiq_home())
     print(f"demo finished in {time.perf_counter() - started:.1f} s")
 
 

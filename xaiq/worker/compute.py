@@ -405,6 +405,5 @@ def compute_shard(
             rows.error(idx, "load", msg)
         batch = _predict(model, samples, rows)
         if batch is not None:
-            with torch.inference_mode(False):
-                kind(claim, model, batch, rows, root)
+            kind(claim, model, batch, rows, root)
     return rows.as_tables()
