@@ -187,3 +187,17 @@ def test_cancelling_stops_unstarted_shards_at_once(engine: Engine) -> None:
     with read_session(engine) as s:
         job = s.get(Job, job_id)
         assert job is not None and job.cancel_requested and job.finished_at is None
+
+
+def test_a_database_without_the_schema_is_refused_with_the_upgrade_hint() -> None:
+    from .conftest import create_pg_database, drop_pg_database
+
+    url = create_pg_database()
+    try:
+        with pytest.raises(DbConnectError, match="run `xaiq db upgrade` first"):
+            get_engine(url)
+        get_engine(url, migrate=True)  # what `xaiq db upgrade` does
+        with read_session(get_engine(url)) as s:
+            assert s.scalar(select(func.count()).select_from(Job)) == 0
+    finally:
+        drop_pg_database(url)

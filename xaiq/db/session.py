@@ -113,11 +113,21 @@ def _create(url: str) -> Engine:
     return engine
 
 
+def _has_schema(engine: Engine) -> bool:
+    from sqlalchemy import inspect
+
+    try:
+        return inspect(engine).has_table("jobs")
+    except SQLAlchemyError:
+        return False
+
+
 def get_engine(url: str | None = None, *, migrate: bool | None = None) -> Engine:
     """The engine for ``url`` (default :func:`default_db_url`), created once per URL.
 
-    ``migrate``: bring the schema to the latest revision on first use. Default: only for the
-    embedded SQLite default (PostgreSQL is migrated explicitly with ``xaiq db upgrade``).
+    ``migrate``: bring the schema to the latest revision on first use. Default: only for
+    SQLite; another database is migrated explicitly with ``xaiq db upgrade``, and one without
+    the schema is refused with that hint (``migrate=False`` skips the check).
     Raises :class:`DbConnectError` (URL redacted) when the database cannot be reached.
     """
     url = url or default_db_url()
@@ -126,6 +136,11 @@ def get_engine(url: str | None = None, *, migrate: bool | None = None) -> Engine
         if engine is not None:
             return engine
         engine = _create(url)
+        if migrate is None and engine.dialect.name != "sqlite" and not _has_schema(engine):
+            engine.dispose()
+            raise DbConnectError(
+                f"{redact_url(url)} has no xaiq schema yet: run `xaiq db upgrade` first"
+            )
         if migrate is None:
             migrate = engine.dialect.name == "sqlite"
         if migrate:
