@@ -254,12 +254,17 @@ class Procs:
             cwd=self.workdir,
         )
 
-    def worker(self, name: str, **env: str) -> subprocess.Popen:
-        args = ("worker", "-c", "1", "--threads", "1", "-n", f"{name}@%h", "--loglevel", "INFO")
+    def worker(
+        self, name: str, concurrency: int = 1, loglevel: str = "INFO", **env: str
+    ) -> subprocess.Popen:
+        args = ("worker", "-c", str(concurrency), "--threads", "1", "-n", f"{name}@%h",
+                "--loglevel", loglevel)
         return self.start(name, *args, **env)
 
-    def scheduler(self, max_in_flight: int = 4, name: str = "scheduler") -> subprocess.Popen:
-        args = ("scheduler", "--max-in-flight", str(max_in_flight), "--interval", "0.1")
+    def scheduler(
+        self, max_in_flight: int = 4, name: str = "scheduler", interval: float = 0.1
+    ) -> subprocess.Popen:
+        args = ("scheduler", "--max-in-flight", str(max_in_flight), "--interval", str(interval))
         return self.start(name, *args)
 
     def signal(self, name: str, sig: int, wait: bool = True) -> None:

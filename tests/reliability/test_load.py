@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from xaiq.db.models import Job, SampleRow, Shard, ShardStatus
+from xaiq.db.models import Job, SampleRow, Shard, ShardStatus, WorkerRow
 from xaiq.db.session import get_engine, read_session
 from xaiq.scheduler.submit import submit
 
@@ -85,12 +85,17 @@ def test_ten_thousand_one_sample_shards_pass_through_the_queue_without_loss(
     n_jobs, per_job = 10, 1000
     procs = Procs(tmp_path, pg_db, private_redis.url(), XAIQ_QUEUED_TIMEOUT="600")
     try:
-        procs.scheduler(max_in_flight=48)
-        procs.worker("w1")
-        procs.worker("w2")
-        wait_for(lambda: "ready." in procs.log("w1") and "ready." in procs.log("w2"), 90,
-                 "the workers", 0.5)
+        # a slower tick with more in flight: each tick scans the pending shards
+        procs.scheduler(max_in_flight=64, interval=0.5)
+        for name in ("w1", "w2"):  # two processes each: DB round trips overlap; no per-task log
+            procs.worker(name, concurrency=2, loglevel="WARNING")
         engine = get_engine(pg_db)
+
+        def live_processes() -> int:
+            with read_session(engine) as session:
+                return int(session.scalar(select(func.count()).select_from(WorkerRow)) or 0)
+
+        wait_for(lambda: live_processes() >= 4, 120, "four worker processes", 0.5)
         spec = {"kind": "attribution", "dataset": "digits", "model": "digits-cnn",
                 "methods": ["saliency"], "limit": per_job, "shard_size": 1, "batch_size": 1}
         started = time.monotonic()
