@@ -8,12 +8,11 @@ job system's guarantee (DESIGN.md §6), and what makes the batched attack equal 
 
 How: the counters are folded into 32-bit keys with an integer finaliser (two xor-shift /
 multiply rounds, constants below 2**31 so every product of a 32-bit value fits in int64 --
-no reliance on overflow), the element index is hashed against the key, and pairs of
-uniforms (23 and 16 bits) go through Box-Muller. Box-Muller uses only operations that are
-correctly rounded everywhere (add, mul, div, sqrt, ``frexp``, table lookups): ``log`` is an
-atanh series after ``frexp``, and ``cos``/``sin`` of the angle (65,536 directions) come from
-a table. Vectorised and scalar kernels (CPU SIMD tails, CUDA) therefore give the same bits
-for an element wherever it sits in a tensor.
+no reliance on overflow); each pair of elements is hashed against the key, and the hash
+goes through Box-Muller with table lookups for the radius (20 bits) and the angle (12 bits).
+Only integer operations, exact lookups and one multiply per value are involved, so
+vectorised and scalar kernels (CPU SIMD tails, CUDA) give the same bits for an element
+wherever it sits in a tensor, and it costs a handful of passes over the values.
 """
 
 from __future__ import annotations
@@ -26,10 +25,11 @@ _M32 = 0xFFFFFFFF
 _C1 = 0x21F0AAAD  # both multipliers < 2**31: x * c < 2**63 for any 32-bit x
 _C2 = 0x735A2D97
 _GOLDEN = 0x9E3779B9
-_LN2 = math.log(2.0)
-_ANGLE_BITS = 16
+_RADIUS_BITS = 20
+_ANGLE_BITS = 12
 
-_tables: dict[tuple[str, int | None], tuple[torch.Tensor, torch.Tensor]] = {}
+_tables: dict[tuple[str, int | None], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+_salt_cache: dict[tuple[str, int | None, int], torch.Tensor] = {}
 
 
 def mix32(x: torch.Tensor) -> torch.Tensor:
@@ -67,46 +67,52 @@ def counter_keys(
     return _combine(h[:, None].expand(-1, n_candidates), cand[None, :])
 
 
-def _trig_tables(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _tables_on(device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Radius table ``[2**20]`` and cos/sin tables ``[2**12]`` (float32), built once per device.
+
+    Built in float64 on the CPU by one call each, so every sample everywhere reads the same
+    values; the lookups themselves are exact."""
     key = (device.type, device.index)
     if key not in _tables:
-        n = 1 << _ANGLE_BITS
-        angles = [(i + 0.5) * 2.0 * math.pi / n for i in range(n)]
-        cos = torch.tensor([math.cos(a) for a in angles], dtype=torch.float32, device=device)
-        sin = torch.tensor([math.sin(a) for a in angles], dtype=torch.float32, device=device)
-        _tables[key] = (cos, sin)
+        n_r, n_a = 1 << _RADIUS_BITS, 1 << _ANGLE_BITS
+        u = (torch.arange(n_r, dtype=torch.float64) + 0.5) / n_r
+        radius = torch.sqrt(-2.0 * torch.log(u))
+        angle = (torch.arange(n_a, dtype=torch.float64) + 0.5) * (2.0 * math.pi / n_a)
+        _tables[key] = tuple(  # type: ignore[assignment]
+            t.to(device=device, dtype=torch.float32) for t in (radius, angle.cos(), angle.sin())
+        )
     return _tables[key]
 
 
-def _log_unit(u: torch.Tensor) -> torch.Tensor:
-    """Natural log of float32 ``u`` in (0, 1] with basic operations only (rel. error < 1e-7)."""
-    m, e = torch.frexp(u)  # u = m * 2**e with m in [0.5, 1)
-    t = (m - 1.0) / (m + 1.0)  # t in [-1/3, 0)
-    t2 = t * t
-    series = torch.full_like(t, 1.0 / 17.0)
-    for odd in (15, 13, 11, 9, 7, 5, 3, 1):
-        series = series * t2 + 1.0 / odd
-    return 2.0 * t * series + e.to(torch.float32) * _LN2
+def _salted(n_pairs: int, device: torch.device) -> torch.Tensor:
+    key = (device.type, device.index, n_pairs)
+    if key not in _salt_cache:
+        if len(_salt_cache) > 64:
+            _salt_cache.clear()
+        counters = torch.arange(n_pairs, dtype=torch.int64, device=device)
+        _salt_cache[key] = mix32((counters + 0x632BE5AB) & _M32)
+    return _salt_cache[key]
 
 
 def normal_from_keys(keys: torch.Tensor, n_elements: int) -> torch.Tensor:
     """Standard normals ``[*keys.shape, n_elements]`` float32 for int64 32-bit ``keys``.
 
-    Element ``e`` comes from the pair ``e // 2``: ``r cos(theta)`` when ``e`` is even and
-    ``r sin(theta)`` when odd. ``r = sqrt(-2 ln u)`` with ``u`` the top 23 bits (+ 1/2) of the
-    hash of ``(key, 2 * pair)`` (so ``|z| <= 5.6``); ``theta`` is the top 16 bits (+ 1/2) of
-    the hash of ``(key, 2 * pair + 1)`` times ``2 pi / 2**16``, read from a cos/sin table.
+    Element ``e`` belongs to the pair ``e // 2``, whose 32-bit hash ``h`` of ``(key, pair)``
+    gives ``u = (h >> 12 + 0.5) / 2**20`` and ``theta = 2 pi (h & 4095 + 0.5) / 4096``;
+    Box-Muller: ``r cos(theta)`` for even ``e``, ``r sin(theta)`` for odd, ``r = sqrt(-2 ln u)``.
+    ``r`` and ``cos``/``sin`` are table lookups, so ``|z| <= 5.39`` (P ~ 7e-8 beyond) and
+    there are 4096 directions per pair: ample for random search, cheap, and exact to repeat.
     """
     device = keys.device
     n_pairs = (n_elements + 1) // 2
-    counters = torch.arange(2 * n_pairs, dtype=torch.int64, device=device)
-    salted = mix32((counters + 0x632BE5AB) & _M32).view(n_pairs, 2)
-    k = keys[..., None]
-    u = ((mix32(k ^ salted[:, 0]) >> 9).to(torch.float32) + 0.5) * (1.0 / (1 << 23))
-    radius = torch.sqrt(_log_unit(u) * -2.0)
-    angle = mix32(k ^ salted[:, 1]) >> (32 - _ANGLE_BITS)
-    cos, sin = _trig_tables(device)
-    z = torch.stack((radius * cos[angle], radius * sin[angle]), dim=-1).flatten(-2)
+    h = mix32(keys[..., None] ^ _salted(n_pairs, device)).flatten()
+    radius_t, cos_t, sin_t = _tables_on(device)
+    radius = radius_t.index_select(0, h >> _ANGLE_BITS)
+    angle = h & ((1 << _ANGLE_BITS) - 1)
+    z = torch.empty(h.numel(), 2, dtype=torch.float32, device=device)
+    torch.mul(radius, cos_t.index_select(0, angle), out=z[:, 0])
+    torch.mul(radius, sin_t.index_select(0, angle), out=z[:, 1])
+    z = z.view(*keys.shape, 2 * n_pairs)
     return z[..., :n_elements] if 2 * n_pairs != n_elements else z
 
 
