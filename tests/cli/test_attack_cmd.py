@@ -26,8 +26,19 @@ def digit_png(tmp_path_factory):
 
 
 def test_attack_on_a_dataset_prints_json_results_and_a_summary(capsys):
-    rc = main(["attack", "--dataset", "digits", "--model", "digits-cnn-weak", "--limit", "30",
-               "--json", *FAST])
+    rc = main(
+        [
+            "attack",
+            "--dataset",
+            "digits",
+            "--model",
+            "digits-cnn-weak",
+            "--limit",
+            "30",
+            "--json",
+            *FAST,
+        ]
+    )
     assert rc == 0
     doc = json.loads(capsys.readouterr().out)
     rows, summary = doc["results"], doc["summary"]
@@ -48,8 +59,21 @@ def test_attack_on_one_image_prints_a_table_and_writes_the_four_panel_figure(
 
     path, label = digit_png
     fig = tmp_path / "out" / "fig.png"
-    rc = main(["attack", str(path), "--model", "digits-cnn-weak", "--label", str(label),
-               "--out", str(fig), "--strategies", "rise-least", *FAST])
+    rc = main(
+        [
+            "attack",
+            str(path),
+            "--model",
+            "digits-cnn-weak",
+            "--label",
+            str(label),
+            "--out",
+            str(fig),
+            "--strategies",
+            "rise-least",
+            *FAST,
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "attack results" in out and "rise-least" in out

@@ -106,8 +106,14 @@ def test_attack_never_changes_a_pixel_outside_its_mask_nor_exceeds_the_budget(
     x, y = digits_inputs
     idx = MISCLASSIFIED[:3]
     results = rise_guided_search(
-        weak, x[idx], y[idx], sample_ids=idx, strategies=[strategy], max_iters=40,
-        n_masks=100, frac=0.3,
+        weak,
+        x[idx],
+        y[idx],
+        sample_ids=idx,
+        strategies=[strategy],
+        max_iters=40,
+        n_masks=100,
+        frac=0.3,
     )
     budget = math.floor(0.3 * 28 * 28)
     for r, original in zip(results, x[idx], strict=True):
@@ -135,8 +141,14 @@ def test_clamp_without_a_known_range_is_refused(weak, digits_inputs):
     with pytest.raises(InvalidParameterError, match="input range"):
         rise_guided_search(weak.module, x[:1], y[:1], clamp=True, max_iters=1)
     r = rise_guided_search(
-        weak.module, x[:1], y[:1], clamp=True, input_range=(0.2, 0.8), mode="untargeted",
-        strategies=["central"], max_iters=40,
+        weak.module,
+        x[:1],
+        y[:1],
+        clamp=True,
+        input_range=(0.2, 0.8),
+        mode="untargeted",
+        strategies=["central"],
+        max_iters=40,
     )[0]
     changed = r.final != x[0]
     assert bool(changed.any())
@@ -147,8 +159,9 @@ def test_clamp_without_a_known_range_is_refused(weak, digits_inputs):
 # --- the source procedure -------------------------------------------------------------------
 
 
-def _source_loop(module, x, target, sample_id, *, seed, frac, sigma, max_iters, strategies,
-                 n_masks, s, p1):
+def _source_loop(
+    module, x, target, sample_id, *, seed, frac, sigma, max_iters, strategies, n_masks, s, p1
+):
     """The source lab's procedure for one image, one candidate per forward, plain Python."""
     c, h, w = x.shape
     b = math.floor(frac * h * w)
@@ -165,8 +178,13 @@ def _source_loop(module, x, target, sample_id, *, seed, frac, sigma, max_iters, 
         for strategy in strategies:
             tried.append(strategy)
             if strategy == "rise-least":
-                sal = rise_saliency(module, x[None], [target], n_masks=n_masks, s=s, p1=p1,
-                                    seed=seed)[0].flatten().tolist()
+                sal = (
+                    rise_saliency(
+                        module, x[None], [target], n_masks=n_masks, s=s, p1=p1, seed=seed
+                    )[0]
+                    .flatten()
+                    .tolist()
+                )
                 pixels = sorted(sorted(range(h * w), key=lambda i: (sal[i], i))[:b])
             else:  # central
                 rh, rw = math.floor(h * math.sqrt(frac)), math.floor(w * math.sqrt(frac))
@@ -175,8 +193,14 @@ def _source_loop(module, x, target, sample_id, *, seed, frac, sigma, max_iters, 
             elems = torch.tensor([ch * h * w + p for ch in range(c) for p in pixels])
             current, best, pred = x.flatten().clone(), best0, pred0
             for it in range(max_iters):
-                z = normal(seed, torch.tensor([sample_id]), it, 1, len(elems),
-                           stream=STRATEGY_STREAMS[strategy])[0, 0]
+                z = normal(
+                    seed,
+                    torch.tensor([sample_id]),
+                    it,
+                    1,
+                    len(elems),
+                    stream=STRATEGY_STREAMS[strategy],
+                )[0, 0]
                 cand = current.clone()
                 cand[elems] = current[elems] + z * sigma
                 score, cand_pred = evaluate(cand)
@@ -188,9 +212,7 @@ def _source_loop(module, x, target, sample_id, *, seed, frac, sigma, max_iters, 
         return current.view(c, h, w), total, None, tuple(tried)
 
 
-def test_k1_reproduces_a_plain_one_image_loop_of_the_source_procedure_exactly(
-    weak, digits_inputs
-):
+def test_k1_reproduces_a_plain_one_image_loop_of_the_source_procedure_exactly(weak, digits_inputs):
     x, y = digits_inputs
     idx = [5, 122, 50]
     cfg = dict(seed=4, frac=0.4, sigma=1.0, max_iters=60, n_masks=120, s=7, p1=0.5)
@@ -290,7 +312,8 @@ def test_validate_attack_params_fills_the_defaults():
     assert p["strategies"] == ("rise-least", "central")
     assert (p["n_masks"], p["s"], p["p1"]) == (4000, 7, 0.5)
     assert validate_attack_params({"strategies": "central,random"})["strategies"] == (
-        "central", "random",
+        "central",
+        "random",
     )
 
 

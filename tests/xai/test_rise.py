@@ -24,8 +24,11 @@ def _reference_masks(n, s, p1, size, seed):
     out = []
     for grid, (dy, dx) in zip(grids.numpy(), offsets.tolist(), strict=True):
         up = resize(
-            grid.astype(np.float64), ((s + 1) * ch, (s + 1) * cw),
-            order=1, mode="reflect", anti_aliasing=False,
+            grid.astype(np.float64),
+            ((s + 1) * ch, (s + 1) * cw),
+            order=1,
+            mode="reflect",
+            anti_aliasing=False,
         )
         out.append(up[dy : dy + h, dx : dx + w])
     return np.stack(out)

@@ -13,8 +13,19 @@ from xaiq.cli.errors import CliError
 from xaiq.cli.output import OutputFormat, emit, emit_json, info, kv_rows
 
 COLUMNS = (
-    "sample", "target", "pred_before", "pred_after", "success", "strategy",
-    "iterations", "forward_passes", "prob_before", "prob_after", "l0", "l2", "linf",
+    "sample",
+    "target",
+    "pred_before",
+    "pred_after",
+    "success",
+    "strategy",
+    "iterations",
+    "forward_passes",
+    "prob_before",
+    "prob_after",
+    "l0",
+    "l2",
+    "linf",
 )
 FIGURE_ROWS = 12  # at most this many images in --out
 
@@ -51,9 +62,18 @@ def attack_cmd(
 
     params = validate_attack_params(
         {
-            "mode": mode, "frac": frac, "sigma": sigma, "clamp": clamp, "max_iters": max_iters,
-            "candidates": candidates, "strategies": strategies, "n_masks": n_masks, "s": s,
-            "p1": p1, "batch_size": batch_size, "only_misclassified": not all_samples,
+            "mode": mode,
+            "frac": frac,
+            "sigma": sigma,
+            "clamp": clamp,
+            "max_iters": max_iters,
+            "candidates": candidates,
+            "strategies": strategies,
+            "n_masks": n_masks,
+            "s": s,
+            "p1": p1,
+            "batch_size": batch_size,
+            "only_misclassified": not all_samples,
             "target_class": target,
         }
     )
@@ -67,9 +87,16 @@ def attack_cmd(
 
 
 def _run(
-    image: Path | None, model_name: str, label: int | None, dataset: str | None,
-    limit: int | None, params: dict[str, Any], seed: int, device: str | None,
-    json_out: bool, out: Path | None,
+    image: Path | None,
+    model_name: str,
+    label: int | None,
+    dataset: str | None,
+    limit: int | None,
+    params: dict[str, Any],
+    seed: int,
+    device: str | None,
+    json_out: bool,
+    out: Path | None,
 ) -> None:
     import torch
 
@@ -109,8 +136,10 @@ def _run(
         chosen = select_repair_candidates(
             preds, labels, only_misclassified=params["only_misclassified"]
         )
-        info(f"{len(chosen)} of {len(samples)} samples to repair "
-             f"({'misclassified' if params['only_misclassified'] else 'labelled'})")
+        info(
+            f"{len(chosen)} of {len(samples)} samples to repair "
+            f"({'misclassified' if params['only_misclassified'] else 'labelled'})"
+        )
     search = {k: v for k, v in params.items() if k not in ("only_misclassified", "target_class")}
     results = []
     if chosen:
@@ -139,9 +168,7 @@ def _run(
 
 def _row(r: Any) -> dict[str, Any]:
     row = r.to_row()
-    return {c: row[c] for c in COLUMNS if c in row} | {
-        "strategies_tried": row["strategies_tried"]
-    }
+    return {c: row[c] for c in COLUMNS if c in row} | {"strategies_tried": row["strategies_tried"]}
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
@@ -155,14 +182,16 @@ def summarise(results: list[Any], chain: tuple[str, ...], attempted: int) -> dic
     for name in chain:
         tried = [r for r in results if name in r.strategies_tried]
         won = [r for r in results if r.strategy == name]
-        per.append({
-            "strategy": name,
-            "tried": len(tried),
-            "succeeded": len(won),
-            "success_rate_when_tried": len(won) / len(tried) if tried else None,
-            "share_of_attacked": len(won) / n if n else None,
-            "median_iterations_of_successes": _median([r.iterations for r in won]),
-        })
+        per.append(
+            {
+                "strategy": name,
+                "tried": len(tried),
+                "succeeded": len(won),
+                "success_rate_when_tried": len(won) / len(tried) if tried else None,
+                "share_of_attacked": len(won) / n if n else None,
+                "median_iterations_of_successes": _median([r.iterations for r in won]),
+            }
+        )
     ok = [r for r in results if r.success]
     return {
         "samples": attempted,
@@ -206,8 +235,11 @@ def save_figure(
         panels = [
             (orig.squeeze(-1) if grey else orig, cmap, f"{keys[i]}  pred {r.pred_before}"),
             (r.saliency.numpy(), "jet", f"RISE (target {r.target}), chosen bright"),
-            (fin.squeeze(-1) if grey else fin, cmap,
-             f"final: pred {r.pred_after} ({r.strategy or 'failed'})"),
+            (
+                fin.squeeze(-1) if grey else fin,
+                cmap,
+                f"final: pred {r.pred_after} ({r.strategy or 'failed'})",
+            ),
             (diff, "RdBu_r", f"difference (L0 {r.l0})"),
         ]
         for ax, (img, cm, title) in zip(axes[i], panels, strict=True):

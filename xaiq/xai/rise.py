@@ -94,8 +94,13 @@ def mask_layout(
 
 
 def _masks_for_ids(
-    ids: torch.Tensor, s: int, p1: float, size: tuple[int, int], seed: int,
-    ry: torch.Tensor, rx: torch.Tensor,
+    ids: torch.Tensor,
+    s: int,
+    p1: float,
+    size: tuple[int, int],
+    seed: int,
+    ry: torch.Tensor,
+    rx: torch.Tensor,
 ) -> torch.Tensor:
     h, w = size
     device = ry.device
@@ -108,8 +113,14 @@ def _masks_for_ids(
 
 
 def iter_masks(
-    n_masks: int, s: int, p1: float, size: tuple[int, int], *, seed: int = 0,
-    device: torch.device | str | None = None, chunk: int | None = None,
+    n_masks: int,
+    s: int,
+    p1: float,
+    size: tuple[int, int],
+    *,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    chunk: int | None = None,
 ) -> Iterator[torch.Tensor]:
     """The masks of :func:`generate_masks` in consecutive chunks ``[m, H, W]`` (m <= chunk)."""
     check_rise_params(n_masks, s, p1)
@@ -125,7 +136,12 @@ def iter_masks(
 
 
 def generate_masks(
-    n_masks: int, s: int, p1: float, size: Sequence[int], *, seed: int = 0,
+    n_masks: int,
+    s: int,
+    p1: float,
+    size: Sequence[int],
+    *,
+    seed: int = 0,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """RISE masks ``[n_masks, H, W]`` float32 in [0, 1] on ``device`` (module docstring).
@@ -213,8 +229,12 @@ def rise_saliency(
 
 
 def _accumulate(
-    model: nn.Module, x: torch.Tensor, t: torch.Tensor, chunk: torch.Tensor,
-    saliency: torch.Tensor, batch_size: int,
+    model: nn.Module,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    chunk: torch.Tensor,
+    saliency: torch.Tensor,
+    batch_size: int,
 ) -> None:
     """Add ``p_t(x * M) @ M`` for one chunk of masks to ``saliency [N, H*W]`` in place."""
     m = chunk.shape[0]

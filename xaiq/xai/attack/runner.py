@@ -121,14 +121,30 @@ def rise_guided_search(
                 has_saliency[todo] = True
                 passes[todo] += p["n_masks"]
         pix = select_pixels(
-            strategy, p["frac"], (pending.numel(), h, w), saliency=saliency[pending],
-            seed=seed, sample_ids=ids[pending], device=device,
+            strategy,
+            p["frac"],
+            (pending.numel(), h, w),
+            saliency=saliency[pending],
+            seed=seed,
+            sample_ids=ids[pending],
+            device=device,
         )
         out = search_stage(
-            module, x[pending], pix, t[pending], ids[pending], strategy=strategy,
-            score0=score0[pending], pred0=pred0[pending], untargeted=untargeted,
-            sigma=p["sigma"], max_iters=p["max_iters"], candidates=p["candidates"], seed=seed,
-            batch_size=bs, clamp_range=clamp,
+            module,
+            x[pending],
+            pix,
+            t[pending],
+            ids[pending],
+            strategy=strategy,
+            score0=score0[pending],
+            pred0=pred0[pending],
+            untargeted=untargeted,
+            sigma=p["sigma"],
+            max_iters=p["max_iters"],
+            candidates=p["candidates"],
+            seed=seed,
+            batch_size=bs,
+            clamp_range=clamp,
         )
         final[pending], score[pending], pred[pending] = out.final, out.score, out.pred
         iterations[pending] += out.iterations
@@ -139,16 +155,43 @@ def rise_guided_search(
         for i in pending[out.reached].tolist():
             won_by[i] = strategy
         pending = pending[~out.reached]
-    return _results(x, final, t, ids, score0, score, pred0, pred, iterations, passes,
-                    saliency, last_mask, won_by, tried, untargeted, p["mode"])
+    return _results(
+        x,
+        final,
+        t,
+        ids,
+        score0,
+        score,
+        pred0,
+        pred,
+        iterations,
+        passes,
+        saliency,
+        last_mask,
+        won_by,
+        tried,
+        untargeted,
+        p["mode"],
+    )
 
 
 def _results(
-    x: torch.Tensor, final_flat: torch.Tensor, t: torch.Tensor, ids: torch.Tensor,
-    score0: torch.Tensor, score: torch.Tensor, pred0: torch.Tensor, pred: torch.Tensor,
-    iterations: torch.Tensor, passes: torch.Tensor, saliency: torch.Tensor,
-    last_mask: torch.Tensor, won_by: list[str | None], tried: list[list[str]],
-    untargeted: bool, mode: str,
+    x: torch.Tensor,
+    final_flat: torch.Tensor,
+    t: torch.Tensor,
+    ids: torch.Tensor,
+    score0: torch.Tensor,
+    score: torch.Tensor,
+    pred0: torch.Tensor,
+    pred: torch.Tensor,
+    iterations: torch.Tensor,
+    passes: torch.Tensor,
+    saliency: torch.Tensor,
+    last_mask: torch.Tensor,
+    won_by: list[str | None],
+    tried: list[list[str]],
+    untargeted: bool,
+    mode: str,
 ) -> list[AttackResult]:
     final = final_flat.view_as(x)
     diff = final - x
