@@ -193,7 +193,7 @@ def test_postgres_restart_mid_job_is_retried_without_lost_rows(
 
 
 def test_scheduler_killed_and_restarted_resumes_from_the_database(cluster: Cluster) -> None:
-    job = _submit(cluster, ATTRIBUTION)
+    job = _submit(cluster, {**ATTRIBUTION, "limit": 72})  # 12 shards, at most 4 in flight
     wait_for(lambda: progress(cluster.db_url, job)["shards"]["done"] >= 1, 60, "a shard")
     cluster.procs.signal("scheduler", signal.SIGKILL)
     time.sleep(3.0)  # in-flight shards drain; nothing new is published
@@ -203,7 +203,7 @@ def test_scheduler_killed_and_restarted_resumes_from_the_database(cluster: Clust
     p = wait_finished(cluster.db_url, job, timeout=120)
     assert p["status"] == "succeeded", p
     counts = assert_every_sample_accounted(cluster.db_url, job, cluster.procs.artifacts)
-    assert counts["ok"] == 36
+    assert counts["ok"] == 72
     assert all(s.attempts == 1 for s in shards(cluster.db_url, job))
 
 
