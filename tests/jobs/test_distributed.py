@@ -200,3 +200,33 @@ def test_sigkill_of_a_worker_mid_shard_still_completes_with_each_row_once(
         assert shard.status == ShardStatus.done and shard.attempts >= 2
         job = session.get(Job, job_id)
         assert job is not None and job.error is None
+
+
+def _group(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+def test_xaiq_workers_lists_the_live_worker_processes(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import json
+
+    from xaiq.cli.main import main
+
+    monkeypatch.setenv("XAIQ_DB_URL", cluster.db_url)
+    alive = [p.pid for p in cluster.procs if p.poll() is None and "worker" in p.args]
+    wait_for(
+        lambda: (
+            main(["workers", "--json", "--max-age", "5"]) == 0
+            and len([w for w in json.loads(capsys.readouterr().out) if _group(w["pid"]) in alive])
+            == len(alive)
+        ),
+        30,
+        "the live workers to be listed",
+    )
+    assert main(["workers", "--json", "--max-age", "5"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert all(r["queues"] == "gpu,cpu" and r["device"] == "auto" for r in rows)
