@@ -126,13 +126,14 @@ def claim_shard(
         if shard is None:
             return None
         job = session.get(Job, shard.job_id)
-        if job is None or job.cancel_requested:
-            if shard.status in UNFINISHED:
-                shard.status = ShardStatus.cancelled
-            return None
         expired = shard.status is ShardStatus.running and (
             shard.lease_expires_at is None or shard.lease_expires_at < now
         )
+        if job is None or job.cancel_requested:
+            # a shard running under a live lease finishes its attempt; the rest stop here
+            if shard.status in (ShardStatus.pending, ShardStatus.queued) or expired:
+                shard.status = ShardStatus.cancelled
+            return None
         if shard.status not in states and not expired:
             return None
         shard.status = ShardStatus.running
