@@ -29,7 +29,8 @@ from bench.harness import MIB, Context, Row, Skip, Target, rate_row
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _throughput_rows(ctx: Context, model_name: str, images: int, n_masks: int) -> list[Row]:
+def _throughput_rows(ctx: Context, model_name: str, images: int, n_masks: int | None) -> list[Row]:
+    """``n_masks=None``: two full forward batches' worth (for the expensive resnet18)."""
     rise = require("xaiq.xai.rise", "rise_saliency", "default_batch_size")
     if model_name == "digits-cnn":
         x, _labels, _ = digits_inputs(ctx, images)
@@ -40,9 +41,9 @@ def _throughput_rows(ctx: Context, model_name: str, images: int, n_masks: int) -
     with torch.no_grad():
         t = module(x).argmax(dim=1)
     bs = ctx.batch_size(x[0].numel() * 4 * 8, rise.default_batch_size(x.shape[1:]))
+    n_masks = n_masks or 2 * bs
     rows_total = images * n_masks
-    reps = max(1, rows_total // len(x))
-    plain = x.repeat(min(reps, max(1, bs // len(x)) + 1), 1, 1, 1)[:bs]
+    plain = x.repeat(-(-bs // len(x)), 1, 1, 1)[:bs]
     n_batches = -(-rows_total // bs)
 
     def library() -> None:
@@ -136,9 +137,11 @@ def _memory_row(ctx: Context) -> Row:
 
 def run(ctx: Context) -> list[Row]:
     rows: list[Row] = []
-    setups = [("digits-cnn", ctx.pick(2, 4), ctx.pick(1000, 4000))]
+    setups: list[tuple[str, int, int | None]] = [
+        ("digits-cnn", ctx.pick(2, 4), ctx.pick(1000, 4000))
+    ]
     if not ctx.quick:
-        setups.append(("resnet18", 1, 32))
+        setups.append(("resnet18", 1, None))
     for model_name, images, n_masks in setups:
         label = f"RISE {model_name}"
         if not ctx.wants(label):

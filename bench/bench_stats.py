@@ -14,13 +14,13 @@ statistic pays. Target: < 2 s (as value); the ratio is informational.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from bench.common import require
-from bench.harness import Context, Row, Skip, Target, measure_interleaved
+from bench.harness import Context, Row, Skip, Target, measure_interleaved, stopwatch
 from bench.services import postgres_url
 
 
@@ -38,7 +38,7 @@ def _bench_backend(ctx: Context, url: str, n_rows: int) -> tuple[dict[str, Any],
     queries = require("xaiq.db.queries", "disagreement_stats", "DEFAULT_METRICS")
     synthetic = require("xaiq.db.synthetic", "insert_synthetic_disagreements")
     engine = get_engine(url, migrate=True)
-    with ctx_timer() as insert_s:
+    with stopwatch() as insert_s:
         job_id = synthetic.insert_synthetic_disagreements(engine, n_rows, seed=0)
     with engine.connect() as conn:
         conn.execute(text("ANALYZE"))
@@ -61,16 +61,6 @@ def _bench_backend(ctx: Context, url: str, n_rows: int) -> tuple[dict[str, Any],
         "result_rows": len(out["groups"]),
     }
     return info, tm["stats"], tm["scan"]
-
-
-@contextmanager
-def ctx_timer() -> Iterator[Callable[[], float]]:
-    import time
-
-    start = time.perf_counter()
-    end: list[float] = []
-    yield lambda: (end[0] if end else time.perf_counter()) - start
-    end.append(time.perf_counter())
 
 
 def run(ctx: Context) -> list[Row]:

@@ -469,6 +469,9 @@ def markdown_table(result: SuiteResult) -> str:
 
 @contextlib.contextmanager
 def stopwatch() -> Iterator[Callable[[], float]]:
-    """``with stopwatch() as elapsed: ...; elapsed()`` -> seconds since entering."""
+    """``with stopwatch() as elapsed: ...`` then ``elapsed()``: seconds inside the block
+    (while still inside, seconds so far)."""
     start = time.perf_counter()
-    yield lambda: time.perf_counter() - start
+    end: list[float] = []
+    yield lambda: (end[0] if end else time.perf_counter()) - start
+    end.append(time.perf_counter())
