@@ -136,6 +136,15 @@ def claim_shard(
             return None
         if shard.status not in states and not expired:
             return None
+        cap = int((job.spec or {}).get("max_attempts", 3))
+        if expired and shard.attempts >= cap:
+            # a redelivered message of a shard whose worker died on its last attempt: fail it
+            # as the lease reaper would, instead of running it past the cap
+            reason = f"lease of {shard.lease_owner} expired (worker lost?)"
+            shard.status = ShardStatus.failed
+            shard.error = f"failed after {shard.attempts} attempts: {reason}"
+            shard.lease_owner, shard.lease_expires_at, shard.finished_at = None, None, now
+            return None
         shard.status = ShardStatus.running
         shard.lease_owner = owner
         shard.lease_expires_at = now + dt.timedelta(seconds=lease_seconds)
