@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import click
 
-from xaiq.cli import catalog  # noqa: F401  (registers commands)
+# importing a command module registers its commands on the app
+from xaiq.cli import attack_cmd, catalog, jobs, onefile, query  # noqa: F401
 from xaiq.cli.app import app
 from xaiq.cli.errors import CliError
 from xaiq.cli.output import error_line
-
-for _module in ("onefile", "attack_cmd", "jobs", "query"):
-    try:
-        __import__(f"xaiq.cli.{_module}")
-    except ModuleNotFoundError as _exc:  # a command module not written yet
-        if _exc.name != f"xaiq.cli.{_module}":
-            raise
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
@@ -24,10 +19,8 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 
     roots: list[type[BaseException]] = [CliError, XaiError]
     for mod, name in (("xaiq.db.errors", "DbError"), ("xaiq.scheduler.errors", "SchedulerError")):
-        try:
+        with contextlib.suppress(ImportError, AttributeError):
             roots.append(getattr(__import__(mod, fromlist=[name]), name))
-        except (ImportError, AttributeError):
-            pass
     return tuple(roots)
 
 
