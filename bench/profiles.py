@@ -38,43 +38,54 @@ def python_profile(fn: Callable[[], object], rows: int) -> str:
     return out.getvalue()
 
 
-def attack_workload(ctx: Context) -> Callable[[], object]:
+Workloads = dict[str, Callable[[], object]]
+
+
+def attack_workload(ctx: Context) -> Workloads:
+    """The attack row (32 digits x K=16 x 50 iterations) and its plain-forward limit."""
+    from bench.baselines.limits import forward_call
     from bench.common import digits_inputs, digits_model
     from xaiq.xai.attack import rise_guided_search
 
     module = digits_model(ctx)
     x, labels, _ = digits_inputs(ctx, 32)
     targets = (labels + 1) % 10
-    return lambda: rise_guided_search(
-        module,
-        x,
-        targets,
-        mode="targeted",
-        strategies=("central",),
-        clamp=True,
-        max_iters=50,
-        candidates=16,
-        seed=0,
-        input_range=(0.0, 1.0),
-    )
+    plain = forward_call(module, x.repeat(16, 1, 1, 1))
+    params = dict(mode="targeted", strategies=("central",), clamp=True, max_iters=50)
+    return {
+        "library": lambda: rise_guided_search(
+            module, x, targets, candidates=16, seed=0, input_range=(0.0, 1.0), **params
+        ),
+        "plain forward x 50": lambda: [plain() for _ in range(50)],
+    }
 
 
-def rise_workload(ctx: Context) -> Callable[[], object]:
+def rise_workload(ctx: Context) -> Workloads:
+    """The RISE row (4 digits x 4000 masks) and its plain-forward limit (16 x 1000 rows)."""
+    from bench.baselines.limits import forward_call
     from bench.common import digits_inputs, digits_model
     from xaiq.xai.rise import rise_saliency
 
     module = digits_model(ctx)
-    x, labels, _ = digits_inputs(ctx, 16)
-    return lambda: rise_saliency(module, x, labels, n_masks=4000, seed=0)
+    x, labels, _ = digits_inputs(ctx, 4)
+    plain = forward_call(module, x.repeat(256, 1, 1, 1))
+    return {
+        "library": lambda: rise_saliency(module, x, labels, n_masks=4000, seed=0),
+        "plain forward x 16": lambda: [plain() for _ in range(16)],
+    }
 
 
-def saliency_workload(ctx: Context) -> Callable[[], object]:
+def saliency_workload(ctx: Context) -> Workloads:
+    from bench.baselines.limits import forward_backward_call
     from bench.common import digits_inputs, digits_model
     from xaiq.xai.explainers import explain
 
     module = digits_model(ctx)
     x, labels, _ = digits_inputs(ctx, 512)
-    return lambda: explain("saliency", module, x, labels)
+    return {
+        "library": lambda: explain("saliency", module, x, labels),
+        "forward+backward": forward_backward_call(module, x, labels),
+    }
 
 
 def stats_workload(backend: str, n_rows: int) -> tuple[Callable[[], object], Callable[[], None]]:
@@ -110,10 +121,10 @@ def main() -> None:
         finally:
             close()
         return
-    workload = {"attack": attack_workload, "rise": rise_workload, "saliency": saliency_workload}[
-        args.name
-    ](ctx)
-    print(torch_profile(workload, args.rows))
+    make = {"attack": attack_workload, "rise": rise_workload, "saliency": saliency_workload}
+    for label, fn in make[args.name](ctx).items():
+        print(f"== {label}")
+        print(torch_profile(fn, args.rows))
 
 
 if __name__ == "__main__":
