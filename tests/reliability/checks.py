@@ -44,8 +44,10 @@ def assert_every_sample_accounted(db_url: str, job_id: int, artifacts=None) -> d
         job = session.get(Job, job_id)
         assert job is not None
         spec, n = dict(job.spec), job.n_samples
-        tables = {t: rows_for(session, t, job_id) for t in
-                  ("samples", "attributions", "disagreements", "attack_results", "sample_errors")}
+        tables = {
+            t: rows_for(session, t, job_id)
+            for t in ("samples", "attributions", "disagreements", "attack_results", "sample_errors")
+        }
     errors = Counter(r["sample_index"] for r in tables["sample_errors"])
     samples = Counter(r["sample_index"] for r in tables["samples"])
     assert max(errors.values(), default=1) == 1 and max(samples.values(), default=1) == 1
@@ -75,8 +77,17 @@ def assert_every_sample_accounted(db_url: str, job_id: int, artifacts=None) -> d
             got[("attributions", r["sample_index"], r["method"])] += 1
     for r in tables["disagreements"]:
         if r["sample_index"] not in errors:
-            got[("disagreements", r["sample_index"], r["method_a"], r["method_b"],
-                 r["superpixels"], r["n_segments"], r["k_frac"])] += 1
+            got[
+                (
+                    "disagreements",
+                    r["sample_index"],
+                    r["method_a"],
+                    r["method_b"],
+                    r["superpixels"],
+                    r["n_segments"],
+                    r["k_frac"],
+                )
+            ] += 1
     assert got == expected, f"missing {expected - got}, extra {got - expected}"
     if artifacts is not None:
         for r in tables["attributions"]:

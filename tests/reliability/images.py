@@ -27,13 +27,22 @@ def png_header_only(path: Path, width: int, height: int) -> None:
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     path.write_bytes(
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b""))
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b""))
         + chunk(b"IEND", b"")
     )
 
 
-GOOD = ("good.png", "grey16.png", "palette.png", "rgba.png", "grayscale.png", "one_pixel.png",
-        "large.jpg")
+GOOD = (
+    "good.png",
+    "grey16.png",
+    "palette.png",
+    "rgba.png",
+    "grayscale.png",
+    "one_pixel.png",
+    "large.jpg",
+)
 BAD = ("truncated.png", "zero_bytes.png", "text.png", "huge.png")
 
 

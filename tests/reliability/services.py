@@ -138,8 +138,20 @@ class PrivatePostgres:
         if os.geteuid() == 0:
             self.prefix = ["runuser", "-u", "postgres", "--"]
             shutil.chown(self.base, "postgres", "postgres")
-        self._run([self.initdb, "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E",
-                   "UTF8", "--no-sync"], "initdb")
+        self._run(
+            [
+                self.initdb,
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            "initdb",
+        )
 
     def _run(self, args: list[str], what: str) -> None:
         proc = subprocess.run(self.prefix + args, capture_output=True, text=True, timeout=120)
@@ -156,12 +168,17 @@ class PrivatePostgres:
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
         log = str(self.base / "server.log")
-        self._run([self.pg_ctl, "-D", str(self.data), "-o", opts, "-l", log, "-w", "-t", "60",
-                   "start"], "pg_ctl start")
+        self._run(
+            [self.pg_ctl, "-D", str(self.data), "-o", opts, "-l", log, "-w", "-t", "60", "start"],
+            "pg_ctl start",
+        )
 
     def stop(self, mode: str = "fast") -> None:
-        subprocess.run(self.prefix + [self.pg_ctl, "-D", str(self.data), "-m", mode, "-w",
-                                      "-t", "60", "stop"], capture_output=True, timeout=90)
+        subprocess.run(
+            self.prefix + [self.pg_ctl, "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop"],
+            capture_output=True,
+            timeout=90,
+        )
 
     def restart(self, mode: str = "immediate", down_seconds: float = 1.0) -> None:
         """Stop (``immediate`` = crash-like: connections cut, no checkpoint) and start again."""
@@ -257,8 +274,17 @@ class Procs:
     def worker(
         self, name: str, concurrency: int = 1, loglevel: str = "INFO", **env: str
     ) -> subprocess.Popen:
-        args = ("worker", "-c", str(concurrency), "--threads", "1", "-n", f"{name}@%h",
-                "--loglevel", loglevel)
+        args = (
+            "worker",
+            "-c",
+            str(concurrency),
+            "--threads",
+            "1",
+            "-n",
+            f"{name}@%h",
+            "--loglevel",
+            loglevel,
+        )
         return self.start(name, *args, **env)
 
     def scheduler(

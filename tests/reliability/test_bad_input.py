@@ -63,9 +63,16 @@ def test_awkward_image_files_each_get_a_one_line_error_and_the_rest_run(
     home: Path, tmp_path: Path
 ) -> None:
     folder = write_awkward_folder(tmp_path / "awkward")
-    spec = {"kind": "disagreement", "dataset": f"folder:{folder}", "model": "digits-cnn",
-            "methods": ["saliency", "grad_cam"], "superpixels": ["grid"], "n_segments": [16],
-            "shard_size": 4, "batch_size": 4}
+    spec = {
+        "kind": "disagreement",
+        "dataset": f"folder:{folder}",
+        "model": "digits-cnn",
+        "methods": ["saliency", "grad_cam"],
+        "superpixels": ["grid"],
+        "n_segments": [16],
+        "shard_size": 4,
+        "batch_size": 4,
+    }
     job_id, p = _run(spec)
     assert p["status"] == "partial", p
     assert p["n_samples"] == len(GOOD) + len(BAD)  # notes.txt is not a sample
@@ -95,16 +102,29 @@ def test_empty_folder_and_folder_without_images_are_refused_at_submit(
     (texts / "readme.md").write_text("# no images\n")
     (texts / "data.csv").write_text("a,b\n")
     for folder in (empty, texts):
-        spec = {"kind": "attribution", "dataset": f"folder:{folder}", "model": "digits-cnn",
-                "methods": ["saliency"]}
+        spec = {
+            "kind": "attribution",
+            "dataset": f"folder:{folder}",
+            "model": "digits-cnn",
+            "methods": ["saliency"],
+        }
         with pytest.raises(SpecError, match=f"no image files .* in {folder}"):
             validate_spec(spec)
         with pytest.raises(DatasetError):
             from xaiq.xai.datasets import open_dataset
 
             open_dataset(str(folder))
-    proc = xaiq("submit", "attribution", "--dataset", f"folder:{texts}", "--model", "digits-cnn",
-                "--methods", "saliency", env={"XAIQ_HOME": str(home)})
+    proc = xaiq(
+        "submit",
+        "attribution",
+        "--dataset",
+        f"folder:{texts}",
+        "--model",
+        "digits-cnn",
+        "--methods",
+        "saliency",
+        env={"XAIQ_HOME": str(home)},
+    )
     assert str(texts) in one_error_line(proc)
     assert not (home / "xaiq.sqlite").exists() or _job_count(home / "xaiq.sqlite") == 0
 
@@ -135,8 +155,12 @@ def test_a_model_with_nan_output_records_those_samples_and_keeps_the_others(
     folder.mkdir()
     for name, value in (("dark1.png", 0), ("bright.png", 255), ("dark2.png", 10)):
         Image.new("RGB", (32, 32), (value,) * 3).save(folder / name)
-    spec = {"kind": "attribution", "dataset": f"folder:{folder}", "model": f"torchscript:{path}",
-            "methods": ["saliency"]}
+    spec = {
+        "kind": "attribution",
+        "dataset": f"folder:{folder}",
+        "model": f"torchscript:{path}",
+        "methods": ["saliency"],
+    }
     job_id, p = _run(spec)
     assert p["status"] == "partial", p
     errors = _errors(job_id)
@@ -156,8 +180,14 @@ def test_a_checkpoint_for_another_architecture_fails_the_job_naming_the_file(
     digits = load_model("digits-cnn")
     path = tmp_path / "digits_as_resnet.pt"
     torch.save(digits.module.state_dict(), path)
-    spec = {"kind": "attribution", "dataset": "digits", "model": f"resnet18:{path}",
-            "methods": ["saliency"], "limit": 4, "max_attempts": 2}
+    spec = {
+        "kind": "attribution",
+        "dataset": "digits",
+        "model": f"resnet18:{path}",
+        "methods": ["saliency"],
+        "limit": 4,
+        "max_attempts": 2,
+    }
     job_id, p = _run(spec)
     assert p["status"] == "failed", p
     assert p["error"] is not None and "\n" not in p["error"]
@@ -181,8 +211,14 @@ def test_a_checkpoint_for_another_architecture_fails_the_job_naming_the_file(
 def test_a_bad_spec_is_refused_naming_the_key_and_writes_nothing(
     home: Path, tmp_path: Path, change: dict, named: str
 ) -> None:
-    spec = {"kind": "attribution", "dataset": "digits", "model": "digits-cnn",
-            "methods": ["saliency"], "limit": 4, **change}
+    spec = {
+        "kind": "attribution",
+        "dataset": "digits",
+        "model": "digits-cnn",
+        "methods": ["saliency"],
+        "limit": 4,
+        **change,
+    }
     with pytest.raises(SpecError) as info:
         submit(spec, local=True)
     assert named in str(info.value) and "\n" not in str(info.value)
@@ -194,10 +230,14 @@ def test_a_bad_spec_is_refused_naming_the_key_and_writes_nothing(
 
 def test_a_bad_spec_file_gives_one_cli_error_line(home: Path, tmp_path: Path) -> None:
     spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps({"dataset": "digits", "model": "digits-cnn",
-                                "methods": ["saliency"], "n_stepz": 3}))
-    line = one_error_line(xaiq("submit", "attribution", "--spec", str(spec),
-                               env={"XAIQ_HOME": str(home)}))
+    spec.write_text(
+        json.dumps(
+            {"dataset": "digits", "model": "digits-cnn", "methods": ["saliency"], "n_stepz": 3}
+        )
+    )
+    line = one_error_line(
+        xaiq("submit", "attribution", "--spec", str(spec), env={"XAIQ_HOME": str(home)})
+    )
     assert "'n_stepz'" in line
     assert not (home / "xaiq.sqlite").exists() or _job_count(home / "xaiq.sqlite") == 0
 
@@ -205,8 +245,16 @@ def test_a_bad_spec_file_gives_one_cli_error_line(home: Path, tmp_path: Path) ->
 def test_an_unreachable_database_gives_one_line_without_the_password(tmp_path: Path) -> None:
     port = free_port()  # nothing listens there
     url = f"postgresql://analyst:Sup3rSecretPw@127.0.0.1:{port}/xaiq"
-    submit_args = ("submit", "attribution", "--dataset", "digits", "--model", "digits-cnn",
-                   "--methods", "saliency")
+    submit_args = (
+        "submit",
+        "attribution",
+        "--dataset",
+        "digits",
+        "--model",
+        "digits-cnn",
+        "--methods",
+        "saliency",
+    )
     for args in (("status", "1"), submit_args):
         proc = xaiq(*args, env={"XAIQ_DB_URL": url, "XAIQ_HOME": str(tmp_path)})
         line = one_error_line(proc)
@@ -217,9 +265,19 @@ def test_an_unreachable_database_gives_one_line_without_the_password(tmp_path: P
 def test_a_broker_that_is_down_fails_submit_and_writes_no_job(home: Path) -> None:
     port = free_port()
     url = f"redis://:BrokerPw42@127.0.0.1:{port}/0"
-    proc = xaiq("submit", "attribution", "--dataset", "digits", "--model", "digits-cnn",
-                "--methods", "saliency", "--limit", "4",
-                env={"XAIQ_HOME": str(home), "XAIQ_BROKER_URL": url})
+    proc = xaiq(
+        "submit",
+        "attribution",
+        "--dataset",
+        "digits",
+        "--model",
+        "digits-cnn",
+        "--methods",
+        "saliency",
+        "--limit",
+        "4",
+        env={"XAIQ_HOME": str(home), "XAIQ_BROKER_URL": url},
+    )
     line = one_error_line(proc)
     assert "broker" in line and f"127.0.0.1:{port}" in line
     assert "BrokerPw42" not in proc.stderr + proc.stdout

@@ -221,8 +221,13 @@ def test_a_shard_that_crashes_its_worker_every_time_fails_at_the_attempt_cap(
     Image.fromarray(digit_image(11)).save(folder / CRASH_FILE)  # a valid image: the hook kills
     dataset = open_dataset(f"folder:{folder}")
     crash_index = next(i for i in range(len(dataset)) if dataset.key(i) == CRASH_FILE)
-    spec = {**ATTRIBUTION, "dataset": f"folder:{folder}", "limit": None, "shard_size": 3,
-            "max_attempts": 2}
+    spec = {
+        **ATTRIBUTION,
+        "dataset": f"folder:{folder}",
+        "limit": None,
+        "shard_size": 3,
+        "max_attempts": 2,
+    }
     job = _submit(cluster, spec)
     p = wait_finished(cluster.db_url, job, timeout=150)
     assert p["status"] == "partial", p

@@ -57,8 +57,14 @@ def test_four_concurrent_submitters_and_two_workers_lose_nothing(load_procs: Pro
     procs.worker("w1")
     procs.worker("w2")
     submitters = [
-        subprocess.Popen([sys.executable, "-c", SUBMITTER, "4"], env=procs.env, text=True,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=procs.workdir)
+        subprocess.Popen(
+            [sys.executable, "-c", SUBMITTER, "4"],
+            env=procs.env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=procs.workdir,
+        )
         for _ in range(4)
     ]
     ids: list[int] = []
@@ -96,28 +102,50 @@ def test_ten_thousand_one_sample_shards_pass_through_the_queue_without_loss(
                 return int(session.scalar(select(func.count()).select_from(WorkerRow)) or 0)
 
         wait_for(lambda: live_processes() >= 4, 120, "four worker processes", 0.5)
-        spec = {"kind": "attribution", "dataset": "digits", "model": "digits-cnn",
-                "methods": ["saliency"], "limit": per_job, "shard_size": 1, "batch_size": 1}
+        spec = {
+            "kind": "attribution",
+            "dataset": "digits",
+            "model": "digits-cnn",
+            "methods": ["saliency"],
+            "limit": per_job,
+            "shard_size": 1,
+            "batch_size": 1,
+        }
         started = time.monotonic()
-        ids = [submit({**spec, "seed": i}, engine=engine, local=False,
-                      broker=procs.broker_url).job_id for i in range(n_jobs)]
+        ids = [
+            submit({**spec, "seed": i}, engine=engine, local=False, broker=procs.broker_url).job_id
+            for i in range(n_jobs)
+        ]
 
         def finished() -> int:  # one cheap query every 2 s: the test must not be the load
             with read_session(engine) as session:
-                return int(session.scalar(select(func.count()).select_from(Job).where(
-                    Job.id.in_(ids), Job.finished_at.is_not(None))) or 0)
+                return int(
+                    session.scalar(
+                        select(func.count())
+                        .select_from(Job)
+                        .where(Job.id.in_(ids), Job.finished_at.is_not(None))
+                    )
+                    or 0
+                )
 
         wait_for(lambda: finished() == n_jobs, 1200, "10,000 shards", step=2.0)
         elapsed = time.monotonic() - started
         for job in ids:
             assert wait_finished(pg_db, job, timeout=5)["status"] == "succeeded"
         with read_session(engine) as session:
-            done = session.scalar(select(func.count()).select_from(Shard).where(
-                Shard.job_id.in_(ids), Shard.status == ShardStatus.done))
-            samples = session.scalar(select(func.count()).select_from(SampleRow).where(
-                SampleRow.job_id.in_(ids)))
-            extra_attempts = session.scalar(select(func.count()).select_from(Shard).where(
-                Shard.job_id.in_(ids), Shard.attempts != 1))
+            done = session.scalar(
+                select(func.count())
+                .select_from(Shard)
+                .where(Shard.job_id.in_(ids), Shard.status == ShardStatus.done)
+            )
+            samples = session.scalar(
+                select(func.count()).select_from(SampleRow).where(SampleRow.job_id.in_(ids))
+            )
+            extra_attempts = session.scalar(
+                select(func.count())
+                .select_from(Shard)
+                .where(Shard.job_id.in_(ids), Shard.attempts != 1)
+            )
             n_jobs_found = session.scalar(select(func.count()).select_from(Job))
         assert n_jobs_found == n_jobs
         assert done == samples == n_jobs * per_job

@@ -47,8 +47,7 @@ def test_a_malicious_checkpoint_is_refused_and_never_executes(tmp_path: Path) ->
 
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
-    torch.save({"state_dict": {"fc.weight": torch.zeros(10, 512)}, "x": CreatesAFile(marker)},
-               path)
+    torch.save({"state_dict": {"fc.weight": torch.zeros(10, 512)}, "x": CreatesAFile(marker)}, path)
     with pytest.raises(ModelLoadError, match="cannot read checkpoint .*evil.pt"):
         load_checkpoint(path)
     with pytest.raises(ModelLoadError, match="evil.pt"):
@@ -89,7 +88,10 @@ def test_stats_refuse_injected_group_by_and_metric_names_and_keep_values_as_data
             disagreement_stats(engine, [job], metrics=word.replace("pair", "euclidean"))
     rows = disagreement_stats(engine, [job], group_by="pair", metrics="euclidean")
     assert {r["pair"] for r in rows} == {
-        f"grad_cam vs {evil_method}", "grad_cam vs rise", f"{evil_method} vs rise"}
+        f"grad_cam vs {evil_method}",
+        "grad_cam vs rise",
+        f"{evil_method} vs rise",
+    }
     assert {"jobs", "disagreements", "samples"} <= set(inspect(engine).get_table_names())
     with read_session(engine) as session:
         assert session.scalar(select(Job.id).where(Job.id == job)) == job
@@ -130,11 +132,29 @@ def test_file_names_with_traversal_never_steer_where_artifacts_land(
     monkeypatch.setenv("XAIQ_ARTIFACTS", str(artifacts))
     monkeypatch.chdir(folder)  # a relative "../../x.png" would resolve to tmp_path/x.png
     before = {p for p in tmp_path.rglob("*") if not p.is_relative_to(artifacts)}
-    attribution = submit({"kind": "attribution", "dataset": f"folder:{folder}",
-                          "model": "digits-cnn", "methods": ["saliency"]}, local=True).job_id
-    attack = submit({"kind": "attack", "dataset": f"folder:{folder}", "model": "digits-cnn",
-                     "attack": {"mode": "untargeted", "n_masks": 20, "max_iters": 10,
-                                "strategies": ["central"]}}, local=True).job_id
+    attribution = submit(
+        {
+            "kind": "attribution",
+            "dataset": f"folder:{folder}",
+            "model": "digits-cnn",
+            "methods": ["saliency"],
+        },
+        local=True,
+    ).job_id
+    attack = submit(
+        {
+            "kind": "attack",
+            "dataset": f"folder:{folder}",
+            "model": "digits-cnn",
+            "attack": {
+                "mode": "untargeted",
+                "n_masks": 20,
+                "max_iters": 10,
+                "strategies": ["central"],
+            },
+        },
+        local=True,
+    ).job_id
     for job in (attribution, attack):
         assert run_local(job)["status"] in ("succeeded", "partial")
     after = {p for p in tmp_path.rglob("*") if not p.is_relative_to(artifacts)}

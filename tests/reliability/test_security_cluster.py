@@ -51,22 +51,35 @@ def test_pickled_message_is_refused_and_passwords_never_printed(
     marker = tmp_path / "pwned-by-pickle"
     evil = Celery("evil", broker=procs.broker_url)
     evil.conf.update(task_serializer="pickle", accept_content=["pickle"])
-    evil.send_task("xaiq.run_shard", args=[CreatesAFile(marker)], queue="cpu",
-                   routing_key="cpu", serializer="pickle")
+    evil.send_task(
+        "xaiq.run_shard",
+        args=[CreatesAFile(marker)],
+        queue="cpu",
+        routing_key="cpu",
+        serializer="pickle",
+    )
     wait_for(lambda: "untrusted content" in procs.log("w1"), 30, "the refusal in the log")
     assert not marker.exists()
     assert procs.procs["w1"].poll() is None
 
     engine = get_engine(procs.db_url)
-    spec = {"kind": "attribution", "dataset": "digits", "model": "digits-cnn",
-            "methods": ["saliency"], "limit": 8, "shard_size": 4}
+    spec = {
+        "kind": "attribution",
+        "dataset": "digits",
+        "model": "digits-cnn",
+        "methods": ["saliency"],
+        "limit": 8,
+        "shard_size": 4,
+    }
     job = submit(spec, engine=engine, local=False, broker=procs.broker_url).job_id
     assert wait_finished(procs.db_url, job, timeout=120)["status"] == "succeeded"
     assert_every_sample_accounted(procs.db_url, job, procs.artifacts)
     assert not marker.exists()
 
-    outputs = [procs.run(*args) for args in (("status", str(job)), ("list",), ("workers",),
-                                               ("status", "999"))]
+    outputs = [
+        procs.run(*args)
+        for args in (("status", str(job)), ("list",), ("workers",), ("status", "999"))
+    ]
     upgrade = procs.run("db", "upgrade", "--url", procs.db_url)
     assert upgrade.returncode == 0 and "***" in upgrade.stderr, upgrade.stderr
     time.sleep(1.0)
