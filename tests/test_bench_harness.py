@@ -131,3 +131,35 @@ def test_make_bench_runs_one_real_row_in_quick_mode(tmp_path: Path) -> None:
         assert row["unit"] == "img/s" and row["value"] > 0 and row["baseline"] > 0
         assert row["ratio"] == pytest.approx(row["value"] / row["baseline"])
         assert row["status"] in ("pass", "miss")
+
+
+def test_source_way_baseline_computes_what_the_library_computes() -> None:
+    """The disagreement baseline does the same work: same superpixel means, same metrics."""
+    import numpy as np
+
+    from bench.baselines.source_pipeline import segment_means_loop, source_metrics
+    from xaiq.xai.metrics import compare_vectors
+    from xaiq.xai.superpixels import segment_means
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 12, size=(16, 16))
+    saliency = rng.standard_normal((16, 16))
+    loop = segment_means_loop(saliency, labels)
+    assert np.allclose(loop, segment_means(saliency[None], labels[None])[0])
+    a, b = rng.standard_normal(60), rng.standard_normal(60)
+    b[:5] = a[:5]  # some shared top features
+    ours, lib = source_metrics(list(a), list(b), 0.1), compare_vectors(a, b, 0.1)
+    for name in ("feature_disagreement", "sign_disagreement", "euclidean", "euclidean_abs"):
+        assert ours[name] == pytest.approx(lib[name]), name
+
+
+def test_naive_rise_masks_match_the_library_geometry() -> None:
+    """Naive masks are skimage resizes of a random grid: values in [0, 1], mean near p1."""
+    import numpy as np
+
+    from bench.baselines.naive_rise import generate_masks_naive
+
+    masks = generate_masks_naive(200, 7, 0.5, (28, 28), seed=1)
+    assert masks.shape == (200, 28, 28) and masks.dtype == np.float32
+    assert masks.min() >= 0.0 and masks.max() <= 1.0
+    assert abs(float(masks.mean()) - 0.5) < 0.05

@@ -59,7 +59,7 @@ def _top_k(v: list[float], k: int) -> list[int]:
 
 
 def _sign(x: float) -> int:
-    return (x > 0) - (x < 0)
+    return int(x > 0) - int(x < 0)
 
 
 def source_metrics(a: list[float], b: list[float], k_frac: float = 0.05) -> dict[str, float]:
