@@ -13,7 +13,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+# Piped or redirected output has no terminal width to respect: don't fold tables at 80 columns.
+console = Console() if sys.stdout.isatty() else Console(width=200)
 err_console = Console(stderr=True)
 
 
