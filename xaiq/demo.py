@@ -161,14 +161,6 @@ def summary(ids: dict[str, int], engine: Engine | None = None) -> None:
     )
 
 
-def _report_hook() -> Any:
-    try:
-        from xaiq.cli.query import finish_demo
-    except ImportError:
-        return None
-    return finish_demo
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m xaiq.demo", description=__doc__)
     parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help="first N digits")
@@ -176,9 +168,9 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     ids = run(args.limit)
     summary(ids)
-    finish = _report_hook()
-    if finish is not None:  # the query/report layer: HTML reports and stats tables
-        finish(get_engine(), list(ids.values()), xaiq_home())
+    from xaiq.cli.query import finish_demo  # the read side: stats tables and HTML reports
+
+    finish_demo(get_engine(), list(ids.values()), xaiq_home())
     print(f"demo finished in {time.perf_counter() - started:.1f} s")
 
 
