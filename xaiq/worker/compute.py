@@ -142,32 +142,6 @@ def _predict(model: LoadedModel, samples: Sequence[Sample], rows: ShardRows) -> 
     )
 
 
-_EXPLAIN_ARGS = frozenset({"method", "model", "images", "targets", "seed", "sample_ids"})
-
-
-def _call_explainer(
-    method: str,
-    model: LoadedModel,
-    images: torch.Tensor,
-    targets: torch.Tensor,
-    seed: int,
-    sample_ids: list[int],
-    params: dict[str, Any],
-) -> torch.Tensor:
-    """``xai.explainers.explain``; a parameter named like one of ``explain``'s own arguments
-    (integrated_gradients' ``method``) cannot pass through its ``**params``, so then the
-    registered function is called directly, after the same validation."""
-    from xaiq.xai.explainers import EXPLAINERS, explain, validate_params
-
-    if not _EXPLAIN_ARGS & set(params):
-        return explain(method, model, images, targets, seed=seed, sample_ids=sample_ids, **params)
-    clean = validate_params(method, params)
-    out = EXPLAINERS.get(method).fn(
-        model.module, images, targets, seed=seed, sample_ids=sample_ids, **clean
-    )
-    return out.to(torch.float32)
-
-
 def _explain(
     method: str,
     model: LoadedModel,
@@ -181,8 +155,16 @@ def _explain(
 
     def run(sel: list[int]) -> np.ndarray:
         ids = [batch.ids[i] for i in sel]
-        out = _call_explainer(
-            method, model, batch.inputs[sel], batch.targets[sel], seed, ids, params
+        from xaiq.xai.explainers import explain
+
+        out = explain(
+            method,
+            model,
+            batch.inputs[sel],
+            batch.targets[sel],
+            seed=seed,
+            sample_ids=ids,
+            **params,
         )
         return out.detach().cpu().numpy().astype(np.float32)
 
