@@ -11,8 +11,17 @@ PACKAGE = Path(__file__).resolve().parents[1] / "xaiq"
 MODULES = sorted(PACKAGE.rglob("*.py"))
 
 FORBIDDEN = {
-    "xai": ("xaiq.db", "xaiq.scheduler", "xaiq.worker", "xaiq.cli", "celery", "sqlalchemy",
-            "redis", "alembic", "kombu"),
+    "xai": (
+        "xaiq.db",
+        "xaiq.scheduler",
+        "xaiq.worker",
+        "xaiq.cli",
+        "celery",
+        "sqlalchemy",
+        "redis",
+        "alembic",
+        "kombu",
+    ),
     "db": ("torch", "torchvision", "captum", "xaiq.xai", "xaiq.worker", "xaiq.cli", "celery"),
 }
 

@@ -30,8 +30,20 @@ def assert_one_line_error(code: int, err: str, *needles: str) -> None:
 
 def test_compare_on_a_digit_prints_every_metric_as_json_and_writes_the_figure(capsys, tmp_path):
     fig = tmp_path / "fig.png"
-    code, out, _ = run(capsys, "compare", "digits:0", "--model", "digits-cnn",
-                       "--superpixels", "grid", "--n-segments", "49", "--json", "--out", str(fig))
+    code, out, _ = run(
+        capsys,
+        "compare",
+        "digits:0",
+        "--model",
+        "digits-cnn",
+        "--superpixels",
+        "grid",
+        "--n-segments",
+        "49",
+        "--json",
+        "--out",
+        str(fig),
+    )
     assert code == 0
     doc = json.loads(out)
     assert doc["method_a"] == "integrated_gradients" and doc["method_b"] == "saliency"
@@ -47,8 +59,18 @@ def test_compare_on_a_digit_prints_every_metric_as_json_and_writes_the_figure(ca
 
 
 def test_compare_table_lists_the_source_metrics_first(capsys, tmp_path):
-    code, out, _ = run(capsys, "compare", "digits:3", "--model", "digits-cnn", "--methods",
-                       "saliency,input_x_gradient", "--n-segments", "30", "--no-figure")
+    code, out, _ = run(
+        capsys,
+        "compare",
+        "digits:3",
+        "--model",
+        "digits-cnn",
+        "--methods",
+        "saliency,input_x_gradient",
+        "--n-segments",
+        "30",
+        "--no-figure",
+    )
     assert code == 0
     positions = [out.index(name + " ") for name in METRIC_NAMES]
     assert positions == sorted(positions)
@@ -60,8 +82,16 @@ def test_compare_on_the_cat_photo_with_a_local_resnet18_checkpoint(
     capsys, tmp_path, resnet18_state_dict
 ):
     fig = tmp_path / "cat.png"
-    code, out, _ = run(capsys, "compare", "skimage:cat", "--model",
-                       f"resnet18:{resnet18_state_dict}", "--json", "--out", str(fig))
+    code, out, _ = run(
+        capsys,
+        "compare",
+        "skimage:cat",
+        "--model",
+        f"resnet18:{resnet18_state_dict}",
+        "--json",
+        "--out",
+        str(fig),
+    )
     assert code == 0
     doc = json.loads(out)
     assert doc["superpixels"] == "slic" and doc["n_segments"] == 200 and doc["k_frac"] == 0.05
@@ -72,15 +102,36 @@ def test_compare_on_the_cat_photo_with_a_local_resnet18_checkpoint(
 
 def test_explain_saves_maps_that_compare_maps_reads_back(capsys, tmp_path):
     out_dir = tmp_path / "maps"
-    code, _, _ = run(capsys, "explain", "digits:7", "--model", "digits-cnn", "--methods",
-                     "saliency,grad_cam", "--out", str(out_dir), "--format", "json")
+    code, _, _ = run(
+        capsys,
+        "explain",
+        "digits:7",
+        "--model",
+        "digits-cnn",
+        "--methods",
+        "saliency,grad_cam",
+        "--out",
+        str(out_dir),
+        "--format",
+        "json",
+    )
     assert code == 0
     sal, cam = np.load(out_dir / "saliency.npy"), np.load(out_dir / "grad_cam.npy")
     assert sal.shape == cam.shape == (28, 28) and sal.dtype == np.float32
     assert (out_dir / "input.png").is_file()
-    code, out, _ = run(capsys, "compare-maps", str(out_dir / "saliency.npy"),
-                       str(out_dir / "saliency.npy"), "--image", str(out_dir / "input.png"),
-                       "--superpixels", "grid", "--n-segments", "49", "--json")
+    code, out, _ = run(
+        capsys,
+        "compare-maps",
+        str(out_dir / "saliency.npy"),
+        str(out_dir / "saliency.npy"),
+        "--image",
+        str(out_dir / "input.png"),
+        "--superpixels",
+        "grid",
+        "--n-segments",
+        "49",
+        "--json",
+    )
     assert code == 0
     metrics = json.loads(out)["metrics"]
     assert metrics["feature_agreement"] == 1.0 and metrics["euclidean"] == pytest.approx(0.0)
@@ -90,9 +141,21 @@ def test_params_reach_the_explainer(capsys, tmp_path):
     from xaiq.xai.explainers import explain
     from xaiq.xai.models import load_model
 
-    code, _, _ = run(capsys, "explain", "digits:2", "--model", "digits-cnn", "--methods",
-                     "integrated_gradients,saliency", "-p", "integrated_gradients.n_steps=3",
-                     "-p", "abs=false", "--out", str(tmp_path))
+    code, _, _ = run(
+        capsys,
+        "explain",
+        "digits:2",
+        "--model",
+        "digits-cnn",
+        "--methods",
+        "integrated_gradients,saliency",
+        "-p",
+        "integrated_gradients.n_steps=3",
+        "-p",
+        "abs=false",
+        "--out",
+        str(tmp_path),
+    )
     assert code == 0
     model = load_model("digits-cnn", "cpu")
     from xaiq.xai.datasets import open_dataset
@@ -131,8 +194,17 @@ def test_compare_maps_agrees_with_the_library_on_slic(capsys, tmp_path):
     from PIL import Image
 
     Image.fromarray((image * 255).round().astype(np.uint8)).save(tmp_path / "img.png")
-    code, out, _ = run(capsys, "compare-maps", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"),
-                       "--image", str(tmp_path / "img.png"), "--n-segments", "40", "--json")
+    code, out, _ = run(
+        capsys,
+        "compare-maps",
+        str(tmp_path / "a.npy"),
+        str(tmp_path / "b.npy"),
+        "--image",
+        str(tmp_path / "img.png"),
+        "--n-segments",
+        "40",
+        "--json",
+    )
     assert code == 0
     shown = np.asarray(Image.open(tmp_path / "img.png"), dtype=np.float64) / 255.0
     labels = segment(shown[None], "slic", n_segments=40)
@@ -145,8 +217,10 @@ def test_compare_maps_agrees_with_the_library_on_slic(capsys, tmp_path):
     [
         (["compare", "missing.png", "--model", "digits-cnn"], ["missing.png"]),
         (["compare", "digits:5", "--model", "no-such-net"], ["no-such-net"]),
-        (["compare", "digits:5", "--model", "digits-cnn", "--methods", "saliency,magic"],
-         ["magic", "saliency"]),
+        (
+            ["compare", "digits:5", "--model", "digits-cnn", "--methods", "saliency,magic"],
+            ["magic", "saliency"],
+        ),
         (["compare", "digits:5", "--model", "digits-cnn", "--methods", "saliency"], ["--methods"]),
         (["compare", "digits:5", "--model", "digits-cnn", "--k-frac", "0"], ["k_frac"]),
         (["compare", "digits:5", "--model", "digits-cnn", "--k-frac", "1.5"], ["k_frac"]),

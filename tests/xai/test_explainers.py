@@ -115,12 +115,20 @@ def test_occlusion_equals_captum_with_the_default_window(digits_model, digits_ba
     x, t = digits_batch
     x, t = x[:3], t[:3]
     want = Occlusion(digits_model.module).attribute(
-        x, sliding_window_shapes=(1, 4, 4), strides=(1, 2, 2), baselines=0.0, target=t,
+        x,
+        sliding_window_shapes=(1, 4, 4),
+        strides=(1, 2, 2),
+        baselines=0.0,
+        target=t,
         perturbations_per_eval=64,
     )
     close(explain("occlusion", digits_model, x, t), want.sum(1))
     want = Occlusion(digits_model.module).attribute(
-        x, sliding_window_shapes=(1, 7, 7), strides=(1, 3, 3), baselines=0.0, target=t,
+        x,
+        sliding_window_shapes=(1, 7, 7),
+        strides=(1, 3, 3),
+        baselines=0.0,
+        target=t,
         perturbations_per_eval=64,
     )
     close(explain("occlusion", digits_model, x, t, window=7, stride=3), want.sum(1))
@@ -144,13 +152,12 @@ def test_grad_cam_names_a_missing_layer(digits_model, digits_batch):
         explain("grad_cam", digits_model, x, t, layer="features.9")
 
 
-def test_smoothgrad_equals_captum_saliency_averaged_over_the_same_noise(
-    digits_model, digits_batch
-):
+def test_smoothgrad_equals_captum_saliency_averaged_over_the_same_noise(digits_model, digits_batch):
     x, t = digits_batch
     ids, n_samples, stdev = [10, 11, 12, 13, 14, 15], 4, 0.2
-    got = explain("smoothgrad", digits_model, x, t, seed=9, sample_ids=ids, n_samples=n_samples,
-                  stdev=stdev)
+    got = explain(
+        "smoothgrad", digits_model, x, t, seed=9, sample_ids=ids, n_samples=n_samples, stdev=stdev
+    )
     sigma = noise_scale(x, stdev)
     saliency = Saliency(digits_model.module)
     for i, sid in enumerate(ids):
@@ -163,8 +170,10 @@ def test_smoothgrad_equals_captum_saliency_averaged_over_the_same_noise(
 
 def test_smoothgrad_without_noise_is_saliency(digits_model, digits_batch):
     x, t = digits_batch
-    close(explain("smoothgrad", digits_model, x, t, stdev=0.0, n_samples=2),
-          explain("saliency", digits_model, x, t))
+    close(
+        explain("smoothgrad", digits_model, x, t, stdev=0.0, n_samples=2),
+        explain("saliency", digits_model, x, t),
+    )
 
 
 def test_gradient_shap_equals_captum_on_a_linear_model():
@@ -236,8 +245,14 @@ def test_every_explainer_documents_itself_and_validates_its_defaults():
         assert explainer.doc, f"{name} has no docstring"
         assert set(validate_params(name, {})) == set(explainer.params)
         # validated parameters go back into explain(method, model, images, targets, **params)
-        assert not set(explainer.params) & {"method", "model", "images", "targets", "seed",
-                                            "sample_ids"}
+        assert not set(explainer.params) & {
+            "method",
+            "model",
+            "images",
+            "targets",
+            "seed",
+            "sample_ids",
+        }
 
 
 def test_validated_parameters_can_be_passed_back_to_explain(digits_model, digits_batch):

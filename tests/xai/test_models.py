@@ -56,8 +56,9 @@ def cached_weights_path(torch_home: Path, arch: str) -> Path:
     return torch_home / "hub" / "checkpoints" / os.path.basename(url)
 
 
-def test_torchvision_model_loads_from_the_torch_home_cache(tmp_path, monkeypatch,
-                                                          resnet18_state_dict):
+def test_torchvision_model_loads_from_the_torch_home_cache(
+    tmp_path, monkeypatch, resnet18_state_dict
+):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     path = cached_weights_path(tmp_path, "resnet18")
     path.parent.mkdir(parents=True)
@@ -122,7 +123,9 @@ def test_missing_checkpoint_and_unknown_names_are_clear(tmp_path):
 def test_torchscript_file_loads_as_an_imagenet_style_classifier(tmp_path):
     torch.manual_seed(0)
     net = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 4, 3, stride=4), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+        torch.nn.Conv2d(3, 4, 3, stride=4),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
         torch.nn.Linear(4, 5),
     ).eval()
     path = tmp_path / "net.pt"

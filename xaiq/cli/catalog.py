@@ -19,9 +19,7 @@ def models_list(ctx: typer.Context, fmt: OutputFormat = FormatOpt) -> None:
         return
     from xaiq.xai.models import MODELS
 
-    rows = [
-        {"name": n, "kind": "bundled", "input": "1x28x28 in [0,1]"} for n in MODELS.names()
-    ] + [
+    rows = [{"name": n, "kind": "bundled", "input": "1x28x28 in [0,1]"} for n in MODELS.names()] + [
         {"name": "<torchvision name>", "kind": "torchvision", "input": "default weights (cached)"},
         {"name": "<arch>:<state_dict.pt>", "kind": "checkpoint", "input": "weights_only load"},
         {"name": "torchscript:<file>", "kind": "torchscript", "input": "3x224x224 ImageNet"},

@@ -30,7 +30,9 @@ ModelOpt = typer.Option(..., "--model", "-m", help=MODEL_HELP)
 DeviceOpt = typer.Option(None, "--device", help="cpu, cuda, cuda:1 (default: cuda if present)")
 TargetOpt = typer.Option(None, "--target", help="class to explain (default: the prediction)")
 ParamOpt = typer.Option(
-    None, "--param", "-p",
+    None,
+    "--param",
+    "-p",
     help="explainer parameter METHOD.KEY=VALUE (or KEY=VALUE for every method that has KEY), "
     "e.g. -p integrated_gradients.n_steps=20; repeatable",
 )
@@ -159,8 +161,9 @@ def _metric_rows(metrics: dict) -> list[dict]:
     ]
 
 
-def _disagreement(display: Any, map_a: Any, map_b: Any, superpixels: str, n_segments: int,
-                  k_frac: float) -> dict:
+def _disagreement(
+    display: Any, map_a: Any, map_b: Any, superpixels: str, n_segments: int, k_frac: float
+) -> dict:
     from xaiq.xai.metrics import compare_vectors
     from xaiq.xai.superpixels import segment, segment_means
 
@@ -205,12 +208,20 @@ def explain_cmd(
     for name in names:
         arr, seconds = _explain(name, ctx, seed, params[name])
         np.save(out / f"{name}.npy", arr.astype(np.float32), allow_pickle=False)
-        rows.append({
-            "method": name, "file": str(out / f"{name}.npy"), "min": float(arr.min()),
-            "max": float(arr.max()), "abs_mean": float(np.abs(arr).mean()), "seconds": seconds,
-        })
-    info(f"{ctx['key']}: {ctx['model'].name} predicts {ctx['pred_name']} "
-         f"(p={ctx['prob_pred']:.3f}); explaining class {ctx['target_name']}")
+        rows.append(
+            {
+                "method": name,
+                "file": str(out / f"{name}.npy"),
+                "min": float(arr.min()),
+                "max": float(arr.max()),
+                "abs_mean": float(np.abs(arr).mean()),
+                "seconds": seconds,
+            }
+        )
+    info(
+        f"{ctx['key']}: {ctx['model'].name} predicts {ctx['pred_name']} "
+        f"(p={ctx['prob_pred']:.3f}); explaining class {ctx['target_name']}"
+    )
     emit(rows, fmt, title=f"maps of {ctx['key']}")
 
 
@@ -257,22 +268,41 @@ def compare_cmd(
         from xaiq.xai.metrics import SOURCE_METRICS
 
         title = f"{ctx['model'].name}: predicted {ctx['pred_name']} (p={ctx['prob_pred']:.3f})"
-        figure = str(save_comparison_figure(
-            out, ctx["display"], [map_a, map_b], names, title=title,
-            metrics={m: metrics[m] for m in SOURCE_METRICS},
-        ))
+        figure = str(
+            save_comparison_figure(
+                out,
+                ctx["display"],
+                [map_a, map_b],
+                names,
+                title=title,
+                metrics={m: metrics[m] for m in SOURCE_METRICS},
+            )
+        )
     if as_json:
-        emit_json({
-            "image": ctx["key"], "model": ctx["model"].name, "pred": ctx["pred"],
-            "pred_name": ctx["pred_name"], "prob_pred": ctx["prob_pred"],
-            "target": ctx["target"], "method_a": names[0], "method_b": names[1],
-            "seconds": {names[0]: secs_a, names[1]: secs_b}, "superpixels": superpixels,
-            "n_segments": n_segments, "k_frac": k_frac, "figure": figure, "metrics": metrics,
-        })
+        emit_json(
+            {
+                "image": ctx["key"],
+                "model": ctx["model"].name,
+                "pred": ctx["pred"],
+                "pred_name": ctx["pred_name"],
+                "prob_pred": ctx["prob_pred"],
+                "target": ctx["target"],
+                "method_a": names[0],
+                "method_b": names[1],
+                "seconds": {names[0]: secs_a, names[1]: secs_b},
+                "superpixels": superpixels,
+                "n_segments": n_segments,
+                "k_frac": k_frac,
+                "figure": figure,
+                "metrics": metrics,
+            }
+        )
         return
-    info(f"{ctx['key']}: {ctx['model'].name} predicts {ctx['pred_name']} "
-         f"(p={ctx['prob_pred']:.3f}); target {ctx['target_name']}; "
-         f"n={metrics['n']} superpixels, k={metrics['k']}")
+    info(
+        f"{ctx['key']}: {ctx['model'].name} predicts {ctx['pred_name']} "
+        f"(p={ctx['prob_pred']:.3f}); target {ctx['target_name']}; "
+        f"n={metrics['n']} superpixels, k={metrics['k']}"
+    )
     emit(_metric_rows(metrics), OutputFormat.table, title=f"{names[0]} vs {names[1]}")
     if figure:
         info(f"figure: {figure}")
@@ -305,8 +335,10 @@ def compare_maps_cmd(
     map_a: Path = typer.Argument(..., help="first map, .npy [H, W]"),
     map_b: Path = typer.Argument(..., help="second map, .npy [H, W] (same shape)"),
     image: str | None = typer.Option(
-        None, "--image", help=f"the image the maps explain (needed for slic). {IMAGE_HELP} "
-        "Use the input.png that `xaiq explain` writes; others are resized to the map shape."
+        None,
+        "--image",
+        help=f"the image the maps explain (needed for slic). {IMAGE_HELP} "
+        "Use the input.png that `xaiq explain` writes; others are resized to the map shape.",
     ),
     superpixels: str = typer.Option("slic", "--superpixels", help="slic or grid"),
     n_segments: int = typer.Option(200, "--n-segments", help="superpixels per image (>= 1)"),
@@ -331,11 +363,20 @@ def compare_maps_cmd(
         img = np.zeros(a.shape)
     else:
         raise CliError("--image is required for slic superpixels (or use --superpixels grid)")
-    metrics = _disagreement(np.asarray(img, dtype=np.float64), a, b, superpixels, n_segments,
-                            k_frac)
+    metrics = _disagreement(
+        np.asarray(img, dtype=np.float64), a, b, superpixels, n_segments, k_frac
+    )
     if as_json:
-        emit_json({"map_a": str(map_a), "map_b": str(map_b), "superpixels": superpixels,
-                   "n_segments": n_segments, "k_frac": k_frac, "metrics": metrics})
+        emit_json(
+            {
+                "map_a": str(map_a),
+                "map_b": str(map_b),
+                "superpixels": superpixels,
+                "n_segments": n_segments,
+                "k_frac": k_frac,
+                "metrics": metrics,
+            }
+        )
         return
     info(f"n={metrics['n']} superpixels, k={metrics['k']}")
     emit(_metric_rows(metrics), OutputFormat.table, title=f"{map_a.name} vs {map_b.name}")

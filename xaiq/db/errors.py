@@ -1,9 +1,9 @@
 """Errors of the store layer.
 
-    DbError                  root
-    ├── DbConnectError       the database URL cannot be reached or used
-    ├── NotFoundError        an unknown job / shard / sample id
-    └── QueryError           a bad query argument (unknown group-by key, metric, format)
+DbError                  root
+├── DbConnectError       the database URL cannot be reached or used
+├── NotFoundError        an unknown job / shard / sample id
+└── QueryError           a bad query argument (unknown group-by key, metric, format)
 """
 
 from __future__ import annotations

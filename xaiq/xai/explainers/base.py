@@ -91,9 +91,7 @@ def validate_params(method: str, params: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(params) - set(explainer.params))
     if unknown:
         known = ", ".join(sorted(explainer.params)) or "none"
-        raise InvalidParameterError(
-            f"{method}: unknown parameter {unknown[0]!r}; known: {known}"
-        )
+        raise InvalidParameterError(f"{method}: unknown parameter {unknown[0]!r}; known: {known}")
     out: dict[str, Any] = {}
     for key, spec in explainer.params.items():
         value = params.get(key, spec.default)

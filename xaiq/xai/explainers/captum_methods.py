@@ -27,8 +27,12 @@ from xaiq.xai.explainers.base import Param, register
 from xaiq.xai.seeding import sample_generator
 
 # Input elements per forward pass when a method expands the batch (IG steps, noise samples,
-# occlusion windows): about 56 ImageNet-sized images or 10,000 digits per pass.
+# occlusion windows). On CUDA: about 56 ImageNet-sized images or 10,000 digits per pass. On
+# the CPU, passes that stay cache-sized are faster (measured: IG on 32 digits with 50 steps
+# runs 2.4x faster in passes of 256 digits than in one pass of 1,600), so the CPU budget is
+# about 330 digits or 2 ImageNet-sized images.
 ELEMENT_BUDGET = 1 << 23
+CPU_ELEMENT_BUDGET = 1 << 18
 
 IG_METHODS = (
     "gausslegendre",
@@ -52,8 +56,9 @@ def _non_negative(v: float) -> bool:
 
 
 def images_per_pass(x: torch.Tensor) -> int:
-    """How many images of ``x``'s shape fit in :data:`ELEMENT_BUDGET` (at least 1)."""
-    return max(1, ELEMENT_BUDGET // max(1, x[0].numel()))
+    """How many images of ``x``'s shape fit in the element budget of ``x``'s device (>= 1)."""
+    budget = ELEMENT_BUDGET if x.device.type == "cuda" else CPU_ELEMENT_BUDGET
+    return max(1, budget // max(1, x[0].numel()))
 
 
 def _sum_channels(attr: torch.Tensor) -> torch.Tensor:
@@ -179,11 +184,17 @@ def hookable(module: nn.Module, example: torch.Tensor) -> nn.Module:
         "n_steps": Param(50, int, _at_least_one, ">= 1", "integration steps"),
         # not called "method": explain(method, ...) takes the explainer name under that name
         "integration_method": Param(
-            "gausslegendre", str, lambda v: v in IG_METHODS, " | ".join(IG_METHODS),
+            "gausslegendre",
+            str,
+            lambda v: v in IG_METHODS,
+            " | ".join(IG_METHODS),
             "Captum's integration rule (its `method` argument)",
         ),
         "internal_batch_size": Param(
-            None, int, _at_least_one, ">= 1",
+            None,
+            int,
+            _at_least_one,
+            ">= 1",
             "scaled inputs per forward pass, across images (default: a memory budget)",
         ),
     },
@@ -262,12 +273,15 @@ def _per_sample_noise(
     return noise.to(device=images.device, dtype=images.dtype)
 
 
-def _per_sample_uniform(n_samples: int, seed: int, sample_ids: list[int], stream: int,
-                        like: torch.Tensor) -> torch.Tensor:
+def _per_sample_uniform(
+    n_samples: int, seed: int, sample_ids: list[int], stream: int, like: torch.Tensor
+) -> torch.Tensor:
     """``U(0, 1)`` draws ``[N, n_samples]`` per image (CPU generator, moved to ``like``)."""
     draws = torch.stack(
-        [torch.rand(n_samples, generator=sample_generator(seed, sid, "cpu", stream))
-         for sid in sample_ids]
+        [
+            torch.rand(n_samples, generator=sample_generator(seed, sid, "cpu", stream))
+            for sid in sample_ids
+        ]
     )
     return draws.to(device=like.device, dtype=like.dtype)
 
