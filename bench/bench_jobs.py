@@ -167,7 +167,8 @@ def _measure(
         "XAIQ_HEARTBEAT_SECONDS": "1",
     }
     engine = get_engine(db_url, migrate=True)
-    limit, shard = ctx.pick(48, 160), ctx.pick(8, 16)
+    # full: the default shard size (64), ten shards; quick: tiny, dominated by fixed costs
+    limit, shard = ctx.pick(48, 640), ctx.pick(8, 64)
     reps = ctx.pick(1, 3)
     seed = iter(range(1, 1000))
 
