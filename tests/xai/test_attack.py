@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.helpers import ForwardRecorder
 from xaiq.xai.attack import (
     rise_guided_search,
     select_pixels,
@@ -262,21 +263,10 @@ def test_the_central_fallback_is_used_when_the_rise_mask_fails():
     assert bool(changed[13:15, 13:15].any()) and not bool((changed & ~r.mask).any())
 
 
-class _Recorder(nn.Module):
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-        self.sizes: list[int] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.sizes.append(x.shape[0])
-        return self.inner(x)
-
-
 def test_all_k_candidates_of_all_active_images_share_one_forward(weak, digits_inputs):
     x, y = digits_inputs
     idx = MISCLASSIFIED[2:]  # neither is repaired in 15 iterations
-    rec = _Recorder(weak.module)
+    rec = ForwardRecorder(weak.module)
     results = rise_guided_search(
         rec, x[idx], y[idx], sample_ids=idx, candidates=3, max_iters=15, strategies=["central"]
     )

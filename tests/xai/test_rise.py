@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
+from tests.helpers import ForwardRecorder
 from xaiq.xai.errors import InvalidParameterError
 from xaiq.xai.rise import generate_masks, iter_masks, mask_layout, rise_saliency
 
@@ -80,29 +80,16 @@ def test_rise_from_explicit_masks_equals_the_formula(digits_model, digits_batch)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
 
 
-class _Recorder(nn.Module):
-    """Wraps a model and records the batch size of every forward."""
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-        self.sizes: list[int] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.sizes.append(x.shape[0])
-        return self.inner(x)
-
-
 def test_small_mask_chunks_share_one_forward_across_images(digits_model, digits_batch):
     images, labels = digits_batch
-    rec = _Recorder(digits_model.module)
+    rec = ForwardRecorder(digits_model.module)
     rise_saliency(rec, images, labels, n_masks=10, batch_size=40)
     assert rec.sizes == [40, 20]  # 4 images x 10 masks, then the other 2 images
 
 
 def test_forward_batches_never_exceed_batch_size_however_many_masks(digits_model, digits_batch):
     images, labels = digits_batch
-    rec = _Recorder(digits_model.module)
+    rec = ForwardRecorder(digits_model.module)
     rise_saliency(rec, images[:2], labels[:2], n_masks=300, batch_size=64)
     assert max(rec.sizes) <= 64
     assert sum(rec.sizes) == 2 * 300
