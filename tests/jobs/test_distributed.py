@@ -176,9 +176,13 @@ def test_sigkill_of_a_worker_mid_shard_still_completes_with_each_row_once(
     job_id = _submit(cluster, spec)
     engine = get_engine(cluster.db_url)
 
-    def busy_worker() -> WorkerRow | None:
+    def busy_worker() -> WorkerRow | None:  # busy with this job (an earlier one may still run)
         with read_session(engine) as session:
-            rows = session.scalars(select(WorkerRow).where(WorkerRow.current_shard_id.is_not(None)))
+            rows = session.scalars(
+                select(WorkerRow)
+                .join(Shard, Shard.id == WorkerRow.current_shard_id)
+                .where(Shard.job_id == job_id)
+            )
             return next(iter(rows), None)
 
     wait_for(lambda: busy_worker() is not None, 120, "a worker to start a shard")

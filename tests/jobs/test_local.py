@@ -144,3 +144,21 @@ def test_reusing_an_attribution_jobs_maps_gives_the_same_disagreement(home) -> N
         ra.pop("job_id"), rb.pop("job_id")
         assert ra == rb
     assert _rows(reused, "attributions") == []  # nothing recomputed
+
+
+def test_the_shard_that_finishes_a_job_finalises_it_without_a_scheduler_tick(home) -> None:  # noqa: ANN001
+    from xaiq.db.jobs import job_progress, pending_shard_ids
+    from xaiq.worker.shard import process_shard
+
+    engine = get_engine()
+    job_id = submit(SPEC, local=True).job_id
+    with read_session(engine) as session:
+        ids = pending_shard_ids(session, job_id)
+    assert len(ids) == 3
+    for i, shard_id in enumerate(ids):
+        with read_session(engine) as session:  # not finished while a shard is still pending
+            assert job_progress(session, job_id)["finished_at"] is None, i
+        assert process_shard(engine, shard_id, from_pending=True).status == "done"
+    with read_session(engine) as session:
+        p = job_progress(session, job_id)
+    assert p["status"] == "succeeded" and p["finished_at"] is not None

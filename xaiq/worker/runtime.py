@@ -25,6 +25,9 @@ class _State:
     current_shard: int | None = None
     stop = threading.Event()
     thread: threading.Thread | None = None
+    # one beat at a time: the heartbeat thread reads ``current_shard`` and writes it; without
+    # the lock its write of a finished shard could land after the task's own "idle" beat
+    beat_lock = threading.Lock()
 
 
 def worker_name() -> str:
@@ -36,15 +39,16 @@ def _device() -> str | None:
 
 
 def _beat() -> None:
-    worker_beat(
-        get_engine(),
-        _State.name,
-        hostname=socket.gethostname(),
-        pid=os.getpid(),
-        queues=os.environ.get("XAIQ_WORKER_QUEUES", "gpu,cpu"),
-        device=_device() or "auto",
-        current_shard_id=_State.current_shard,
-    )
+    with _State.beat_lock:
+        worker_beat(
+            get_engine(),
+            _State.name,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            queues=os.environ.get("XAIQ_WORKER_QUEUES", "gpu,cpu"),
+            device=_device() or "auto",
+            current_shard_id=_State.current_shard,
+        )
 
 
 def _heartbeat_loop() -> None:

@@ -1,4 +1,5 @@
-"""The shard function: claim a shard's lease, compute its rows, write them and mark it done.
+"""The shard function: claim a shard's lease, compute its rows, write them and mark it done
+(and finalise the job when that was its last unfinished shard).
 
 Used by the Celery task and by the embedded executor alike, so both paths write the same
 rows. While a shard computes, a thread renews its lease; if the lease is lost (the scheduler
@@ -7,6 +8,7 @@ gave the shard to someone else) the final write is refused and nothing lands twi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -16,7 +18,15 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from xaiq.db.jobs import Claim, claim_shard, complete_shard, fail_attempt, renew_lease
+from xaiq.db.jobs import (
+    Claim,
+    claim_shard,
+    complete_shard,
+    fail_attempt,
+    finalize_job,
+    renew_lease,
+)
+from xaiq.db.session import write_session
 
 DEFAULT_LEASE_SECONDS = 120.0
 DB_RETRY_SECONDS = 120.0  # how long a shard's store writes are retried while the DB is down
@@ -118,8 +128,17 @@ def run_claim(
         return ShardOutcome(claim.shard_id, status.value if status else "lost", message=message)
     if not with_db_retry(complete_shard, engine, claim, tables):
         return ShardOutcome(claim.shard_id, "lost", message="lease was taken over")
+    # the worker that finishes a job's last shard finalises it at once (the scheduler's tick
+    # stays the backstop: finalising is idempotent, and a no-op while shards are unfinished)
+    with contextlib.suppress(Exception):  # not retried: the scheduler will do it
+        _finalise(engine, claim.job_id)
     n_rows = sum(len(v) for k, v in tables.items() if k != "sample_errors")
     return ShardOutcome(claim.shard_id, "done", n_rows, len(tables["sample_errors"]))
+
+
+def _finalise(engine: Engine, job_id: int) -> None:
+    with write_session(engine) as session:
+        finalize_job(session, job_id)
 
 
 def process_shard(
