@@ -2,8 +2,8 @@
 
 Rows:
 - library RISE masked images/s (``rise_saliency``, masks generated inside, as in a job) vs
-  the plain batched forward of the same masked images (made before the clock starts) at the
-  same batch size. Target >= 0.9.
+  the plain forward of the very batches it fed the model (recorded in an untimed call,
+  :class:`bench.baselines.limits.RecordedForwards`). Target >= 0.9.
 - naive RISE (reference code: masks resized one by one on the CPU with skimage, one image at
   a time, all classes accumulated) vs the same plain forward: info (about 0.55 expected).
 - library vs naive: speed-up, info.
@@ -19,11 +19,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from bench.baselines.limits import forward_call
+from bench.baselines.limits import RecordedForwards
 from bench.baselines.naive_rise import generate_masks_naive, rise_naive
 from bench.common import digits_inputs, digits_model, photo_inputs, require, resnet18_random
 from bench.harness import MIB, Context, Row, Skip, Target, rate_row
@@ -45,24 +44,23 @@ def _throughput_rows(ctx: Context, model_name: str, images: int, n_masks: int | 
     bs = ctx.batch_size(x[0].numel() * 4 * 8, rise.default_batch_size(x.shape[1:]))
     n_masks = n_masks or 2 * bs
     rows_total = images * n_masks
-    n_batches = -(-rows_total // bs)
-    batches = _masked_batches(rise, x, n_masks, bs, n_batches)
 
     def library() -> None:
         with ctx.autocast():
             rise.rise_saliency(module, x, t, n_masks=n_masks, seed=0, batch_size=bs)
 
+    recorded = RecordedForwards(module, library, 256 * MIB)
+
     def limit() -> None:
         with ctx.autocast():
-            for i in range(n_batches):
-                forward_call(module, batches[i % len(batches)])()
+            recorded.replay()
 
     def naive() -> None:
         masks = generate_masks_naive(n_masks, 7, 0.5, tuple(x.shape[2:]), seed=0)
         rise_naive(module, x, t, masks, batch_size=min(bs, 100))
 
     tm = ctx.time({"lib": library, "limit": limit, "naive": naive}, reps=ctx.pick(None, 3))
-    work_limit = n_batches * bs
+    work_limit = recorded.rows
     tag = f"{model_name} ({images} img x {n_masks} masks)"
     return [
         rate_row(
@@ -95,24 +93,6 @@ def _throughput_rows(ctx: Context, model_name: str, images: int, n_masks: int | 
             baseline_name="naive RISE",
         ),
     ]
-
-
-def _masked_batches(
-    rise: Any, x: torch.Tensor, n_masks: int, bs: int, n_batches: int
-) -> list[torch.Tensor]:
-    """The limit's inputs: the very masked images RISE pushes through the model (image ``j``
-    times mask ``i``, the same masks and seed), made before the clock starts, in batches of
-    ``bs``. The model's own speed depends on its input data (on digits-cnn a forward of masked
-    digits is ~8% slower than of the plain digits: max-pool and convolution times move with
-    the values), so a limit on other data would charge that to RISE. At most ~256 MiB of
-    batches are kept; beyond that the limit cycles through them."""
-    per_batch = bs * x[0].numel() * 4
-    keep = max(1, min(n_batches, (256 * MIB) // max(1, per_batch)))
-    need = min(len(x) * n_masks, keep * bs)
-    masks = rise.generate_masks(min(n_masks, need), 7, 0.5, tuple(x.shape[2:]), device=x.device)
-    idx = torch.arange(need, device=x.device)  # row r: image r // n_masks times mask r % n_masks
-    rows = x[idx // n_masks] * masks[idx % n_masks][:, None]
-    return [rows[i : i + bs] for i in range(0, need, bs)]
 
 
 def _probe(ctx: Context, n_masks: int, images: int) -> dict:
