@@ -160,15 +160,15 @@ def generate_masks(
 def default_batch_size(image_shape: Sequence[int], device: torch.device | None = None) -> int:
     """Masked images per forward when ``batch_size`` is None.
 
-    CPU: about 128K input elements (128 digits; at least 8 images, so 8 ImageNet images),
-    which keeps activations in cache. Measured on 2 EPYC cores (32 MiB L3 shared with other
-    guests), RISE over 4 digits x 4000 masks ran 1.37x faster in batches of 128 than of 256;
-    smaller batches lose again to per-call overhead. CUDA: about 16M input elements, at most
-    1024 images."""
+    CPU: about 64K input elements (83 digits; at least 8 images, so 8 ImageNet images), so
+    the activations stay in cache. On 2 EPYC cores whose 32 MiB L3 is shared with other
+    guests, RISE over 4 digits x 4000 masks ran 1.3-1.5x faster in batches of 64-83 than of
+    256, and the gap moved with the neighbours' load; batches of 32 lose to per-call
+    overhead. CUDA: about 16M input elements, at most 1024 images."""
     elements = max(1, math.prod(int(d) for d in image_shape))
     if device is not None and device.type == "cuda":
         return max(1, min(1024, (1 << 24) // elements))
-    return max(8, min(256, (1 << 17) // elements))
+    return max(8, min(256, (1 << 16) // elements))
 
 
 @torch.no_grad()
