@@ -80,7 +80,7 @@ def run(ctx: Context) -> list[Row]:
 
     tm = ctx.time({"lib": library, "limit": limit, "source": source}, reps=ctx.pick(None, 3))
     batch = max(recorded.sizes)
-    limit_work = recorded.rows
+    limit_work = recorded.replay_rows
     tag = f"{images} img x K={k}, {iters} iters"
     return [
         rate_row(

@@ -60,7 +60,7 @@ def _throughput_rows(ctx: Context, model_name: str, images: int, n_masks: int | 
         rise_naive(module, x, t, masks, batch_size=min(bs, 100))
 
     tm = ctx.time({"lib": library, "limit": limit, "naive": naive}, reps=ctx.pick(None, 3))
-    work_limit = recorded.rows
+    work_limit = recorded.replay_rows
     tag = f"{model_name} ({images} img x {n_masks} masks)"
     return [
         rate_row(

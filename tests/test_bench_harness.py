@@ -163,3 +163,37 @@ def test_naive_rise_masks_match_the_library_geometry() -> None:
     assert masks.shape == (200, 28, 28) and masks.dtype == np.float32
     assert masks.min() >= 0.0 and masks.max() <= 1.0
     assert abs(float(masks.mean()) - 0.5) < 0.05
+
+
+def test_recorded_forwards_replay_the_very_batches_a_call_fed_the_model() -> None:
+    import torch
+
+    from bench.baselines.limits import RecordedForwards
+
+    seen: list[torch.Tensor] = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(x.clone())
+            return x.sum(dim=(1, 2, 3))
+
+    module = Probe()
+    batches = [torch.full((n, 1, 2, 2), float(n)) for n in (3, 5, 2)]
+
+    def call() -> None:
+        for b in batches:
+            module(b * 2)
+
+    rec = RecordedForwards(module, call, cap_bytes=10**9)
+    assert rec.sizes == [3, 5, 2] and rec.rows == 10
+    seen.clear()
+    rec.replay()
+    assert [s.tolist() for s in seen] == [(b * 2).tolist() for b in batches]
+
+    # a cap keeps the first batches (at least one) and the replay cycles through them
+    small = RecordedForwards(module, call, cap_bytes=3 * 4 * 4)
+    assert len(small.batches) == 1 and small.rows == 10 and small.replay_rows == 9
+    seen.clear()
+    small.replay()
+    assert [s.shape[0] for s in seen] == [3, 3, 3]
+    assert not module._forward_pre_hooks  # the recording hook is gone

@@ -78,7 +78,13 @@ class RecordedForwards:
 
     @property
     def rows(self) -> int:
+        """Rows the recorded call fed the model."""
         return sum(self.sizes)
+
+    @property
+    def replay_rows(self) -> int:
+        """Rows one :meth:`replay` pushes through (``rows`` unless the cap made it cycle)."""
+        return sum(len(self.batches[i % len(self.batches)]) for i in range(len(self.sizes)))
 
     def replay(self) -> None:
         """One plain forward per recorded forward, under ``no_grad``."""
