@@ -175,7 +175,7 @@ def _measure(
     reps = ctx.pick(1, 3)
     seed = iter(range(1, 1000))
 
-    timelines: dict[str, dict[str, float]] = {}
+    timelines: dict[str, list[dict[str, float]]] = {}  # one per timed repetition
 
     def in_process(n: int, tag: str = "") -> float:
         start = time.perf_counter()
@@ -183,7 +183,7 @@ def _measure(
         run_local(job, engine=engine, device=str(ctx.device))
         elapsed = time.perf_counter() - start
         if tag:
-            timelines[tag] = shard_timeline(engine, job)
+            timelines.setdefault(tag, []).append(shard_timeline(engine, job))
         return elapsed
 
     def distributed(n: int, tag: str = "") -> float:
@@ -199,7 +199,7 @@ def _measure(
         _wait(finished, 600, f"job {job}")
         elapsed = time.perf_counter() - start
         if tag:
-            timelines[tag] = shard_timeline(engine, job)
+            timelines.setdefault(tag, []).append(shard_timeline(engine, job))
         return elapsed
 
     def live(n: int) -> bool:

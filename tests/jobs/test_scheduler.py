@@ -124,3 +124,43 @@ def test_an_expired_lease_is_republished_and_the_job_finalised(engine: Engine) -
     with read_session(engine) as s:
         assert s.get(Job, job_id).status is JobStatus.succeeded  # type: ignore[union-attr]
         assert s.get(Heartbeat, "scheduler") is not None
+
+
+def test_publish_only_ticks_skip_the_upkeep_and_run_keeps_it_to_its_interval(
+    engine: Engine,
+) -> None:
+    import threading
+
+    job_id = _job(engine, 2)
+    rec = Recorder(engine)
+    sched = Scheduler(engine, rec, max_in_flight=1, owner="s1")
+    first = sched.tick(upkeep=False)
+    assert len(first.published) == 1
+    with read_session(engine) as s:
+        assert s.get(Heartbeat, "scheduler") is None  # no upkeep: no heartbeat yet
+    _finish_published(engine, rec)
+    assert len(sched.tick(upkeep=False).published) == 1  # publishing still every tick
+    _finish_published(engine, rec)
+    lazy = sched.tick(upkeep=False)
+    assert lazy.finalised == {} and lazy.reaped == []
+    with read_session(engine) as s:
+        assert s.get(Job, job_id).finished_at is None  # type: ignore[union-attr]
+
+    # run(): the first tick does the upkeep (heartbeat, finalise); later ones only publish
+    ticks: list[bool] = []
+    stop = threading.Event()
+    real_tick = sched.tick
+
+    def counting_tick(upkeep: bool = True) -> object:
+        ticks.append(upkeep)
+        if len(ticks) >= 5:
+            stop.set()
+        return real_tick(upkeep)
+
+    sched.tick = counting_tick  # type: ignore[method-assign]
+    sched.upkeep_interval = 3600.0
+    sched.run(interval=0.01, stop=stop)
+    assert ticks == [True, False, False, False, False]
+    with read_session(engine) as s:
+        assert s.get(Job, job_id).status is JobStatus.succeeded  # type: ignore[union-attr]
+        assert s.get(Heartbeat, "scheduler") is not None

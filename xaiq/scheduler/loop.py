@@ -1,15 +1,17 @@
 """The scheduler: the one component that publishes shards.
 
-Each tick it records a heartbeat, reaps expired leases (back to pending, or failed past the
-attempt cap), publishes pending shards while a queue has fewer than ``max_in_flight`` shards
-queued or running (highest job priority first, round-robin across jobs of equal priority),
-and finalises jobs whose shards are all finished. Publishing after the commit: a shard is
-marked queued in one transaction, then its message is sent; a failed send puts it back.
+Each tick it publishes pending shards while a queue has fewer than ``max_in_flight`` shards
+queued or running (highest job priority first, round-robin across jobs of equal priority);
+at most once a second (``upkeep_interval``) it also records a heartbeat, reaps expired leases
+(back to pending, or failed past the attempt cap) and finalises jobs whose shards are all
+finished. Publishing after the commit: a shard is marked queued in one transaction, then its
+message is sent; a failed send puts it back.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import socket
 import threading
@@ -58,8 +60,10 @@ class Scheduler:
         max_in_flight: int | Mapping[str, int] = 4,
         queues: tuple[str, ...] = QUEUES,
         owner: str | None = None,
+        upkeep_interval: float = 1.0,
     ) -> None:
         self.engine = engine
+        self.upkeep_interval = upkeep_interval
         self.publish = publish
         self.queues = queues
         if isinstance(max_in_flight, int):
@@ -169,25 +173,38 @@ class Scheduler:
             ).all()
         return [(i, ShardStatus.pending.value) for i in ids]
 
-    def tick(self) -> TickReport:
+    def tick(self, upkeep: bool = True) -> TickReport:
+        """Publish; with ``upkeep`` also heartbeat, reap leases, requeue stale messages and
+        finalise jobs (the slow-moving part: leases last minutes, and the worker that ends a
+        job finalises it itself)."""
         report = TickReport()
-        beat(self.engine, SCHEDULER_COMPONENT, self.owner)
-        report.reaped = reap_expired(self.engine) + self._requeue_stale_queued()
+        if upkeep:
+            beat(self.engine, SCHEDULER_COMPONENT, self.owner)
+            report.reaped = reap_expired(self.engine) + self._requeue_stale_queued()
         for queue in self.queues:
             report.published += self._publish_queue(queue)
-        report.finalised = self._finalise()
+        if upkeep:
+            report.finalised = self._finalise()
         return report
 
     def run(self, interval: float = 1.0, stop: threading.Event | None = None) -> None:
-        """Tick every ``interval`` seconds until ``stop`` is set."""
+        """Tick every ``interval`` seconds until ``stop`` is set; the upkeep part runs at most
+        every ``upkeep_interval`` seconds (idle on PostgreSQL, a publish-only tick took 3.4 ms
+        against 14 ms for a full one: two reads instead of about seven transactions)."""
         import logging
+        import time
 
         from sqlalchemy.exc import InterfaceError, OperationalError
 
         stop = stop or threading.Event()
+        last_upkeep = -math.inf
         while not stop.is_set():
             try:
-                self.tick()
+                now = time.monotonic()
+                upkeep = now - last_upkeep >= self.upkeep_interval
+                self.tick(upkeep=upkeep)
+                if upkeep:
+                    last_upkeep = now
             except (OperationalError, InterfaceError) as exc:  # DB restart: state is in the DB,
                 first = (str(exc.orig or exc).strip().splitlines() or ["?"])[0]  # so just retry
                 logging.getLogger("xaiq.scheduler").warning("database unavailable: %s", first)
