@@ -162,3 +162,24 @@ def test_the_shard_that_finishes_a_job_finalises_it_without_a_scheduler_tick(hom
     with read_session(engine) as session:
         p = job_progress(session, job_id)
     assert p["status"] == "succeeded" and p["finished_at"] is not None
+
+
+def test_a_last_shard_failing_at_the_attempt_cap_finalises_its_job(home) -> None:  # noqa: ANN001
+    from xaiq.db.jobs import claim_shard, job_progress, pending_shard_ids
+    from xaiq.worker.shard import run_claim
+
+    engine = get_engine()
+    job_id = submit({**SPEC, "limit": 4, "max_attempts": 1}, local=True).job_id
+    with read_session(engine) as session:
+        (shard_id,) = pending_shard_ids(session, job_id)
+    claim = claim_shard(engine, shard_id, "w", 60, from_pending=True)
+    assert claim is not None
+
+    def broken(*_: object, **__: object) -> dict:
+        raise RuntimeError("model exploded")
+
+    assert run_claim(engine, claim, compute=broken).status == "failed"
+    with read_session(engine) as session:
+        p = job_progress(session, job_id)
+    assert p["status"] == "failed" and p["finished_at"] is not None
+    assert "model exploded" in p["error"]

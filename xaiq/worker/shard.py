@@ -26,6 +26,7 @@ from xaiq.db.jobs import (
     finalize_job,
     renew_lease,
 )
+from xaiq.db.models import ShardStatus
 from xaiq.db.session import write_session
 
 DEFAULT_LEASE_SECONDS = 120.0
@@ -125,19 +126,21 @@ def run_claim(
         message = f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
         cap = int(claim.spec.get("max_attempts", 3))
         status = with_db_retry(fail_attempt, engine, claim, message, cap)
+        if status is ShardStatus.failed:  # past the attempt cap: perhaps the job's last shard
+            _finalise_quietly(engine, claim.job_id)
         return ShardOutcome(claim.shard_id, status.value if status else "lost", message=message)
     if not with_db_retry(complete_shard, engine, claim, tables):
         return ShardOutcome(claim.shard_id, "lost", message="lease was taken over")
-    # the worker that finishes a job's last shard finalises it at once (the scheduler's tick
-    # stays the backstop: finalising is idempotent, and a no-op while shards are unfinished)
-    with contextlib.suppress(Exception):  # not retried: the scheduler will do it
-        _finalise(engine, claim.job_id)
+    _finalise_quietly(engine, claim.job_id)
     n_rows = sum(len(v) for k, v in tables.items() if k != "sample_errors")
     return ShardOutcome(claim.shard_id, "done", n_rows, len(tables["sample_errors"]))
 
 
-def _finalise(engine: Engine, job_id: int) -> None:
-    with write_session(engine) as session:
+def _finalise_quietly(engine: Engine, job_id: int) -> None:
+    """The worker that finishes a job's last shard finalises it at once. The scheduler stays
+    the backstop: finalising is idempotent and a no-op while shards are unfinished, so a
+    failure here is not retried."""
+    with contextlib.suppress(Exception), write_session(engine) as session:
         finalize_job(session, job_id)
 
 
