@@ -268,6 +268,6 @@ def test_validated_parameters_can_be_passed_back_to_explain(digits_model, digits
 def test_cpu_passes_are_cache_sized_for_small_images_and_never_one_large_image():
     from xaiq.xai.explainers.captum_methods import CPU_MIN_IMAGES, images_per_pass
 
-    assert images_per_pass(torch.zeros(2, 1, 28, 28)) == (1 << 18) // 784
+    assert images_per_pass(torch.zeros(2, 1, 28, 28)) == (1 << 17) // 784
     assert images_per_pass(torch.zeros(2, 3, 224, 224)) == CPU_MIN_IMAGES == 8
     assert images_per_pass(torch.zeros(1, 3, 1024, 1024)) == CPU_MIN_IMAGES

@@ -29,12 +29,14 @@ from xaiq.xai.seeding import sample_generator
 # Input elements per forward pass when a method expands the batch (IG steps, noise samples,
 # occlusion windows). On CUDA: about 56 ImageNet-sized images or 10,000 digits per pass. On
 # the CPU, passes that stay cache-sized are faster (measured: IG on 32 digits with 50 steps
-# runs 2.4x faster in passes of 256 digits than in one pass of 1,600), so the CPU budget is
-# about 330 digits. Large images get at least CPU_MIN_IMAGES per pass: one-image passes leave
-# the CPU's threads idle (IG on resnet18, one photo, 16 steps: 1.36 s in passes of 1 image,
-# 0.91 s in passes of 8, against 0.98 s for one forward+backward of all 16 rows).
+# runs 2.4x faster in passes of 256 digits than in one pass of 1,600; with two worker
+# processes sharing the L3 cache, IG on 64 digits with 32 steps ran 1.3x faster in passes of
+# 167 digits than of 334), so the CPU budget is about 167 digits. Large images get at least
+# CPU_MIN_IMAGES per pass: one-image passes leave the CPU's threads idle (IG on resnet18, one
+# photo, 16 steps: 1.36 s in passes of 1 image, 0.91 s in passes of 8, against 0.98 s for one
+# forward+backward of all 16 rows).
 ELEMENT_BUDGET = 1 << 23
-CPU_ELEMENT_BUDGET = 1 << 18
+CPU_ELEMENT_BUDGET = 1 << 17
 CPU_MIN_IMAGES = 8
 
 IG_METHODS = (
