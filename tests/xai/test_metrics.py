@@ -107,8 +107,15 @@ def slow_pairwise(a: np.ndarray, b: np.ndarray) -> float:
     return same / len(pairs)
 
 
+@pytest.mark.parametrize("direct", [True, False], ids=["sign-matrices", "kendall-tau"])
 @pytest.mark.parametrize("seed", range(6))
-def test_pairwise_rank_agreement_matches_a_loop_over_pairs_with_many_ties(seed):
+def test_pairwise_rank_agreement_matches_a_loop_over_pairs_with_many_ties(
+    seed, direct, monkeypatch
+):
+    from xaiq.xai import metrics
+
+    if not direct:  # the O(n log n) path used above _DIRECT_PAIRS_MAX superpixels
+        monkeypatch.setattr(metrics, "_DIRECT_PAIRS_MAX", 1)
     rng = np.random.default_rng(seed)
     n = int(rng.integers(2, 80))
     a = rng.integers(-3, 4, size=n).astype(float)  # few distinct values: many ties, zeros

@@ -109,8 +109,25 @@ def _tied_pairs(*columns: np.ndarray) -> int:
     return int((counts * (counts - 1) // 2).sum())
 
 
+# Up to this many superpixels the pairwise agreement is counted directly on the n x n sign
+# matrices (2 x n^2 bytes: 0.5 MiB at 512); the two ways agree exactly. Measured per call:
+# n=49 18 us against 469 us for scipy's O(n log n) Kendall tau with its per-call overhead,
+# n=200 98 us against 646 us; at n=1024 the direct count is 2x slower.
+_DIRECT_PAIRS_MAX = 512
+
+
+def _order_signs(v: np.ndarray) -> np.ndarray:
+    """``[n, n]`` int8: ``sign(v_i - v_j)`` by comparison (exact for any finite floats)."""
+    col, row = v[:, None], v[None, :]
+    return (col > row).view(np.int8) - (col < row).view(np.int8)
+
+
 def _pairwise_rank_agreement(a_abs: np.ndarray, b_abs: np.ndarray) -> float | None:
-    """Concordant pairs plus pairs tied in both, over all pairs; O(n log n).
+    """Concordant pairs plus pairs tied in both, over all pairs.
+
+    For ``n <= _DIRECT_PAIRS_MAX`` the pairs are counted on the sign matrices: the agreement
+    matrix is symmetric with a true diagonal, so the pairs ``i < j`` that agree number
+    ``(count - n) / 2``. Above that, O(n log n):
 
     Kendall's tau-b (computed by scipy in O(n log n)) is ``(C - D) / sqrt((P - Ta)(P - Tb))``
     with ``P`` pairs, ``Ta``/``Tb`` pairs tied in ``a``/``b``; ``C + D = P - Ta - Tb + Tab``
@@ -120,6 +137,9 @@ def _pairwise_rank_agreement(a_abs: np.ndarray, b_abs: np.ndarray) -> float | No
     if n < 2:
         return None
     pairs = n * (n - 1) // 2
+    if n <= _DIRECT_PAIRS_MAX:
+        agree = int(np.count_nonzero(_order_signs(a_abs) == _order_signs(b_abs)))
+        return ((agree - n) // 2) / pairs
     tied_a, tied_b = _tied_pairs(a_abs), _tied_pairs(b_abs)
     tied_ab = _tied_pairs(a_abs, b_abs)
     untied = pairs - tied_a - tied_b + tied_ab  # C + D
