@@ -172,7 +172,7 @@ def _measure(
     engine = get_engine(db_url, migrate=True)
     # full: the default shard size (64), ten shards; quick: tiny, dominated by fixed costs
     limit, shard = ctx.pick(48, 640), ctx.pick(8, 64)
-    reps = ctx.pick(1, 3)
+    reps = ctx.pick(1, 5)  # the job rows are the noisiest: more repetitions for the median
     seed = iter(range(1, 1000))
 
     timelines: dict[str, list[dict[str, float]]] = {}  # one per timed repetition
