@@ -59,7 +59,9 @@ def _throughput_rows(ctx: Context, model_name: str, images: int, n_masks: int | 
         masks = generate_masks_naive(n_masks, 7, 0.5, tuple(x.shape[2:]), seed=0)
         rise_naive(module, x, t, masks, batch_size=min(bs, 100))
 
-    tm = ctx.time({"lib": library, "limit": limit, "naive": naive}, reps=ctx.pick(None, 3))
+    # digits calls are short and the host's noise is not: more repetitions for the median
+    reps = ctx.pick(None, 5 if model_name == "digits-cnn" else 3)
+    tm = ctx.time({"lib": library, "limit": limit, "naive": naive}, reps=reps)
     work_limit = recorded.replay_rows
     tag = f"{model_name} ({images} img x {n_masks} masks)"
     return [

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import torch
 
-from bench.harness import Context
+from bench.harness import MIB, Context
 
 
 def torch_profile(fn: Callable[[], object], rows: int) -> str:
@@ -42,37 +42,41 @@ Workloads = dict[str, Callable[[], object]]
 
 
 def attack_workload(ctx: Context) -> Workloads:
-    """The attack row (32 digits x K=16 x 50 iterations) and its plain-forward limit."""
-    from bench.baselines.limits import forward_call
+    """The attack row (32 digits x K=16 x 50 iterations) and its limit: the same candidate
+    batches, recorded and replayed."""
+    from bench.baselines.limits import RecordedForwards
     from bench.common import digits_inputs, digits_model
     from xaiq.xai.attack import rise_guided_search
 
     module = digits_model(ctx)
     x, labels, _ = digits_inputs(ctx, 32)
     targets = (labels + 1) % 10
-    plain = forward_call(module, x.repeat(16, 1, 1, 1))
     params = dict(mode="targeted", strategies=("central",), clamp=True, max_iters=50)
-    return {
-        "library": lambda: rise_guided_search(
+
+    def library() -> object:
+        return rise_guided_search(
             module, x, targets, candidates=16, seed=0, input_range=(0.0, 1.0), **params
-        ),
-        "plain forward x 50": lambda: [plain() for _ in range(50)],
-    }
+        )
+
+    recorded = RecordedForwards(module, library, 256 * MIB)
+    return {"library": library, "replayed forwards": recorded.replay}
 
 
 def rise_workload(ctx: Context) -> Workloads:
-    """The RISE row (4 digits x 4000 masks) and its plain-forward limit (16 x 1000 rows)."""
-    from bench.baselines.limits import forward_call
+    """The RISE row (4 digits x 4000 masks, default batch) and its limit: the same masked
+    batches, recorded and replayed."""
+    from bench.baselines.limits import RecordedForwards
     from bench.common import digits_inputs, digits_model
     from xaiq.xai.rise import rise_saliency
 
     module = digits_model(ctx)
     x, labels, _ = digits_inputs(ctx, 4)
-    plain = forward_call(module, x.repeat(256, 1, 1, 1))
-    return {
-        "library": lambda: rise_saliency(module, x, labels, n_masks=4000, seed=0),
-        "plain forward x 16": lambda: [plain() for _ in range(16)],
-    }
+
+    def library() -> object:
+        return rise_saliency(module, x, labels, n_masks=4000, seed=0)
+
+    recorded = RecordedForwards(module, library, 256 * MIB)
+    return {"library": library, "replayed forwards": recorded.replay}
 
 
 def saliency_workload(ctx: Context) -> Workloads:

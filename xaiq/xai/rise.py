@@ -194,9 +194,10 @@ def rise_saliency(
             ``n_masks``, ``s``, ``seed`` are ignored (``p1`` still normalises).
         n_masks, s, p1, seed: mask generation (defaults 4000, 7, 0.5, 0) when ``masks`` is None.
         batch_size: masked images per forward (default: :func:`default_batch_size`).
-            Masks are made in chunks of at most ``batch_size`` and shared by every image, so
-            memory does not grow with ``n_masks``; when a chunk holds fewer masks than
-            ``batch_size``, several images share one forward.
+            Masks are made in chunks of at most 16 MiB (or ``batch_size`` masks, if more)
+            and used ``batch_size`` at a time by every image, so memory does not grow with
+            ``n_masks``; when fewer masks than ``batch_size`` remain, several images share
+            one forward.
 
     Returns:
         ``[N, H, W]`` float32 on the model's device. Only the target class is accumulated.
@@ -228,10 +229,15 @@ def rise_saliency(
     else:
         check_rise_params(n_masks, s, p1)
         total = n_masks
-        chunks = iter_masks(n_masks, s, p1, (h, w), seed=seed, device=device, chunk=bs)
+        # masks are made in chunks of up to 16 MiB (making them has a per-call cost: 83 masks
+        # at a time took 19 us per mask, 1,000 at a time 8 us) and used bs at a time, so the
+        # batches, and the result, are the same as with chunks of bs
+        step = max(bs, _CHUNK_ELEMENTS // (h * w))
+        chunks = iter_masks(n_masks, s, p1, (h, w), seed=seed, device=device, chunk=step)
     saliency = torch.zeros(n, h * w, dtype=torch.float32, device=device)
     for chunk in chunks:
-        _accumulate(model, x, t, chunk, saliency, bs)
+        for start in range(0, chunk.shape[0], bs):
+            _accumulate(model, x, t, chunk[start : start + bs], saliency, bs)
     return (saliency / (total * float(p1))).view(n, h, w)
 
 
