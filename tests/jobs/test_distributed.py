@@ -169,19 +169,20 @@ def test_sigkill_of_a_worker_mid_shard_still_completes_with_each_row_once(
         "dataset": "digits",
         "model": "digits-cnn-weak",
         "methods": ["saliency", "integrated_gradients"],
-        "params": {"integrated_gradients": {"n_steps": 300}},
+        "params": {"integrated_gradients": {"n_steps": 1000}},  # ~1 s+ per shard
         "limit": 24,
         "shard_size": 6,
     }
     job_id = _submit(cluster, spec)
     engine = get_engine(cluster.db_url)
 
-    def busy_worker() -> WorkerRow | None:  # busy with this job (an earlier one may still run)
+    def busy_worker() -> WorkerRow | None:
+        # computing a shard of this job (an earlier job may still run): the claim has committed
         with read_session(engine) as session:
             rows = session.scalars(
                 select(WorkerRow)
                 .join(Shard, Shard.id == WorkerRow.current_shard_id)
-                .where(Shard.job_id == job_id)
+                .where(Shard.job_id == job_id, Shard.status == ShardStatus.running)
             )
             return next(iter(rows), None)
 
@@ -190,7 +191,7 @@ def test_sigkill_of_a_worker_mid_shard_still_completes_with_each_row_once(
     assert row is not None
     killed_shard = row.current_shard_id
     victim = next(p for p in cluster.procs if p.poll() is None and p.pid == os.getpgid(row.pid))
-    time.sleep(0.5)  # mid-shard
+    time.sleep(0.2)  # mid-shard: claimed and computing
     cluster.kill(victim, signal.SIGKILL)
     p = _wait_finished(cluster, job_id, timeout=180)
     assert p["status"] == "succeeded", p
