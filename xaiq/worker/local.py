@@ -27,8 +27,12 @@ def run_local(
     ``progress`` is called with :func:`xaiq.db.jobs.job_progress` after each shard. A shard
     that fails is retried (up to the job's ``max_attempts``) before the job is finalised;
     cancellation (``xaiq cancel`` from another shell) is honoured between shards.
-    Returns the final progress dict.
+    Returns the final progress dict. Tunes this process's allocator for the compute, as a
+    worker does (:func:`xaiq.xai.allocator.tune_host_allocator`).
     """
+    from xaiq.xai.allocator import tune_host_allocator
+
+    tune_host_allocator()
     engine = engine or get_engine()
     owner = owner_name("local")
     outcomes: list[ShardOutcome] = []

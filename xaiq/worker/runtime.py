@@ -60,9 +60,13 @@ def _heartbeat_loop() -> None:
 
 
 def start_process() -> None:
-    """Per-process setup: fresh DB engines, torch threads, heartbeat thread."""
+    """Per-process setup: fresh DB engines, allocator, torch threads, heartbeat thread."""
     dispose_engines()
     import torch
+
+    from xaiq.xai.allocator import tune_host_allocator
+
+    tune_host_allocator()
 
     import xaiq.worker.compute  # noqa: F401  (import the compute stack now, not in the 1st task)
 
