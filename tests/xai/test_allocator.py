@@ -1,6 +1,6 @@
 """The host allocator tuning: with it, repeated forward+backward passes reuse the pages freed
-by the last one instead of mapping (and faulting in) fresh ones. Each case runs in a fresh interpreter, since the setting
-is process-wide and lasts."""
+by the last one instead of mapping (and faulting in) fresh ones. Each case runs in a fresh
+interpreter, since the setting is process-wide and lasts."""
 
 from __future__ import annotations
 

@@ -95,6 +95,16 @@ def test_saliency_equals_captum(digits_model, digits_batch, use_abs):
     close(explain("saliency", digits_model, x, t, abs=use_abs), want)
 
 
+def test_saliency_over_several_passes_equals_captum_in_one(digits_model, digits_batch):
+    from xaiq.xai.explainers.captum_methods import images_per_pass
+
+    x, t = digits_batch
+    reps = images_per_pass(x) // len(x) + 2  # more images than one pass holds
+    x, t = x.repeat(reps, 1, 1, 1), t.repeat(reps)
+    want = Saliency(digits_model.module).attribute(x, target=t).sum(1)
+    close(explain("saliency", digits_model, x, t), want)
+
+
 @pytest.mark.parametrize(
     ("method", "captum_cls"),
     [("input_x_gradient", InputXGradient), ("guided_backprop", GuidedBackprop)],

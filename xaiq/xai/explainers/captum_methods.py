@@ -246,11 +246,14 @@ def integrated_gradients(
 def saliency(
     module: nn.Module, images: torch.Tensor, targets: torch.Tensor, *, abs: bool = True, **_: object
 ) -> torch.Tensor:
-    """Saliency: the input gradient of the target logit (Captum), absolute by default."""
-    from captum.attr import Saliency
+    """Saliency: the input gradient of the target logit, absolute by default (Captum's numbers).
 
-    with quiet_captum():
-        return _sum_channels(Saliency(module).attribute(images, target=targets, abs=abs))
+    Computed by :func:`input_gradients` (memory-budget passes, one summed backward each) rather
+    than through Captum's ``Saliency``, which backpropagates the batch's target logits as a
+    tuple of scalars: on 512 digits that took 70-80 ms against 55 ms here. The maps equal
+    Captum's (tested)."""
+    grads = input_gradients(module, images, targets)
+    return _sum_channels(grads.abs() if abs else grads)
 
 
 @register("input_x_gradient")
