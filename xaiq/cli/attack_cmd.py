@@ -100,11 +100,13 @@ def _run(
 ) -> None:
     import torch
 
+    from xaiq.xai.allocator import tune_host_allocator
     from xaiq.xai.attack import rise_guided_search, select_repair_candidates, targets_for_mode
     from xaiq.xai.datasets import open_dataset
     from xaiq.xai.errors import InvalidParameterError
     from xaiq.xai.models import load_model
 
+    tune_host_allocator()  # a dataset's worth of search batches in this process
     model = load_model(model_name, device=device)
     if params["target_class"] is not None and params["target_class"] >= model.num_classes:
         raise InvalidParameterError(
