@@ -2,7 +2,8 @@
 in-process, and two workers against one.
 
 Setup: a throwaway PostgreSQL database (the store both paths share), a private Redis db, the
-scheduler and ``xaiq worker -c 1 --threads 1`` subprocesses. The in-process run uses the
+scheduler (default interval: it is woken by submits and finished shards) and
+``xaiq worker -c 1 --threads 1`` subprocesses. The in-process run uses the
 same store and one torch thread too, so both paths do identical compute on one core. Each
 path first runs a small untimed job (model load, imports, first-call costs). Timed: from just
 before ``submit`` to the job's own ``finished_at`` column (polled every 0.25 s).
@@ -218,8 +219,6 @@ def _measure(
                 "scheduler",
                 "--max-in-flight",
                 "4",
-                "--interval",
-                "0.1",
                 "--queues",
                 "cpu",
                 name="scheduler",

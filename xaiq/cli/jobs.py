@@ -407,7 +407,9 @@ def workers_cmd(
 @app.command("scheduler")
 def scheduler_cmd(
     max_in_flight: int = typer.Option(4, "--max-in-flight", help="shards in flight per queue"),
-    interval: float = typer.Option(0.25, "--interval", help="seconds between ticks"),
+    interval: float = typer.Option(
+        1.0, "--interval", help="seconds between ticks (submits and finished shards wake it early)"
+    ),
     queues: str = typer.Option("gpu,cpu", "--queues", help="queues to publish to"),
 ) -> None:
     """Run the scheduler: publishes shards, reaps expired leases, finalises jobs."""
@@ -425,7 +427,7 @@ def scheduler_cmd(
     )
     info(f"scheduler {scheduler.owner}: queues {', '.join(wanted)}, {max_in_flight} in flight")
     try:
-        scheduler.run(interval)
+        scheduler.run(interval, broker_url=url)
     except KeyboardInterrupt:
         info("scheduler stopped")
 

@@ -127,5 +127,10 @@ def submit(
     ranges = plan_shards(spec["n_samples"], spec["shard_size"])
     queue = LOCAL_QUEUE if local else spec["queue"]
     job_id = create_job(engine, kind=spec["kind"], spec=spec, ranges=ranges, queue=queue)
-    alive = None if local else scheduler_alive(engine)
+    alive = None
+    if not local:
+        from xaiq.scheduler.wake import notify
+
+        notify(broker)  # the scheduler publishes the first shards now, not at its next tick
+        alive = scheduler_alive(engine)
     return Submitted(job_id, spec["n_samples"], len(ranges), queue, alive)

@@ -16,6 +16,7 @@ from celery import signals
 
 from xaiq.db.jobs import forget_worker, worker_beat
 from xaiq.db.session import dispose_engines, get_engine
+from xaiq.scheduler.wake import forget_clients, notify
 
 HEARTBEAT_SECONDS = float(os.environ.get("XAIQ_HEARTBEAT_SECONDS", "5"))
 
@@ -60,8 +61,10 @@ def _heartbeat_loop() -> None:
 
 
 def start_process() -> None:
-    """Per-process setup: fresh DB engines, allocator, torch threads, heartbeat thread."""
+    """Per-process setup: fresh DB engines and Redis clients, allocator, torch threads,
+    heartbeat thread."""
     dispose_engines()
+    forget_clients()
     import torch
 
     from xaiq.xai.allocator import tune_host_allocator
@@ -113,4 +116,6 @@ def run_shard_here(shard_id: int) -> str:
         _State.current_shard = None
         with contextlib.suppress(Exception):
             _beat()
+        # a slot is free: the scheduler can publish the next shard now instead of at its tick
+        notify(os.environ.get("XAIQ_BROKER_URL"))
     return outcome.status
