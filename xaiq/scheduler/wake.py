@@ -32,7 +32,9 @@ def _client(url: str | None) -> Any:
         if url not in _clients:
             import redis
 
-            _clients[url] = redis.Redis.from_url(url, socket_timeout=_SOCKET_TIMEOUT, socket_connect_timeout=2)
+            _clients[url] = redis.Redis.from_url(
+                url, socket_timeout=_SOCKET_TIMEOUT, socket_connect_timeout=2
+            )
         return _clients[url]
 
 
