@@ -18,7 +18,7 @@ from xaiq.xai.attack import (
 )
 from xaiq.xai.attack.params import STRATEGY_STREAMS
 from xaiq.xai.errors import InvalidParameterError
-from xaiq.xai.noise import normal
+from xaiq.xai.noise import normal, uniform_bits
 from xaiq.xai.rise import rise_saliency
 
 # Misclassified by digits-cnn-weak: 5 and 122 are repaired by rise-least within ~40
@@ -60,6 +60,25 @@ def test_counter_noise_is_standard_normal_and_uncorrelated():
     from scipy import stats
 
     assert stats.kstest(flat.numpy()[:100_000], "norm").pvalue > 1e-3
+
+
+def test_counter_noise_values_are_pinned_across_versions():
+    # Recorded from the implementation of 2026-12-01 (before its kernels were fused): stored
+    # jobs are reproducible only while these bits stay the same.
+    z = normal(7, torch.tensor([0, 3]), 2, 2, 5, stream=1)
+    assert z[0, 0].tolist() == [
+        -1.5909837484359741, 1.2713359594345093, 2.174628496170044, -0.148675799369812,
+        2.485743999481201,
+    ]  # fmt: skip
+    assert z[1, 1].tolist() == [
+        -0.4161742627620697, 0.9526472091674805, -1.6304775476455688, -0.4660585820674896,
+        -0.15226362645626068,
+    ]  # fmt: skip
+    bits = uniform_bits(7, torch.tensor([0, 3]), 4, stream=2)
+    assert bits.tolist() == [
+        [1439091641, 1343735163, 3884979539, 2316247784],
+        [3516643586, 1287473112, 1858994291, 3386623556],
+    ]
 
 
 def test_neighbouring_iterations_and_streams_draw_unrelated_noise():

@@ -18,6 +18,7 @@ wherever it sits in a tensor, and it costs a handful of passes over the values.
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 
 import torch
 
@@ -28,26 +29,43 @@ _GOLDEN = 0x9E3779B9
 _RADIUS_BITS = 20
 _ANGLE_BITS = 12
 
-_tables: dict[tuple[str, int | None], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+_tables: dict[tuple[str, int | None], tuple[torch.Tensor, torch.Tensor]] = {}
 _salt_cache: dict[tuple[str, int | None, int], torch.Tensor] = {}
 
 
-def mix32(x: torch.Tensor) -> torch.Tensor:
-    """Integer finaliser on int64 values in ``[0, 2**32)``; returns the same range (new tensor)."""
-    x = x ^ (x >> 16)
-    x = (x * _C1) & _M32
-    x = x ^ (x >> 15)
-    x = (x * _C2) & _M32
-    return x ^ (x >> 15)
+Word = TypeVar("Word", torch.Tensor, int)
 
 
-def _combine(h: torch.Tensor, value: torch.Tensor | int) -> torch.Tensor:
-    """Fold a non-negative counter (< 2**64, low word then high word) into the 32-bit key ``h``."""
-    if isinstance(value, int) and value < 0:
-        raise ValueError(f"counters must be non-negative, got {value}")
+def mix32(x: Word) -> Word:
+    """Integer finaliser on values in ``[0, 2**32)`` (int64 tensor or Python int); returns the
+    same range (a new tensor). Python ints give the same bits: the scalar counters are folded
+    in Python, not as tensor kernels on a tensor of copies."""
+    if isinstance(x, int):
+        x = x ^ (x >> 16)
+        x = (x * _C1) & _M32
+        x = x ^ (x >> 15)
+        x = (x * _C2) & _M32
+        return x ^ (x >> 15)
+    x = x ^ (x >> 16)  # a new tensor; the rest in place on it
+    x.mul_(_C1).bitwise_and_(_M32)
+    x.bitwise_xor_(x >> 15)
+    x.mul_(_C2).bitwise_and_(_M32)
+    return x.bitwise_xor_(x >> 15)
+
+
+def _combine(h: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """Fold non-negative counters (< 2**64, low word then high word) into the 32-bit keys ``h``."""
     lo, hi = value & _M32, (value >> 32) & _M32
     h = mix32(((h + _GOLDEN) & _M32) ^ lo)
     return mix32(((h + _GOLDEN) & _M32) ^ hi)
+
+
+def _combine_int(h: int, value: int) -> int:
+    """:func:`_combine` for one key and one counter, in Python ints (the same bits)."""
+    if value < 0:
+        raise ValueError(f"counters must be non-negative, got {value}")
+    h = mix32(((h + _GOLDEN) & _M32) ^ (value & _M32))
+    return mix32(((h + _GOLDEN) & _M32) ^ ((value >> 32) & _M32))
 
 
 def counter_keys(
@@ -59,16 +77,17 @@ def counter_keys(
 ) -> torch.Tensor:
     """32-bit keys ``[A, K]`` (int64) for samples ``sample_ids [A]`` and candidates ``0..K-1``."""
     ids = sample_ids.to(torch.int64)
-    h = torch.full_like(ids, 0x2545F491)
+    scalar = 0x2545F491
     for counter in (seed & ((1 << 64) - 1), stream, iteration):
-        h = _combine(h, counter)
-    h = _combine(h, ids)
+        scalar = _combine_int(scalar, counter)
+    h = _combine(torch.full_like(ids, scalar), ids)
     cand = torch.arange(n_candidates, dtype=torch.int64, device=ids.device)
     return _combine(h[:, None].expand(-1, n_candidates), cand[None, :])
 
 
-def _tables_on(device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Radius table ``[2**20]`` and cos/sin tables ``[2**12]`` (float32), built once per device.
+def _tables_on(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Radius table ``[2**20]`` and direction table ``[2**12, 2]`` (cos, sin; float32), built
+    once per device.
 
     Built in float64 on the CPU by one call each, so every sample everywhere reads the same
     values; the lookups themselves are exact."""
@@ -78,8 +97,9 @@ def _tables_on(device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.
         u = (torch.arange(n_r, dtype=torch.float64) + 0.5) / n_r
         radius = torch.sqrt(-2.0 * torch.log(u))
         angle = (torch.arange(n_a, dtype=torch.float64) + 0.5) * (2.0 * math.pi / n_a)
+        directions = torch.stack([angle.cos(), angle.sin()], dim=1)
         _tables[key] = tuple(  # type: ignore[assignment]
-            t.to(device=device, dtype=torch.float32) for t in (radius, angle.cos(), angle.sin())
+            t.to(device=device, dtype=torch.float32) for t in (radius, directions)
         )
     return _tables[key]
 
@@ -106,13 +126,10 @@ def normal_from_keys(keys: torch.Tensor, n_elements: int) -> torch.Tensor:
     device = keys.device
     n_pairs = (n_elements + 1) // 2
     h = mix32(keys[..., None] ^ _salted(n_pairs, device)).flatten()
-    radius_t, cos_t, sin_t = _tables_on(device)
+    radius_t, directions_t = _tables_on(device)
     radius = radius_t.index_select(0, h >> _ANGLE_BITS)
-    angle = h & ((1 << _ANGLE_BITS) - 1)
-    z = torch.empty(h.numel(), 2, dtype=torch.float32, device=device)
-    torch.mul(radius, cos_t.index_select(0, angle), out=z[:, 0])
-    torch.mul(radius, sin_t.index_select(0, angle), out=z[:, 1])
-    z = z.view(*keys.shape, 2 * n_pairs)
+    direction = directions_t.index_select(0, h.bitwise_and_((1 << _ANGLE_BITS) - 1))  # [P, 2]
+    z = direction.mul_(radius[:, None]).view(*keys.shape, 2 * n_pairs)  # (r cos, r sin) pairs
     return z[..., :n_elements] if 2 * n_pairs != n_elements else z
 
 
