@@ -110,15 +110,16 @@ def search_stage(
     active = (~reached).nonzero().squeeze(1)
     cur, best, a_pred = final[active], score[active], pred[active]
     a_idx, a_t, a_sid = idx[active], targets[active], sample_ids[active]
+    if clamp_range is not None:  # the changeable values' bounds [A, 1, nel], kept with a_idx
+        a_lo, a_hi = (bound[a_idx][:, None, :] for bound in clamp_range)
     for it in range(max_iters):
         if active.numel() == 0 or nel == 0:
             break
         a = active.numel()
-        z = normal(seed, a_sid, it, k, nel, stream=stream)  # [A, K, nel]
-        values = cur.gather(1, a_idx)[:, None, :] + z * sigma
+        z = normal(seed, a_sid, it, k, nel, stream=stream)  # [A, K, nel], a new tensor
+        values = z.mul_(sigma).add_(cur.gather(1, a_idx)[:, None, :])  # x + sigma z, in place
         if clamp_range is not None:
-            lo, hi = (bound[a_idx][:, None, :] for bound in clamp_range)
-            values = torch.minimum(torch.maximum(values, lo), hi)
+            values = values.clamp_(min=a_lo, max=a_hi)
         cand = cur[:, None, :].repeat(1, k, 1)
         cand.scatter_(2, a_idx[:, None, :].expand(a, k, nel), values)
         logits = forward_batched(module, cand.view(a * k, c, h, w), batch_size).view(a, k, -1)
@@ -138,6 +139,8 @@ def search_stage(
             keep = ~done
             active, cur, best, a_pred = active[keep], cur[keep], best[keep], a_pred[keep]
             a_idx, a_t, a_sid = a_idx[keep], a_t[keep], a_sid[keep]
+            if clamp_range is not None:
+                a_lo, a_hi = a_lo[keep], a_hi[keep]
     final[active], score[active], pred[active] = cur, best, a_pred
     reached = stop_reached(pred, targets, untargeted)
     return StageOutcome(final, score, pred, reached, iterations)
