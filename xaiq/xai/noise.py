@@ -37,35 +37,23 @@ Word = TypeVar("Word", torch.Tensor, int)
 
 
 def mix32(x: Word) -> Word:
-    """Integer finaliser on values in ``[0, 2**32)`` (int64 tensor or Python int); returns the
-    same range (a new tensor). Python ints give the same bits: the scalar counters are folded
-    in Python, not as tensor kernels on a tensor of copies."""
-    if isinstance(x, int):
-        x = x ^ (x >> 16)
-        x = (x * _C1) & _M32
-        x = x ^ (x >> 15)
-        x = (x * _C2) & _M32
-        return x ^ (x >> 15)
-    x = x ^ (x >> 16)  # a new tensor; the rest in place on it
-    x.mul_(_C1).bitwise_and_(_M32)
-    x.bitwise_xor_(x >> 15)
-    x.mul_(_C2).bitwise_and_(_M32)
-    return x.bitwise_xor_(x >> 15)
+    """Integer finaliser on values in ``[0, 2**32)``, an int64 tensor (a new one is returned) or
+    a Python int (the same bits: the scalar counters are folded in Python, not as kernels on a
+    tensor of copies)."""
+    x = x ^ (x >> 16)
+    x = (x * _C1) & _M32
+    x = x ^ (x >> 15)
+    x = (x * _C2) & _M32
+    return x ^ (x >> 15)
 
 
-def _combine(h: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-    """Fold non-negative counters (< 2**64, low word then high word) into the 32-bit keys ``h``."""
+def _combine(h: Word, value: Word) -> Word:
+    """Fold a non-negative counter (< 2**64, low word then high word) into the 32-bit key ``h``."""
+    if isinstance(value, int) and value < 0:
+        raise ValueError(f"counters must be non-negative, got {value}")
     lo, hi = value & _M32, (value >> 32) & _M32
     h = mix32(((h + _GOLDEN) & _M32) ^ lo)
     return mix32(((h + _GOLDEN) & _M32) ^ hi)
-
-
-def _combine_int(h: int, value: int) -> int:
-    """:func:`_combine` for one key and one counter, in Python ints (the same bits)."""
-    if value < 0:
-        raise ValueError(f"counters must be non-negative, got {value}")
-    h = mix32(((h + _GOLDEN) & _M32) ^ (value & _M32))
-    return mix32(((h + _GOLDEN) & _M32) ^ ((value >> 32) & _M32))
 
 
 def counter_keys(
@@ -79,7 +67,7 @@ def counter_keys(
     ids = sample_ids.to(torch.int64)
     scalar = 0x2545F491
     for counter in (seed & ((1 << 64) - 1), stream, iteration):
-        scalar = _combine_int(scalar, counter)
+        scalar = _combine(scalar, counter)
     h = _combine(torch.full_like(ids, scalar), ids)
     cand = torch.arange(n_candidates, dtype=torch.int64, device=ids.device)
     return _combine(h[:, None].expand(-1, n_candidates), cand[None, :])
