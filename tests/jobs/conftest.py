@@ -22,7 +22,9 @@ from sqlalchemy.engine import make_url
 
 from xaiq.db.session import dispose_engines, get_engine
 
-REDIS_DB = 11
+# Tests own one Redis db index (flushed before use); XAIQ_TEST_REDIS_DB lets two checkouts
+# run their suites side by side on one server.
+REDIS_DB = int(os.environ.get("XAIQ_TEST_REDIS_DB", "11"))
 PG_BASE = os.environ.get("XAIQ_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_BASE = os.environ.get("XAIQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
