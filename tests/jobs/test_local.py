@@ -119,7 +119,41 @@ def test_a_disagreement_sweep_has_one_row_per_sample_pair_and_configuration(home
     }
     for r in rows:
         assert r["n"] == r["n_segments"] and r["k"] == max(1, int(r["k_frac"] * r["n"] + 1e-9))
-        assert 0.0 <= r["feature_disagreement"] <= 1.0
+        fd = r["feature_disagreement"]  # NULL where a map has no ranking (all-zero Grad-CAM)
+        assert fd is None or 0.0 <= fd <= 1.0
+
+
+def test_a_zero_map_stores_null_rank_metrics_not_total_disagreement(
+    home,  # noqa: ANN001
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import dataclasses
+
+    from xaiq.db.models import METRIC_COLUMNS
+    from xaiq.xai.explainers.base import EXPLAINERS
+
+    real = EXPLAINERS.get("grad_cam")
+
+    def zero_for_even_samples(module, images, targets, *, sample_ids, **params):  # noqa: ANN001, ANN202
+        maps = real.fn(module, images, targets, sample_ids=sample_ids, **params)
+        even = [i for i, s in enumerate(sample_ids) if int(s) % 2 == 0]
+        maps[even] = 0.0
+        return maps
+
+    fake = dataclasses.replace(real, fn=zero_for_even_samples)
+    monkeypatch.setitem(EXPLAINERS._items, "grad_cam", fake)
+    spec = {**SPEC, "kind": "disagreement", "superpixels": ["grid"], "n_segments": [16]}
+    job_id, progress = _run({**spec, "limit": 4})
+    assert progress["status"] == "succeeded"
+    rows = _rows(job_id, "disagreements")
+    assert len(rows) == 4
+    ranking = [c for c in METRIC_COLUMNS if not c.startswith("euclidean")]
+    for r in rows:
+        if r["sample_index"] % 2 == 0:
+            assert all(r[c] is None for c in METRIC_COLUMNS), r
+        else:
+            assert r["feature_disagreement"] is not None and r["euclidean"] is not None
+            assert all(r[c] is not None for c in ranking)
 
 
 def test_reusing_an_attribution_jobs_maps_gives_the_same_disagreement(home) -> None:  # noqa: ANN001

@@ -12,7 +12,13 @@ from scipy import stats
 
 from tests.conftest import DATA
 from xaiq.xai.errors import InvalidParameterError
-from xaiq.xai.metrics import METRIC_NAMES, compare_batch, compare_vectors, top_k_size
+from xaiq.xai.metrics import (
+    METRIC_NAMES,
+    RANKING_METRICS,
+    compare_batch,
+    compare_vectors,
+    top_k_size,
+)
 
 CASES = json.loads((DATA / "metric_cases.json").read_text())["cases"]
 
@@ -57,40 +63,44 @@ def test_hand_computed_ties_with_opposite_signs():
     )
 
 
-def test_two_zero_vectors_agree_on_ranks_and_signs_but_have_no_distance():
+def test_two_zero_vectors_have_no_ranking_and_no_distance():
     got = compare_vectors(np.zeros(3), np.zeros(3), k_frac=0.5)
-    assert_metrics(
-        got,
-        {
-            "n": 3,
-            "k": 1,
-            "feature_agreement": 1.0,
-            "sign_agreement": 1.0,  # sign 0 matches sign 0
-            "rank_agreement": 1.0,
-            "signed_rank_agreement": 1.0,
-            "euclidean": None,
-            "euclidean_abs": None,
-            "rank_correlation": None,
-            "pairwise_rank_agreement": 1.0,  # every pair tied in both
-        },
-    )
+    assert_metrics(got, {"n": 3, "k": 1, **dict.fromkeys(METRIC_NAMES)})
 
 
-def test_single_superpixel_leaves_pair_metrics_undefined():
+def test_a_zero_map_against_a_ranked_one_is_not_total_disagreement():
+    # an all-zero Grad-CAM map used to rank by index and count as FD = 1 against anything
+    ranked = np.array([0.1, 0.9, 0.3, 0.7, 0.5, 0.2])
+    got = compare_vectors(np.zeros(6), ranked, k_frac=0.5)
+    assert_metrics(got, {"n": 6, "k": 3, **dict.fromkeys(METRIC_NAMES)})
+
+
+def test_a_constant_nonzero_map_keeps_its_distances_but_loses_its_ranking():
+    const, ranked = np.full(4, -2.0), np.array([1.0, 2.0, 3.0, 4.0])
+    got = compare_vectors(const, ranked, k_frac=0.5)
+    for name in RANKING_METRICS:
+        assert got[name] is None, name
+    unit_ranked = ranked / np.linalg.norm(ranked)
+    assert got["euclidean"] == pytest.approx(np.linalg.norm(-0.5 - unit_ranked))
+    assert got["euclidean_abs"] == pytest.approx(np.linalg.norm(0.5 - unit_ranked))
+
+
+def test_a_vector_with_one_distinct_magnitude_more_is_ranked_again():
+    got = compare_vectors([1.0, 1.0, 1.0, 1.000001], [1.0, 2.0, 3.0, 4.0], k_frac=0.25)
+    assert got["feature_agreement"] == 1.0
+    assert got["pairwise_rank_agreement"] == pytest.approx(0.5)
+
+
+def test_single_superpixel_orders_nothing_so_only_distances_remain():
     got = compare_vectors([2.0], [-3.0], k_frac=0.05)
     assert_metrics(
         got,
         {
             "n": 1,
             "k": 1,
-            "feature_agreement": 1.0,
-            "sign_agreement": 0.0,
-            "rank_agreement": 1.0,
-            "signed_rank_agreement": 0.0,
+            **dict.fromkeys(RANKING_METRICS),
             "euclidean": 2.0,
             "euclidean_abs": 0.0,
-            "rank_correlation": None,
-            "pairwise_rank_agreement": None,
         },
     )
 

@@ -15,8 +15,10 @@ Inputs are the per-superpixel means ``a, b`` (1-D, length ``n``, finite floats) 
 - ``euclidean``: ``|| a/||a|| - b/||b|| ||`` in [0, 2]; ``euclidean_abs``: the same on
   ``|a|, |b|`` in [0, sqrt 2].
 
-An undefined value (a zero vector for the distances, a constant vector for the correlation,
-fewer than two entries for the pair-based ones) is ``None``, never NaN.
+An undefined value is ``None``, never NaN. A vector whose ``|v|`` is constant (an all-zero
+Grad-CAM map, an all-equal map, a single superpixel) has no ranking, so for its pair every
+top-k and rank metric (FA, FD, SA, SD, RA, SRA, ``rank_correlation``,
+``pairwise_rank_agreement``) is ``None``; the distances are ``None`` only for a zero vector.
 """
 
 from __future__ import annotations
@@ -46,6 +48,11 @@ METRIC_NAMES: tuple[str, ...] = (
 
 SOURCE_METRICS: tuple[str, ...] = METRIC_NAMES[:4]
 """The four metrics the source document printed."""
+
+RANKING_METRICS: tuple[str, ...] = tuple(
+    m for m in METRIC_NAMES if m not in ("euclidean", "euclidean_abs")
+)
+"""The top-k and rank metrics: ``None`` for a pair where either ``|v|`` is constant."""
 
 # floor(k_frac * n) is taken after adding this slack so that e.g. 0.29 * 100 gives 29, not 28
 # (0.29 * 100 == 28.999999999999996 in binary floating point).
@@ -78,6 +85,11 @@ def _as_vector(v: Any, name: str) -> np.ndarray:
         bad = int(np.count_nonzero(~np.isfinite(arr)))
         raise InvalidParameterError(f"{name} has {bad} non-finite value(s) (NaN or inf)")
     return arr
+
+
+def has_ranking(v_abs: np.ndarray) -> bool:
+    """Whether ``|v|`` (1-D, non-negative) orders anything: not all of its entries equal."""
+    return bool(v_abs.size > 0 and np.any(v_abs != v_abs[0]))
 
 
 def _top_k(v_abs: np.ndarray, k: int) -> np.ndarray:
@@ -173,6 +185,12 @@ def compare_vectors(a: Any, b: Any, k_frac: float = 0.05) -> dict[str, float | i
     n = int(va.size)
     k = top_k_size(n, k_frac)
     a_abs, b_abs = np.abs(va), np.abs(vb)
+    distances = {"euclidean": _unit_distance(va, vb), "euclidean_abs": _unit_distance(a_abs, b_abs)}
+    if not (has_ranking(a_abs) and has_ranking(b_abs)):
+        # ties by index would rank a constant map and call it "total disagreement" (§4)
+        unranked: dict[str, float | int | None] = dict.fromkeys(METRIC_NAMES)
+        unranked.update(distances)
+        return {**unranked, "n": n, "k": k}
     sign_a, sign_b = np.sign(va), np.sign(vb)
     top_a, top_b = _top_k(a_abs, k), _top_k(b_abs, k)
 
@@ -186,8 +204,7 @@ def compare_vectors(a: Any, b: Any, k_frac: float = 0.05) -> dict[str, float | i
     return {
         "feature_disagreement": 1.0 - feature,
         "sign_disagreement": 1.0 - sign,
-        "euclidean": _unit_distance(va, vb),
-        "euclidean_abs": _unit_distance(a_abs, b_abs),
+        **distances,
         "feature_agreement": feature,
         "sign_agreement": sign,
         "rank_agreement": rank,
