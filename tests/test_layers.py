@@ -23,6 +23,19 @@ FORBIDDEN = {
         "kombu",
     ),
     "db": ("torch", "torchvision", "captum", "xaiq.xai", "xaiq.worker", "xaiq.cli", "celery"),
+    # the broker is shared by the scheduler and the workers, so it imports neither
+    "broker": (
+        "xaiq.scheduler",
+        "xaiq.worker",
+        "xaiq.cli",
+        "xaiq.db",
+        "xaiq.xai",
+        "torch",
+        "sqlalchemy",
+    ),
+    # the scheduler publishes through the broker module and never imports worker code
+    "scheduler": ("xaiq.worker", "xaiq.cli", "celery.worker"),
+    "worker": ("xaiq.cli",),
 }
 
 
@@ -90,4 +103,10 @@ def test_the_checker_sees_a_forbidden_import():
 
 def test_every_layer_has_modules_to_check():
     layers = {module_name(p).split(".")[1] for p in MODULES if module_name(p).count(".")}
-    assert {"xai", "db", "cli"} <= layers
+    assert {"xai", "db", "cli", "broker", "scheduler", "worker"} <= layers
+
+
+def test_the_checker_sees_the_scheduler_importing_worker_code():
+    tree = ast.parse("def publish():\n    from xaiq.worker.celery_app import app\n")
+    found = [n for n, _ in imports(tree, "xaiq.scheduler.loop")]
+    assert any(hits(n, FORBIDDEN["scheduler"]) for n in found)

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.jobs.conftest import private_redis_url, wait_for
+from xaiq.broker.wake import WAKE_KEY, Waiter, notify
 from xaiq.db.jobs import create_job
 from xaiq.db.session import get_engine
 from xaiq.scheduler.loop import Scheduler
-from xaiq.scheduler.wake import WAKE_KEY, Waiter, notify
 
 
 @pytest.fixture

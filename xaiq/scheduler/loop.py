@@ -1,6 +1,6 @@
 """The scheduler: the one component that publishes shards.
 
-Each tick (every ``interval`` seconds, or at once when woken: :mod:`xaiq.scheduler.wake`) it
+Each tick (every ``interval`` seconds, or at once when woken: :mod:`xaiq.broker.wake`) it
 publishes pending shards while a queue has fewer than ``max_in_flight`` shards
 queued or running (highest job priority first, round-robin across jobs of equal priority);
 at most once a second (``upkeep_interval``) it also records a heartbeat, reaps expired leases
@@ -22,18 +22,19 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, func, select, update
 
+from xaiq.broker.app import QUEUES as BROKER_QUEUES
 from xaiq.db.jobs import IN_FLIGHT, beat, finalize_job, reap_expired
 from xaiq.db.models import Job, JobStatus, Shard, ShardStatus, utcnow
 from xaiq.db.session import read_session, write_session
 from xaiq.scheduler.submit import SCHEDULER_COMPONENT
 
 Publisher = Callable[[int, str], None]  # (shard id, queue)
-QUEUES = ("gpu", "cpu")
+QUEUES = BROKER_QUEUES
 
 
 def celery_publisher(broker_url: str | None = None) -> Publisher:
     """Publish ``xaiq.run_shard(shard_id)`` on ``queue`` through Celery (JSON)."""
-    from xaiq.worker.celery_app import TASK_RUN_SHARD, make_app
+    from xaiq.broker.app import TASK_RUN_SHARD, make_app
 
     app = make_app(broker_url)
 
@@ -203,7 +204,7 @@ class Scheduler:
 
         from sqlalchemy.exc import InterfaceError, OperationalError
 
-        from xaiq.scheduler.wake import Waiter
+        from xaiq.broker.wake import Waiter
 
         stop = stop or threading.Event()
         waiter = Waiter(broker_url, stop)

@@ -129,7 +129,7 @@ def submit(
     job_id = create_job(engine, kind=spec["kind"], spec=spec, ranges=ranges, queue=queue)
     alive = None
     if not local:
-        from xaiq.scheduler.wake import notify
+        from xaiq.broker.wake import notify
 
         notify(broker)  # the scheduler publishes the first shards now, not at its next tick
         alive = scheduler_alive(engine)

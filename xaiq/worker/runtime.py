@@ -14,9 +14,9 @@ import threading
 
 from celery import signals
 
+from xaiq.broker.wake import forget_clients, notify
 from xaiq.db.jobs import forget_worker, worker_beat
 from xaiq.db.session import dispose_engines, get_engine
-from xaiq.scheduler.wake import forget_clients, notify
 
 HEARTBEAT_SECONDS = float(os.environ.get("XAIQ_HEARTBEAT_SECONDS", "5"))
 
