@@ -200,6 +200,74 @@ def complete_shard(
         return True
 
 
+def store_safe(text: str | None) -> str | None:
+    """``text`` that every store accepts: lone surrogates (a non-UTF-8 file name) and NUL
+    characters (refused by PostgreSQL) become backslash escapes."""
+    if text is None:
+        return None
+    try:  # a file name decoded with surrogateescape shows its original bytes: caf\xe9.png
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text.replace("\x00", "\\x00")
+
+
+def complete_shard_by_sample(
+    engine: Engine,
+    claim: Claim,
+    rows: Mapping[str, Sequence[Mapping[str, Any]]],
+    is_permanent: Any = None,
+) -> bool:
+    """:func:`complete_shard` for rows that could not be written together: each sample's rows
+    go in their own savepoint, and a sample whose rows the store refuses (a value it cannot
+    hold) becomes a ``sample_errors`` row (stage ``store``) instead. One bad sample costs that
+    sample, never the shard. ``is_permanent(exc)``: which errors are the row's fault (default:
+    every error); any other error (the store itself failing) is raised and nothing is written.
+    """
+    by_sample: dict[int, dict[str, list[Mapping[str, Any]]]] = {}
+    errors: dict[int, dict[str, Any]] = {}
+    for table, table_rows in rows.items():
+        for r in table_rows:
+            if table == "sample_errors":
+                errors[int(r["sample_index"])] = dict(r)
+            else:
+                by_sample.setdefault(int(r["sample_index"]), {}).setdefault(table, []).append(r)
+    with write_session(engine) as session:
+        result = session.execute(
+            update(Shard)
+            .where(Shard.id == claim.shard_id, Shard.lease_owner == claim.owner)
+            .where(Shard.status == ShardStatus.running)
+            .values(status=ShardStatus.done, finished_at=utcnow(), lease_expires_at=None)
+        )
+        if not result.rowcount:  # type: ignore[attr-defined]
+            session.rollback()
+            return False
+        for index in sorted(set(by_sample) - set(errors)):
+            try:
+                with session.begin_nested():
+                    for table, table_rows in by_sample[index].items():
+                        insert_ignore(session, RESULT_TABLES[table], table_rows)
+            except Exception as exc:
+                if is_permanent is not None and not is_permanent(exc):
+                    raise
+                text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+                key = next((r.get("key") for r in by_sample[index].get("samples", [])), None)
+                errors[index] = {
+                    "job_id": claim.job_id,
+                    "sample_index": index,
+                    "key": key,
+                    "stage": "store",
+                    "message": f"{type(exc).__name__}: {text[0] if text else ''}"[:2000],
+                    "attempt": claim.attempt,
+                }
+        safe = [
+            {k: store_safe(v) if isinstance(v, str) else v for k, v in e.items()}
+            for e in errors.values()
+        ]
+        insert_ignore(session, SampleErrorRow, safe)
+        return True
+
+
 def fail_attempt(engine: Engine, claim: Claim, error: str, max_attempts: int) -> ShardStatus | None:
     """Record a failed attempt: back to pending (to be run again) or failed past the cap."""
     with write_session(engine) as session:
@@ -232,8 +300,17 @@ def job_progress(session: Session, job_id: int) -> dict[str, Any]:
     """Progress of a job: shard counts, samples done/failed, rate (samples/s), ETA (s)."""
     job = get_job(session, job_id)
     shards = shard_counts(session, job_id)
-    done = session.scalar(select(func.count()).where(SampleRow.job_id == job_id)) or 0
     failed = session.scalar(select(func.count()).where(SampleErrorRow.job_id == job_id)) or 0
+    # a sample that predicted and then failed has a samples row too: it counts as failed only
+    erred = select(SampleErrorRow.sample_index).where(SampleErrorRow.job_id == job_id)
+    done = (
+        session.scalar(
+            select(func.count()).where(
+                SampleRow.job_id == job_id, SampleRow.sample_index.not_in(erred)
+            )
+        )
+        or 0
+    )
     finished_samples = (
         session.scalar(
             select(func.coalesce(func.sum(Shard.stop - Shard.start), 0)).where(

@@ -22,6 +22,7 @@ from xaiq.db.jobs import (
     Claim,
     claim_shard,
     complete_shard,
+    complete_shard_by_sample,
     fail_attempt,
     finalize_job,
     renew_lease,
@@ -33,29 +34,36 @@ DEFAULT_LEASE_SECONDS = 120.0
 DB_RETRY_SECONDS = 120.0  # how long a shard's store writes are retried while the DB is down
 
 
+def is_transient(exc: BaseException) -> bool:
+    """A database error worth retrying: PostgreSQL's connection-level failures, SQLite's lock
+    timeouts. A missing table, a read-only or full disk, a value the store cannot hold are
+    permanent (on SQLite they are also ``OperationalError``s, told apart by their text)."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if not isinstance(exc, DBAPIError):
+        return False
+    sqlite = type(exc.orig).__module__.startswith("sqlite3")
+    return bool(exc.connection_invalidated) or (
+        isinstance(exc, OperationalError | InterfaceError)
+        and (not sqlite or "locked" in str(exc.orig))
+    )
+
+
 def with_db_retry(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """``fn(*args, **kwargs)``, retried with backoff while the database is unreachable
-    (a restart, a failover): a lost connection is transient, anything else is raised.
+    (a restart, a failover) for up to ``XAIQ_DB_RETRY_SECONDS``: a lost connection is
+    transient (:func:`is_transient`), anything else is raised.
     The writes it wraps are idempotent or lease-guarded, so a retry after a commit whose
     answer was lost changes nothing."""
     import time
-
-    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
     deadline = time.monotonic() + float(os.environ.get("XAIQ_DB_RETRY_SECONDS", DB_RETRY_SECONDS))
     delay = 0.25
     while True:
         try:
             return fn(*args, **kwargs)
-        except (OperationalError, InterfaceError, DBAPIError) as exc:
-            # PostgreSQL: any connection-level failure; SQLite: only a lock timeout (a missing
-            # table or a bad statement is also an OperationalError there, and permanent)
-            sqlite = type(exc.orig).__module__.startswith("sqlite3")
-            transient = bool(exc.connection_invalidated) or (
-                isinstance(exc, OperationalError | InterfaceError)
-                and (not sqlite or "locked" in str(exc.orig))
-            )
-            if not transient or time.monotonic() + delay > deadline:
+        except Exception as exc:
+            if not is_transient(exc) or time.monotonic() + delay > deadline:
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
@@ -122,18 +130,49 @@ def run_claim(
         with _LeaseKeeper(engine, claim, lease):
             tables = compute(claim, device=device, engine=engine)
     except Exception as exc:  # the whole shard failed (model load, bug, DB): count an attempt
-        text = str(exc).strip()
-        message = f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
-        cap = int(claim.spec.get("max_attempts", 3))
-        status = with_db_retry(fail_attempt, engine, claim, message, cap)
-        if status is ShardStatus.failed:  # past the attempt cap: perhaps the job's last shard
-            _finalise_quietly(engine, claim.job_id)
-        return ShardOutcome(claim.shard_id, status.value if status else "lost", message=message)
-    if not with_db_retry(complete_shard, engine, claim, tables):
+        return _fail(engine, claim, exc)
+    try:
+        written = _write(engine, claim, tables)
+    except Exception as exc:
+        if is_transient(exc):  # the store is down past the retry window: the lease will expire
+            raise
+        return _fail(engine, claim, exc)  # the store refuses even the error rows
+    if not written:
         return ShardOutcome(claim.shard_id, "lost", message="lease was taken over")
     _finalise_quietly(engine, claim.job_id)
     n_rows = sum(len(v) for k, v in tables.items() if k != "sample_errors")
     return ShardOutcome(claim.shard_id, "done", n_rows, len(tables["sample_errors"]))
+
+
+def _write(engine: Engine, claim: Claim, tables: dict[str, list[dict[str, Any]]]) -> bool:
+    """Rows + done in one transaction; when the store refuses a row (a non-UTF-8 file name,
+    an integer past 64 bits), again sample by sample so that only the bad samples fail."""
+    try:
+        return bool(with_db_retry(complete_shard, engine, claim, tables))
+    except Exception as exc:
+        if not is_row_fault(exc):
+            raise
+    return bool(with_db_retry(complete_shard_by_sample, engine, claim, tables, is_row_fault))
+
+
+def is_row_fault(exc: BaseException) -> bool:
+    """An error caused by a value the store cannot hold (text that is not UTF-8, an integer
+    past 64 bits), as opposed to the store failing (read-only, disk full, no schema)."""
+    from sqlalchemy.exc import DataError, StatementError
+
+    if isinstance(exc, StatementError) and not isinstance(exc, DataError):
+        return isinstance(exc.orig, ValueError | ArithmeticError)
+    return isinstance(exc, ValueError | ArithmeticError | DataError)
+
+
+def _fail(engine: Engine, claim: Claim, exc: Exception) -> ShardOutcome:
+    text = str(exc).strip()
+    message = f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+    cap = int(claim.spec.get("max_attempts", 3))
+    status = with_db_retry(fail_attempt, engine, claim, message, cap)
+    if status is ShardStatus.failed:  # past the attempt cap: perhaps the job's last shard
+        _finalise_quietly(engine, claim.job_id)
+    return ShardOutcome(claim.shard_id, status.value if status else "lost", message=message)
 
 
 def _finalise_quietly(engine: Engine, job_id: int) -> None:
