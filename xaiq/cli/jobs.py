@@ -91,6 +91,9 @@ def submit_cmd(
     n_segments: list[str] = typer.Option(None, "--n-segments", help="superpixel counts (list)"),
     k_frac: list[str] = typer.Option(None, "--k-frac", help="top-k fractions (list)"),
     from_job: int = typer.Option(None, "--from-job", help="reuse an attribution job's maps"),
+    target: str = typer.Option(
+        None, "--target", help="explain the model's pred (default) or the label"
+    ),
     attack_param: list[str] = typer.Option(None, "--attack-param", help="KEY=VALUE (repeatable)"),
     attack_all: bool = typer.Option(False, "--attack-all", help="repair: attack every sample"),
     seed: int = typer.Option(None, help="job seed (default 0)"),
@@ -128,6 +131,7 @@ def submit_cmd(
         "n_segments": _numbers(n_segments, int, "--n-segments"),
         "k_frac": _numbers(k_frac, float, "--k-frac"),
         "from_job": from_job,
+        "target": target,
         "attack": attack,
         "seed": seed,
         "shard_size": shard_size,

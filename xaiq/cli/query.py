@@ -45,7 +45,7 @@ def stats_disagreement(
         "--group-by",
         "-g",
         help="comma-separated: pair, method_a, method_b, label, pred, correct, model, dataset,"
-        " job, superpixels, n_segments, k_frac (default: pair)",
+        " job, superpixels, n_segments, k_frac, target (default: pair)",
     ),
     metric: list[str] | None = typer.Option(
         None,

@@ -22,12 +22,14 @@ from xaiq.db.models import (
     Attribution,
     Base,
     Disagreement,
+    Faithfulness,
     Heartbeat,
     Job,
     JobKind,
     JobStatus,
     SampleErrorRow,
     SampleRow,
+    SanityCheck,
     Shard,
     ShardStatus,
     WorkerRow,
@@ -42,6 +44,8 @@ RESULT_TABLES: dict[str, type[Base]] = {
     "attributions": Attribution,
     "disagreements": Disagreement,
     "attack_results": AttackResult,
+    "faithfulness": Faithfulness,
+    "sanity_checks": SanityCheck,
     "sample_errors": SampleErrorRow,
 }
 

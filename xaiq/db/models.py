@@ -33,6 +33,11 @@ SampleIndex = Annotated[int, mapped_column(Integer)]
 Name = Annotated[str, mapped_column(String(128))]
 OptFloat = Annotated[float | None, mapped_column(Float, nullable=True)]
 Timestamp = Annotated[dt.datetime | None, mapped_column(DateTime, nullable=True)]
+# which class a map explains: "pred" or "label" (NULL: rows written before the choice existed,
+# which explained the label, else the prediction)
+TargetKind = Annotated[str | None, mapped_column(String(8), nullable=True)]
+# the model a map came from (NULL: the job's model); cross-model jobs name it on every row
+OptModel = Annotated[str | None, mapped_column(String(1024), nullable=True)]
 
 
 def utcnow() -> dt.datetime:
@@ -143,6 +148,8 @@ class Attribution(Base):
     sample_index: Mapped[SampleIndex]
     method: Mapped[Name]
     target: Mapped[int] = mapped_column(Integer)
+    target_kind: Mapped[TargetKind]
+    model: Mapped[OptModel]
     artifact: Mapped[str] = mapped_column(String(1024))  # relative to the artifact root
     checksum: Mapped[str] = mapped_column(String(64))  # sha256 of the file
     height: Mapped[int] = mapped_column(Integer)
@@ -191,6 +198,91 @@ class Disagreement(Base):
     sample_index: Mapped[SampleIndex]
     method_a: Mapped[Name]
     method_b: Mapped[Name]
+    superpixels: Mapped[str] = mapped_column(String(32))
+    n_segments: Mapped[int] = mapped_column(Integer)
+    k_frac: Mapped[float] = mapped_column(Float)
+    n: Mapped[int] = mapped_column(Integer)
+    k: Mapped[int] = mapped_column(Integer)
+    target_kind: Mapped[TargetKind]
+    model_a: Mapped[OptModel]
+    model_b: Mapped[OptModel]
+    feature_disagreement: Mapped[OptFloat]
+    sign_disagreement: Mapped[OptFloat]
+    euclidean: Mapped[OptFloat]
+    euclidean_abs: Mapped[OptFloat]
+    feature_agreement: Mapped[OptFloat]
+    sign_agreement: Mapped[OptFloat]
+    rank_agreement: Mapped[OptFloat]
+    signed_rank_agreement: Mapped[OptFloat]
+    rank_correlation: Mapped[OptFloat]
+    pairwise_rank_agreement: Mapped[OptFloat]
+
+
+class Faithfulness(Base):
+    """Deletion and insertion (the RISE paper's causal metrics) of one map.
+
+    One row per sample x method x unit: ``unit`` is ``pixels`` (``n_segments`` 0) or a
+    superpixel method with its ``n_segments``. The curves (``[2, n_steps + 1]``: deletion,
+    insertion) are an artifact.
+    """
+
+    __tablename__ = "faithfulness"
+    __table_args__ = (
+        UniqueConstraint(
+            "job_id", "sample_index", "method", "unit", "n_segments", name="uq_faithfulness"
+        ),
+        Index("ix_faithfulness_method", "job_id", "method"),
+    )
+
+    id: Mapped[IntPK]
+    job_id: Mapped[JobFK]
+    sample_index: Mapped[SampleIndex]
+    method: Mapped[Name]
+    model: Mapped[OptModel]
+    target: Mapped[int] = mapped_column(Integer)
+    target_kind: Mapped[TargetKind]
+    unit: Mapped[str] = mapped_column(String(32))
+    n_segments: Mapped[int] = mapped_column(Integer)
+    order: Mapped[str] = mapped_column(String(8))
+    substrate: Mapped[str] = mapped_column(String(16))
+    step: Mapped[int] = mapped_column(Integer)
+    n_steps: Mapped[int] = mapped_column(Integer)
+    prob_full: Mapped[OptFloat]  # the explained class's probability on the original image
+    deletion_auc: Mapped[OptFloat]
+    insertion_auc: Mapped[OptFloat]
+    artifact: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    checksum: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class SanityCheck(Base):
+    """Model-randomisation sanity check (Adebayo et al. 2018) of one map at one layer.
+
+    ``layer`` is the re-initialised layer (``mode`` cascading: it and every layer above it);
+    ``layer_order`` counts from the logits (1 = the output layer). The metrics compare the
+    trained model's map with the randomised model's map.
+    """
+
+    __tablename__ = "sanity_checks"
+    __table_args__ = (
+        UniqueConstraint(
+            "job_id", "sample_index", "method", "mode", "layer", name="uq_sanity_check"
+        ),
+        Index("ix_sanity_method", "job_id", "method"),
+    )
+
+    id: Mapped[IntPK]
+    job_id: Mapped[JobFK]
+    sample_index: Mapped[SampleIndex]
+    method: Mapped[Name]
+    model: Mapped[OptModel]
+    target: Mapped[int] = mapped_column(Integer)
+    target_kind: Mapped[TargetKind]
+    mode: Mapped[str] = mapped_column(String(16))
+    layer: Mapped[str] = mapped_column(String(255))
+    layer_order: Mapped[int] = mapped_column(Integer)
+    spearman_abs: Mapped[OptFloat]
+    spearman_signed: Mapped[OptFloat]
+    ssim: Mapped[OptFloat]
     superpixels: Mapped[str] = mapped_column(String(32))
     n_segments: Mapped[int] = mapped_column(Integer)
     k_frac: Mapped[float] = mapped_column(Float)

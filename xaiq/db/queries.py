@@ -65,6 +65,7 @@ DISAGREEMENT_KEYS: dict[str, GroupKey] = {
     "superpixels": GroupKey((lambda: Disagreement.superpixels,)),
     "n_segments": GroupKey((lambda: Disagreement.n_segments,)),
     "k_frac": GroupKey((lambda: Disagreement.k_frac,)),
+    "target": GroupKey((lambda: Disagreement.target_kind,)),  # which class was explained
 }
 
 ATTACK_KEYS: dict[str, GroupKey] = {

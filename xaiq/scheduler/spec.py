@@ -7,10 +7,12 @@ spec alone determines the results; workers rebuild everything from it.
 Keys (all kinds): ``kind``, ``dataset``, ``model``, ``seed`` (0), ``shard_size`` (64),
 ``batch_size`` (32), ``limit`` (None: the first N samples), ``priority`` (0), ``queue``
 (``cpu`` | ``gpu``), ``max_attempts`` (3).
-attribution: ``methods`` (non-empty list), ``params`` ({method: {param: value}}).
+attribution: ``methods`` (non-empty list), ``params`` ({method: {param: value}}), ``target``
+(``pred``: explain the model's prediction, as the source pipeline does; ``label``: the true
+label, the prediction for a sample without one).
 disagreement: ``methods`` (>= 2) or ``from_job`` (an attribution job whose maps are reused),
-``params``, ``superpixels`` (["slic"]), ``n_segments`` ([200]), ``k_frac`` ([0.05]); every
-combination of the three lists is computed (a sweep).
+``params``, ``target``, ``superpixels`` (["slic"]), ``n_segments`` ([200]), ``k_frac``
+([0.05]); every combination of the three lists is computed (a sweep).
 attack: ``attack`` (``validate_attack_params`` keys: mode, frac, sigma, ..., and
 ``only_misclassified`` (True: in ``repair`` mode only misclassified samples are attacked)).
 """
@@ -25,6 +27,7 @@ from xaiq.scheduler.errors import SpecError
 
 KINDS = ("attribution", "disagreement", "attack")
 QUEUES = ("cpu", "gpu")
+TARGETS = ("pred", "label")
 
 _COMMON: dict[str, Any] = {
     "seed": 0,
@@ -36,10 +39,11 @@ _COMMON: dict[str, Any] = {
     "max_attempts": 3,
 }
 _KIND_KEYS: dict[str, dict[str, Any]] = {
-    "attribution": {"methods": None, "params": {}},
+    "attribution": {"methods": None, "params": {}, "target": "pred"},
     "disagreement": {
         "methods": None,
         "params": {},
+        "target": "pred",
         "from_job": None,
         "superpixels": ["slic"],
         "n_segments": [200],
@@ -145,6 +149,11 @@ def validate_spec(raw: Mapping[str, Any], *, check_dataset: bool = True) -> dict
     kind = raw.get("kind")
     if kind not in KINDS:
         raise SpecError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if kind == "attack" and "target" in raw:
+        raise SpecError(
+            "target does not apply to attack jobs: an attack explains its goal class "
+            "(repair: the true label); choose it with attack.mode / attack.target_class"
+        )
     allowed = {"kind", "dataset", "model", "n_samples", *_COMMON, *_KIND_KEYS[kind]}
     unknown = sorted(set(raw) - allowed)
     if unknown:
@@ -165,6 +174,8 @@ def validate_spec(raw: Mapping[str, Any], *, check_dataset: bool = True) -> dict
     if spec["queue"] not in QUEUES:
         raise SpecError(f"queue must be one of {', '.join(QUEUES)}, got {spec['queue']!r}")
 
+    if "target" in spec and spec["target"] not in TARGETS:
+        raise SpecError(f"target must be one of {', '.join(TARGETS)}, got {spec['target']!r}")
     if kind == "attribution":
         _methods(spec, 1)
     elif kind == "disagreement":

@@ -64,8 +64,9 @@ def scheduler_alive(engine: Engine, stale_seconds: float = SCHEDULER_STALE_SECON
         return row.last_seen >= utcnow() - dt.timedelta(seconds=stale_seconds)
 
 
-def _check_source(engine: Engine, spec: dict[str, Any]) -> None:
-    """A disagreement ``from_job``: the source job's maps must exist for what is asked."""
+def _check_source(engine: Engine, spec: dict[str, Any], target: str | None) -> None:
+    """A disagreement ``from_job``: the source job's maps must exist for what is asked, and
+    they explain the class the source job chose (``target``, if given, must agree)."""
     from sqlalchemy import select
 
     from xaiq.db.errors import NotFoundError
@@ -96,6 +97,12 @@ def _check_source(engine: Engine, spec: dict[str, Any]) -> None:
         raise SpecError(f"from_job: job {src.id} has no maps for method {missing[0]!r}")
     if len(methods) < 2:
         raise SpecError(f"from_job: job {src.id} has maps for {methods}; a pair needs two")
+    source_target = src.spec.get("target", "label")  # stored before the key existed: label
+    if target is not None and target != source_target:
+        raise SpecError(
+            f"target: job {src.id}'s maps explain the {source_target}, not the {target}"
+        )
+    spec["target"] = source_target
     spec["methods"] = methods
     spec["params"] = {m: src.spec["params"][m] for m in methods}
     spec["n_samples"] = min(spec["n_samples"], src.n_samples)
@@ -116,7 +123,7 @@ def submit(
     spec = validate_spec(raw)
     engine = engine or get_engine()
     if spec["kind"] == "disagreement" and spec["from_job"] is not None:
-        _check_source(engine, spec)
+        _check_source(engine, spec, raw.get("target"))
     broker = broker or broker_url()
     if local is None:
         local = broker is None

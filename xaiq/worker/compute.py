@@ -59,7 +59,15 @@ class ShardRows:
     keys: dict[int, str] = field(default_factory=dict)
     tables: dict[str, list[dict[str, Any]]] = field(
         default_factory=lambda: {
-            t: [] for t in ("samples", "attributions", "disagreements", "attack_results")
+            t: []
+            for t in (
+                "samples",
+                "attributions",
+                "disagreements",
+                "attack_results",
+                "faithfulness",
+                "sanity_checks",
+            )
         }
     )
     errors: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -88,12 +96,29 @@ class Batch:
 
     ids: list[int]
     inputs: torch.Tensor
-    targets: torch.Tensor  # int64 [n] on the model's device
+    targets: torch.Tensor  # int64 [n] on the model's device: the class each map explains
     labels: list[int | None]
     preds: list[int]
+    samples: list[Sample] = field(default_factory=list)  # as loaded (other models re-preprocess)
+    target_kind: str = "label"
 
 
-def _predict(model: LoadedModel, samples: Sequence[Sample], rows: ShardRows) -> Batch | None:
+def explained_class(target_kind: str, label: int | None, pred: int) -> int:
+    """The class a map explains: the prediction (``pred``), or the label (``label``; a sample
+    without one falls back to the prediction, as the source pipeline does)."""
+    if target_kind == "pred" or label is None:
+        return pred
+    return label
+
+
+def target_kind_of(spec: dict[str, Any]) -> str:
+    """The spec's ``target``; a spec stored before the key existed explained the label."""
+    return str(spec.get("target", "label"))
+
+
+def _predict(
+    model: LoadedModel, samples: Sequence[Sample], rows: ShardRows, target_kind: str = "label"
+) -> Batch | None:
     kept: list[tuple[Sample, torch.Tensor]] = []
     for s in samples:
         try:
@@ -130,7 +155,7 @@ def _predict(model: LoadedModel, samples: Sequence[Sample], rows: ShardRows) -> 
         ok.append(row)
         labels.append(s.label)
         preds.append(pred)
-        targets.append(target)
+        targets.append(explained_class(target_kind, s.label, pred))
     if not ok:
         return None
     return Batch(
@@ -139,6 +164,8 @@ def _predict(model: LoadedModel, samples: Sequence[Sample], rows: ShardRows) -> 
         targets=torch.tensor(targets, dtype=torch.long, device=x.device),
         labels=labels,
         preds=preds,
+        samples=[kept[r][0] for r in ok],
+        target_kind=target_kind,
     )
 
 
@@ -205,6 +232,7 @@ def _store_maps(
                 "sample_index": idx,
                 "method": method,
                 "target": int(targets[idx]),
+                "target_kind": batch.target_kind,
                 "artifact": rel,
                 "checksum": save_array(rel, m, root),
                 "height": int(m.shape[0]),
@@ -300,6 +328,8 @@ def _disagreement(
                 common = [i for i in batch.ids if i in vecs[a] and i in vecs[b]]
                 for k_frac in spec["k_frac"]:
                     _compare(rows, compare_batch, vecs, a, b, common, sp, n_seg, k_frac)
+    for row in rows.tables["disagreements"]:
+        row.setdefault("target_kind", batch.target_kind)
 
 
 def _compare(
@@ -385,7 +415,7 @@ def compute_shard(
         samples, errors = dataset.load_many(indices[lo : lo + size])
         for idx, msg in errors.items():
             rows.error(idx, "load", msg)
-        batch = _predict(model, samples, rows)
+        batch = _predict(model, samples, rows, target_kind_of(spec))
         if batch is not None:
             kind(claim, model, batch, rows, root)
     return rows.as_tables()
