@@ -44,14 +44,23 @@ def test_stats_disagreement_json_has_one_row_per_pair_and_metric(store, capsys):
             "json",
         )
     )
-    assert len(rows) == 3 * 2
+    # 3 pairs x 2 superpixel configurations (the pooling rule) x 2 metrics
+    assert len(rows) == 3 * 2 * 2
     assert {r["metric"] for r in rows} == {"euclidean", "feature_disagreement"}
     want = [
         d["euclidean"]
         for d in store.disagreements
-        if d["job_id"] == store.disagreement_job and d["method_a"] == "saliency"
+        if d["job_id"] == store.disagreement_job
+        and d["method_a"] == "saliency"
+        and d["n_segments"] == 49
     ]
-    (sal,) = [r for r in rows if r["pair"] == "saliency vs grad_cam" and r["metric"] == "euclidean"]
+    (sal,) = [
+        r
+        for r in rows
+        if r["pair"] == "saliency vs grad_cam"
+        and r["metric"] == "euclidean"
+        and r["n_segments"] == 49
+    ]
     assert sal["n"] + sal["nulls"] == len(want)
     assert sal["nulls"] == sum(v is None for v in want)
 
@@ -61,7 +70,7 @@ def test_stats_disagreement_csv_groups_by_several_keys(store, capsys):
         capsys, "stats", "disagreement", "-g", "model,correct", "-m", "euclidean", "-f", "csv"
     )
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert list(rows[0])[:3] == ["model", "correct", "metric"]
+    assert list(rows[0])[:5] == ["model", "correct", "n_segments", "k_frac", "metric"]
     assert {(r["model"], r["correct"]) for r in rows} == {
         ("digits-cnn", "False"),
         ("digits-cnn", "True"),

@@ -45,7 +45,9 @@ def stats_disagreement(
         "--group-by",
         "-g",
         help="comma-separated: pair, method_a, method_b, label, pred, correct, model, dataset,"
-        " job, superpixels, n_segments, k_frac, target (default: pair)",
+        " job, superpixels, n_segments, k_frac, target (default: pair); configuration keys"
+        " that vary"
+        " are always added unless --pool",
     ),
     metric: list[str] | None = typer.Option(
         None,
@@ -54,23 +56,44 @@ def stats_disagreement(
         help="metric names, comma-separated, or 'all' (default: feature_disagreement,"
         " sign_disagreement, euclidean, euclidean_abs)",
     ),
+    pool: bool = typer.Option(
+        False,
+        "--pool",
+        help="pool over configurations (model, dataset, superpixels, n_segments, k_frac,"
+        " target, method parameters) instead of grouping by those that vary; the title says so",
+    ),
+    compare: str | None = typer.Option(
+        None,
+        "--compare",
+        "-c",
+        help="a key with two values (e.g. correct): difference of means with Welch's 95%"
+        " interval, Mann-Whitney U p-value and rank-biserial effect size per group",
+    ),
     fmt: str = FormatOpt,
 ) -> None:
-    """Per group and metric: n, NULLs, mean, sample std (ddof=1), min, p25, median, p75, max.
+    """Per group and metric: n, NULLs, mean with its 95% interval, sample std (ddof=1),
+    min, p25, median, p75, max, and why the NULLs are NULL.
 
-    Percentiles interpolate linearly between order statistics (numpy's default,
-    PostgreSQL's percentile_cont); NULLs are excluded and counted."""
-    from xaiq.db.queries import disagreement_stats, parse_names
-    from xaiq.db.summary import STAT_COLUMNS
+    Never pools silently: every configuration key (model, dataset, superpixels, n_segments,
+    k_frac, target; job when method parameters differ) that takes more than one value in the
+    selected jobs is added to the groups, unless --pool. Interval: mean +- t(0.975, n-1) *
+    std / sqrt(n) (Student-t). Percentiles interpolate linearly between order statistics
+    (numpy's default, PostgreSQL's percentile_cont); NULLs are excluded and counted."""
+    from xaiq.db.compare import compare_table
+    from xaiq.db.stats_table import disagreement_table
 
     out_fmt = _format(fmt)
     keys = group_by if group_by is not None else ["pair"]
-    rows = disagreement_stats(_engine(), job, keys, metric)
-    cols = [*parse_names(keys), "metric", *STAT_COLUMNS]
-    if not rows and out_fmt is OutputFormat.table:
+    if compare is not None:
+        table = compare_table(_engine(), job, keys, compare, metric, pool=pool)
+    else:
+        table = disagreement_table(_engine(), job, keys, metric, pool=pool)
+    if not table.rows and out_fmt is OutputFormat.table:
         info("no disagreement rows match")
         return
-    emit(rows, out_fmt, title="disagreement", columns=cols)
+    if table.grouping.added and out_fmt is not OutputFormat.table:
+        info(f"grouped by the configuration keys that vary: {', '.join(table.grouping.added)}")
+    emit(table.rows, out_fmt, title=table.title, columns=table.columns)
 
 
 @stats_app.command("attack")

@@ -29,10 +29,15 @@ from sqlalchemy.dialects.postgresql import array as pg_array
 from sqlalchemy.sql.elements import ColumnElement
 
 from xaiq.db.errors import NotFoundError, QueryError
+from xaiq.db.glossary import clip_to_range
+from xaiq.db.intervals import mean_interval
 from xaiq.db.models import METRIC_COLUMNS, AttackResult, Disagreement, Job, SampleRow
 from xaiq.db.summary import QUANTILES, STAT_COLUMNS, GroupedColumns, summarize
 
 DEFAULT_METRICS = ("feature_disagreement", "sign_disagreement", "euclidean", "euclidean_abs")
+# the columns of a disagreement statistic: STAT_COLUMNS with the mean's 95% Student-t
+# interval (xaiq.db.intervals.mean_interval, from n, mean and std alone) after the mean
+DISAGREEMENT_COLUMNS = ("n", "nulls", "mean", "ci_low", "ci_high", *STAT_COLUMNS[3:])
 _CHUNK = 65_536
 _MAX_CODED = 256  # more distinct groups than this: fetch the keys themselves
 
@@ -181,7 +186,12 @@ def disagreement_stats(
     *,
     strategy: str | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per (group, metric): the group's keys, ``metric`` and :data:`STAT_COLUMNS`.
+    """One row per (group, metric): the group's keys, ``metric`` and
+    :data:`DISAGREEMENT_COLUMNS` (:data:`STAT_COLUMNS` plus ``ci_low``/``ci_high``, the
+    mean's 95% Student-t interval, clipped to the metric's range; NULL when n < 2).
+
+    This groups by exactly the keys given: the pooling rule (configuration keys added
+    unless pooling) is :func:`xaiq.db.grouping.resolve_grouping`'s, applied by callers.
 
     ``job_ids``: restrict to these jobs (each must exist), default all. ``group_by``: words
     of :data:`DISAGREEMENT_KEYS` (``pair`` prints as ``"a vs b"``); empty = one overall
@@ -205,7 +215,9 @@ def disagreement_stats(
     for raw, stats in sorted(groups, key=lambda g: _sort_key(g[0])):
         key_values = _key_values(raw, keys, DISAGREEMENT_KEYS)
         for name, st in zip(names, stats, strict=True):
-            rows.append({**key_values, "metric": name, **st})
+            ci = mean_interval(st["n"], st["mean"], st["std"])
+            low, high = clip_to_range(name, *ci) if ci is not None else (None, None)
+            rows.append({**key_values, "metric": name, **st, "ci_low": low, "ci_high": high})
     return rows
 
 

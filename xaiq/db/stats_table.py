@@ -1,0 +1,103 @@
+"""``xaiq stats disagreement`` as data: the pooling rule, intervals and NULL reasons together.
+
+:func:`disagreement_table` is what the CLI, the report and :mod:`xaiq.results` call: the
+group-by keys of :func:`xaiq.db.grouping.resolve_grouping`, the statistics of
+:func:`xaiq.db.queries.disagreement_stats` (with each mean's 95% interval) and, per metric,
+why its NULLs are NULL.
+
+NULL reasons follow the metric contract (DESIGN.md §4): a NULL ``euclidean`` or
+``euclidean_abs`` means one of the two maps is all zero (``zero map``); a NULL top-k or
+rank metric means one map has no ranking — all zero (then the euclidean distance is NULL
+too: ``zero map``) or of constant magnitude (``constant |map|``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, case, func
+
+from xaiq.db.grouping import Grouping, resolve_grouping
+from xaiq.db.models import Disagreement
+from xaiq.db.queries import (
+    DISAGREEMENT_COLUMNS,
+    DISAGREEMENT_KEYS,
+    _grouped_select,
+    _key_values,
+    check_jobs,
+    check_metrics,
+    disagreement_stats,
+)
+
+DISTANCES = ("euclidean", "euclidean_abs")
+
+
+@dataclass(frozen=True)
+class StatsTable:
+    """Rows (dicts), the columns to show in order, the title, and the grouping used."""
+
+    rows: list[dict[str, Any]]
+    columns: list[str]
+    title: str
+    grouping: Grouping
+
+
+def null_reasons(
+    engine: Engine, job_ids: list[int], keys: list[str], metrics: list[str]
+) -> dict[tuple[Any, ...], dict[str, str]]:
+    """``{(key values..., metric): "zero map 3, constant |map| 12"}`` for the groups that
+    hold NULLs. One grouped counting query (bound columns only)."""
+    cols, base = _grouped_select(Disagreement, keys, DISAGREEMENT_KEYS, job_ids)
+    zero = Disagreement.euclidean.is_(None)
+    aggs = []
+    for m in metrics:
+        col = getattr(Disagreement, m)
+        aggs.append(func.count(case((col.is_(None) & zero, 1))))
+        aggs.append(func.count(case((col.is_(None) & ~zero, 1))))
+    stmt = base.add_columns(*cols, *aggs)
+    if cols:
+        stmt = stmt.group_by(*cols)
+    out: dict[tuple[Any, ...], dict[str, str]] = {}
+    nk = len(cols)
+    with engine.connect() as conn:
+        for row in conn.execute(stmt):
+            kv = _key_values(tuple(row[:nk]), keys, DISAGREEMENT_KEYS)
+            for j, m in enumerate(metrics):
+                z, c = int(row[nk + 2 * j]), int(row[nk + 2 * j + 1])
+                parts = ([f"zero map {z}"] if z else []) + ([f"constant |map| {c}"] if c else [])
+                if m in DISTANCES and c:  # not possible under the contract: say so plainly
+                    parts[-1] = f"other {c}"
+                if parts:
+                    out[(*(kv[k] for k in keys), m)] = {"null_reason": ", ".join(parts)}
+    return out
+
+
+def disagreement_table(
+    engine: Engine,
+    job_ids: Iterable[int] | None = None,
+    group_by: str | Iterable[str] | None = ("pair",),
+    metrics: str | Iterable[str] | None = None,
+    *,
+    pool: bool = False,
+) -> StatsTable:
+    """Statistics per group and metric under the pooling rule, with intervals and NULL
+    reasons (module doc). Columns: the keys, ``metric``, :data:`DISAGREEMENT_COLUMNS`,
+    ``null_reason``."""
+    jobs = check_jobs(engine, job_ids)
+    names = check_metrics(metrics)
+    grouping = resolve_grouping(engine, jobs, group_by, pool=pool)
+    rows = disagreement_stats(engine, jobs, grouping.keys, names)
+    if any(r["nulls"] for r in rows):
+        reasons = null_reasons(engine, jobs, grouping.keys, names)
+    else:
+        reasons = {}
+    for r in rows:
+        key = (*(r[k] for k in grouping.keys), r["metric"])
+        r["null_reason"] = reasons.get(key, {}).get("null_reason", "")
+    columns = [*grouping.keys, "metric", *DISAGREEMENT_COLUMNS, "null_reason"]
+    return StatsTable(rows, columns, grouping.title("disagreement"), grouping)
+
+
+__all__ = ["StatsTable", "disagreement_table", "null_reasons"]
