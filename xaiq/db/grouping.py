@@ -2,12 +2,12 @@
 
 A disagreement row belongs to a *configuration*: the model and dataset of its job, the
 superpixel method, ``n_segments``, ``k_frac`` and explained class (``target``) of the row,
-and the job's method parameters. Averaging across configurations (two superpixel counts of a sweep, two models)
-gives a number that describes none of them, so :func:`resolve_grouping` adds every
-configuration key that takes more than one value in the selected jobs to the user's
-group-by keys. Keys with a single value are reported as constants (they go into the
-table's title). With ``pool=True`` nothing is added and the varying keys are reported as
-*pooled*, and the title says so.
+and the job's method parameters. Averaging across configurations (two superpixel counts
+of a sweep, two models) gives a number that describes none of them, so
+:func:`resolve_grouping` adds every configuration key that takes more than one value in
+the selected jobs to the user's group-by keys. Keys with a single value are reported as
+constants (they go into the table's title). With ``pool=True`` nothing is added, the
+varying keys are reported as *pooled*, and the title says so.
 
 Method parameters (``rise.n_masks=1000`` in one job, 4000 in another) are not a column:
 when they differ between the selected jobs, ``job`` is added as the key that separates
@@ -64,8 +64,9 @@ class Grouping:
     def title(self, what: str) -> str:
         """``what`` plus the constant configuration and, when pooling, what was pooled."""
         parts = [what]
-        if self.constant:
-            parts.append(", ".join(f"{k} {_show(v)}" for k, v in self.constant.items()))
+        shown = {k: v for k, v in self.constant.items() if v is not None}
+        if shown:
+            parts.append(", ".join(f"{k} {_show(v)}" for k, v in shown.items()))
         if self.pooled:
             pooled = "; ".join(
                 f"{k} ({', '.join(_show(v) for v in vals)})" for k, vals in self.pooled.items()
