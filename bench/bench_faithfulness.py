@@ -1,0 +1,63 @@
+"""Deletion/insertion (the RISE paper's causal metrics): step-image throughput against the
+plain forward of the very batches it fed the model.
+
+Row: ``deletion_insertion`` over digits with an IG-like map (random here: the speed does not
+depend on the order), the default step (one row, 28 steps, 29 points per game, both games),
+against :class:`bench.baselines.limits.RecordedForwards` replaying its batches. Target >= 0.9:
+making the step images on the fly (a comparison of ranks and a ``where`` per batch) costs at
+most a tenth of the model's own forward.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from bench.baselines.limits import RecordedForwards
+from bench.common import digits_inputs, digits_model, require
+from bench.harness import MIB, Context, Row, Skip, Target, rate_row
+
+
+def _row(ctx: Context, images: int) -> Row:
+    faith = require("xaiq.xai.faithfulness", "deletion_insertion")
+    rise = require("xaiq.xai.rise", "default_batch_size")
+    x, _labels, _ = digits_inputs(ctx, images)
+    module = digits_model(ctx)
+    with torch.no_grad():
+        t = module(x).argmax(dim=1)
+    maps = torch.randn(x.shape[0], *x.shape[2:], generator=torch.Generator().manual_seed(0))
+    bs = ctx.batch_size(x[0].numel() * 4 * 8, rise.default_batch_size(x.shape[1:]))
+    result: dict[str, object] = {}
+
+    def library() -> None:
+        with ctx.autocast():
+            result["r"] = faith.deletion_insertion(module, x, maps.to(x.device), t, batch_size=bs)
+
+    recorded = RecordedForwards(module, library, 256 * MIB)
+
+    def limit() -> None:
+        with ctx.autocast():
+            recorded.replay()
+
+    tm = ctx.time({"lib": library, "limit": limit}, reps=ctx.pick(None, 5))
+    steps = int(result["r"].n_steps[0])  # type: ignore[attr-defined]
+    tag = f"({images} img x 2 games x {steps + 1} steps)"
+    return rate_row(
+        f"deletion/insertion digits-cnn {tag} vs plain forward",
+        recorded.rows,
+        tm["lib"],
+        recorded.replay_rows,
+        tm["limit"],
+        unit="step img/s",
+        baseline_name=f"plain forward of the step images, batch {bs}",
+        targets=(Target(">=", 0.9),),
+    )
+
+
+def run(ctx: Context) -> list[Row]:
+    label = "deletion/insertion"
+    if not ctx.wants(label):
+        return []
+    try:
+        return [_row(ctx, ctx.pick(32, 300))]
+    except Skip as exc:
+        return [Row(name=label, skipped=str(exc))]
