@@ -362,3 +362,56 @@ class Heartbeat(Base):
     component: Mapped[str] = mapped_column(String(64), primary_key=True)
     owner: Mapped[str] = mapped_column(String(255))
     last_seen: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class StatsDigest(Base):
+    """A finished job's statistics digest is built (see :mod:`xaiq.db.digest`): valid while
+    ``finished_at`` equals the job's own (a job run again gets a new one)."""
+
+    __tablename__ = "stats_digests"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    finished_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    built_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    rows: Mapped[int] = mapped_column(BigInteger)  # disagreement rows summarised
+    seconds: Mapped[float] = mapped_column(Float)  # how long the build took
+
+
+class DigestCell(Base):
+    """The exact statistics of one metric over one cell of a finished job: its rows of one
+    method pair and one superpixel configuration (the finest grouping made of job-level
+    keys). Columns as :data:`xaiq.db.summary.STAT_COLUMNS`."""
+
+    __tablename__ = "stats_digest_cells"
+    __table_args__ = (
+        UniqueConstraint(
+            "job_id",
+            "method_a",
+            "method_b",
+            "superpixels",
+            "n_segments",
+            "k_frac",
+            "metric",
+            name="uq_digest_cell",
+        ),
+    )
+
+    id: Mapped[IntPK]
+    job_id: Mapped[int] = mapped_column(
+        ForeignKey("stats_digests.job_id", ondelete="CASCADE"), index=True
+    )
+    method_a: Mapped[Name]
+    method_b: Mapped[Name]
+    superpixels: Mapped[str] = mapped_column(String(32))
+    n_segments: Mapped[int] = mapped_column(Integer)
+    k_frac: Mapped[float] = mapped_column(Float)
+    metric: Mapped[str] = mapped_column(String(64))
+    n: Mapped[int] = mapped_column(BigInteger)
+    nulls: Mapped[int] = mapped_column(BigInteger)
+    mean: Mapped[OptFloat]
+    std: Mapped[OptFloat]
+    min: Mapped[OptFloat]
+    p25: Mapped[OptFloat]
+    median: Mapped[OptFloat]
+    p75: Mapped[OptFloat]
+    max: Mapped[OptFloat]

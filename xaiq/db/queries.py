@@ -12,6 +12,10 @@ Two execution paths give the same numbers (tested against numpy on both backends
 - SQLite (no percentile function; its sorter is the bottleneck): one unsorted streaming
   query, the values grouped and summarised in numpy on the client (O(values) memory,
   8 bytes per value; one scan, no SQL sort).
+
+Before either, finished jobs are answered from their stored digests when every group is
+one cell (a method pair under one configuration of one job): the statistics the exact path
+computed once, at the job's end (:mod:`xaiq.db.digest`).
 """
 
 from __future__ import annotations
@@ -196,21 +200,31 @@ def disagreement_stats(
     ``job_ids``: restrict to these jobs (each must exist), default all. ``group_by``: words
     of :data:`DISAGREEMENT_KEYS` (``pair`` prints as ``"a vs b"``); empty = one overall
     group. ``metrics``: names of ``METRIC_COLUMNS`` or ``all`` (default
-    :data:`DEFAULT_METRICS`). ``strategy``: ``"sql"`` (server-side, PostgreSQL only) or
-    ``"client"``; default per backend as in the module docstring.
+    :data:`DEFAULT_METRICS`). ``strategy``: ``"digest"`` (the stored per-cell statistics of
+    finished jobs, :mod:`xaiq.db.digest`), ``"sql"`` (server-side, PostgreSQL only) or
+    ``"client"``; default: the digest when it can answer, else per backend as in the module
+    docstring.
     """
     keys = check_group_by(group_by, DISAGREEMENT_KEYS)
     names = check_metrics(metrics)
     jobs = check_jobs(engine, job_ids)
     cols, base = _grouped_select(Disagreement, keys, DISAGREEMENT_KEYS, jobs)
     values = [getattr(Disagreement, m) for m in names]
-    strategy = strategy or ("sql" if engine.dialect.name == "postgresql" else "client")
-    if strategy == "sql":
-        groups = _stats_sql(engine, cols, base, values)
-    elif strategy == "client":
-        groups = _stats_client(engine, cols, base, values)
-    else:
-        raise QueryError(f"unknown stats strategy {strategy!r}; known: sql, client")
+    groups = None
+    if strategy in (None, "digest"):
+        from xaiq.db.digest import digest_groups
+
+        groups = digest_groups(engine, cols, jobs, names)
+        if groups is None and strategy == "digest":
+            raise QueryError("no digest can answer this query (see xaiq.db.digest)")
+    if groups is None:
+        strategy = strategy or _default_strategy(engine)
+        if strategy == "sql":
+            groups = _stats_sql(engine, cols, base, values)
+        elif strategy == "client":
+            groups = _stats_client(engine, cols, base, values)
+        else:
+            raise QueryError(f"unknown stats strategy {strategy!r}; known: digest, sql, client")
     rows: list[dict[str, Any]] = []
     for raw, stats in sorted(groups, key=lambda g: _sort_key(g[0])):
         key_values = _key_values(raw, keys, DISAGREEMENT_KEYS)
@@ -219,6 +233,21 @@ def disagreement_stats(
             low, high = clip_to_range(name, *ci) if ci is not None else (None, None)
             rows.append({**key_values, "metric": name, **st, "ci_low": low, "ci_high": high})
     return rows
+
+
+def _default_strategy(engine: Engine) -> str:
+    return "sql" if engine.dialect.name == "postgresql" else "client"
+
+
+def exact_groups(
+    engine: Engine, cols: list[ColumnElement[Any]], where: ColumnElement[bool], values: list[Any]
+) -> list[tuple[tuple, list[dict[str, Any]]]]:
+    """The exact path (the backend's default strategy) over the disagreement rows matching
+    ``where``, grouped by ``cols``: ``[(raw key, [stats per value column])]``."""
+    base = select().select_from(Disagreement).where(where)
+    if _default_strategy(engine) == "sql":
+        return _stats_sql(engine, cols, base, values)
+    return _stats_client(engine, cols, base, values)
 
 
 def _stats_client(

@@ -9,14 +9,21 @@ with a fraction of NULLs (the "undefined" case of the metric contract). PostgreS
 
 from __future__ import annotations
 
-import io
 import itertools
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 from sqlalchemy import Engine, bindparam, insert
 
-from xaiq.db.models import METRIC_COLUMNS, Disagreement, Job, JobKind, JobStatus, SampleRow
+from xaiq.db.models import (
+    METRIC_COLUMNS,
+    Disagreement,
+    Job,
+    JobKind,
+    JobStatus,
+    SampleRow,
+    utcnow,
+)
 
 DEFAULT_METHODS = ("integrated_gradients", "saliency", "grad_cam", "rise")
 _CHUNK = 50_000
@@ -70,6 +77,7 @@ def insert_synthetic_disagreements(
                 {
                     "kind": JobKind.disagreement,
                     "status": JobStatus.succeeded,
+                    "finished_at": utcnow(),
                     "spec": spec,
                     "dataset": dataset,
                     "model": model,
@@ -119,7 +127,7 @@ def insert_synthetic_disagreements(
                 .compile(dialect=conn.dialect)
             )
             for chunk in chunks:  # plain DBAPI executemany: tuples, no per-row dicts
-                conn.exec_driver_sql(sql, chunk)
+                conn.exec_driver_sql(sql, list(zip(*chunk, strict=True)))
     return int(job_id)
 
 
@@ -130,13 +138,16 @@ def _row_chunks(
     rng: np.random.Generator,
     null_frac: float,
     k: int,
-) -> Iterator[list[tuple]]:
+) -> Iterator[list[list]]:
+    """Chunks of rows as columns (lists in the order of the insert's column list; ``None``
+    for NULL), so rows and COPY text are assembled by C-level ``zip``/``join``."""
     n_pairs = len(pairs)
     for start in range(0, n_rows, _CHUNK):
         stop = min(n_rows, start + _CHUNK)
+        n = stop - start
         idx = np.arange(start, stop)
         pair_id = idx % n_pairs
-        values: dict[str, list[float | None]] = {}
+        metric_cols: list[list] = []
         for m in METRIC_COLUMNS:
             centre = 0.3 + 0.5 * pair_id / max(1, n_pairs - 1)  # pairs differ on purpose
             x = np.clip(rng.normal(centre, 0.2), 0.0, 1.0)
@@ -144,34 +155,28 @@ def _row_chunks(
                 x = np.round(x * k) / k
             if m.startswith("euclidean"):
                 x = x * (2.0 if m == "euclidean" else np.sqrt(2.0))
-            col: list[float | None] = x.tolist()
-            for j in np.flatnonzero(rng.random(len(idx)) < null_frac):
+            col: list = x.tolist()
+            for j in np.flatnonzero(rng.random(n) < null_frac).tolist():
                 col[j] = None
-            values[m] = col
-        metric_cols = [values[m] for m in METRIC_COLUMNS]
+            metric_cols.append(col)
         yield [
-            (
-                job_id,
-                int(i // n_pairs),
-                *pairs[int(p)],
-                "grid",
-                49,
-                0.05,
-                49,
-                k,
-                *(c[r] for c in metric_cols),
-            )
-            for r, (i, p) in enumerate(zip(idx, pair_id, strict=True))
+            [job_id] * n,
+            (idx // n_pairs).tolist(),
+            [pairs[p][0] for p in pair_id.tolist()],
+            [pairs[p][1] for p in pair_id.tolist()],
+            ["grid"] * n,
+            [49] * n,
+            [0.05] * n,
+            [49] * n,
+            [k] * n,
+            *metric_cols,
         ]
 
 
-def _copy_postgres(conn, columns: list[str], chunks: Iterator[list[tuple]]) -> None:  # noqa: ANN001
+def _copy_postgres(conn, columns: list[str], chunks: Iterator[list[list]]) -> None:  # noqa: ANN001
     raw = conn.connection.driver_connection  # psycopg.Connection
     cols = ", ".join(columns)  # fixed column names from the schema, never user input
     with raw.cursor() as cur, cur.copy(f"COPY disagreements ({cols}) FROM STDIN") as copy:
         for chunk in chunks:
-            buf = io.StringIO()
-            for row in chunk:
-                buf.write("\t".join("\\N" if v is None else str(v) for v in row))
-                buf.write("\n")
-            copy.write(buf.getvalue())
+            text = [[r"\N" if v is None else str(v) for v in col] for col in chunk]
+            copy.write("\n".join(map("\t".join, zip(*text, strict=True))) + "\n")

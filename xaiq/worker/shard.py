@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from xaiq.db.digest import build_digest_quietly
 from xaiq.db.jobs import (
     Claim,
     claim_shard,
@@ -27,7 +28,7 @@ from xaiq.db.jobs import (
     finalize_job,
     renew_lease,
 )
-from xaiq.db.models import ShardStatus
+from xaiq.db.models import Job, ShardStatus
 from xaiq.db.session import write_session
 
 DEFAULT_LEASE_SECONDS = 120.0
@@ -179,8 +180,12 @@ def _finalise_quietly(engine: Engine, job_id: int) -> None:
     """The worker that finishes a job's last shard finalises it at once. The scheduler stays
     the backstop: finalising is idempotent and a no-op while shards are unfinished, so a
     failure here is not retried."""
+    finished = False
     with contextlib.suppress(Exception), write_session(engine) as session:
         finalize_job(session, job_id)
+        finished = session.get(Job, job_id).finished_at is not None  # type: ignore[union-attr]
+    if finished:  # committed: the job's rows are final, summarise them for the stats
+        build_digest_quietly(engine, job_id)
 
 
 def process_shard(
