@@ -1,20 +1,21 @@
 """Statistics digests: the exact statistics of a finished job, per cell, kept in the store.
 
-A *cell* is one method pair under one superpixel configuration of one job (``job_id,
-method_a, method_b, superpixels, n_segments, k_frac``): the finest grouping made only of
-job-level keys. Once a job has finished its disagreement rows no longer change, so
-:func:`build_digest` computes, once, every statistic of :data:`STAT_COLUMNS` for every
-metric of every cell with the exact query path of :mod:`xaiq.db.queries` (server-side on
-PostgreSQL, numpy on SQLite) and stores them in ``stats_digest_cells``.
+A *cell* is one method pair under one superpixel configuration and one explained class of
+one job (``job_id, method_a, method_b, superpixels, n_segments, k_frac, target_kind``): the
+finest grouping made only of job-level keys. Once a job has finished its disagreement rows
+no longer change, so :func:`build_digest` computes, once, every statistic of
+:data:`STAT_COLUMNS` for every metric of every cell with the exact query path of
+:mod:`xaiq.db.queries` (server-side on PostgreSQL, numpy on SQLite) and stores them in
+``stats_digest_cells``.
 
 :func:`digest_groups` then answers a stats query from those rows when every group it asks
-for is exactly one cell (grouping by ``pair`` or ``method_a, method_b`` plus the
-configuration keys that vary, ``job``, ``model``, ``dataset``): a few hundred rows read
-instead of every value, so the time no longer grows with the number of rows, and the
-numbers are the ones the exact path gives (they were computed by it). Any other grouping
-(sample-level keys such as ``label``, or groups that pool cells: quantiles cannot be
-merged exactly) and any job not finished returns ``None``, and the caller runs the exact
-path.
+for is exactly one cell: grouping by ``pair`` (or ``method_a, method_b``) plus the
+configuration keys that vary, which is what :mod:`xaiq.db.grouping` asks for by default,
+optionally with ``job``, ``model``, ``dataset``. A few hundred rows are read instead of
+every value, so the time no longer grows with the number of rows, and the numbers are the
+ones the exact path gives (it computed them). Any other grouping (sample-level keys such
+as ``label``; groups that pool cells, whose quantiles cannot be merged exactly) and any job
+not finished returns ``None``, and the caller runs the exact path.
 
 A digest is valid while its ``finished_at`` equals the job's: a job that runs again (retry,
 resume) is unfinished meanwhile and gets a new ``finished_at`` when it ends, so a stale
@@ -42,7 +43,15 @@ from xaiq.db.models import (
 )
 from xaiq.db.summary import STAT_COLUMNS
 
-CELL_FIELDS = ("job_id", "method_a", "method_b", "superpixels", "n_segments", "k_frac")
+CELL_FIELDS = (
+    "job_id",
+    "method_a",
+    "method_b",
+    "superpixels",
+    "n_segments",
+    "k_frac",
+    "target_kind",
+)
 # the columns a group key may read for a digest to answer it: ``(table, column) -> field``
 _FIELD_OF = {
     **{("disagreements", f): f for f in CELL_FIELDS},

@@ -379,8 +379,8 @@ class StatsDigest(Base):
 
 class DigestCell(Base):
     """The exact statistics of one metric over one cell of a finished job: its rows of one
-    method pair and one superpixel configuration (the finest grouping made of job-level
-    keys). Columns as :data:`xaiq.db.summary.STAT_COLUMNS`."""
+    method pair, one superpixel configuration and one explained class (the finest grouping
+    made of job-level keys). Columns as :data:`xaiq.db.summary.STAT_COLUMNS`."""
 
     __tablename__ = "stats_digest_cells"
     __table_args__ = (
@@ -391,6 +391,7 @@ class DigestCell(Base):
             "superpixels",
             "n_segments",
             "k_frac",
+            "target_kind",
             "metric",
             name="uq_digest_cell",
         ),
@@ -405,6 +406,7 @@ class DigestCell(Base):
     superpixels: Mapped[str] = mapped_column(String(32))
     n_segments: Mapped[int] = mapped_column(Integer)
     k_frac: Mapped[float] = mapped_column(Float)
+    target_kind: Mapped[TargetKind]
     metric: Mapped[str] = mapped_column(String(64))
     n: Mapped[int] = mapped_column(BigInteger)
     nulls: Mapped[int] = mapped_column(BigInteger)

@@ -1,7 +1,7 @@
 """stats digests: exact per-cell statistics of finished jobs
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-12-02 13:50:00
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("superpixels", sa.String(length=32), nullable=False),
         sa.Column("n_segments", sa.Integer(), nullable=False),
         sa.Column("k_frac", sa.Float(), nullable=False),
+        sa.Column("target_kind", sa.String(length=8), nullable=True),
         sa.Column("metric", sa.String(length=64), nullable=False),
         sa.Column("n", sa.BigInteger(), nullable=False),
         sa.Column("nulls", sa.BigInteger(), nullable=False),
@@ -55,6 +56,7 @@ def upgrade() -> None:
             "superpixels",
             "n_segments",
             "k_frac",
+            "target_kind",
             "metric",
             name="uq_digest_cell",
         ),
