@@ -110,7 +110,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help="first N digits")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    ids = run(args.limit)
+    import typer
+
+    try:
+        ids = run(args.limit)
+    except typer.Exit as stop:  # Ctrl-C: the job is interrupted, its line says how to resume
+        raise SystemExit(stop.exit_code) from None
     summary(ids)
     from xaiq.cli.query import finish_demo  # the read side: stats tables and HTML reports
 

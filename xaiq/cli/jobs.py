@@ -158,62 +158,46 @@ def submit_cmd(
     _print_progress(result, as_json)
 
 
-def _bar(quiet: bool):  # noqa: ANN202 - rich Progress
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    from xaiq.cli.output import err_console
-
-    return Progress(
-        TextColumn("job {task.fields[job]} [{task.fields[status]}]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        disable=quiet,
-        transient=False,
-    )
-
-
 def run_local_with_progress(job_id: int, device: str | None, quiet: bool) -> dict[str, Any]:
-    from xaiq.db.jobs import job_progress
-    from xaiq.db.session import read_session
-    from xaiq.worker.local import run_local
+    """See :func:`xaiq.cli.progress.run_local_with_progress` (kept here for the demo)."""
+    from xaiq.cli.progress import run_local_with_progress as run
 
-    with read_session() as session:
-        first = job_progress(session, job_id)
-    with _bar(quiet) as bar:
-        task = bar.add_task("run", total=first["n_samples"], job=job_id, status="running")
+    return run(job_id, device, quiet)
 
-        def update(p: dict[str, Any]) -> None:
-            bar.update(task, completed=p["samples_finished"], status=p["status"])
 
-        result = run_local(job_id, device=device, progress=update)
-        update(result)
-    return result
+def reap_local(job_id: int | None = None) -> None:
+    """Any command that looks at jobs first reaps in-process jobs whose process is gone."""
+    from rich.markup import escape
+
+    from xaiq.db.lifecycle import reap_orphans
+    from xaiq.db.session import get_engine
+
+    for orphan in reap_orphans(get_engine(), job_id):
+        who = f"process {escape(orphan.owner)}" if orphan.owner else "its process"
+        info(
+            f"job {orphan.job_id}: {who} is gone; marked interrupted "
+            f"(resume with `xaiq resume {orphan.job_id}`)"
+        )
 
 
 def _wait(job_id: int, timeout: float | None, quiet: bool, interval: float = 0.5) -> dict:
+    """Poll the job until it finishes (or is interrupted: an in-process job whose process
+    is gone is reaped on the way, so this never waits for an orphan)."""
+    from xaiq.cli.progress import ProgressView
     from xaiq.db.jobs import job_progress
     from xaiq.db.session import read_session
 
     deadline = None if timeout is None else time.monotonic() + timeout
-    with _bar(quiet) as bar:
-        task = None
+    last_reap = -float("inf")
+    with ProgressView(quiet) as view:
         while True:
+            if time.monotonic() - last_reap >= 2.0:
+                reap_local(job_id)
+                last_reap = time.monotonic()
             with read_session() as session:
                 p = job_progress(session, job_id)
-            if task is None:
-                task = bar.add_task("wait", total=p["n_samples"], job=job_id, status=p["status"])
-            bar.update(task, completed=p["samples_finished"], status=p["status"])
-            if p["finished_at"] is not None:
+            view.update(p)
+            if p["finished_at"] is not None or p["status"] == "interrupted":
                 return p
             if deadline is not None and time.monotonic() > deadline:
                 raise CliError(f"job {job_id} still {p['status']} after {timeout:g} s")
@@ -237,12 +221,26 @@ def _print_progress(p: dict[str, Any], as_json: bool) -> None:
 
 @app.command("status")
 def status_cmd(job: int = typer.Argument(..., help="job id"), as_json: bool = JsonOpt) -> None:
-    """Progress of a job: shards per status, samples done/failed, rate, ETA."""
+    """Progress of a job: shards per status, samples done/failed (and the first failures),
+    rate, ETA."""
     from xaiq.db.jobs import job_progress
+    from xaiq.db.lifecycle import job_errors
     from xaiq.db.session import read_session
 
+    reap_local(job)
     with read_session() as session:
-        _print_progress(job_progress(session, job), as_json)
+        p = job_progress(session, job)
+        first = (
+            job_errors(session, job, limit=5)
+            if p["samples_failed"] or p["shards"]["failed"]
+            else []
+        )
+    if as_json:
+        emit_json({**p, "first_errors": first})
+        return
+    _print_progress(p, as_json)
+    if first:
+        emit(first, OutputFormat.table, title=f"first failures (all: `xaiq errors {job}`)")
 
 
 @app.command("list")
@@ -260,6 +258,7 @@ def list_cmd(
     for s in wanted or []:
         if s not in JobStatus.__members__:
             raise CliError(f"unknown job status {s!r}; known: {', '.join(JobStatus.__members__)}")
+    reap_local()
     with read_session() as session:
         rows = []
         for job in jobs_list(session, limit, wanted):
@@ -291,19 +290,25 @@ def wait_cmd(
     timeout: float = typer.Option(None, "--timeout", help="give up after N seconds"),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Wait for a job to finish, with a progress bar; exit 1 unless it succeeded."""
+    """Wait for a job to finish, with a progress bar (a plain line every few seconds when
+    not on a terminal); exit 1 unless it succeeded. An in-process job whose process is gone
+    ends the wait at once, saying how to resume it."""
     p = _wait(job, timeout, quiet=as_json)
     _print_progress(p, as_json)
+    if p["status"] == "interrupted":
+        info(f"job {job} is interrupted (no live process runs it); resume: `xaiq resume {job}`")
     if p["status"] != "succeeded":
         raise typer.Exit(1)
 
 
 @app.command("cancel")
 def cancel_cmd(job: int = typer.Argument(..., help="job id"), as_json: bool = JsonOpt) -> None:
-    """Cancel a job: unstarted shards at once; running shards finish their attempt."""
+    """Cancel a job that has not finished: unstarted shards at once, running shards after
+    their current batch (their finished batches are kept)."""
     from xaiq.db.jobs import request_cancel
     from xaiq.db.session import get_engine
 
+    reap_local(job)
     counts = request_cancel(get_engine(), job)
     if as_json:
         emit_json({"job": job, "shards": counts})
@@ -321,15 +326,21 @@ def retry_cmd(
     device: str = typer.Option(None, "--device", help="device for --local"),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Re-run a job's failed (and cancelled) shards."""
+    """Re-run a job's failed (and cancelled) shards; an interrupted job is resumed."""
     from xaiq.db.jobs import get_job, reset_failed_shards
     from xaiq.db.session import get_engine, read_session
     from xaiq.scheduler.errors import JobStateError
     from xaiq.scheduler.submit import LOCAL_QUEUE
 
     engine = get_engine()
+    reap_local(job)
     with read_session(engine) as session:
         j = get_job(session, job)
+        if j.status.value == "interrupted":
+            from xaiq.cli.control import resume_job_here
+
+            resume_job_here(job, local=local, device=device, as_json=as_json)
+            return
         if j.finished_at is None:
             raise JobStateError(f"job {job} is still {j.status.value}; retry it once it finished")
         queue = j.queue
@@ -373,8 +384,12 @@ def worker_cmd(
     from xaiq.worker.celery_app import app as celery_app
 
     argv = ["worker", "-Q", ",".join(wanted), "-c", str(concurrency), "--loglevel", loglevel]
-    argv += ["--pool", "prefork", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    # -E: task events, so Flower and `celery events` see the workers and their tasks
+    argv += ["--pool", "prefork", "-E"]
     if name:
+        from celery.utils.nodenames import default_nodename, host_format
+
+        os.environ["XAIQ_WORKER_NAME"] = host_format(default_nodename(name))
         argv += ["-n", name]
     celery_app.worker_main(argv=argv)
 

@@ -8,7 +8,7 @@ import sys
 import click
 
 # importing a command module registers its commands on the app
-from xaiq.cli import attack_cmd, catalog, jobs, onefile, query  # noqa: F401
+from xaiq.cli import attack_cmd, catalog, control, jobs, onefile, query  # noqa: F401
 from xaiq.cli.app import app
 from xaiq.cli.errors import CliError
 from xaiq.cli.output import error_line
@@ -26,7 +26,9 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int):  # typer.Exit(n) comes back as a return value here
+            return code
     except click.exceptions.Abort:
         error_line("aborted")
         return 130

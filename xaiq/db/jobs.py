@@ -301,7 +301,8 @@ def shard_counts(session: Session, job_id: int) -> dict[str, int]:
 
 
 def job_progress(session: Session, job_id: int) -> dict[str, Any]:
-    """Progress of a job: shard counts, samples done/failed, rate (samples/s), ETA (s)."""
+    """Progress of a job: shard counts, samples finished (whole shards plus the finished
+    batches of unfinished ones), done/failed, rate (samples/s), ETA (s), owner."""
     job = get_job(session, job_id)
     shards = shard_counts(session, job_id)
     failed = session.scalar(select(func.count()).where(SampleErrorRow.job_id == job_id)) or 0
@@ -319,6 +320,16 @@ def job_progress(session: Session, job_id: int) -> dict[str, Any]:
         session.scalar(
             select(func.coalesce(func.sum(Shard.stop - Shard.start), 0)).where(
                 Shard.job_id == job_id, Shard.status.in_([ShardStatus.done, ShardStatus.failed])
+            )
+        )
+        or 0
+    )
+    # running (and interrupted) shards report the samples of their finished batches
+    finished_samples += (
+        session.scalar(
+            select(func.coalesce(func.sum(Shard.samples_done), 0)).where(
+                Shard.job_id == job_id,
+                Shard.status.not_in([ShardStatus.done, ShardStatus.failed]),
             )
         )
         or 0
@@ -347,6 +358,7 @@ def job_progress(session: Session, job_id: int) -> dict[str, Any]:
         "started_at": job.started_at,
         "finished_at": job.finished_at,
         "error": job.error,
+        "owner": job.owner,
     }
 
 

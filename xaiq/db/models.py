@@ -61,6 +61,9 @@ class JobStatus(enum.StrEnum):
     partial = "partial"  # finished, some shards failed or some samples errored
     failed = "failed"  # finished, nothing succeeded
     cancelled = "cancelled"
+    # stopped by its in-process owner (Ctrl-C, SIGTERM) or found without a live owner: the
+    # committed rows are kept, ``xaiq resume`` continues it. Not final (no ``finished_at``).
+    interrupted = "interrupted"
 
 
 class ShardStatus(enum.StrEnum):
@@ -96,6 +99,9 @@ class Job(Base):
     finished_at: Mapped[Timestamp]
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # the process running an in-process job (``host:pid``) and when it last said so
+    owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    owner_seen_at: Mapped[Timestamp]
 
 
 class Shard(Base):
@@ -118,6 +124,8 @@ class Shard(Base):
     started_at: Mapped[Timestamp]
     finished_at: Mapped[Timestamp]
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # samples of this shard whose rows are written or computed so far (progress by batch)
+    samples_done: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class SampleRow(Base):

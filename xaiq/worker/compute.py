@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from xaiq.db.jobs import Claim
 from xaiq.scheduler.spec import method_pairs
 from xaiq.worker.artifacts import artifact_relpath, load_array, save_array
+from xaiq.worker.checkpoint import Checkpoint, ShardInterrupted
 from xaiq.xai.datasets import Dataset, Sample, open_dataset
 from xaiq.xai.models import LoadedModel, load_model
 
@@ -396,8 +397,13 @@ def compute_shard(
     device: str | torch.device | None = None,
     root: Path | None = None,
     engine: Engine | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Every result row of ``claim``'s shard, by table name (see ``xaiq.db.jobs``)."""
+    """Every result row of ``claim``'s shard, by table name (see ``xaiq.db.jobs``).
+
+    ``checkpoint`` (called after each batch but the last) reports progress and may stop the
+    shard with :class:`~xaiq.worker.checkpoint.ShardInterrupted` carrying the rows so far;
+    its ``skip`` samples (already written) are left out."""
     from xaiq.db.session import artifact_root
 
     spec = claim.spec
@@ -405,17 +411,29 @@ def compute_shard(
     model = cached_model(spec["model"], device)
     dataset = cached_dataset(spec["dataset"])
     rows = ShardRows(claim.job_id, claim.attempt, engine)
-    indices = list(range(claim.start, claim.stop))
+    # samples written by an interrupted run of this shard are not computed again; they are
+    # whole leading batches, so the remaining batches are the ones an uninterrupted run makes
+    skip = checkpoint.skip if checkpoint is not None else set()
+    indices = [i for i in range(claim.start, claim.stop) if i not in skip]
+    done = (claim.stop - claim.start) - len(indices)
     for idx in indices:
         with contextlib.suppress(*SAMPLE_FAILURES):
             rows.keys[idx] = dataset.key(idx)
     kind = KINDS[claim.kind]
     size = int(spec.get("batch_size", 32))
     for lo in range(0, len(indices), size):
-        samples, errors = dataset.load_many(indices[lo : lo + size])
+        part = indices[lo : lo + size]
+        samples, errors = dataset.load_many(part)
         for idx, msg in errors.items():
             rows.error(idx, "load", msg)
         batch = _predict(model, samples, rows, target_kind_of(spec))
         if batch is not None:
             kind(claim, model, batch, rows, root)
+        done += len(part)
+        if checkpoint is not None and lo + size < len(indices):
+            try:
+                checkpoint(done)
+            except ShardInterrupted as stop:
+                stop.tables, stop.samples_done = rows.as_tables(), done
+                raise
     return rows.as_tables()

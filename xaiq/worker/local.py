@@ -1,18 +1,63 @@
 """The embedded executor: runs a job's shards in this process through the same shard
-function the Celery workers use (so the rows are the same), claiming them from the tables."""
+function the Celery workers use (so the rows are the same), claiming them from the tables.
+
+The process owns the job while it runs (``jobs.owner``, refreshed by a thread) so that
+another command can tell a running job from one whose process died. When ``stop`` is set
+(Ctrl-C) the running shard stops after its current batch, the batches done are written, and
+the job becomes ``interrupted``; ``xaiq resume`` continues it.
+"""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine
 
 from xaiq.db.jobs import finalize_job, get_job, job_progress, pending_shard_ids, reap_expired
+from xaiq.db.lifecycle import (
+    owner_stale_seconds,
+    release_job,
+    take_job,
+    this_owner,
+    touch_job,
+)
 from xaiq.db.session import get_engine, read_session, write_session
+from xaiq.worker.checkpoint import STOP
 from xaiq.worker.shard import ShardOutcome, owner_name, process_shard
 
 Progress = Callable[[dict[str, Any]], None]
+
+
+class _OwnerKeeper:
+    """Refreshes this process's claim on the job every sixth of the stale period."""
+
+    def __init__(self, engine: Engine, job_id: int, owner: str) -> None:
+        self.engine, self.job_id, self.owner = engine, job_id, owner
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="xaiq-owner", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(max(owner_stale_seconds() / 6, 0.2)):
+            try:
+                touch_job(self.engine, self.job_id, self.owner)
+            except Exception:  # a DB hiccup: the next refresh retries
+                continue
+
+    def __enter__(self) -> _OwnerKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def _report(engine: Engine, job_id: int, progress: Progress | None) -> None:
+    if progress is not None:
+        with read_session(engine) as session:
+            progress(job_progress(session, job_id))
 
 
 def run_local(
@@ -21,41 +66,56 @@ def run_local(
     engine: Engine | None = None,
     device: Any = None,
     progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> dict[str, Any]:
     """Run every pending shard of ``job_id`` here, then finalise the job.
 
-    ``progress`` is called with :func:`xaiq.db.jobs.job_progress` after each shard. A shard
-    that fails is retried (up to the job's ``max_attempts``) before the job is finalised;
-    cancellation (``xaiq cancel`` from another shell) is honoured between shards.
-    Returns the final progress dict. Tunes this process's allocator for the compute, as a
-    worker does (:func:`xaiq.xai.allocator.tune_host_allocator`).
+    ``progress`` is called with :func:`xaiq.db.jobs.job_progress` after each shard (the
+    shards report their progress per batch to the store, for anyone polling it). A shard that fails
+    is retried (up to the job's ``max_attempts``) before the job is finalised; cancellation
+    (``xaiq cancel`` from another shell) stops the running shard at its next batch. ``stop``
+    (default: :data:`xaiq.worker.checkpoint.STOP`) interrupts the job the same way and leaves
+    it ``interrupted``. Returns the final progress dict. Tunes this process's allocator for
+    the compute, as a worker does (:func:`xaiq.xai.allocator.tune_host_allocator`).
     """
     from xaiq.xai.allocator import tune_host_allocator
 
     tune_host_allocator()
     engine = engine or get_engine()
+    stop = stop if stop is not None else STOP
+    me = this_owner()
+    take_job(engine, job_id, me)
     owner = owner_name("local")
     outcomes: list[ShardOutcome] = []
-    while True:
-        reap_expired(engine, job_id)
-        with read_session(engine) as session:
-            if get_job(session, job_id).cancel_requested:
-                break
-            ids = pending_shard_ids(session, job_id)
-        if not ids:
-            break
-        for shard_id in ids:
-            with read_session(engine) as session:
-                if get_job(session, job_id).cancel_requested:
-                    break
-            outcomes.append(
-                process_shard(engine, shard_id, owner=owner, device=device, from_pending=True)
-            )
-            if progress is not None:
+    try:
+        with _OwnerKeeper(engine, job_id, me):
+            while not stop.is_set():
+                reap_expired(engine, job_id)
                 with read_session(engine) as session:
-                    progress(job_progress(session, job_id))
-    with write_session(engine) as session:
-        finalize_job(session, job_id)
+                    if get_job(session, job_id).cancel_requested:
+                        break
+                    ids = pending_shard_ids(session, job_id)
+                if not ids:
+                    break
+                for shard_id in ids:
+                    with read_session(engine) as session:
+                        if get_job(session, job_id).cancel_requested or stop.is_set():
+                            break
+                    outcomes.append(
+                        process_shard(
+                            engine,
+                            shard_id,
+                            owner=owner,
+                            device=device,
+                            from_pending=True,
+                            stop=stop,
+                        )
+                    )
+                    _report(engine, job_id, progress)
+            with write_session(engine) as session:
+                finalize_job(session, job_id)
+    finally:
+        release_job(engine, job_id, me, interrupted=True)
     with read_session(engine) as session:
         return job_progress(session, job_id)
 

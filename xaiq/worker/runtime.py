@@ -2,13 +2,20 @@
 
 Set up in each pool process after the fork (``worker_process_init``) so that no torch, CUDA
 or database state crosses a fork. ``xaiq worker`` passes its options through the environment:
-``XAIQ_DEVICE``, ``XAIQ_WORKER_QUEUES``, ``XAIQ_TORCH_THREADS``, ``XAIQ_HEARTBEAT_SECONDS``.
+``XAIQ_DEVICE``, ``XAIQ_WORKER_QUEUES``, ``XAIQ_TORCH_THREADS``, ``XAIQ_HEARTBEAT_SECONDS``,
+``XAIQ_WORKER_NAME`` (the Celery node name, ``--name``).
+
+Stopping: on a warm shutdown (SIGTERM or Ctrl-C to the worker) the main process forwards
+SIGTERM to its pool processes; a pool process running a shard then stops it after the current
+batch (its finished batches are written, the shard goes back to pending for another worker)
+instead of holding the shutdown for the rest of the shard. An idle pool process just exits.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import threading
 
@@ -32,7 +39,28 @@ class _State:
 
 
 def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """``<node name>:<pid>`` (node name from ``--name``, else the host name)."""
+    node = os.environ.get("XAIQ_WORKER_NAME") or socket.gethostname()
+    return f"{node}:{os.getpid()}"
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    from xaiq.worker.checkpoint import STOP
+
+    STOP.set()
+    if _State.current_shard is None:  # idle: nothing to save, leave as SIGTERM would
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+@signals.worker_shutting_down.connect
+def _on_shutting_down(**_: object) -> None:
+    """In the worker's main process: ask the pool processes to stop their shards."""
+    from billiard.process import active_children
+
+    for child in active_children():
+        with contextlib.suppress(Exception):
+            os.kill(child.pid, signal.SIGTERM)
 
 
 def _device() -> str | None:
@@ -78,6 +106,8 @@ def start_process() -> None:
         torch.set_num_threads(int(threads))
     _State.name = worker_name()
     _State.stop.clear()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
     with contextlib.suppress(Exception):
         _beat()
     _State.thread = threading.Thread(target=_heartbeat_loop, name="xaiq-heartbeat", daemon=True)
@@ -102,10 +132,15 @@ def _on_process_shutdown(**_: object) -> None:
 
 def run_shard_here(shard_id: int) -> str:
     """The task body: claim and run one shard, reporting it in the heartbeat row."""
+    from celery.exceptions import Reject
+
+    from xaiq.worker.checkpoint import STOP
     from xaiq.worker.shard import owner_name, process_shard
 
     if not _State.name:  # a pool without worker_process_init (solo, threads)
         start_process()
+    if STOP.is_set():  # shutting down: the message goes back to the queue for another worker
+        raise Reject("worker stopping", requeue=True)
     _State.current_shard = shard_id
     try:
         _beat()

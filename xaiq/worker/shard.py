@@ -82,7 +82,7 @@ def owner_name(prefix: str = "worker") -> str:
 @dataclass(frozen=True)
 class ShardOutcome:
     shard_id: int
-    status: str  # done, lost (lease taken over), retry, failed, skipped
+    status: str  # done, lost (lease taken over), pending, failed, skipped, interrupted, cancelled
     rows: int = 0
     errors: int = 0
     message: str | None = None
@@ -122,14 +122,26 @@ def run_claim(
     device: Any = None,
     lease: float | None = None,
     compute: Callable[..., dict[str, list[dict[str, Any]]]] | None = None,
+    stop: threading.Event | None = None,
 ) -> ShardOutcome:
-    """Compute a claimed shard and write it (rows + done in one transaction)."""
+    """Compute a claimed shard and write it (rows + done in one transaction). Between
+    batches it reports progress and stops when ``stop`` (default: the process's
+    :data:`~xaiq.worker.checkpoint.STOP`) is set or the job is cancelled: the batches done
+    are written and the shard goes back to pending (or cancelled), see
+    :func:`xaiq.db.lifecycle.suspend_shard`."""
+    from xaiq.db.lifecycle import committed_samples
+    from xaiq.worker.checkpoint import Checkpoint, ShardInterrupted
+
     if compute is None:
         from xaiq.worker.compute import compute_shard as compute
     lease = lease or lease_seconds()
     try:
+        skip = with_db_retry(committed_samples, engine, claim.job_id, claim.start, claim.stop)
+        checkpoint = Checkpoint(engine, claim, skip, stop)
         with _LeaseKeeper(engine, claim, lease):
-            tables = compute(claim, device=device, engine=engine)
+            tables = compute(claim, device=device, engine=engine, checkpoint=checkpoint)
+    except ShardInterrupted as interrupted:
+        return _suspend(engine, claim, interrupted)
     except Exception as exc:  # the whole shard failed (model load, bug, DB): count an attempt
         return _fail(engine, claim, exc)
     try:
@@ -176,6 +188,28 @@ def _fail(engine: Engine, claim: Claim, exc: Exception) -> ShardOutcome:
     return ShardOutcome(claim.shard_id, status.value if status else "lost", message=message)
 
 
+def _suspend(engine: Engine, claim: Claim, interrupted: Any) -> ShardOutcome:
+    from xaiq.db.lifecycle import suspend_shard
+
+    tables = interrupted.tables
+    kept = with_db_retry(
+        suspend_shard,
+        engine,
+        claim.shard_id,
+        claim.owner,
+        tables,
+        interrupted.samples_done,
+        cancelled=interrupted.cancelled,
+    )
+    if not kept:
+        return ShardOutcome(claim.shard_id, "lost", message="lease was taken over")
+    if interrupted.cancelled:
+        _finalise_quietly(engine, claim.job_id)
+    n_rows = sum(len(v) for k, v in tables.items() if k != "sample_errors")
+    status = "cancelled" if interrupted.cancelled else "interrupted"
+    return ShardOutcome(claim.shard_id, status, n_rows, len(tables.get("sample_errors", [])))
+
+
 def _finalise_quietly(engine: Engine, job_id: int) -> None:
     """The worker that finishes a job's last shard finalises it at once. The scheduler stays
     the backstop: finalising is idempotent and a no-op while shards are unfinished, so a
@@ -196,6 +230,7 @@ def process_shard(
     device: Any = None,
     lease: float | None = None,
     from_pending: bool = False,
+    stop: threading.Event | None = None,
 ) -> ShardOutcome:
     """Claim shard ``shard_id`` and run it; ``skipped`` when it is not ours to run (done,
     cancelled, failed or leased by a live worker: a duplicate delivery)."""
@@ -204,4 +239,4 @@ def process_shard(
     claim = with_db_retry(claim_shard, engine, shard_id, owner, lease, from_pending=from_pending)
     if claim is None:
         return ShardOutcome(shard_id, "skipped")
-    return run_claim(engine, claim, device=device, lease=lease)
+    return run_claim(engine, claim, device=device, lease=lease, stop=stop)
