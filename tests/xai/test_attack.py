@@ -212,6 +212,7 @@ def _source_loop(
                 pixels = [r * w + q for r in range(top, top + rh) for q in range(left, left + rw)]
             elems = torch.tensor([ch * h * w + p for ch in range(c) for p in pixels])
             current, best, pred = x.flatten().clone(), best0, pred0
+            top, top_score = current, -math.inf  # the highest-scoring candidate seen
             for it in range(max_iters):
                 z = normal(
                     seed,
@@ -225,11 +226,13 @@ def _source_loop(
                 cand[elems] = current[elems] + z * sigma
                 score, cand_pred = evaluate(cand)
                 total += 1
+                if score > top_score:
+                    top, top_score = cand, score
                 if score > best:
                     current, best, pred = cand, score, cand_pred
                 if pred == target:
                     return current.view(c, h, w), total, strategy, tuple(tried)
-        return current.view(c, h, w), total, None, tuple(tried)
+        return top.view(c, h, w), total, None, tuple(tried)  # a failure keeps its best
 
 
 def test_k1_reproduces_a_plain_one_image_loop_of_the_source_procedure_exactly(weak, digits_inputs):
@@ -289,7 +292,8 @@ def test_all_k_candidates_of_all_active_images_share_one_forward(weak, digits_in
     results = rise_guided_search(
         rec, x[idx], y[idx], sample_ids=idx, candidates=3, max_iters=15, strategies=["central"]
     )
-    assert rec.sizes == [2] + [6] * 15
+    # the originals' scores, then the goal-gradient diagnostics, then one forward per step
+    assert rec.sizes == [2, 2] + [6] * 15
     assert [r.forward_passes for r in results] == [1 + 3 * 15] * 2
 
 

@@ -14,9 +14,11 @@ from typing import Any
 from xaiq.xai.errors import InvalidParameterError
 
 MODES = ("repair", "targeted", "untargeted")
+# The fixed names; ``least:METHOD`` / ``most:METHOD`` add one per registered explainer.
 STRATEGIES = ("rise-least", "rise-most", "central", "random")
 DEFAULT_STRATEGIES = ("rise-least", "central")
-# Noise streams per strategy: a strategy draws the same noise wherever it sits in the chain.
+# Noise streams of the fixed names: a strategy draws the same noise wherever it sits in the
+# chain (the guided ones: :func:`~xaiq.xai.attack.strategies.parse_strategy`).
 STRATEGY_STREAMS = {"rise-least": 1, "rise-most": 2, "central": 3, "random": 4}
 
 
@@ -38,14 +40,35 @@ def _strategies(value: Any) -> tuple[str, ...]:
         raise InvalidParameterError(f"attack: strategies must be a list of names, got {value!r}")
     if not names:
         raise InvalidParameterError(f"attack: strategies must name at least one of {STRATEGIES}")
-    for name in names:
-        if name not in STRATEGIES:
-            raise InvalidParameterError(
-                f"attack: unknown strategy {name!r}; known: {', '.join(STRATEGIES)}"
-            )
+    from xaiq.xai.attack.strategies import parse_strategy
+
+    names = tuple(parse_strategy(name).name for name in names)
     if len(set(names)) != len(names):
         raise InvalidParameterError(f"attack: strategies repeat a name: {','.join(names)}")
     return names
+
+
+def _guide_params(value: Any) -> dict[str, dict[str, Any]]:
+    """``{METHOD: {key: value}}``: each method's own parameters, validated by its explainer."""
+    from xaiq.xai.explainers import EXPLAINERS, validate_params
+
+    if not isinstance(value, Mapping):
+        raise InvalidParameterError(
+            f"attack: guide_params must map a method to its parameters, got {value!r}"
+        )
+    out: dict[str, dict[str, Any]] = {}
+    for method, params in value.items():
+        if method not in EXPLAINERS:
+            raise InvalidParameterError(
+                f"attack: guide_params: {EXPLAINERS.unknown_message(method)}"
+            )
+        if not isinstance(params, Mapping):
+            raise InvalidParameterError(
+                f"attack: guide_params[{method!r}] must be an object, got {params!r}"
+            )
+        validate_params(method, params)  # refuses unknown keys and bad values, naming them
+        out[str(method)] = dict(params)
+    return out
 
 
 PARAMS: dict[str, AttackParam] = {
@@ -56,6 +79,9 @@ PARAMS: dict[str, AttackParam] = {
     "max_iters": AttackParam(10_000, int, lambda v: v >= 1, ">= 1"),
     "candidates": AttackParam(1, int, lambda v: v >= 1, ">= 1"),
     "strategies": AttackParam(DEFAULT_STRATEGIES, tuple),
+    "compare": AttackParam(False, bool),
+    "guide_params": AttackParam({}, dict),
+    "fill": AttackParam(128, int, lambda v: v >= 0, ">= 0"),
     "n_masks": AttackParam(4000, int, lambda v: v >= 1, ">= 1"),
     "s": AttackParam(7, int, lambda v: v >= 1, ">= 1"),
     "p1": AttackParam(0.5, float, lambda v: 0.0 < v < 1.0, "in (0, 1)"),
@@ -68,6 +94,8 @@ PARAMS: dict[str, AttackParam] = {
 def _coerce(key: str, value: Any, spec: AttackParam) -> Any:
     if spec.kind is tuple:
         return _strategies(value)
+    if spec.kind is dict:
+        return _guide_params(value)
     if spec.kind is bool:
         if isinstance(value, bool):
             return value
@@ -95,8 +123,14 @@ def validate_attack_params(params: Mapping[str, Any], *, search_only: bool = Fal
 
     Keys and defaults: mode="repair" (repair | targeted | untargeted), frac=0.4 in (0, 1],
     sigma=1.0 > 0, clamp=False, max_iters=10000 (per strategy), candidates=1 (K per image
-    per iteration), strategies=("rise-least", "central") (the fallback chain), n_masks=4000,
-    s=7, p1=0.5 in (0, 1) (RISE), batch_size=None (candidates per forward), and the job-level
+    per iteration), strategies=("rise-least", "central") (the fallback chain; names as in
+    :mod:`~xaiq.xai.attack.strategies`, ``least:rise`` stored as ``rise-least``),
+    compare=False (True: every strategy attacks every sample from the original, no chain),
+    guide_params={} (``{METHOD: {key: value}}``, the guiding explainers' own parameters;
+    RISE's default to n_masks, s, p1), n_masks=4000, s=7, p1=0.5 in (0, 1) (RISE),
+    batch_size=None (candidates per forward), fill=128 (a chain runs later strategies
+    speculatively while fewer candidates than this are in a forward; 0: never; results do
+    not depend on it), and the job-level
     only_misclassified=True (repair: attack only misclassified samples) and target_class=None
     (required by, and only allowed in, targeted mode). ``search_only`` drops the job-level keys.
     """

@@ -12,6 +12,50 @@ from xaiq.xai.errors import InvalidParameterError
 
 
 @dataclass(frozen=True, eq=False)
+class StrategyOutcome:
+    """One strategy's own attack on one image, from the original (the per-strategy row).
+
+    ``success``: the goal holds for ``final``; ``first_success_iter``: the iteration at which
+    the goal was first reached (1-based; None on failure); ``iterations``: iterations run
+    (``max_iters`` on failure); ``guide_passes``: forward passes per image of the guiding
+    explainer's map (0 for a control); ``forward_passes``: ``guide_passes + K * iterations``.
+    ``prob_after``/``pred_after``: for ``final``, the highest-scoring image the strategy found
+    (the original if it never improved). ``l0``/``l2``/``linf``: ``final - original``.
+    ``final``: ``[C, H, W]`` float32 CPU; ``mask``: ``[H, W]`` bool CPU, its pixels.
+    """
+
+    strategy: str
+    success: bool
+    first_success_iter: int | None
+    iterations: int
+    guide_passes: int
+    forward_passes: int
+    prob_after: float
+    pred_after: int
+    l0: int
+    l2: float
+    linf: float
+    final: torch.Tensor
+    mask: torch.Tensor
+
+    def to_row(self) -> dict[str, Any]:
+        """The scalar fields as a JSON-ready dict (no tensors)."""
+        return {
+            "strategy": self.strategy,
+            "success": self.success,
+            "first_success_iter": self.first_success_iter,
+            "iterations": self.iterations,
+            "guide_passes": self.guide_passes,
+            "forward_passes": self.forward_passes,
+            "prob_after": self.prob_after,
+            "pred_after": self.pred_after,
+            "l0": self.l0,
+            "l2": self.l2,
+            "linf": self.linf,
+        }
+
+
+@dataclass(frozen=True, eq=False)
 class AttackResult:
     """One image's attack outcome (the scalar fields are the ``attack_results`` columns).
 
@@ -25,10 +69,16 @@ class AttackResult:
     untargeted: the true label to move away from). ``prob_before``/``prob_after``: softmax
     probability of ``target`` for the original/final image; ``pred_before``/``pred_after``:
     argmax of the logits. ``l0`` (pixels with any channel changed), ``l2``, ``linf``: the
-    change ``final - original`` in model-input space. ``final``: ``[C, H, W]`` float32 CPU.
-    ``saliency``: RISE map ``[H, W]`` float32 CPU for ``target`` (zeros if no RISE strategy
-    was reached for this image). ``mask``: ``[H, W]`` bool CPU, the pixels of the last
-    strategy tried (all False if none).
+    change ``final - original`` in model-input space. ``final``: ``[C, H, W]`` float32 CPU
+    (on failure: the last strategy's highest-scoring image, as the source procedure ends).
+    ``saliency``: the guiding map ``[H, W]`` float32 CPU for ``target`` of the last guided
+    strategy tried (the RISE map for the default chain; zeros if none was reached).
+    ``mask``: ``[H, W]`` bool CPU, the pixels of the last strategy tried (all False if none).
+    ``outcomes``: one :class:`StrategyOutcome` per strategy tried, in order (with
+    ``compare=True``: every strategy). The chain's fields above are the same in both modes.
+    ``grad_norm_logit``/``grad_norm_logprob``: L2 norms of the input gradients of the
+    ``target`` class's logit / log-probability at the original; ``confidence``: the model's
+    top softmax probability there (the lab's diagnosis, :mod:`~xaiq.xai.attack.diagnostics`).
     """
 
     success: bool
@@ -49,6 +99,10 @@ class AttackResult:
     strategies_tried: tuple[str, ...]
     sample_id: int = 0
     mode: str = "repair"
+    outcomes: tuple[StrategyOutcome, ...] = ()
+    grad_norm_logit: float | None = None
+    grad_norm_logprob: float | None = None
+    confidence: float | None = None
 
     def to_row(self) -> dict[str, Any]:
         """The scalar fields as a JSON-ready dict (no tensors)."""
@@ -68,6 +122,9 @@ class AttackResult:
             "l0": self.l0,
             "l2": self.l2,
             "linf": self.linf,
+            "grad_norm_logit": self.grad_norm_logit,
+            "grad_norm_logprob": self.grad_norm_logprob,
+            "confidence": self.confidence,
         }
 
 

@@ -1,4 +1,4 @@
-"""``rise_guided_search``: RISE saliency, pixel selection, the fallback chain, the results."""
+"""``rise_guided_search``: guide maps, pixel selection, the chain or the comparison, results."""
 
 from __future__ import annotations
 
@@ -8,18 +8,21 @@ from typing import Any
 
 import torch
 
+from xaiq.xai.attack.diagnostics import goal_gradients
+from xaiq.xai.attack.guides import guide_maps, method_params
 from xaiq.xai.attack.params import validate_attack_params
-from xaiq.xai.attack.result import AttackResult
-from xaiq.xai.attack.search import (
-    forward_batched,
-    scores_from_logits,
-    search_stage,
-    stop_reached,
+from xaiq.xai.attack.result import AttackResult, StrategyOutcome
+from xaiq.xai.attack.search import forward_batched, scores_from_logits
+from xaiq.xai.attack.strategies import Strategy, budget, parse_strategy, select_pixels
+from xaiq.xai.attack.tracks import (
+    CANCELLED,
+    SUCCEEDED,
+    SearchConfig,
+    TrackOutcomes,
+    TrackSearch,
 )
-from xaiq.xai.attack.strategies import RISE_STRATEGIES, budget, select_pixels
 from xaiq.xai.device import module_device
 from xaiq.xai.errors import InvalidParameterError
-from xaiq.xai.rise import rise_saliency
 
 _BATCH_ELEMENTS = 1 << 22
 
@@ -65,7 +68,16 @@ def rise_guided_search(
         input_range: ``(low, high)`` of valid model inputs (floats or per-channel ``[C]``)
             for ``clamp=True`` (default: the loaded model's ``input_range``).
         **params: see :func:`~xaiq.xai.attack.validate_attack_params` (mode, frac, sigma,
-            clamp, max_iters, candidates, strategies, n_masks, s, p1, batch_size).
+            clamp, max_iters, candidates, strategies, compare, guide_params, n_masks, s, p1,
+            batch_size, fill).
+
+    Strategies ``least:METHOD``/``most:METHOD`` rank pixels by any registered explainer's
+    map for the goal class (``rise-least`` = ``least:rise``, the source procedure). By
+    default the strategies form a fallback chain: a sample's next strategy restarts from
+    the original only if the previous one failed. ``compare=True`` runs every strategy on
+    every sample from the original with the same budget and noise seed (each result's
+    ``outcomes`` holds all of them; the chain's fields are derived from them and equal
+    the chain's own).
     """
     from xaiq.xai.models import as_module
 
@@ -99,129 +111,194 @@ def rise_guided_search(
         )
     score0 = scores_from_logits(logits0, t, untargeted)
     pred0 = logits0.argmax(dim=1)
-
-    score, pred, final = score0.clone(), pred0.clone(), x.reshape(n, -1).clone()
-    iterations = torch.zeros(n, dtype=torch.int64, device=device)
-    passes = torch.ones(n, dtype=torch.int64, device=device)
-    saliency = torch.zeros(n, h, w, device=device)
-    has_saliency = torch.zeros(n, dtype=torch.bool, device=device)
-    last_mask = torch.zeros(n, h, w, dtype=torch.bool, device=device)
-    won_by: list[str | None] = [None] * n
-    tried: list[list[str]] = [[] for _ in range(n)]
-    pending = (~stop_reached(pred0, t, untargeted)).nonzero().squeeze(1)
-    for strategy in p["strategies"]:
-        if pending.numel() == 0:
-            break
-        if strategy in RISE_STRATEGIES:
-            todo = pending[~has_saliency[pending]]
-            if todo.numel():
-                saliency[todo] = rise_saliency(
-                    module, x[todo], t[todo], n_masks=p["n_masks"], s=p["s"], p1=p["p1"], seed=seed
-                )
-                has_saliency[todo] = True
-                passes[todo] += p["n_masks"]
-        pix = select_pixels(
-            strategy,
-            p["frac"],
-            (pending.numel(), h, w),
-            saliency=saliency[pending],
-            seed=seed,
-            sample_ids=ids[pending],
-            device=device,
-        )
-        out = search_stage(
-            module,
-            x[pending],
-            pix,
-            t[pending],
-            ids[pending],
-            strategy=strategy,
-            score0=score0[pending],
-            pred0=pred0[pending],
-            untargeted=untargeted,
-            sigma=p["sigma"],
-            max_iters=p["max_iters"],
-            candidates=p["candidates"],
-            seed=seed,
-            batch_size=bs,
-            clamp_range=clamp,
-        )
-        final[pending], score[pending], pred[pending] = out.final, out.score, out.pred
-        iterations[pending] += out.iterations
-        passes[pending] += out.iterations * p["candidates"]
-        last_mask[pending] = pix
-        for i in pending.tolist():
-            tried[i].append(strategy)
-        for i in pending[out.reached].tolist():
-            won_by[i] = strategy
-        pending = pending[~out.reached]
-    return _results(
+    grads = goal_gradients(module, x, t, bs)
+    confidence = logits0.softmax(dim=1).amax(dim=1) if n else score0
+    strategies = [parse_strategy(name) for name in p["strategies"]]
+    guides = _Guides(module, x, t, ids, strategies, p, seed)
+    cfg = SearchConfig(
+        untargeted=untargeted,
+        sigma=p["sigma"],
+        max_iters=p["max_iters"],
+        candidates=p["candidates"],
+        seed=seed,
+        batch_size=bs,
+        fill=p["fill"],
+        independent=p["compare"],
+        clamp_range=clamp,
+    )
+    search = TrackSearch(
+        module,
         x,
-        final,
         t,
         ids,
         score0,
-        score,
         pred0,
-        pred,
-        iterations,
-        passes,
-        saliency,
-        last_mask,
-        won_by,
-        tried,
-        untargeted,
-        p["mode"],
+        [st.stream for st in strategies],
+        guides.masks,
+        guides.ready,
+        cfg,
     )
+    out = search.run()
+    extra = [v.detach().cpu().tolist() for v in (grads.grad_norm_logit, grads.grad_norm_logprob)]
+    return _results(
+        x, t, ids, score0, pred0, out, guides, strategies, p, extra, confidence.cpu().tolist()
+    )
+
+
+class _Guides:
+    """Pixel masks per strategy, with guide maps computed once per sample and method."""
+
+    def __init__(
+        self,
+        module: Any,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        ids: torch.Tensor,
+        strategies: list[Strategy],
+        p: dict[str, Any],
+        seed: int,
+    ) -> None:
+        n, _, h, w = x.shape
+        self.module, self.x, self.t, self.ids, self.p, self.seed = module, x, t, ids, p, seed
+        self.strategies = strategies
+        methods = {st.method for st in strategies if st.method is not None}
+        self.maps = {m: torch.zeros(n, h, w, device=x.device) for m in methods}
+        self.has = {m: torch.zeros(n, dtype=torch.bool) for m in methods}
+        self.passes = {m: torch.zeros(n, dtype=torch.int64) for m in methods}
+        self.mask = [torch.zeros(n, h, w, dtype=torch.bool, device=x.device) for _ in strategies]
+
+    def ready(self, j: int, pos: torch.Tensor) -> torch.Tensor:
+        method = self.strategies[j].method
+        return (
+            torch.ones(pos.numel(), dtype=torch.bool) if method is None else self.has[method][pos]
+        )
+
+    def masks(self, j: int, pos: torch.Tensor) -> torch.Tensor:
+        st = self.strategies[j]
+        n, _, h, w = self.x.shape
+        sal = None
+        if st.method is not None:
+            lacking = pos[~self.has[st.method][pos]]
+            if lacking.numel():
+                d = lacking.to(self.x.device)
+                maps, per_image = guide_maps(
+                    self.module,
+                    self.x[d],
+                    self.t[d],
+                    self.ids[d],
+                    st.method,
+                    method_params(st.method, self.p),
+                    seed=self.seed,
+                )
+                self.maps[st.method][d] = maps
+                self.passes[st.method][lacking] = per_image
+                self.has[st.method][lacking] = True
+            sal = self.maps[st.method][pos.to(self.x.device)]
+        d = pos.to(self.x.device)
+        pix = select_pixels(
+            st.name,
+            self.p["frac"],
+            (pos.numel(), h, w),
+            saliency=sal,
+            seed=self.seed,
+            sample_ids=self.ids[d],
+            device=self.x.device,
+        )
+        self.mask[j][d] = pix
+        return pix
 
 
 def _results(
     x: torch.Tensor,
-    final_flat: torch.Tensor,
     t: torch.Tensor,
     ids: torch.Tensor,
     score0: torch.Tensor,
-    score: torch.Tensor,
     pred0: torch.Tensor,
-    pred: torch.Tensor,
-    iterations: torch.Tensor,
-    passes: torch.Tensor,
-    saliency: torch.Tensor,
-    last_mask: torch.Tensor,
-    won_by: list[str | None],
-    tried: list[list[str]],
-    untargeted: bool,
-    mode: str,
+    out: TrackOutcomes,
+    guides: _Guides,
+    strategies: list[Strategy],
+    p: dict[str, Any],
+    grads: list[list[float]],
+    confidence: list[float],
 ) -> list[AttackResult]:
-    final = final_flat.view_as(x)
-    diff = final - x
-    l0 = (diff != 0).any(dim=1).flatten(1).sum(dim=1)
-    l2 = diff.flatten(1).norm(dim=1)
-    linf = diff.abs().flatten(1).amax(dim=1) if x.shape[0] else l2
-    sign = -1.0 if untargeted else 1.0
-    success = stop_reached(pred, t, untargeted)
-    cols = [v.detach().cpu().tolist() for v in (l0, l2, linf, score0 * sign, score * sign)]
-    final_cpu, sal_cpu, mask_cpu = (v.detach().cpu() for v in (final, saliency, last_mask))
-    return [
-        AttackResult(
-            success=bool(success[i]),
-            strategy=won_by[i],
-            iterations=int(iterations[i]),
-            forward_passes=int(passes[i]),
-            target=int(t[i]),
-            prob_before=math.exp(cols[3][i]),
-            prob_after=math.exp(cols[4][i]),
-            pred_before=int(pred0[i]),
-            pred_after=int(pred[i]),
-            l0=int(cols[0][i]),
-            l2=float(cols[1][i]),
-            linf=float(cols[2][i]),
-            final=final_cpu[i].clone(),
-            saliency=sal_cpu[i].clone(),
-            mask=mask_cpu[i].clone(),
-            strategies_tried=tuple(tried[i]),
-            sample_id=int(ids[i]),
-            mode=mode,
+    n = x.shape[0]
+    if n == 0:
+        return []
+    k, sign = p["candidates"], (-1.0 if p["mode"] == "untargeted" else 1.0)
+    diff = out.final - x.reshape(1, n, -1)
+    s_count = len(strategies)
+    l0 = (diff.view(s_count, n, x.shape[1], -1) != 0).any(dim=2).sum(dim=2).cpu().tolist()
+    l2 = diff.norm(dim=2).cpu().tolist()
+    linf = (diff.abs().amax(dim=2) if diff.shape[2] else diff.norm(dim=2)).cpu().tolist()
+    score, pred = (out.score * sign).cpu().tolist(), out.pred.cpu().tolist()
+    iters, status = out.iterations.cpu().tolist(), out.status.tolist()
+    final_cpu = out.final.detach().cpu().view(s_count, *x.shape)
+    mask_cpu = [m.cpu() for m in guides.mask]
+    maps_cpu = {m: v.detach().cpu() for m, v in guides.maps.items()}
+    passes = {m: v.tolist() for m, v in guides.passes.items()}
+    score0_l, pred0_l = (score0 * sign).cpu().tolist(), pred0.cpu().tolist()
+    x_cpu = x.detach().cpu()
+    h, w = x.shape[2], x.shape[3]
+    results = []
+    for i in range(n):
+
+        def outcome(j: int, i: int = i) -> StrategyOutcome:
+            st = strategies[j]
+            gp = passes[st.method][i] if st.method is not None else 0
+            ok = status[j][i] == SUCCEEDED
+            return StrategyOutcome(
+                strategy=st.name,
+                success=ok,
+                first_success_iter=iters[j][i] if ok else None,
+                iterations=iters[j][i],
+                guide_passes=gp,
+                forward_passes=gp + k * iters[j][i],
+                prob_after=math.exp(score[j][i]),
+                pred_after=pred[j][i],
+                l0=l0[j][i],
+                l2=l2[j][i],
+                linf=linf[j][i],
+                final=final_cpu[j, i].clone(),
+                mask=mask_cpu[j][i].clone(),
+            )
+
+        needed: list[int] = []
+        if status[0][i] != CANCELLED:  # not already at the goal
+            for j in range(s_count):
+                needed.append(j)
+                if status[j][i] == SUCCEEDED:
+                    break
+        done = [outcome(j) for j in (range(s_count) if p["compare"] and needed else needed)]
+        by_name = {o.strategy: o for o in done}
+        chain = [by_name[strategies[j].name] for j in needed]
+        last = chain[-1] if chain else None
+        methods = list(dict.fromkeys(strategies[j].method for j in needed))
+        guided = [m for m in methods if m is not None]
+        its = sum(o.iterations for o in chain)
+        results.append(
+            AttackResult(
+                success=last.success if last else True,
+                strategy=last.strategy if last and last.success else None,
+                iterations=its,
+                forward_passes=1 + sum(passes[m][i] for m in guided) + k * its,
+                target=int(t[i]),
+                prob_before=math.exp(score0_l[i]),
+                prob_after=last.prob_after if last else math.exp(score0_l[i]),
+                pred_before=pred0_l[i],
+                pred_after=last.pred_after if last else pred0_l[i],
+                l0=last.l0 if last else 0,
+                l2=last.l2 if last else 0.0,
+                linf=last.linf if last else 0.0,
+                final=last.final if last else x_cpu[i].clone(),
+                saliency=maps_cpu[guided[-1]][i].clone() if guided else torch.zeros(h, w),
+                mask=last.mask if last else torch.zeros(h, w, dtype=torch.bool),
+                strategies_tried=tuple(o.strategy for o in chain),
+                sample_id=int(ids[i]),
+                mode=p["mode"],
+                outcomes=tuple(done),
+                grad_norm_logit=grads[0][i],
+                grad_norm_logprob=grads[1][i],
+                confidence=confidence[i],
+            )
         )
-        for i in range(x.shape[0])
-    ]
+    return results
