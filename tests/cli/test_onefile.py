@@ -169,15 +169,23 @@ def test_params_reach_the_explainer(capsys, tmp_path):
     assert (want_sal < 0).any(), "abs=false keeps negative gradients"
 
 
-def test_figure_has_three_panels_and_handles_an_all_zero_map(tmp_path):
-    from xaiq.xai.figures import comparison_figure, normalise_map
+def test_figure_has_three_panels_with_colour_bars_and_handles_an_all_zero_map(tmp_path):
+    from xaiq.xai.figures import MapStyle, comparison_figure, map_images, prepare_map
 
     image = np.random.default_rng(0).random((16, 20, 3))
-    fig = comparison_figure(image, [np.zeros((16, 20)), -np.ones((16, 20))], ["a", "b"])
-    assert [ax.get_title() for ax in fig.axes] == ["original", "a", "b"]
-    assert np.all(normalise_map(np.zeros((4, 4))) == 0)
-    scaled = normalise_map(np.array([[-2.0, 1.0], [0.0, 0.5]]), percentile=100)
-    np.testing.assert_allclose(scaled, [[1.0, 0.5], [0.0, 0.25]])
+    fig = comparison_figure(
+        image, [np.zeros((16, 20)), -np.ones((16, 20))], ["integrated_gradients", "grad_cam"]
+    )
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[:3] == ["original", "Integrated Gradients", "Grad-CAM"]
+    assert len(fig.axes) == 3 + 2  # one colour bar per map panel
+    zero, neg = map_images(fig)
+    assert zero.get_clim() == (-1.0, 1.0) and np.all(zero.get_array() == 0)
+    assert neg.get_clim() == (-1.0, 1.0) and neg.cmap.name == "RdBu_r"  # centred on zero
+    values, low, high = prepare_map(np.array([[-2.0, 1.0], [0.0, 0.5]]), MapStyle(percentile=100))
+    assert (low, high) == (-2.0, 2.0)
+    values, low, high = prepare_map(np.array([[-2.0, 1.0], [0.0, 0.5]]), MapStyle("positive"))
+    assert low == 0.0 and values.min() == 0.0 and values[0, 0] == 0.0
 
 
 def test_compare_maps_agrees_with_the_library_on_slic(capsys, tmp_path):

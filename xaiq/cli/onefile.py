@@ -40,12 +40,18 @@ ParamOpt = typer.Option(
 
 def load_image(spec: str) -> tuple[Any, str]:
     """The image ``[H, W]`` or ``[H, W, 3]`` in [0, 1] named by ``spec`` and its source key."""
+    image, key, _ = load_labelled_image(spec)
+    return image, key
+
+
+def load_labelled_image(spec: str) -> tuple[Any, str, int | None]:
+    """:func:`load_image` plus the sample's true label (``None`` for a file or no label)."""
     from xaiq.xai.datasets import SkimageDataset, open_dataset
     from xaiq.xai.images import read_image
 
     path = Path(spec)
     if path.is_file():
-        return read_image(path), str(path)
+        return read_image(path), str(path), None
     if "@" in spec:
         dataset_spec, _, index = spec.rpartition("@")
         return _sample(open_dataset(dataset_spec), index, spec)
@@ -54,19 +60,19 @@ def load_image(spec: str) -> tuple[Any, str]:
         return _sample(open_dataset("digits"), arg, spec)
     if sep and kind == "skimage":
         sample = SkimageDataset(arg).load(0)
-        return sample.image, sample.key
+        return sample.image, sample.key, sample.label
     if path.suffix or "/" in spec:
         raise CliError(f"image not found: {spec}")
     raise CliError(f"not an image file or sample: {spec!r} ({IMAGE_HELP})")
 
 
-def _sample(dataset: Any, index: str, spec: str) -> tuple[Any, str]:
+def _sample(dataset: Any, index: str, spec: str) -> tuple[Any, str, int | None]:
     try:
         i = int(index)
     except ValueError:
         raise CliError(f"sample index must be an integer in {spec!r}, got {index!r}") from None
     sample = dataset.load(i)
-    return sample.image, sample.key
+    return sample.image, sample.key, sample.label
 
 
 def _methods(text: str, expected: int | None = None) -> list[str]:
@@ -107,7 +113,7 @@ def _prepare(image_spec: str, model_name: str, device: str | None, target: int |
     """Load model and image; predict; the model input, display image and target class."""
     from xaiq.xai.models import load_model
 
-    image, key = load_image(image_spec)
+    image, key, label = load_labelled_image(image_spec)
     model = load_model(model_name, device=device)
     x = model.preprocess([image])
     probs = model.predict_proba(x)[0]
@@ -120,6 +126,7 @@ def _prepare(image_spec: str, model_name: str, device: str | None, target: int |
     return {
         "model": model,
         "key": key,
+        "label": label,
         "x": x,
         "display": model.to_display(x)[0].detach().cpu().numpy(),  # [H, W, C] in [0, 1]
         "pred": pred,
@@ -170,7 +177,21 @@ def _disagreement(
     img = display[..., 0] if display.ndim == 3 and display.shape[2] == 1 else display
     labels = segment(img[None], superpixels, n_segments=n_segments)
     (vec_a, vec_b) = (segment_means(m[None], labels)[0] for m in (map_a, map_b))
-    return compare_vectors(vec_a, vec_b, k_frac)
+    return compare_vectors(vec_a, vec_b, k_frac), labels
+
+
+def _figure_style(preset: str, sign: str, dpi: int, out: Path | None) -> Any:
+    """The figure options checked before any compute (a usage error costs nothing)."""
+    from xaiq.xai.figures import FORMATS, style_for
+
+    if out is not None and out.suffix.lower().lstrip(".") not in FORMATS:
+        raise CliError(f"--out {out}: the figure format is its extension: .png, .pdf or .svg")
+    if not 10 <= dpi <= 1200:
+        raise CliError(f"--dpi {dpi} is out of range (10..1200)")
+    try:
+        return style_for(preset, sign=None if preset == "seed" and sign == "all" else sign)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _check_options(superpixels: str, n_segments: int, k_frac: float) -> None:
@@ -245,9 +266,24 @@ def compare_cmd(
     k_frac: float = typer.Option(0.05, "--k-frac", help="top-k fraction in (0, 1]"),
     target: int | None = TargetOpt,
     out: Path | None = typer.Option(
-        Path("compare.png"), "--out", "-o", help="figure: original | A overlay | B overlay"
+        Path("compare.png"),
+        "--out",
+        "-o",
+        help="figure: original | A overlay | B overlay; .png, .pdf or .svg",
     ),
     no_figure: bool = typer.Option(False, "--no-figure", help="do not write the figure"),
+    sign: str = typer.Option(
+        "all",
+        "--sign",
+        help="all (signed, diverging colours centred on 0), absolute, positive or negative",
+    ),
+    preset: str = typer.Option(
+        "default", "--preset", help="default, or seed (the source figure: |map|, jet)"
+    ),
+    boundaries: bool = typer.Option(
+        False, "--boundaries", help="draw the superpixels and outline each map's top-k"
+    ),
+    dpi: int = typer.Option(150, "--dpi", help="figure resolution (10..1200)"),
     param: list[str] | None = ParamOpt,
     seed: int = typer.Option(0, "--seed", help="seed for stochastic methods"),
     device: str | None = DeviceOpt,
@@ -259,15 +295,19 @@ def compare_cmd(
     names = _methods(methods, expected=2)
     params = _method_params(names, param)
     _check_options(superpixels, n_segments, k_frac)
+    style = _figure_style(preset, sign, dpi, out if not no_figure else None)
     ctx = _prepare(image, model, device, target)
     (map_a, secs_a), (map_b, secs_b) = (_explain(m, ctx, seed, params[m]) for m in names)
-    metrics = _disagreement(ctx["display"], map_a, map_b, superpixels, n_segments, k_frac)
+    metrics, labels = _disagreement(ctx["display"], map_a, map_b, superpixels, n_segments, k_frac)
     figure = None
     if out is not None and not no_figure:
-        from xaiq.xai.figures import save_comparison_figure
+        from xaiq.xai.figures import model_title, sample_title, save_comparison_figure
         from xaiq.xai.metrics import SOURCE_METRICS
 
-        title = f"{ctx['model'].name}: predicted {ctx['pred_name']} (p={ctx['prob_pred']:.3f})"
+        names_ = ctx["model"].class_names
+        title = f"{model_title(ctx['model'].name)}: " + sample_title(
+            ctx["label"], ctx["pred"], ctx["prob_pred"], names_
+        )
         figure = str(
             save_comparison_figure(
                 out,
@@ -276,6 +316,10 @@ def compare_cmd(
                 names,
                 title=title,
                 metrics={m: metrics[m] for m in SOURCE_METRICS},
+                style=style,
+                segments=labels[0] if boundaries else None,
+                top_k=int(metrics["k"]) if boundaries and metrics["k"] else None,
+                dpi=dpi,
             )
         )
     if as_json:
@@ -363,7 +407,7 @@ def compare_maps_cmd(
         img = np.zeros(a.shape)
     else:
         raise CliError("--image is required for slic superpixels (or use --superpixels grid)")
-    metrics = _disagreement(
+    metrics, _ = _disagreement(
         np.asarray(img, dtype=np.float64), a, b, superpixels, n_segments, k_frac
     )
     if as_json:

@@ -141,13 +141,38 @@ def export_cmd(
 def show_cmd(
     job: int = typer.Argument(..., help="job id"),
     sample: int = typer.Argument(..., help="sample index"),
-    out: Path = typer.Option(Path("fig.png"), "--out", "-o", help="PNG file to write"),
+    out: Path = typer.Option(
+        Path("fig.png"), "--out", "-o", help="figure file: .png, .pdf or .svg"
+    ),
+    sign: str = typer.Option(
+        "all",
+        "--sign",
+        help="all (signed, diverging colours centred on 0), absolute, positive or negative",
+    ),
+    preset: str = typer.Option(
+        "default", "--preset", help="default, or seed (the source figure: |map|, jet)"
+    ),
+    boundaries: bool = typer.Option(
+        False,
+        "--boundaries",
+        help="draw the job's first superpixel configuration and outline each map's top-k",
+    ),
+    dpi: int = typer.Option(150, "--dpi", help="figure resolution (10..1200)"),
 ) -> None:
-    """The sample's figure: original | one overlay per method, or for attacks
-    original | changed pixels | final | difference."""
+    """The sample's figure: original | one map per method (the convention of `compare`), or
+    for attacks original | changed pixels | final | difference."""
     from xaiq.report import show_sample
+    from xaiq.xai.figures import FORMATS, style_for
 
-    path = show_sample(_engine(), job, sample, out)
+    if out.suffix.lower().lstrip(".") not in FORMATS:
+        raise CliError(f"--out {out}: the figure format is its extension: .png, .pdf or .svg")
+    if not 10 <= dpi <= 1200:
+        raise CliError(f"--dpi {dpi} is out of range (10..1200)")
+    try:
+        style = style_for(preset, sign=None if preset == "seed" and sign == "all" else sign)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    path = show_sample(_engine(), job, sample, out, style=style, dpi=dpi, boundaries=boundaries)
     info(f"wrote {path}")
 
 

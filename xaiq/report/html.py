@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from xaiq.db.errors import NotFoundError
 from xaiq.db.models import METRIC_COLUMNS, JobKind
 from xaiq.db.queries import (
     ATTACK_COLUMNS,
@@ -155,16 +156,13 @@ def _disagreement_section(engine: Engine, job: Any) -> str:
 
 
 def _sample_block(engine: Engine, job: Any, idx: int, what: str) -> str:
-    maps = data.sample_maps(engine, job, idx)
-    sample = data.sample_row(engine, job.id, idx) or {}
-    title = (
-        f"sample {idx} ({sample.get('key', '?')}): label {sample.get('label')}, "
-        f"pred {sample.get('pred')}; {what}"
-    )
-    if not maps:
-        return f'<p class="note">{html.escape(title)}: no attribution maps available</p>'
-    original = original_input(job.dataset, job.model, idx)
-    return _img(plots.sample_figure(original, maps, title), title)
+    from xaiq.report.show import sample_map_figure
+
+    try:
+        fig = sample_map_figure(engine, job, idx, what=what)
+    except NotFoundError:
+        return f'<p class="note">sample {idx}: no attribution maps available</p>'
+    return _img(fig, f"sample {idx} {what}")
 
 
 def _attack_section(engine: Engine, job: Any) -> str:

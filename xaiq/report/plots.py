@@ -1,8 +1,8 @@
 """Matplotlib figures (Agg backend, no display) and their PNG / data-URI encodings.
 
-Conventions: attribution maps are drawn with the ``jet`` colormap over a grey original at
-alpha 0.5 (as in the source pipeline), each map min-max scaled on its own. Model inputs are
-shown min-max scaled (store-agnostic: no model normalisation needed); an attack's final
+Attribution maps follow the one picture convention of :mod:`xaiq.xai.figures` (signed,
+diverging colours centred on zero, percentile clipping, a colour bar per panel), the same
+as ``xaiq compare``. In attack figures model inputs are shown min-max scaled; the final
 image uses the original's scale, clipped, and the difference panel shows the real change.
 """
 
@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from xaiq.report.sources import to_display  # noqa: E402
+from xaiq.xai.figures import MapStyle, comparison_figure  # noqa: E402
 
 
 def png_bytes(fig: Figure, dpi: int = 90) -> bytes:
@@ -33,10 +34,6 @@ def png_bytes(fig: Figure, dpi: int = 90) -> bytes:
 
 def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def _grey(image: np.ndarray) -> np.ndarray:
-    return image if image.ndim == 2 else image @ np.array([0.299, 0.587, 0.114])
 
 
 def _first3(image: np.ndarray) -> np.ndarray:
@@ -51,34 +48,20 @@ def _off(ax: Any) -> None:
 
 
 def sample_figure(
-    original: np.ndarray | None, maps: Mapping[str, np.ndarray], title: str = ""
+    original: np.ndarray | None,
+    maps: Mapping[str, np.ndarray],
+    title: str = "",
+    *,
+    style: MapStyle | None = None,
+    segments: np.ndarray | None = None,
+    top_k: int | None = None,
 ) -> Figure:
-    """original | one overlay per method. ``original``: model input ``[C, H, W]`` or None
-    (then the maps are drawn alone); ``maps``: ``{method: [H, W]}``."""
-    n = len(maps) + 1
-    fig, axes = plt.subplots(1, n, figsize=(2.6 * n, 2.9), squeeze=False)
-    ax0 = axes[0, 0]
-    base = None
-    if original is not None:
-        shown = to_display(original)[0]
-        ax0.imshow(shown, cmap="gray" if shown.ndim == 2 else None, vmin=0, vmax=1)
-        ax0.set_title("original", fontsize=9)
-        base = _grey(shown)
-    else:
-        ax0.text(0.5, 0.5, "original\nunavailable", ha="center", va="center", fontsize=9)
-    _off(ax0)
-    for ax, (method, m) in zip(axes[0, 1:], maps.items(), strict=True):
-        if base is not None and base.shape == m.shape:
-            ax.imshow(base, cmap="gray", vmin=0, vmax=1)
-            ax.imshow(m, cmap="jet", alpha=0.5)
-        else:
-            ax.imshow(m, cmap="jet")
-        ax.set_title(method, fontsize=9)
-        _off(ax)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+    """original | one map per method, drawn by :func:`xaiq.xai.figures.comparison_figure`
+    (the one convention ``compare`` uses too). ``original``: the displayable image
+    ``[H, W(, C)]`` in [0, 1] (:func:`~xaiq.report.sources.original_display`) or None."""
+    return comparison_figure(
+        original, dict(maps), title=title or None, style=style, segments=segments, top_k=top_k
+    )
 
 
 def attack_figure(original: np.ndarray | None, final: np.ndarray, title: str = "") -> Figure:

@@ -1,27 +1,81 @@
-"""``xaiq show JOB SAMPLE``: the figure of one sample of a stored job, as a PNG."""
+"""``xaiq show JOB SAMPLE``: the figure of one sample of a stored job (PNG, PDF or SVG)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 from sqlalchemy import Engine
 
 from xaiq.db.errors import NotFoundError
 from xaiq.db.models import JobKind
 from xaiq.report import data, plots
-from xaiq.report.sources import load_artifact, original_input
+from xaiq.report.sources import class_names, load_artifact, original_display, original_input
+from xaiq.xai.figures import DEFAULT_DPI, MapStyle, model_title, sample_title, save_figure
 
 
-def show_sample(engine: Engine, job_id: int, sample_index: int, out: str | Path) -> Path:
-    """Write the sample's figure to ``out`` (PNG) and return its path.
+def sample_map_figure(
+    engine: Engine,
+    job: Any,
+    sample_index: int,
+    *,
+    what: str = "",
+    style: MapStyle | None = None,
+    boundaries: bool = False,
+) -> Any:
+    """The figure of one sample of an attribution / disagreement job: original | one map
+    per method, titled with the true label, the prediction and its probability. The same
+    function draws ``xaiq show`` and the report's examples. ``boundaries``: the job's first
+    superpixel configuration, with each map's top-k superpixels outlined."""
+    maps = data.sample_maps(engine, job, sample_index)
+    if not maps:
+        raise NotFoundError(f"job {job.id} has no attribution maps for sample {sample_index}")
+    sample = data.sample_row(engine, job.id, sample_index) or {}
+    original = original_display(job.dataset, job.model, sample_index)
+    head = sample_title(
+        sample.get("label"), sample.get("pred"), sample.get("prob_pred"), class_names(job.model)
+    )
+    title = f"{model_title(job.model)} · sample {sample_index} ({sample.get('key', '?')}): {head}"
+    if what:
+        title += f"\n{what}"
+    segments, top_k = _segments(job, original) if boundaries else (None, None)
+    return plots.sample_figure(original, maps, title, style=style, segments=segments, top_k=top_k)
 
-    Attribution / disagreement jobs: original | one overlay per method of the job. Attack
-    jobs: original | changed pixels | final | difference. Raises :class:`NotFoundError` for
-    an unknown job or a sample the job has no result for.
+
+def _segments(job: Any, original: np.ndarray | None) -> tuple[np.ndarray | None, int | None]:
+    """Labels of the job's first superpixel configuration on ``original`` and its top-k."""
+    if original is None:
+        return None, None
+    from xaiq.xai.metrics import top_k_size
+    from xaiq.xai.superpixels import segment
+
+    spec = job.spec or {}
+    method = (spec.get("superpixels") or ["slic"])[0]
+    n_segments = int((spec.get("n_segments") or [200])[0])
+    k_frac = float((spec.get("k_frac") or [0.05])[0])
+    img = original[..., 0] if original.ndim == 3 and original.shape[2] == 1 else original
+    labels = segment(img[None], method, n_segments=n_segments)[0]
+    return labels, top_k_size(int(np.unique(labels).size), k_frac)
+
+
+def show_sample(
+    engine: Engine,
+    job_id: int,
+    sample_index: int,
+    out: str | Path,
+    *,
+    style: MapStyle | None = None,
+    dpi: int = DEFAULT_DPI,
+    boundaries: bool = False,
+) -> Path:
+    """Write the sample's figure to ``out`` (format by extension) and return its path.
+
+    Attribution / disagreement jobs: :func:`sample_map_figure`. Attack jobs: original |
+    changed pixels | final | difference. Raises :class:`NotFoundError` for an unknown job or
+    a sample the job has no result for.
     """
     job = data.get_job(engine, job_id)
-    sample = data.sample_row(engine, job.id, sample_index)
-    original = None
     if job.kind == JobKind.attack:
         rows = data.attack_rows(engine, job.id, sample_index)
         if not rows:
@@ -40,13 +94,9 @@ def show_sample(engine: Engine, job_id: int, sample_index: int, out: str | Path)
         )
         fig = plots.attack_figure(original, final, title)
     else:
-        maps = data.sample_maps(engine, job, sample_index)
-        if not maps:
-            raise NotFoundError(f"job {job.id} has no attribution maps for sample {sample_index}")
-        original = original_input(job.dataset, job.model, sample_index)
-        label = f", label {sample['label']}, pred {sample['pred']}" if sample else ""
-        fig = plots.sample_figure(original, maps, f"job {job.id} sample {sample_index}{label}")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(plots.png_bytes(fig, dpi=110))
-    return out
+        fig = sample_map_figure(engine, job, sample_index, style=style, boundaries=boundaries)
+    path = save_figure(fig, out, dpi)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path

@@ -67,6 +67,27 @@ def original_input(dataset: str, model: str, sample_index: int) -> np.ndarray | 
         return None
 
 
+def original_display(dataset: str, model: str, sample_index: int) -> np.ndarray | None:
+    """The sample as the model sees it, made displayable by the model's own inverse
+    preprocessing (``[H, W, C]`` in [0, 1]), exactly as ``xaiq compare`` shows it; ``None``
+    when it cannot be produced here."""
+    try:
+        sample = _dataset(dataset).load(int(sample_index))
+        loaded = _model(model)
+        x = loaded.preprocess([sample.image])
+        return np.asarray(loaded.to_display(x)[0].detach().cpu().numpy(), dtype=np.float64)
+    except Exception:  # as original_input: no original rather than no report
+        return None
+
+
+def class_names(model: str) -> tuple[str, ...] | None:
+    """The model's class names, or ``None`` when the model cannot be loaded here."""
+    try:
+        return _model(model).class_names
+    except Exception:
+        return None
+
+
 def to_display(*images: np.ndarray) -> list[np.ndarray]:
     """Model inputs ``[C, H, W]`` (or ``[H, W]``) -> displayable ``[H, W]`` / ``[H, W, 3]`` in
     [0, 1], min-max scaled *jointly* over all given images so they stay comparable.
