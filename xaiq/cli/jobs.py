@@ -94,6 +94,19 @@ def submit_cmd(
     target: str = typer.Option(
         None, "--target", help="explain the model's pred (default) or the label"
     ),
+    models: list[str] = typer.Option(
+        None, "--models", help="disagreement across models: names, comma-separated"
+    ),
+    faithfulness: bool = typer.Option(
+        False, "--faithfulness", help="disagreement: deletion/insertion AUCs per map"
+    ),
+    faith_param: list[str] = typer.Option(
+        None, "--faith-param", help="step, substrate, order, superpixels, ...=VALUE"
+    ),
+    sanity: str = typer.Option(
+        None, "--sanity", help="disagreement: model-randomisation check, cascading|independent"
+    ),
+    sanity_param: list[str] = typer.Option(None, "--sanity-param", help="max_layers=N"),
     attack_param: list[str] = typer.Option(None, "--attack-param", help="KEY=VALUE (repeatable)"),
     attack_all: bool = typer.Option(False, "--attack-all", help="repair: attack every sample"),
     seed: int = typer.Option(None, help="job seed (default 0)"),
@@ -132,6 +145,13 @@ def submit_cmd(
         "k_frac": _numbers(k_frac, float, "--k-frac"),
         "from_job": from_job,
         "target": target,
+        "models": _split(models),
+        "faithfulness": (_key_values(faith_param, "--faith-param") or True)
+        if faithfulness or faith_param
+        else None,
+        "sanity": {"mode": sanity or "cascading", **_key_values(sanity_param, "--sanity-param")}
+        if sanity or sanity_param
+        else None,
         "attack": attack,
         "seed": seed,
         "shard_size": shard_size,

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from xaiq.scheduler.errors import SpecError
+from xaiq.scheduler.spec_extras import validate_faithfulness, validate_models, validate_sanity
 
 KINDS = ("attribution", "disagreement", "attack")
 QUEUES = ("cpu", "gpu")
@@ -48,6 +49,9 @@ _KIND_KEYS: dict[str, dict[str, Any]] = {
         "superpixels": ["slic"],
         "n_segments": [200],
         "k_frac": [0.05],
+        "models": None,  # these three: see xaiq.scheduler.spec_extras
+        "faithfulness": None,
+        "sanity": None,
     },
     "attack": {"attack": {}},
 }
@@ -163,7 +167,9 @@ def validate_spec(raw: Mapping[str, Any], *, check_dataset: bool = True) -> dict
     spec: dict[str, Any] = {**_COMMON, **json.loads(json.dumps(_KIND_KEYS[kind]))}
     spec.update(json.loads(json.dumps(dict(raw))))  # a JSON round trip: plain data only
     spec["dataset"] = _str("dataset", raw.get("dataset"))
-    spec["model"] = _str("model", raw.get("model"))
+    if kind == "disagreement" and "model" not in raw and isinstance(raw.get("models"), list):
+        spec["model"] = raw["models"][0] if raw["models"] else None
+    spec["model"] = _str("model", spec.get("model"))
     spec["seed"] = _int("seed", spec["seed"], 0)
     spec["shard_size"] = _int("shard_size", spec["shard_size"], 1)
     spec["batch_size"] = _int("batch_size", spec["batch_size"], 1)
@@ -186,8 +192,12 @@ def validate_spec(raw: Mapping[str, Any], *, check_dataset: bool = True) -> dict
         else:
             if spec["methods"] is None:
                 raise SpecError("methods is required (or from_job: an attribution job id)")
-            _methods(spec, 2)
+            several = isinstance(raw.get("models"), list | tuple) and len(raw["models"]) > 1
+            _methods(spec, 1 if several else 2)  # one method over two models is a pair
         _superpixel_sweep(spec)
+        validate_models(spec, raw, check_dataset)
+        validate_faithfulness(spec)
+        validate_sanity(spec)
     else:
         _attack(spec)
 

@@ -18,8 +18,7 @@ import torch
 from sqlalchemy import Engine
 
 from xaiq.db.jobs import Claim
-from xaiq.scheduler.spec import method_pairs
-from xaiq.worker.artifacts import artifact_relpath, load_array, save_array
+from xaiq.worker.artifacts import artifact_relpath, save_array
 from xaiq.worker.checkpoint import Checkpoint, ShardInterrupted
 from xaiq.xai.datasets import Dataset, Sample, open_dataset
 from xaiq.xai.models import LoadedModel, load_model
@@ -223,17 +222,25 @@ def _store_maps(
     batch: Batch,
     rows: ShardRows,
     root: Path,
+    *,
+    name: str | None = None,
+    group: str | None = None,
+    model: str | None = None,
 ) -> None:
+    """``attributions`` rows and artifacts; ``name`` is the row's method (default ``method``;
+    ``model:method`` in cross-model jobs), ``group`` the artifact folder, ``model`` the map's
+    model (default: the job's)."""
     targets = dict(zip(batch.ids, batch.targets.tolist(), strict=True))
     for idx, m in maps.items():
-        rel = artifact_relpath(claim.job_id, method, idx)
+        rel = artifact_relpath(claim.job_id, group or method, idx)
         rows.add(
             "attributions",
             {
                 "sample_index": idx,
-                "method": method,
+                "method": name or method,
                 "target": int(targets[idx]),
                 "target_kind": batch.target_kind,
+                "model": model or claim.spec["model"],
                 "artifact": rel,
                 "checksum": save_array(rel, m, root),
                 "height": int(m.shape[0]),
@@ -259,114 +266,12 @@ def _attribution(
     return all_maps
 
 
-def _source_maps(
-    claim: Claim, batch: Batch, rows: ShardRows, root: Path
-) -> dict[str, dict[int, np.ndarray]]:
-    """Maps of the ``from_job`` attribution job for this batch, checksums verified."""
-    from sqlalchemy import select
-
-    from xaiq.db.models import Attribution
-    from xaiq.db.session import read_session
-
-    spec = claim.spec
-    with read_session(rows.engine) as session:
-        found = session.execute(
-            select(
-                Attribution.method,
-                Attribution.sample_index,
-                Attribution.artifact,
-                Attribution.checksum,
-            )
-            .where(Attribution.job_id == spec["from_job"])
-            .where(Attribution.sample_index.in_(batch.ids))
-            .where(Attribution.method.in_(spec["methods"]))
-        ).all()
-    where = {(m, i): (a, c) for m, i, a, c in found}
-    out: dict[str, dict[int, np.ndarray]] = {m: {} for m in spec["methods"]}
-    for method in spec["methods"]:
-        for idx in batch.ids:
-            if (method, idx) not in where:
-                rows.error(idx, "load", f"job {spec['from_job']} has no {method} map for it")
-                continue
-            try:
-                out[method][idx] = load_array(*where[(method, idx)], root=root)
-            except SAMPLE_FAILURES as exc:
-                rows.error(idx, "load", _message(exc))
-    return out
-
-
 def _disagreement(
     claim: Claim, model: LoadedModel, batch: Batch, rows: ShardRows, root: Path
 ) -> None:
-    from xaiq.xai.metrics import compare_batch
-    from xaiq.xai.superpixels import segment, segment_means
+    from xaiq.worker.disagreement_kind import disagreement_batch
 
-    spec = claim.spec
-    if spec["from_job"] is None:
-        maps = _attribution(claim, model, batch, rows, root)
-    else:
-        maps = _source_maps(claim, batch, rows, root)
-    display = model.to_display(batch.inputs).detach().cpu().numpy()
-    pos = {idx: i for i, idx in enumerate(batch.ids)}
-    for sp in spec["superpixels"]:
-        for n_seg in spec["n_segments"]:
-            try:
-                labels = segment(display, sp, n_segments=n_seg)
-            except SAMPLE_FAILURES as exc:
-                for idx in batch.ids:
-                    rows.error(idx, "segment", f"{sp}/{n_seg}: {_message(exc)}")
-                continue
-            vecs: dict[str, dict[int, np.ndarray]] = {}
-            for method, mm in maps.items():
-                have = [i for i in batch.ids if i in mm]
-                if have:
-                    stacked = np.stack([mm[i] for i in have])
-                    means = segment_means(stacked, labels[[pos[i] for i in have]])
-                    vecs[method] = dict(zip(have, means, strict=True))
-                else:
-                    vecs[method] = {}
-            for a, b in method_pairs(spec["methods"]):
-                common = [i for i in batch.ids if i in vecs[a] and i in vecs[b]]
-                for k_frac in spec["k_frac"]:
-                    _compare(rows, compare_batch, vecs, a, b, common, sp, n_seg, k_frac)
-    for row in rows.tables["disagreements"]:
-        row.setdefault("target_kind", batch.target_kind)
-
-
-def _compare(
-    rows: ShardRows,
-    compare_batch: Callable[..., list[dict[str, Any]]],
-    vecs: dict[str, dict[int, np.ndarray]],
-    a: str,
-    b: str,
-    common: list[int],
-    sp: str,
-    n_seg: int,
-    k_frac: float,
-) -> None:
-    from xaiq.db.models import METRIC_COLUMNS
-
-    try:
-        results = compare_batch([vecs[a][i] for i in common], [vecs[b][i] for i in common], k_frac)
-    except SAMPLE_FAILURES as exc:
-        for idx in common:
-            rows.error(idx, "compare", f"{a} vs {b}: {_message(exc)}")
-        return
-    for idx, res in zip(common, results, strict=True):
-        row: dict[str, Any] = {
-            "sample_index": idx,
-            "method_a": a,
-            "method_b": b,
-            "superpixels": sp,
-            "n_segments": n_seg,
-            "k_frac": k_frac,
-            "n": int(res["n"]),  # type: ignore[arg-type]
-            "k": int(res["k"]),  # type: ignore[arg-type]
-        }
-        for col in METRIC_COLUMNS:
-            v = res[col]
-            row[col] = None if v is None or not np.isfinite(v) else float(v)
-        rows.add("disagreements", row)
+    disagreement_batch(claim, model, batch, rows, root)
 
 
 Kind = Callable[[Claim, LoadedModel, Batch, ShardRows, Path], Any]

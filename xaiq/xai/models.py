@@ -306,3 +306,17 @@ def check_model_name(name: str) -> None:
     _torchvision_weights(arch)
     if ":" in name and not Path(name.split(":", 1)[1]).is_file():
         raise ModelLoadError(f"checkpoint not found: {name.split(':', 1)[1]}")
+
+
+def model_input_shape(name: str) -> tuple[int, int, int]:
+    """``(channels, H, W)`` of the model ``name``'s inputs, without loading its weights
+    (submit-time checks, e.g. that the models of a cross-model job take the same input)."""
+    check_model_name(name)
+    if name in MODELS:
+        from xaiq.xai.digits import INPUT_SIZE
+
+        return (1, INPUT_SIZE, INPUT_SIZE)
+    if name.startswith("torchscript:"):
+        return (3, 224, 224)
+    crop = _torchvision_weights(name.split(":", 1)[0]).transforms().crop_size[0]
+    return (3, int(crop), int(crop))

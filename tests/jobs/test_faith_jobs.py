@@ -1,0 +1,125 @@
+"""Disagreement jobs with deletion/insertion, the sanity check and several models."""
+
+from __future__ import annotations
+
+import pytest
+
+from xaiq.db.jobs import rows_for
+from xaiq.db.session import read_session
+from xaiq.scheduler.errors import SpecError
+from xaiq.scheduler.spec import validate_spec
+from xaiq.scheduler.submit import submit
+from xaiq.worker.artifacts import load_array
+from xaiq.worker.local import run_local
+
+SPEC = {
+    "kind": "disagreement",
+    "dataset": "digits",
+    "model": "digits-cnn",
+    "methods": ["saliency", "grad_cam"],
+    "superpixels": ["grid"],
+    "n_segments": [16],
+    "limit": 6,
+    "shard_size": 3,
+}
+
+
+def _run(spec: dict) -> int:
+    job = submit(spec, local=True)
+    assert run_local(job.job_id)["status"] == "succeeded"
+    return job.job_id
+
+
+def _rows(job_id: int, table: str) -> list[dict]:
+    with read_session() as session:
+        return rows_for(session, table, job_id)
+
+
+def test_faithfulness_and_sanity_rows_per_sample_method_unit_and_layer(home) -> None:  # noqa: ANN001
+    spec = {**SPEC, "faithfulness": True, "sanity": {"max_layers": 2}}
+    job = _run(spec)
+    faith = _rows(job, "faithfulness")
+    assert len(faith) == 6 * 2 * 2  # samples x methods x (pixels, grid/16)
+    assert {(r["unit"], r["n_segments"], r["n_steps"]) for r in faith} == {
+        ("pixels", 0, 28),
+        ("grid", 16, 16),
+    }
+    for r in faith:
+        curves = load_array(r["artifact"], r["checksum"])
+        assert curves.shape == (2, r["n_steps"] + 1)
+        auc = (curves.sum(axis=1) - curves[:, 0] / 2 - curves[:, -1] / 2) / r["n_steps"]
+        assert auc == pytest.approx([r["deletion_auc"], r["insertion_auc"]], abs=1e-6)
+        assert r["prob_full"] == pytest.approx(float(curves[0, 0]))
+        assert r["target_kind"] == "pred" and r["model"] == "digits-cnn"
+    sanity = _rows(job, "sanity_checks")
+    assert len(sanity) == 6 * 2 * 2
+    assert {(r["layer"], r["layer_order"]) for r in sanity} == {
+        ("classifier.3", 1),
+        ("classifier.1", 2),
+    }
+    assert all(r["mode"] == "cascading" and -1 <= r["spearman_abs"] <= 1 for r in sanity)
+    again = _run(spec)  # seeded per job: the same random networks, the same rows
+    strip = lambda rs: [{k: v for k, v in r.items() if k not in ("job_id", "artifact")} for r in rs]  # noqa: E731
+    assert strip(_rows(again, "sanity_checks")) == strip(sanity)
+    assert strip(_rows(again, "faithfulness")) == strip(faith)
+
+
+def test_a_job_over_two_models_compares_every_model_method_with_every_other(home) -> None:  # noqa: ANN001
+    spec = {
+        **SPEC,
+        "models": ["digits-cnn", "digits-cnn-weak"],
+        "faithfulness": {"superpixels": False},
+    }
+    spec.pop("model")
+    job = _run(spec)
+    rows = _rows(job, "disagreements")
+    names = [
+        "digits-cnn:saliency",
+        "digits-cnn:grad_cam",
+        "digits-cnn-weak:saliency",
+        "digits-cnn-weak:grad_cam",
+    ]
+    pairs = {(r["method_a"], r["method_b"]) for r in rows}
+    assert len(pairs) == 6 and len(rows) == 6 * 6
+    assert ("digits-cnn:saliency", "digits-cnn-weak:saliency") in pairs
+    for r in rows:
+        assert r["model_a"] == r["method_a"].rsplit(":", 1)[0]
+        assert r["model_b"] == r["method_b"].rsplit(":", 1)[0]
+    attributions = _rows(job, "attributions")
+    assert sorted({r["method"] for r in attributions}) == sorted(names)
+    faith = _rows(job, "faithfulness")
+    assert len(faith) == 6 * 4 and {r["model"] for r in faith} == {"digits-cnn", "digits-cnn-weak"}
+    # each model explains its own prediction
+    from xaiq.xai.digits import digits_arrays
+    from xaiq.xai.models import load_model
+
+    images = digits_arrays()[0][:6]
+    for name in ("digits-cnn", "digits-cnn-weak"):
+        m = load_model(name, "cpu")
+        preds = m.predict_proba(m.preprocess(images)).argmax(dim=1).tolist()
+        got = {r["sample_index"]: r["target"] for r in attributions if r["model"] == name}
+        assert got == dict(enumerate(preds))
+
+
+def test_one_method_over_two_models_is_a_pair() -> None:
+    spec = validate_spec(
+        {**SPEC, "methods": ["saliency"], "models": ["digits-cnn", "digits-cnn-weak"]}
+    )
+    assert spec["model"] == "digits-cnn" and spec["models"] == ["digits-cnn", "digits-cnn-weak"]
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"models": ["digits-cnn", "resnet18"]}, "'resnet18' takes inputs \\(3, 224, 224\\)"),
+        ({"models": ["digits-cnn"]}, "models must list at least two"),
+        ({"models": ["digits-cnn-weak", "digits-cnn"]}, "must be the first of models"),
+        ({"faithfulness": {"order": "random"}}, "faithfulness: order must be one of"),
+        ({"faithfulness": {"colour": 1}}, "faithfulness: unknown option 'colour'"),
+        ({"sanity": {"mode": "bottom-up"}}, "sanity.mode must be one of cascading"),
+        ({"sanity": {"max_layers": 0}}, "sanity.max_layers must be an integer >= 1"),
+    ],
+)
+def test_bad_options_are_refused_at_submit(change: dict, needle: str) -> None:
+    with pytest.raises(SpecError, match=needle):
+        validate_spec({**SPEC, **change})
