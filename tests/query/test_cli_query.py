@@ -114,7 +114,6 @@ def test_export_show_and_report_write_their_files(store, tmp_path, capsys):
         (["stats", "disagreement", "--job", "4242"], "unknown job id 4242"),
         (["stats", "disagreement", "--group-by", "colour"], "unknown group-by key 'colour'"),
         (["stats", "disagreement", "--metric", "accuracy"], "unknown metric 'accuracy'"),
-        (["stats", "disagreement", "--format", "xml"], "unknown format 'xml'"),
         (["stats", "attack", "--group-by", "pair"], "unknown group-by key 'pair'"),
         (["export", "1", "--format", "xlsx", "--out", "x"], "unknown export format 'xlsx'"),
         (["export", "1", "--what", "pixels", "--out", "x"], "unknown export table 'pixels'"),

@@ -1,17 +1,28 @@
-"""Entry point: registers every command module and maps known errors to one line."""
+"""Entry point: registers every command module and maps every error to one line.
+
+``main`` drives the Click command itself (``make_context`` + ``invoke``) instead of calling
+the Typer app, so that every outcome reaches it as an exception whatever Typer/Click version
+is installed: usage errors (exit 2, ``error:`` line + ``Try`` hint), ``typer.Exit`` (its code),
+Ctrl-C (exit 130, one line), and the domain errors of every layer (exit 2, one line).
+``xaiq`` alone, like ``xaiq stats`` or ``xaiq db`` alone, prints the help on stdout and exits 0:
+asking a tool what it can do is not a mistake (pip, docker and cargo do the same).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import sys
 
-import click
+import typer
 
 # importing a command module registers its commands on the app
 from xaiq.cli import attack_cmd, catalog, control, jobs, onefile, query  # noqa: F401
 from xaiq.cli.app import app
 from xaiq.cli.errors import CliError
 from xaiq.cli.output import error_line
+from xaiq.cli.usage import ABORTS, CLICK_ERRORS, EXITS, NO_ARGS_HELP, command_path, usage_message
+
+PROG = "xaiq"
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
@@ -24,32 +35,45 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     return tuple(roots)
 
 
-def main(argv: list[str] | None = None) -> int:
-    try:
-        code = app(args=argv, standalone_mode=False)
-        if isinstance(code, int):  # typer.Exit(n) comes back as a return value here
-            return code
-    except click.exceptions.Abort:
-        error_line("aborted")
-        return 130
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except _known_errors() as exc:
-        error_line(str(exc))
-        return 2
-    except KeyboardInterrupt:
-        error_line("interrupted")
-        return 130
+def _show_help(exc: BaseException) -> int:
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        sys.stdout.write(ctx.get_help() + "\n")
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI on ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    command = typer.main.get_command(app)
+    command.name = PROG
+    try:
+        with command.make_context(PROG, args) as ctx:
+            command.invoke(ctx)
+    except EXITS as exc:
+        return int(getattr(exc, "exit_code", 0) or 0)
+    except NO_ARGS_HELP as exc:
+        return _show_help(exc)
+    except CLICK_ERRORS as exc:
+        error_line(usage_message(exc))
+        error_line(f"Try '{command_path(exc, command, args)} --help' for help.", prefix=False)
+        return 2
+    except ABORTS:
+        error_line("aborted")
+        return 130
+    except KeyboardInterrupt:
+        error_line("interrupted")
+        return 130
+    except _known_errors() as exc:
+        error_line(str(exc))
+        return 2
+    return 0
 
 
 def run() -> None:
     """Console-script entry: exit with :func:`main`'s code."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

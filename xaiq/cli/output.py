@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 # Piped or redirected output has no terminal width to respect: don't fold tables at 80 columns.
@@ -80,10 +81,11 @@ def info(message: str) -> None:
     err_console.print(message, highlight=False)
 
 
-def error_line(message: str) -> None:
-    """The one-line error printed before a non-zero exit."""
-    first = " ".join(str(message).split("\n")[0].split()) or "error"
-    err_console.print(f"[bold red]error:[/] {first}", highlight=False, soft_wrap=True)
+def error_line(message: str, *, prefix: bool = True) -> None:
+    """The one-line error printed before a non-zero exit (``prefix=False``: a hint line)."""
+    first = escape(" ".join(str(message).split("\n")[0].split()) or "error")
+    text = f"[bold red]error:[/] {first}" if prefix else first
+    err_console.print(text, highlight=False, soft_wrap=True)
 
 
 def kv_rows(mapping: Mapping[str, Any]) -> list[dict[str, Any]]:

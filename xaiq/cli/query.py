@@ -14,13 +14,13 @@ import typer
 
 from xaiq.cli.app import app
 from xaiq.cli.errors import CliError
+from xaiq.cli.options import FormatOption
 from xaiq.cli.output import OutputFormat, console, emit, info
 
 stats_app = typer.Typer(help="Aggregate statistics over stored results.", no_args_is_help=True)
 app.add_typer(stats_app, name="stats")
 
 JobsOpt = typer.Option(None, "--job", "-j", help="job id (repeatable); default: every job")
-FormatOpt = typer.Option("table", "--format", "-f", help="table, csv or json")
 
 
 def _engine() -> Any:
@@ -69,7 +69,7 @@ def stats_disagreement(
         help="a key with two values (e.g. correct): difference of means with Welch's 95%"
         " interval, Mann-Whitney U p-value and rank-biserial effect size per group",
     ),
-    fmt: str = FormatOpt,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Per group and metric: n, NULLs, mean with its 95% interval, sample std (ddof=1),
     min, p25, median, p75, max, and why the NULLs are NULL.
@@ -106,7 +106,7 @@ def stats_attack(
         help="comma-separated: job, model, dataset, mode, target, label, pred, correct"
         " (default: job)",
     ),
-    fmt: str = FormatOpt,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Success rate, wins per strategy, median iterations / forward passes (all attacked
     samples), mean L0/L2/L-inf (successful ones), mean target probability before/after."""
