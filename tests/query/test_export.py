@@ -104,3 +104,46 @@ def test_export_memory_does_not_grow_with_rows(two_sizes, tmp_path, monkeypatch,
         assert n == rows
     # ten times the rows, same batch: the Python-side peak stays that of one batch
     assert peaks[1] < 1.5 * peaks[0], peaks
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_result_exports_carry_the_samples_fields(store, tmp_path, fmt):
+    out = tmp_path / f"j.{fmt}"
+    export_job(store.engine, store.disagreement_job, "disagreements", fmt, out)
+    cols = export_columns("disagreements")
+    assert cols[-5:] == ["key", "label", "pred", "correct", "confidence"]
+    if fmt == "csv":
+        with out.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+    else:
+        rows = pq.read_table(out).to_pylist()
+    assert len(rows) == len(_mine(store))
+    for r in rows:
+        s = store.samples[(store.disagreement_job, int(r["sample_index"]))]
+        assert r["key"] == s["key"]
+        assert str(r["label"]) == str(s["label"]) and str(r["pred"]) == str(s["pred"])
+        assert str(r["correct"]) == str(s["correct"])
+        assert float(r["confidence"]) == s["prob_pred"]
+
+
+def test_parquet_samples_have_probabilities_as_a_typed_column(store, tmp_path):
+    from sqlalchemy import update
+
+    from xaiq.db.models import SampleRow
+
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(SampleRow)
+            .where(SampleRow.job_id == store.attack_job)
+            .values(probs=[[3, 0.7], [1, 0.2]])
+        )
+    out = tmp_path / "s.parquet"
+    export_job(store.engine, store.attack_job, "samples", "parquet", out)
+    table = pq.read_table(out)
+    assert str(table.schema.field("probs").type) == (
+        "list<element: struct<class: int64, prob: double>>"
+    )
+    assert table.column("probs").to_pylist()[0] == [
+        {"class": 3, "prob": 0.7},
+        {"class": 1, "prob": 0.2},
+    ]

@@ -76,10 +76,50 @@ def datasets_cmd(fmt: OutputFormat = FormatOpt) -> None:
 
 @app.command("methods")
 def methods_cmd(fmt: OutputFormat = FormatOpt) -> None:
-    """List explainers, superpixel methods and metrics."""
-    from xaiq.xai import explainers, metrics, superpixels
+    """List explainers with each parameter, its default and allowed values (set them with
+    --param METHOD.KEY=VALUE), and the superpixel methods with theirs. `xaiq metrics` lists
+    the metrics."""
+    from xaiq.xai import explainers, superpixels
 
-    rows = [{"kind": "explainer", "name": n} for n in explainers.EXPLAINERS.names()]
-    rows += [{"kind": "superpixels", "name": n} for n in superpixels.SEGMENTERS.names()]
-    rows += [{"kind": "metric", "name": n} for n in metrics.METRIC_NAMES]
-    emit(rows, fmt, title="methods")
+    rows = []
+    for name in explainers.EXPLAINERS.names():
+        ex = explainers.EXPLAINERS.get(name)
+        params = ex.params.items() or [("-", None)]
+        for key, spec in params:
+            rows.append(
+                {
+                    "kind": "explainer",
+                    "name": name,
+                    "parameter": key,
+                    "default": "-" if spec is None else _default(spec.default),
+                    "allowed": "" if spec is None else spec.domain or spec.kind.__name__,
+                    "about": (spec.doc if spec is not None and spec.doc else ex.doc),
+                }
+            )
+    for name in superpixels.SEGMENTERS.names():
+        seg = superpixels.SEGMENTERS.get(name)
+        for key, default in seg.defaults.items():
+            rows.append(
+                {
+                    "kind": "superpixels",
+                    "name": name,
+                    "parameter": key,
+                    "default": _default(default),
+                    "allowed": "",
+                    "about": "",
+                }
+            )
+    emit(rows, fmt, title="methods and their parameters")
+
+
+def _default(value: object) -> str:
+    return "None" if value is None else str(value)
+
+
+@app.command("metrics")
+def metrics_cmd(fmt: OutputFormat = FormatOpt) -> None:
+    """The glossary of the ten disagreement metrics: range, kind, which end means the maps
+    agree, definition and when a value is NULL."""
+    from xaiq.db.glossary import glossary_rows
+
+    emit(glossary_rows(), fmt, title="metrics (n superpixels, k = max(1, floor(k_frac n)))")

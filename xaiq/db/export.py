@@ -6,7 +6,13 @@ time and written as they come: memory does not grow with the number of rows.
 - ``csv``: a header line, then one line per row; NULL is the empty field.
 - ``json``: JSON Lines — one object per line (streamable, appendable; ``jq -s`` makes an
   array), NULL is ``null``.
-- ``parquet``: pyarrow ``ParquetWriter``, one row group per batch, typed columns.
+- ``parquet``: pyarrow ``ParquetWriter``, one row group per batch, typed columns; a
+  sample's top-class probabilities (``probs``) are a real column,
+  ``list<struct<class: int64, prob: float64>>``, not JSON text.
+
+Result tables (disagreements, attacks, attributions) carry their sample's fields joined in
+(:data:`xaiq.db.joined.SAMPLE_FIELDS`: key, label, pred, correct, confidence), so an
+analysis needs no join.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from sqlalchemy import Boolean, DateTime, Engine, Float, Integer, select
 from sqlalchemy.sql.schema import Table
 
 from xaiq.db.errors import QueryError
+from xaiq.db.joined import joined_columns
 from xaiq.db.models import AttackResult, Attribution, Disagreement, SampleRow
 from xaiq.db.queries import check_jobs
 
@@ -36,9 +43,16 @@ EXPORT_FORMATS = ("csv", "json", "parquet")
 
 
 def export_columns(what: str) -> list[str]:
-    """Exported column names of ``what`` (the table's columns without the surrogate ``id``)."""
+    """Exported column names of ``what``: the table's columns without the surrogate ``id``,
+    then (result tables) the joined sample fields."""
+    return [c.name for c in _columns(what)]
+
+
+def _columns(what: str) -> list[Any]:
     table = _table(what)
-    return [c.name for c in table.columns if c.name != "id"]
+    if what == "samples":
+        return [c for c in table.columns if c.name != "id"]
+    return joined_columns(table)
 
 
 def _table(what: str) -> Table:
@@ -56,9 +70,14 @@ def export_job(engine: Engine, job_id: int, what: str, fmt: str, out: str | Path
     if fmt not in EXPORT_FORMATS:
         raise QueryError(f"unknown export format {fmt!r}; known: {', '.join(EXPORT_FORMATS)}")
     check_jobs(engine, [job_id])
-    cols = [c for c in table.columns if c.name != "id"]
+    cols = _columns(what)
     order = [table.c.sample_index, table.c.id]
     stmt = select(*cols).where(table.c.job_id == job_id).order_by(*order)
+    if what != "samples":
+        stmt = stmt.outerjoin(
+            SampleRow,
+            (SampleRow.job_id == table.c.job_id) & (SampleRow.sample_index == table.c.sample_index),
+        )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     sinks: dict[str, type[_Sink]] = {
@@ -144,9 +163,13 @@ class _ParquetSink:
         self._pa = pa
         fields: list[Any] = []
         self._json_cols: set[int] = set()
+        self._probs_cols: set[int] = set()
         for c in cols:
             t = c.type
-            if isinstance(t, Boolean):
+            if c.name == "probs":  # [[class, prob], ...] -> typed list of structs
+                self._probs_cols.add(len(fields))
+                at = pa.list_(pa.struct([("class", pa.int64()), ("prob", pa.float64())]))
+            elif isinstance(t, Boolean):
                 at = pa.bool_()
             elif isinstance(t, Integer):
                 at = pa.int64()
@@ -168,11 +191,15 @@ class _ParquetSink:
         columns = list(zip(*rows, strict=True))
         arrays = []
         for i, (col, field) in enumerate(zip(columns, self._schema, strict=True)):
-            values = (
-                [None if v is None else json.dumps(v) for v in col]
-                if (i in self._json_cols)
-                else list(col)
-            )
+            if i in self._probs_cols:
+                values = [
+                    None if v is None else [{"class": int(c), "prob": float(p)} for c, p in v]
+                    for v in col
+                ]
+            elif i in self._json_cols:
+                values = [None if v is None else json.dumps(v) for v in col]
+            else:
+                values = list(col)
             arrays.append(self._pa.array(values, type=field.type))
         self._writer.write_table(self._pa.Table.from_arrays(arrays, schema=self._schema))
 

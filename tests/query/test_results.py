@@ -1,0 +1,56 @@
+"""``xaiq.results``: DataFrames with the sample fields joined, equal to the stored rows."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import xaiq.results
+from xaiq.db.errors import NotFoundError
+
+
+def test_disagreements_frame_has_every_row_with_its_sample_fields(store):
+    res = xaiq.results.open(store.engine)
+    frame = res.disagreements(store.disagreement_job)
+    want = [d for d in store.disagreements if d["job_id"] == store.disagreement_job]
+    assert len(frame) == len(want)
+    assert list(frame.columns[-5:]) == ["key", "label", "pred", "correct", "confidence"]
+    for row in frame.itertuples(index=False):
+        s = store.samples[(row.job_id, row.sample_index)]
+        assert (row.key, row.label, row.pred, bool(row.correct)) == (
+            s["key"],
+            s["label"],
+            s["pred"],
+            s["correct"],
+        )
+        assert row.confidence == s["prob_pred"]
+    # the analysis the issue asks for is one groupby away, and matches the rows
+    mean = frame.groupby("correct")["euclidean"].mean()
+    wrong = [
+        d["euclidean"]
+        for d in want
+        if d["euclidean"] is not None
+        and not store.samples[(d["job_id"], d["sample_index"])]["correct"]
+    ]
+    assert math.isclose(mean.loc[False], sum(wrong) / len(wrong), rel_tol=1e-12)
+
+
+def test_attacks_samples_and_every_job_frames(store):
+    res = xaiq.results.open(store.engine)
+    assert len(res.attacks(store.attack_job)) == len(store.attacks)
+    assert len(res.samples([store.attack_job])) == 6
+    assert len(res.disagreements()) == len(store.disagreements)
+    assert res.faithfulness().empty and "confidence" in res.faithfulness().columns
+    with pytest.raises(NotFoundError):
+        res.attacks(4242)
+
+
+def test_stats_and_compare_frames_are_the_cli_tables(store):
+    res = xaiq.results.open(store.engine)
+    stats = res.stats(store.disagreement_job, metrics="euclidean")
+    assert list(stats.columns[:3]) == ["pair", "n_segments", "k_frac"]
+    assert {"ci_low", "ci_high", "null_reason"} <= set(stats.columns)
+    assert "model digits-cnn-weak" in stats.attrs["title"]
+    cmp = res.compare("correct", store.disagreement_job, metrics="euclidean")
+    assert set(cmp["a"]) == {False} and {"p_value", "rank_biserial"} <= set(cmp.columns)

@@ -1,0 +1,142 @@
+"""Results as pandas DataFrames, with each sample's fields joined in.
+
+::
+
+    import xaiq.results
+
+    res = xaiq.results.open()                      # the store of XAIQ_DB_URL / XAIQ_HOME
+    res = xaiq.results.open("sqlite:///run.sqlite")  # or a URL, or an SQLAlchemy Engine
+    d = res.disagreements(1)                       # one row per sample x pair x configuration
+    d.groupby(["method_a", "method_b", "n_segments", "correct"]).euclidean.mean()
+    res.stats(1)                                   # `xaiq stats disagreement --job 1`
+    res.compare("correct", 1)                      # `... --compare correct`
+
+Every result frame (:meth:`Results.disagreements`, :meth:`~Results.attributions`,
+:meth:`~Results.attacks`, :meth:`~Results.faithfulness`, :meth:`~Results.sanity_checks`)
+has the table's columns and then :data:`xaiq.db.joined.SAMPLE_FIELDS`: ``key``, ``label``,
+``pred``, ``correct`` and ``confidence`` (the softmax probability of the prediction). NULL is
+``NaN`` / ``None`` / ``<NA>`` as pandas types the column. ``job`` is one id, a list of
+ids, or ``None`` for every job. :meth:`Results.stats` and :meth:`Results.compare` return
+the statistics tables of ``xaiq stats disagreement`` (the pooling rule, intervals and NULL
+reasons included) with the title in ``DataFrame.attrs["title"]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, select
+
+from xaiq.db.joined import joined_select
+from xaiq.db.models import (
+    AttackResult,
+    Attribution,
+    Disagreement,
+    Faithfulness,
+    SampleRow,
+    SanityCheck,
+)
+from xaiq.db.queries import check_jobs
+
+JobSelection = int | Iterable[int] | None
+
+
+def _jobs(job: JobSelection) -> list[int]:
+    if job is None:
+        return []
+    return [int(job)] if isinstance(job, int) else [int(j) for j in job]
+
+
+class Results:
+    """Read-only access to one store; every method returns a new ``pandas.DataFrame``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def _frame(self, model: Any, job: JobSelection) -> pd.DataFrame:
+        jobs = check_jobs(self.engine, _jobs(job))
+        stmt = joined_select(model.__table__, jobs)
+        with self.engine.connect() as conn:
+            result = conn.execute(stmt)
+            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+    def disagreements(self, job: JobSelection = None) -> pd.DataFrame:
+        """One row per sample x method pair x configuration, sample fields joined."""
+        return self._frame(Disagreement, job)
+
+    def attributions(self, job: JobSelection = None) -> pd.DataFrame:
+        """One row per sample x method (map statistics; the map is the ``artifact`` file)."""
+        return self._frame(Attribution, job)
+
+    def attacks(self, job: JobSelection = None) -> pd.DataFrame:
+        """One row per attacked sample (and strategy, where the job compares strategies)."""
+        return self._frame(AttackResult, job)
+
+    def faithfulness(self, job: JobSelection = None) -> pd.DataFrame:
+        """Deletion / insertion AUCs per sample x method x unit."""
+        return self._frame(Faithfulness, job)
+
+    def sanity_checks(self, job: JobSelection = None) -> pd.DataFrame:
+        """Model-randomisation sanity-check rows."""
+        return self._frame(SanityCheck, job)
+
+    def samples(self, job: JobSelection = None) -> pd.DataFrame:
+        """The model's view of every sample (label, prediction, probabilities)."""
+        jobs = check_jobs(self.engine, _jobs(job))
+        cols = [c for c in SampleRow.__table__.columns if c.name != "id"]
+        stmt = select(*cols).order_by(SampleRow.job_id, SampleRow.sample_index)
+        if jobs:
+            stmt = stmt.where(SampleRow.job_id.in_(jobs))
+        with self.engine.connect() as conn:
+            result = conn.execute(stmt)
+            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+    def stats(
+        self,
+        job: JobSelection = None,
+        group_by: str | Iterable[str] = "pair",
+        metrics: str | Iterable[str] | None = None,
+        *,
+        pool: bool = False,
+    ) -> pd.DataFrame:
+        """``xaiq stats disagreement`` as a frame (one row per group and metric)."""
+        from xaiq.db.stats_table import disagreement_table
+
+        table = disagreement_table(self.engine, _jobs(job), group_by, metrics, pool=pool)
+        return _table_frame(table)
+
+    def compare(
+        self,
+        key: str,
+        job: JobSelection = None,
+        group_by: str | Iterable[str] = "pair",
+        metrics: str | Iterable[str] | None = None,
+        *,
+        pool: bool = False,
+    ) -> pd.DataFrame:
+        """``xaiq stats disagreement --compare KEY`` as a frame."""
+        from xaiq.db.compare import compare_table
+
+        table = compare_table(self.engine, _jobs(job), group_by, key, metrics, pool=pool)
+        return _table_frame(table)
+
+
+def _table_frame(table: Any) -> pd.DataFrame:
+    frame = pd.DataFrame(table.rows, columns=table.columns)
+    frame.attrs["title"] = table.title
+    return frame
+
+
+def open(store: str | Engine | None = None) -> Results:  # noqa: A001 - the documented name
+    """Results of the store at ``store``: an SQLAlchemy ``Engine``, a database URL, or
+    ``None`` for the configured default (``XAIQ_DB_URL``, else SQLite under ``XAIQ_HOME``)."""
+    if isinstance(store, Engine):
+        return Results(store)
+    from xaiq.db.session import get_engine
+
+    return Results(get_engine(store))
+
+
+__all__ = ["Results", "open"]
