@@ -191,6 +191,7 @@ class _ParquetSink:
         columns = list(zip(*rows, strict=True))
         arrays = []
         for i, (col, field) in enumerate(zip(columns, self._schema, strict=True)):
+            values: list[Any]
             if i in self._probs_cols:
                 values = [
                     None if v is None else [{"class": int(c), "prob": float(p)} for c, p in v]
