@@ -169,6 +169,7 @@ def _measure(
         "XAIQ_ARTIFACTS": str(tmp / "art"),
         "XAIQ_HOME": str(tmp / "home"),
         "XAIQ_HEARTBEAT_SECONDS": "1",
+        "XAIQ_TORCH_THREADS": "1",  # both paths on one core (run_local would take its share)
     }
     engine = get_engine(db_url, migrate=True)
     # full: the default shard size (64), ten shards; quick: tiny, dominated by fixed costs

@@ -378,7 +378,9 @@ def worker_cmd(
     queues: str = typer.Option("gpu,cpu", "--queues", "-Q", help="queues to consume"),
     concurrency: int = typer.Option(1, "--concurrency", "-c", help="worker processes"),
     device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: auto)"),
-    threads: int = typer.Option(None, "--threads", help="torch threads per process"),
+    threads: int = typer.Option(
+        None, "--threads", help="torch threads per process (default: cores / concurrency)"
+    ),
     name: str = typer.Option(None, "--name", "-n", help="Celery node name"),
     loglevel: str = typer.Option("INFO", "--loglevel", help="Celery log level"),
 ) -> None:
@@ -398,6 +400,8 @@ def worker_cmd(
         os.environ["XAIQ_DEVICE"] = device
     if threads:
         os.environ["XAIQ_TORCH_THREADS"] = str(threads)
+    # without --threads each pool process gets (cores / concurrency) torch threads
+    os.environ["XAIQ_WORKER_CONCURRENCY"] = str(concurrency)
     from xaiq.db.session import get_engine
 
     get_engine()  # fail now, with a one-line error, if the store is unreachable

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from xaiq.db.digest import build_digest_quietly
 from xaiq.db.jobs import finalize_job, get_job, job_progress, pending_shard_ids, reap_expired
 from xaiq.db.lifecycle import (
     owner_stale_seconds,
@@ -76,8 +77,13 @@ def run_local(
     (``xaiq cancel`` from another shell) stops the running shard at its next batch. ``stop``
     (default: :data:`xaiq.worker.checkpoint.STOP`) interrupts the job the same way and leaves
     it ``interrupted``. Returns the final progress dict. Tunes this process's allocator for
-    the compute, as a worker does (:func:`xaiq.xai.allocator.tune_host_allocator`).
+    the compute, as a worker does (:func:`xaiq.xai.allocator.tune_host_allocator`), and sizes
+    torch's threads to this process's share of the machine's cores before every shard
+    (:class:`xaiq.worker.cores.ComputeSlot`; the caller's count is restored afterwards).
     """
+    import torch
+
+    from xaiq.worker.cores import ComputeSlot
     from xaiq.xai.allocator import tune_host_allocator
 
     tune_host_allocator()
@@ -87,8 +93,9 @@ def run_local(
     take_job(engine, job_id, me)
     owner = owner_name("local")
     outcomes: list[ShardOutcome] = []
+    threads_before = torch.get_num_threads()
     try:
-        with _OwnerKeeper(engine, job_id, me):
+        with _OwnerKeeper(engine, job_id, me), ComputeSlot() as slot:
             while not stop.is_set():
                 reap_expired(engine, job_id)
                 with read_session(engine) as session:
@@ -101,6 +108,7 @@ def run_local(
                     with read_session(engine) as session:
                         if get_job(session, job_id).cancel_requested or stop.is_set():
                             break
+                    slot.fit()  # another job may have started or ended on this machine
                     outcomes.append(
                         process_shard(
                             engine,
@@ -115,7 +123,9 @@ def run_local(
             with write_session(engine) as session:
                 finalize_job(session, job_id)
     finally:
+        torch.set_num_threads(threads_before)
         release_job(engine, job_id, me, interrupted=True)
+    build_digest_quietly(engine, job_id)  # a no-op when the last shard's finaliser built it
     with read_session(engine) as session:
         return job_progress(session, job_id)
 

@@ -2,8 +2,12 @@
 
 Set up in each pool process after the fork (``worker_process_init``) so that no torch, CUDA
 or database state crosses a fork. ``xaiq worker`` passes its options through the environment:
-``XAIQ_DEVICE``, ``XAIQ_WORKER_QUEUES``, ``XAIQ_TORCH_THREADS``, ``XAIQ_HEARTBEAT_SECONDS``,
-``XAIQ_WORKER_NAME`` (the Celery node name, ``--name``).
+``XAIQ_DEVICE``, ``XAIQ_WORKER_QUEUES``, ``XAIQ_TORCH_THREADS``, ``XAIQ_WORKER_CONCURRENCY``,
+``XAIQ_HEARTBEAT_SECONDS``, ``XAIQ_WORKER_NAME`` (the Celery node name, ``--name``).
+
+Torch threads: ``XAIQ_TORCH_THREADS`` when set, else the cores shared out among the
+machine's compute processes, counting at least the worker's concurrency
+(:mod:`xaiq.worker.cores`), refitted before every shard.
 
 Stopping: on a warm shutdown (SIGTERM or Ctrl-C to the worker) the main process forwards
 SIGTERM to its pool processes; a pool process running a shard then stops it after the current
@@ -24,12 +28,14 @@ from celery import signals
 from xaiq.broker.wake import forget_clients, notify
 from xaiq.db.jobs import forget_worker, worker_beat
 from xaiq.db.session import dispose_engines, get_engine
+from xaiq.worker.cores import ComputeSlot
 
 HEARTBEAT_SECONDS = float(os.environ.get("XAIQ_HEARTBEAT_SECONDS", "5"))
 
 
 class _State:
     name = ""
+    slot: ComputeSlot | None = None
     current_shard: int | None = None
     stop = threading.Event()
     thread: threading.Thread | None = None
@@ -93,7 +99,6 @@ def start_process() -> None:
     heartbeat thread."""
     dispose_engines()
     forget_clients()
-    import torch
 
     from xaiq.xai.allocator import tune_host_allocator
 
@@ -101,9 +106,9 @@ def start_process() -> None:
 
     import xaiq.worker.compute  # noqa: F401  (import the compute stack now, not in the 1st task)
 
-    threads = os.environ.get("XAIQ_TORCH_THREADS")
-    if threads:
-        torch.set_num_threads(int(threads))
+    _State.slot = ComputeSlot(at_least=int(os.environ.get("XAIQ_WORKER_CONCURRENCY") or 1))
+    _State.slot.__enter__()
+    _State.slot.fit()
     _State.name = worker_name()
     _State.stop.clear()
     if threading.current_thread() is threading.main_thread():
@@ -116,6 +121,9 @@ def start_process() -> None:
 
 def stop_process() -> None:
     _State.stop.set()
+    if _State.slot is not None:
+        _State.slot.__exit__(None, None, None)
+        _State.slot = None
     with contextlib.suppress(Exception):
         forget_worker(get_engine(), _State.name)
 
@@ -142,6 +150,8 @@ def run_shard_here(shard_id: int) -> str:
     if STOP.is_set():  # shutting down: the message goes back to the queue for another worker
         raise Reject("worker stopping", requeue=True)
     _State.current_shard = shard_id
+    if _State.slot is not None:
+        _State.slot.fit()  # other compute processes may have started or ended
     try:
         _beat()
         outcome = process_shard(
