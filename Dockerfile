@@ -1,9 +1,12 @@
 # xaiq: one image for the CLI, the scheduler and the workers.
-# CPU build by default; for GPU workers build with
-#   --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu124
+# TORCH_VARIANT picks the torch build: cpu (default, small) or a CUDA one for GPU workers,
+#   docker build --build-arg TORCH_VARIANT=cu124 -t xaiq:cuda .
+# (docker-compose.yml builds both; the CUDA wheels bring their own CUDA runtime, the host
+# needs only the NVIDIA driver and the container toolkit).
 FROM python:3.11-slim
 
-ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+ARG TORCH_VARIANT=cpu
+ARG TORCH_INDEX=https://download.pytorch.org/whl/${TORCH_VARIANT}
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     XAIQ_HOME=/data \

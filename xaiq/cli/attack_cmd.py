@@ -145,13 +145,18 @@ def _run(
     search = {k: v for k, v in params.items() if k not in ("only_misclassified", "target_class")}
     results = []
     if chosen:
+        from xaiq.cli.steps import Steps
+
         targets = targets_for_mode(
             params["mode"], [labels[i] for i in chosen], params["target_class"]
         )
         ids = [samples[i].index for i in chosen]
-        results = rise_guided_search(
-            model, x[chosen], torch.tensor(targets), seed=seed, sample_ids=ids, **search
-        )
+        with Steps("attack", total=1) as steps:
+            chain = " then ".join(str(s) for s in params["strategies"])
+            steps.start(f"searching {len(chosen)} images ({chain})")
+            results = rise_guided_search(
+                model, x[chosen], torch.tensor(targets), seed=seed, sample_ids=ids, **search
+            )
     keys = {smp.index: smp.key for smp in samples}
     rows = [{"sample": r.sample_id, **_row(r), "key": keys[r.sample_id]} for r in results]
     summary = summarise(results, params["strategies"], attempted=len(samples))

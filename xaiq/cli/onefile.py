@@ -220,25 +220,30 @@ def explain_cmd(
     model's input size) and OUT/input.png (the model-size image, for compare-maps --image)."""
     import numpy as np
 
+    from xaiq.cli.steps import Steps
+
     names = _methods(methods)
     params = _method_params(names, param)
-    ctx = _prepare(image, model, device, target)
-    out.mkdir(parents=True, exist_ok=True)
-    _save_png(out / "input.png", ctx["display"])
     rows = []
-    for name in names:
-        arr, seconds = _explain(name, ctx, seed, params[name])
-        np.save(out / f"{name}.npy", arr.astype(np.float32), allow_pickle=False)
-        rows.append(
-            {
-                "method": name,
-                "file": str(out / f"{name}.npy"),
-                "min": float(arr.min()),
-                "max": float(arr.max()),
-                "abs_mean": float(np.abs(arr).mean()),
-                "seconds": seconds,
-            }
-        )
+    with Steps("explain", total=1 + len(names)) as steps:
+        steps.start(f"loading {model}")
+        ctx = _prepare(image, model, device, target)
+        out.mkdir(parents=True, exist_ok=True)
+        _save_png(out / "input.png", ctx["display"])
+        for name in names:
+            steps.start(f"explaining with {name}")
+            arr, seconds = _explain(name, ctx, seed, params[name])
+            np.save(out / f"{name}.npy", arr.astype(np.float32), allow_pickle=False)
+            rows.append(
+                {
+                    "method": name,
+                    "file": str(out / f"{name}.npy"),
+                    "min": float(arr.min()),
+                    "max": float(arr.max()),
+                    "abs_mean": float(np.abs(arr).mean()),
+                    "seconds": seconds,
+                }
+            )
     info(
         f"{ctx['key']}: {ctx['model'].name} predicts {ctx['pred_name']} "
         f"(p={ctx['prob_pred']:.3f}); explaining class {ctx['target_name']}"
@@ -292,13 +297,23 @@ def compare_cmd(
     """The source pipeline on one image: predicted class as target, IG (zero baseline,
     n_steps 50) vs Saliency, SLIC 200 superpixels, k_frac 0.05; prints the four source metrics
     (feature/sign disagreement, euclidean, euclidean_abs) and then the others."""
+    from xaiq.cli.steps import Steps
+
     names = _methods(methods, expected=2)
     params = _method_params(names, param)
     _check_options(superpixels, n_segments, k_frac)
     style = _figure_style(preset, sign, dpi, out if not no_figure else None)
-    ctx = _prepare(image, model, device, target)
-    (map_a, secs_a), (map_b, secs_b) = (_explain(m, ctx, seed, params[m]) for m in names)
-    metrics, labels = _disagreement(ctx["display"], map_a, map_b, superpixels, n_segments, k_frac)
+    with Steps("compare", total=4) as steps:
+        steps.start(f"loading {model}")
+        ctx = _prepare(image, model, device, target)
+        steps.start(f"explaining with {names[0]}")
+        map_a, secs_a = _explain(names[0], ctx, seed, params[names[0]])
+        steps.start(f"explaining with {names[1]}")
+        map_b, secs_b = _explain(names[1], ctx, seed, params[names[1]])
+        steps.start(f"{superpixels} superpixels and metrics")
+        metrics, labels = _disagreement(
+            ctx["display"], map_a, map_b, superpixels, n_segments, k_frac
+        )
     figure = None
     if out is not None and not no_figure:
         from xaiq.xai.figures import model_title, sample_title, save_comparison_figure

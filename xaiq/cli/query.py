@@ -125,7 +125,10 @@ def stats_attack(
 def export_cmd(
     job: int = typer.Argument(..., help="job id"),
     what: str = typer.Option(
-        "disagreements", "--what", "-w", help="disagreements, attacks, samples or attributions"
+        "disagreements",
+        "--what",
+        "-w",
+        help="disagreements, attacks, samples, attributions or errors",
     ),
     fmt: str = typer.Option("csv", "--format", "-f", help="csv, json (JSON Lines) or parquet"),
     out: Path = typer.Option(..., "--out", "-o", help="output file"),

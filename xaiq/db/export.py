@@ -29,7 +29,7 @@ from sqlalchemy.sql.schema import Table
 
 from xaiq.db.errors import QueryError
 from xaiq.db.joined import joined_columns
-from xaiq.db.models import AttackResult, Attribution, Disagreement, SampleRow
+from xaiq.db.models import AttackResult, Attribution, Disagreement, SampleErrorRow, SampleRow
 from xaiq.db.queries import check_jobs
 
 EXPORT_BATCH = 10_000
@@ -38,6 +38,7 @@ EXPORT_TABLES: dict[str, Any] = {
     "attacks": AttackResult,
     "samples": SampleRow,
     "attributions": Attribution,
+    "errors": SampleErrorRow,  # failed samples: key, stage, message, attempt
 }
 EXPORT_FORMATS = ("csv", "json", "parquet")
 

@@ -390,6 +390,12 @@ def finalize_job(session: Session, job_id: int) -> JobStatus:
         job.error = first or "no sample succeeded (see sample errors)"
     elif counts[ShardStatus.failed.value] or errors:
         job.status = JobStatus.partial
+        why = []
+        if counts[ShardStatus.failed.value]:
+            why.append(f"{counts[ShardStatus.failed.value]} shards failed")
+        if errors:
+            why.append(f"{errors} samples failed")
+        job.error = f"{' and '.join(why)} (see `xaiq errors {job_id}`)"
     else:
         job.status = JobStatus.succeeded
     job.finished_at = utcnow()

@@ -51,12 +51,11 @@ def worker_name() -> str:
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM while a shard runs: stop it after the current batch (installed per task,
+    because the pool resets signal handlers after process start-up)."""
     from xaiq.worker.checkpoint import STOP
 
     STOP.set()
-    if _State.current_shard is None:  # idle: nothing to save, leave as SIGTERM would
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 @signals.worker_shutting_down.connect
@@ -111,8 +110,6 @@ def start_process() -> None:
     _State.slot.fit()
     _State.name = worker_name()
     _State.stop.clear()
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _on_sigterm)
     with contextlib.suppress(Exception):
         _beat()
     _State.thread = threading.Thread(target=_heartbeat_loop, name="xaiq-heartbeat", daemon=True)
@@ -152,12 +149,16 @@ def run_shard_here(shard_id: int) -> str:
     _State.current_shard = shard_id
     if _State.slot is not None:
         _State.slot.fit()  # other compute processes may have started or ended
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
     try:
         _beat()
         outcome = process_shard(
             get_engine(), shard_id, owner=owner_name("celery"), device=_device()
         )
     finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
         _State.current_shard = None
         with contextlib.suppress(Exception):
             _beat()
