@@ -110,3 +110,44 @@ def test_repairing_one_image_needs_its_label(digit_png, capsys):
     path, _ = digit_png
     assert main(["attack", str(path), "--model", "digits-cnn-weak"]) == 2
     assert "--label" in capsys.readouterr().err
+
+
+def test_compare_runs_every_guide_with_its_own_parameters_on_every_sample(capsys):
+    rc = main(
+        [
+            "attack",
+            "--dataset",
+            "digits",
+            "--model",
+            "digits-cnn-weak",
+            "--limit",
+            "12",
+            "--strategies",
+            "least:integrated_gradients,most:rise,random",
+            "--compare",
+            "--param",
+            "integrated_gradients.n_steps=3",
+            "--json",
+            *FAST,
+        ]
+    )
+    assert rc == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["params"]["compare"] is True
+    assert doc["params"]["guide_params"] == {"integrated_gradients": {"n_steps": 3}}
+    assert doc["results"]
+    for row in doc["results"]:
+        names = [o["strategy"] for o in row["outcomes"]]
+        assert names == ["least:integrated_gradients", "rise-most", "random"]
+        ig = row["outcomes"][0]
+        assert ig["guide_passes"] == 3 and ig["forward_passes"] == 3 + ig["iterations"]
+    per = {p["strategy"]: p for p in doc["summary"]["per_strategy"]}
+    assert per["random"]["tried"] == len(doc["results"])
+    assert per["random"]["success_low"] <= per["random"]["success_rate_when_tried"]
+
+
+def test_an_unknown_guide_parameter_is_a_usage_error(capsys):
+    args = ["attack", "--dataset", "digits", "--model", "digits-cnn-weak", "--limit", "3"]
+    rc = main([*args, "--strategies", "least:saliency", "--param", "saliency.absolute=true"])
+    assert rc == 2
+    assert "absolute" in capsys.readouterr().err

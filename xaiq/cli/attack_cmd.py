@@ -47,7 +47,20 @@ def attack_cmd(
     clamp: bool = typer.Option(False, "--clamp/--no-clamp", help="keep inputs in valid range"),
     max_iters: int = typer.Option(10_000, "--max-iters", help="iterations per strategy"),
     candidates: int = typer.Option(1, "--candidates", "-k", help="candidates per iteration"),
-    strategies: str = typer.Option("rise-least,central", help="fallback chain, comma-separated"),
+    strategies: str = typer.Option(
+        "rise-least,central",
+        help="fallback chain, comma-separated: least:METHOD, most:METHOD (any explainer; "
+        "rise-least = least:rise), central, random",
+    ),
+    compare: bool = typer.Option(
+        False, "--compare", help="every strategy attacks every sample from the original"
+    ),
+    param: list[str] = typer.Option(
+        None, "--param", help="a guide's parameter METHOD.KEY=VALUE (repeatable)"
+    ),
+    fill: int = typer.Option(
+        128, "--fill", help="speculate later strategies below this many rows per forward"
+    ),
     n_masks: int = typer.Option(4000, "--n-masks", help="RISE masks N"),
     s: int = typer.Option(7, "--s", help="RISE grid cells per side"),
     p1: float = typer.Option(0.5, "--p1", help="RISE cell keep probability"),
@@ -69,6 +82,9 @@ def attack_cmd(
             "max_iters": max_iters,
             "candidates": candidates,
             "strategies": strategies,
+            "compare": compare,
+            "guide_params": _guide_params(param),
+            "fill": fill,
             "n_masks": n_masks,
             "s": s,
             "p1": p1,
@@ -84,6 +100,23 @@ def attack_cmd(
     if image is not None and mode == "repair" and label is None:
         raise CliError("repair mode needs the true class of IMAGE: --label L")
     _run(image, model, label, dataset, limit, params, seed, device, json_out, out)
+
+
+def _guide_params(pairs: list[str] | None) -> dict[str, dict[str, Any]]:
+    import json
+
+    out: dict[str, dict[str, Any]] = {}
+    for pair in pairs or []:
+        key, sep, text = pair.partition("=")
+        method, dot, name = key.strip().partition(".")
+        if not sep or not dot or not method or not name:
+            raise CliError(f"--param expects METHOD.KEY=VALUE, got {pair!r}")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        out.setdefault(method, {})[name] = value
+    return out
 
 
 def _run(
@@ -159,6 +192,9 @@ def _run(
             )
     keys = {smp.index: smp.key for smp in samples}
     rows = [{"sample": r.sample_id, **_row(r), "key": keys[r.sample_id]} for r in results]
+    if json_out:  # each strategy's own attack (with --compare: every strategy's)
+        for row, r in zip(rows, results, strict=True):
+            row["outcomes"] = [o.to_row() for o in r.outcomes]
     summary = summarise(results, params["strategies"], attempted=len(samples))
     if json_out:
         emit_json({"params": _jsonable(params), "results": rows, "summary": summary})
@@ -183,20 +219,27 @@ def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def summarise(results: list[Any], chain: tuple[str, ...], attempted: int) -> dict[str, Any]:
-    """Success rate overall and per strategy; median iterations and forward passes."""
+    """Success rate overall and per strategy (each strategy's own attacks, with the Wilson
+    interval of its rate); median iterations and forward passes."""
+    from xaiq.db.intervals import wilson_interval
+
     n = len(results)
     per = []
     for name in chain:
-        tried = [r for r in results if name in r.strategies_tried]
-        won = [r for r in results if r.strategy == name]
+        tried = [o for r in results for o in r.outcomes if o.strategy == name]
+        won = [o for o in tried if o.success]
+        interval = wilson_interval(len(won), len(tried))
         per.append(
             {
                 "strategy": name,
                 "tried": len(tried),
                 "succeeded": len(won),
                 "success_rate_when_tried": len(won) / len(tried) if tried else None,
+                "success_low": interval[0] if interval else None,
+                "success_high": interval[1] if interval else None,
                 "share_of_attacked": len(won) / n if n else None,
-                "median_iterations_of_successes": _median([r.iterations for r in won]),
+                "median_first_success_iter": _median([o.first_success_iter for o in won]),
+                "median_forward_passes": _median([o.forward_passes for o in tried]),
             }
         )
     ok = [r for r in results if r.success]

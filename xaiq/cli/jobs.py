@@ -133,6 +133,9 @@ def submit_cmd(
             raise CliError(f"--param expects METHOD.KEY=VALUE, got {key!r}")
         params.setdefault(method, {})[name] = val
     attack = _key_values(attack_param, "--attack-param")
+    if kind == Kind.attack and params:  # an attack's --param sets its guides' parameters
+        attack["guide_params"] = params
+        params = {}
     if attack_all:
         attack["only_misclassified"] = False
     options = {

@@ -104,16 +104,29 @@ def stats_attack(
         "--group-by",
         "-g",
         help="comma-separated: job, model, dataset, mode, target, label, pred, correct"
-        " (default: job)",
+        " (default: job); with strategy, grad_decade or confidence_bin: one row per"
+        " group of sample x strategy attacks",
     ),
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Success rate, wins per strategy, median iterations / forward passes (all attacked
-    samples), mean L0/L2/L-inf (successful ones), mean target probability before/after."""
+    samples), mean L0/L2/L-inf (successful ones), mean target probability before/after.
+    Grouped by strategy: each strategy's own success rate with its Wilson interval and
+    median iterations to the goal and forward passes."""
     from xaiq.db.queries import ATTACK_COLUMNS, attack_stats, parse_names
 
     out_fmt = _format(fmt)
     keys = group_by if group_by is not None else ["job"]
+    if {"strategy", "grad_decade", "confidence_bin"} & set(parse_names(keys)):
+        from xaiq.db.attack_strategies import STRATEGY_COLUMNS, strategy_stats
+
+        rows = strategy_stats(_engine(), job, keys)
+        if not rows and out_fmt is OutputFormat.table:
+            info("no per-strategy attack results match")
+            return
+        cols = [*parse_names(keys), *STRATEGY_COLUMNS]
+        emit(rows, out_fmt, title="attacks per strategy", columns=cols)
+        return
     rows = attack_stats(_engine(), job, keys)
     if not rows and out_fmt is OutputFormat.table:
         info("no attack results match")

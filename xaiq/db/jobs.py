@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from xaiq.db.errors import NotFoundError
 from xaiq.db.models import (
     AttackResult,
+    AttackStrategyResult,
     Attribution,
     Base,
     Disagreement,
@@ -44,6 +45,7 @@ RESULT_TABLES: dict[str, type[Base]] = {
     "attributions": Attribution,
     "disagreements": Disagreement,
     "attack_results": AttackResult,
+    "attack_strategy_results": AttackStrategyResult,
     "faithfulness": Faithfulness,
     "sanity_checks": SanityCheck,
     "sample_errors": SampleErrorRow,

@@ -330,6 +330,40 @@ class AttackResult(Base):
     linf: Mapped[float] = mapped_column(Float)
     artifact: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     checksum: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # the lab's diagnosis at the original image (NULL in rows written before 0005)
+    grad_norm_logit: Mapped[OptFloat]
+    grad_norm_logprob: Mapped[OptFloat]
+    confidence: Mapped[OptFloat]
+
+
+class AttackStrategyResult(Base):
+    """One strategy's own attack on one sample (every strategy tried; with ``compare`` every
+    listed strategy), from the original image. ``first_success_iter`` is NULL on failure;
+    the artifact is the strategy's final image (on failure its highest-scoring candidate)."""
+
+    __tablename__ = "attack_strategy_results"
+    __table_args__ = (
+        UniqueConstraint("job_id", "sample_index", "strategy", name="uq_attack_strategy"),
+        Index("ix_attack_strategy_strategy", "job_id", "strategy"),
+    )
+
+    id: Mapped[IntPK]
+    job_id: Mapped[JobFK]
+    sample_index: Mapped[SampleIndex]
+    strategy: Mapped[str] = mapped_column(String(32))
+    position: Mapped[int] = mapped_column(Integer)  # order in the spec's strategy list
+    success: Mapped[bool] = mapped_column(Boolean)
+    first_success_iter: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    iterations: Mapped[int] = mapped_column(Integer)
+    guide_passes: Mapped[int] = mapped_column(Integer)
+    forward_passes: Mapped[int] = mapped_column(BigInteger)
+    prob_after: Mapped[float] = mapped_column(Float)
+    pred_after: Mapped[int] = mapped_column(Integer)
+    l0: Mapped[int] = mapped_column(Integer)
+    l2: Mapped[float] = mapped_column(Float)
+    linf: Mapped[float] = mapped_column(Float)
+    artifact: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    checksum: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class SampleErrorRow(Base):

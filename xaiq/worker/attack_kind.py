@@ -1,6 +1,8 @@
-"""Attack shards: run the RISE-guided search on the samples the spec selects and turn each
+"""Attack shards: run the guided search on the samples the spec selects and turn each
 :class:`~xaiq.xai.attack.AttackResult` into an ``attack_results`` row plus an artifact (the
-final image, ``job-<id>/attack/<sample_index>.npy``).
+final image, ``job-<id>/attack/<sample_index>.npy``), and each of its per-strategy outcomes
+into an ``attack_strategy_results`` row plus that strategy's image
+(``job-<id>/attack-<strategy>/<sample_index>.npy``, the strategy name with ``:`` as ``-``).
 
 In ``repair`` mode only misclassified samples are attacked unless the spec's
 ``attack.only_misclassified`` is false; every sample still gets its ``samples`` row.
@@ -63,6 +65,7 @@ def attack_batch(
                 results.append((j, run([j])[0]))
             except SAMPLE_FAILURES as exc:
                 rows.error(batch.ids[positions[j]], "attack", _message(exc))
+    order = {name: i for i, name in enumerate(params["strategies"])}
     for j, res in results:
         idx = batch.ids[positions[j]]
         rel = artifact_relpath(claim.job_id, "attack", idx)
@@ -86,5 +89,46 @@ def attack_batch(
                 "linf": float(res.linf),
                 "artifact": rel,
                 "checksum": checksum,
+                "grad_norm_logit": _opt(res.grad_norm_logit),
+                "grad_norm_logprob": _opt(res.grad_norm_logprob),
+                "confidence": _opt(res.confidence),
             },
         )
+        for out in res.outcomes:
+            _strategy_row(claim, rows, root, idx, out, order[out.strategy])
+
+
+def _opt(value: float | None) -> float | None:
+    return None if value is None or value != value else float(value)
+
+
+def strategy_group(name: str) -> str:
+    """The artifact folder of a strategy's images: ``attack-least-saliency``."""
+    return "attack-" + name.replace(":", "-")
+
+
+def _strategy_row(
+    claim: Claim, rows: ShardRows, root: Path, idx: int, out: Any, position: int
+) -> None:
+    rel = artifact_relpath(claim.job_id, strategy_group(out.strategy), idx)
+    checksum = save_array(rel, out.final.detach().cpu().numpy(), root)
+    rows.add(
+        "attack_strategy_results",
+        {
+            "sample_index": idx,
+            "strategy": out.strategy,
+            "position": position,
+            "success": bool(out.success),
+            "first_success_iter": out.first_success_iter,
+            "iterations": int(out.iterations),
+            "guide_passes": int(out.guide_passes),
+            "forward_passes": int(out.forward_passes),
+            "prob_after": float(out.prob_after),
+            "pred_after": int(out.pred_after),
+            "l0": int(out.l0),
+            "l2": float(out.l2),
+            "linf": float(out.linf),
+            "artifact": rel,
+            "checksum": checksum,
+        },
+    )

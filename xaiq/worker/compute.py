@@ -65,6 +65,7 @@ class ShardRows:
                 "attributions",
                 "disagreements",
                 "attack_results",
+                "attack_strategy_results",
                 "faithfulness",
                 "sanity_checks",
             )

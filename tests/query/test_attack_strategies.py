@@ -1,0 +1,92 @@
+"""Attack jobs that compare guides: per-strategy rows, ``stats attack -g strategy``, report."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import create_engine, text
+
+from xaiq.db.intervals import wilson_interval
+
+STRATEGIES = "least:saliency,least:grad_cam,random,central"
+
+
+def _xaiq(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("xaiq")
+    return subprocess.run(
+        [str(exe), *args], env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def compare_job(tmp_path_factory):
+    root = tmp_path_factory.mktemp("attack-compare")
+    env = {
+        **os.environ,
+        "XAIQ_DB_URL": f"sqlite:///{root / 'x.db'}",
+        "XAIQ_ARTIFACTS": str(root / "art"),
+    }
+    env.pop("XAIQ_BROKER_URL", None)
+    args = ["submit", "attack", "-d", "digits", "-m", "digits-cnn-weak", "--limit", "40"]
+    args += ["--shard-size", "30", "--attack-param", f"strategies={STRATEGIES}"]
+    args += ["--attack-param", "compare=true", "--attack-param", "max_iters=15"]
+    args += ["--param", "saliency.abs=false"]
+    done = _xaiq(env, *args)
+    assert done.returncode == 0, done.stderr
+    return env, root
+
+
+def _rows(env, sql):
+    engine = create_engine(env["XAIQ_DB_URL"])
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(text(sql))]
+
+
+def test_every_strategy_attacks_every_misclassified_sample_once(compare_job):
+    env, root = compare_job
+    attacked = _rows(env, "select sample_index from attack_results order by sample_index")
+    rows = _rows(env, "select * from attack_strategy_results order by sample_index, position")
+    names = STRATEGIES.split(",")
+    assert len(attacked) >= 2
+    assert len(rows) == len(attacked) * len(names)
+    for i, a in enumerate(attacked):
+        mine = rows[i * len(names) : (i + 1) * len(names)]
+        assert [r["strategy"] for r in mine] == names
+        assert {r["sample_index"] for r in mine} == {a["sample_index"]}
+    for r in rows:
+        assert (r["first_success_iter"] is not None) == bool(r["success"])
+        assert r["iterations"] == (r["first_success_iter"] if r["success"] else 15)
+        image = np.load(root / "art" / r["artifact"], allow_pickle=False)
+        assert image.shape == (1, 28, 28)
+        assert r["l0"] > 0  # a candidate the strategy found, never the bare original
+    diag = _rows(env, "select grad_norm_logit, grad_norm_logprob, confidence from attack_results")
+    assert all(d["grad_norm_logit"] > 0 and 0 < d["confidence"] <= 1 for d in diag)
+
+
+def test_stats_by_strategy_give_each_rate_with_its_wilson_interval(compare_job):
+    env, _ = compare_job
+    done = _xaiq(env, "stats", "attack", "-g", "strategy", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    stats = json.loads(done.stdout)
+    assert [s["strategy"] for s in stats] == STRATEGIES.split(",")
+    rows = _rows(env, "select strategy, success, first_success_iter from attack_strategy_results")
+    for s in stats:
+        mine = [r for r in rows if r["strategy"] == s["strategy"]]
+        ok = sum(1 for r in mine if r["success"])
+        assert (s["n"], s["successes"]) == (len(mine), ok)
+        assert (s["success_low"], s["success_high"]) == pytest.approx(
+            wilson_interval(ok, len(mine))
+        )
+        firsts = [r["first_success_iter"] for r in mine if r["success"]]
+        assert s["median_first_success_iter"] == (float(np.median(firsts)) if firsts else None)
+    by_grad = _xaiq(env, "stats", "attack", "-g", "strategy,grad_decade", "--format", "json")
+    assert by_grad.returncode == 0, by_grad.stderr
+    assert sum(r["n"] for r in json.loads(by_grad.stdout)) == len(rows)
+    bad = _xaiq(env, "stats", "attack", "-g", "strategy,colour")
+    assert bad.returncode == 2 and "colour" in bad.stderr
