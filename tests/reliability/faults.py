@@ -4,8 +4,14 @@ the documented exit code, no traceback)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from .services import Procs
 
@@ -30,3 +36,30 @@ def one_line(proc: subprocess.CompletedProcess, code: int, *named: str) -> str:
     for name in named:
         assert name in errors[0], (name, errors[0])
     return errors[0]
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str) -> Iterator[Path]:
+    """A size-limited tmpfs mounted at ``path`` (root only: skipped elsewhere), unmounted after."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {done.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def remount_read_only(path: Path) -> None:
+    subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True, capture_output=True)
+
+
+def fill(path: Path, leave: int) -> None:
+    """Fill the file system of ``path`` until ``leave`` bytes are free."""
+    st = os.statvfs(path)
+    (path / "filler").write_bytes(b"\0" * max(st.f_bavail * st.f_frsize - leave, 0))

@@ -21,6 +21,7 @@ from xaiq.worker.local import run_local
 from xaiq.xai.errors import DatasetError
 
 from .checks import assert_every_sample_accounted
+from .faults import STORE, one_line
 from .images import BAD, GOOD, write_awkward_folder
 from .services import free_port
 
@@ -257,7 +258,7 @@ def test_an_unreachable_database_gives_one_line_without_the_password(tmp_path: P
     )
     for args in (("status", "1"), submit_args):
         proc = xaiq(*args, env={"XAIQ_DB_URL": url, "XAIQ_HOME": str(tmp_path)})
-        line = one_error_line(proc)
+        line = one_line(proc, STORE)
         assert f"127.0.0.1:{port}" in line, line
         assert "Sup3rSecretPw" not in proc.stderr + proc.stdout
 
@@ -278,7 +279,7 @@ def test_a_broker_that_is_down_fails_submit_and_writes_no_job(home: Path) -> Non
         "4",
         env={"XAIQ_HOME": str(home), "XAIQ_BROKER_URL": url},
     )
-    line = one_error_line(proc)
+    line = one_line(proc, STORE)
     assert "broker" in line and f"127.0.0.1:{port}" in line
     assert "BrokerPw42" not in proc.stderr + proc.stdout
     assert not (home / "xaiq.sqlite").exists() or _job_count(home / "xaiq.sqlite") == 0

@@ -208,17 +208,21 @@ def _wait(job_id: int, timeout: float | None, quiet: bool, interval: float = 0.5
     is gone is reaped on the way, so this never waits for an orphan)."""
     from xaiq.cli.progress import ProgressView
     from xaiq.db.jobs import job_progress
+    from xaiq.db.retry import with_db_retry
     from xaiq.db.session import read_session
+
+    def poll() -> dict[str, Any]:
+        with read_session() as session:
+            return job_progress(session, job_id)
 
     deadline = None if timeout is None else time.monotonic() + timeout
     last_reap = -float("inf")
     with ProgressView(quiet) as view:
         while True:
             if time.monotonic() - last_reap >= 2.0:
-                reap_local(job_id)
-                last_reap = time.monotonic()
-            with read_session() as session:
-                p = job_progress(session, job_id)
+                with_db_retry(reap_local, job_id)  # a database restart is waited out,
+                last_reap = time.monotonic()  # as the job itself waits it out
+            p = with_db_retry(poll)
             view.update(p)
             if p["finished_at"] is not None or p["status"] == "interrupted":
                 return p

@@ -3,7 +3,8 @@
 ``main`` drives the Click command itself (``make_context`` + ``invoke``) instead of calling
 the Typer app, so that every outcome reaches it as an exception whatever Typer/Click version
 is installed: usage errors (exit 2, ``error:`` line + ``Try`` hint), ``typer.Exit`` (its code),
-Ctrl-C (exit 130, one line), and the domain errors of every layer (exit 2, one line).
+Ctrl-C (exit 130, one line), the store or broker failing (exit 3, one line:
+:mod:`xaiq.cli.failures`) and the other domain errors of every layer (exit 2, one line).
 ``xaiq`` alone, like ``xaiq stats`` or ``xaiq db`` alone, prints the help on stdout and exits 0:
 asking a tool what it can do is not a mistake (pip, docker and cargo do the same).
 """
@@ -19,6 +20,7 @@ import typer
 from xaiq.cli import attack_cmd, catalog, control, jobs, onefile, query  # noqa: F401
 from xaiq.cli.app import app
 from xaiq.cli.errors import CliError
+from xaiq.cli.failures import STORE_EXIT, store_errors, store_message
 from xaiq.cli.output import error_line
 from xaiq.cli.usage import ABORTS, CLICK_ERRORS, EXITS, NO_ARGS_HELP, command_path, usage_message
 
@@ -64,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         error_line("interrupted")
         return 130
+    except store_errors() as exc:  # the store or broker failed: exit 3
+        error_line(store_message(exc))
+        return STORE_EXIT
     except _known_errors() as exc:
         error_line(str(exc))
         return 2

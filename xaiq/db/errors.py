@@ -2,6 +2,8 @@
 
 DbError                  root
 ├── DbConnectError       the database URL cannot be reached or used
+├── StoreError           the database failed after connecting (read-only, full, locked,
+│                        its schema gone, its file deleted or replaced)
 ├── NotFoundError        an unknown job / shard / sample id
 └── QueryError           a bad query argument (unknown group-by key, metric, format)
 """
@@ -15,6 +17,11 @@ class DbError(Exception):
 
 class DbConnectError(DbError):
     """The database cannot be reached or used (the URL is printed without its password)."""
+
+
+class StoreError(DbError):
+    """The database failed after connecting; the message names it (password masked) and
+    what happened, in one line."""
 
 
 class NotFoundError(DbError, LookupError):

@@ -24,11 +24,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from xaiq.db.errors import DbConnectError
+from xaiq.db.failures import FileGuard, describe, first_line
+from xaiq.db.retry import retry_seconds
+from xaiq.db.urls import normalise_url, redact_url, scrub
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_BUSY_TIMEOUT_MS = 30_000  # at most; XAIQ_DB_RETRY_SECONDS, when shorter, caps it
 _IMMEDIATE = "xaiq_immediate"
 
 _engines: dict[str, Engine] = {}
+_guards: dict[str, FileGuard] = {}  # SQLite file URL -> the file it was when first opened
 _lock = threading.Lock()
 
 
@@ -47,27 +51,23 @@ def artifact_root() -> Path:
     return Path(os.environ.get("XAIQ_ARTIFACTS", str(xaiq_home() / "artifacts")))
 
 
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (safe to print or log)."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable database URL>"
+def _first_line(exc: BaseException, url: str = "") -> str:
+    return scrub(first_line(exc), url)
 
 
-def _first_line(exc: BaseException) -> str:
-    msg = str(getattr(exc, "orig", None) or exc).strip()
-    return msg.splitlines()[0] if msg else type(exc).__name__
+def _busy_ms() -> int:
+    return int(min(SQLITE_BUSY_TIMEOUT_MS, retry_seconds() * 1000))
 
 
-def _install_sqlite_hooks(engine: Engine) -> None:
+def _install_sqlite_hooks(engine: Engine, read_only: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # let SQLAlchemy, not pysqlite, decide when transactions begin
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        if not read_only:  # WAL needs its -shm file next to the database
+            cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={_busy_ms()}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
@@ -78,20 +78,44 @@ def _install_sqlite_hooks(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _sqlite_read_only_uri(db: str) -> str | None:
+    """A ``file:`` URI opening ``db`` read-only when its directory cannot be written (a
+    read-only file system or mount): SQLite cannot create the WAL's ``-shm`` file there, and
+    nobody can change the file meanwhile, so it is opened ``immutable``."""
+    from urllib.parse import quote
+
+    path = Path(db)
+    if not path.is_file() or os.access(path.parent, os.W_OK):
+        return None
+    immutable = "" if Path(f"{db}-wal").exists() else "&immutable=1"
+    return f"file:{quote(str(path.resolve()))}?mode=ro{immutable}"
+
+
 def _create(url: str) -> Engine:
     try:
-        parsed = make_url(url)
+        parsed = make_url(normalise_url(url))
     except Exception:
         raise DbConnectError(f"invalid database URL: {redact_url(url)}") from None
     kwargs: dict[str, Any] = {"future": True}
+    read_only = False
     if parsed.get_backend_name() == "sqlite":
         db = parsed.database
+        connect_args: dict[str, Any] = {"timeout": _busy_ms() / 1000, "check_same_thread": False}
         if db and db != ":memory:":
-            Path(db).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {
-            "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
-            "check_same_thread": False,
-        }
+            uri = _sqlite_read_only_uri(db)
+            if uri is None:
+                try:
+                    Path(db).parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise DbConnectError(
+                        f"cannot create {redact_url(url)}: {exc.strerror}"
+                    ) from None
+            else:
+                import sqlite3
+
+                read_only = True
+                kwargs["creator"] = lambda: sqlite3.connect(uri, uri=True, **connect_args)
+        kwargs["connect_args"] = connect_args
     else:
         kwargs["pool_pre_ping"] = True
         plain_pg = parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2")
@@ -101,16 +125,30 @@ def _create(url: str) -> Engine:
     try:
         engine = create_engine(parsed, **kwargs)
     except Exception as exc:
-        raise DbConnectError(f"cannot use database {redact_url(url)}: {_first_line(exc)}") from None
+        raise DbConnectError(
+            f"cannot use database {redact_url(url)}: {_first_line(exc, url)}"
+        ) from None
     if engine.dialect.name == "sqlite":
-        _install_sqlite_hooks(engine)
+        _install_sqlite_hooks(engine, read_only)
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
         engine.dispose()
-        raise DbConnectError(f"cannot connect to {redact_url(url)}: {_first_line(exc)}") from None
+        raise DbConnectError(
+            f"cannot connect to {redact_url(url)}: {_first_line(exc, url)}"
+        ) from None
+    db = engine.url.database
+    if engine.dialect.name == "sqlite" and db and db != ":memory:" and not read_only:
+        _guards[str(engine.url)] = FileGuard(db)
     return engine
+
+
+def check_file(engine: Engine) -> None:
+    """Raise :class:`StoreError` when ``engine``'s SQLite file was deleted or replaced."""
+    guard = _guards.get(str(engine.url))
+    if guard is not None:
+        guard.check(str(engine.url))
 
 
 def _has_schema(engine: Engine) -> bool:
@@ -141,12 +179,23 @@ def get_engine(url: str | None = None, *, migrate: bool | None = None) -> Engine
             raise DbConnectError(
                 f"{redact_url(url)} has no xaiq schema yet: run `xaiq db upgrade` first"
             )
-        if migrate is None:
-            migrate = engine.dialect.name == "sqlite"
-        if migrate:
-            upgrade(engine)
+        if migrate or (
+            migrate is None and engine.dialect.name == "sqlite" and not _at_head(engine)
+        ):
+            upgrade(engine)  # takes the write lock: only when there is something to migrate
         _engines[url] = engine
         return engine
+
+
+def _at_head(engine: Engine) -> bool:
+    """Whether the schema is at the latest revision (read-only: a reader never waits for a
+    writer's lock, and a read-only store can be read)."""
+    from xaiq.db.migrations import current_revision, head_revision
+
+    try:
+        return current_revision(engine) == head_revision()
+    except SQLAlchemyError:
+        return False
 
 
 def dispose_engines() -> None:
@@ -164,8 +213,12 @@ def writer(engine: Engine) -> Engine:
 
 @contextmanager
 def write_session(engine: Engine | None = None) -> Iterator[Session]:
-    """A session in one write transaction: committed on exit, rolled back on error."""
-    session = Session(writer(engine or get_engine()), expire_on_commit=False)
+    """A session in one write transaction: committed on exit, rolled back on error.
+    Refuses (:class:`StoreError`) to write to a SQLite file deleted or replaced since it was
+    opened."""
+    engine = engine or get_engine()
+    check_file(engine)
+    session = Session(writer(engine), expire_on_commit=False)
     with session, session.begin():
         yield session
 
@@ -185,5 +238,5 @@ def upgrade(engine: Engine | None = None, revision: str = "head") -> None:
     try:
         run_upgrade(engine, revision)
     except SQLAlchemyError as exc:
-        url = engine.url.render_as_string(hide_password=True)
-        raise DbConnectError(f"cannot migrate {url}: {_first_line(exc)}") from None
+        url = engine.url.render_as_string(hide_password=False)
+        raise describe(exc, url) from None

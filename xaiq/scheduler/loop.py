@@ -202,13 +202,17 @@ class Scheduler:
         import logging
         import time
 
-        from sqlalchemy.exc import InterfaceError, OperationalError
+        from sqlalchemy.exc import SQLAlchemyError
 
         from xaiq.broker.wake import Waiter
+        from xaiq.db.errors import StoreError
+        from xaiq.db.failures import describe
 
+        log = logging.getLogger("xaiq.scheduler")
         stop = stop or threading.Event()
         waiter = Waiter(broker_url, stop)
         last_upkeep = -math.inf
+        failing: tuple[str, float] | None = None  # (message, when it was last logged)
         while not stop.is_set():
             try:
                 now = time.monotonic()
@@ -216,9 +220,18 @@ class Scheduler:
                 self.tick(upkeep=upkeep)
                 if upkeep:
                     last_upkeep = now
-            except (OperationalError, InterfaceError) as exc:  # DB restart: state is in the DB,
-                first = (str(exc.orig or exc).strip().splitlines() or ["?"])[0]  # so just retry
-                logging.getLogger("xaiq.scheduler").warning("database unavailable: %s", first)
+            except (SQLAlchemyError, StoreError) as exc:
+                # a restart, a dropped schema, a full disk: the state is in the database, so
+                # the scheduler keeps trying; one line when the failure starts or changes, then
+                # one a minute
+                message = str(describe(exc, self.engine.url.render_as_string(False)))
+                situation = message.split(": ", 1)[0]  # the same failure on another table
+                if failing is None or failing[0] != situation or time.monotonic() - failing[1] > 60:
+                    log.warning("%s (retrying)", message)
+                    failing = (situation, time.monotonic())
                 stop.wait(max(interval, 1.0))
                 continue
+            if failing is not None:
+                log.warning("the store answers again")
+                failing = None
             waiter.wait(interval)

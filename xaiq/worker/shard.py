@@ -29,45 +29,10 @@ from xaiq.db.jobs import (
     renew_lease,
 )
 from xaiq.db.models import Job, ShardStatus
+from xaiq.db.retry import DB_RETRY_SECONDS, is_transient, with_db_retry  # noqa: F401 (re-exported)
 from xaiq.db.session import write_session
 
 DEFAULT_LEASE_SECONDS = 120.0
-DB_RETRY_SECONDS = 120.0  # how long a shard's store writes are retried while the DB is down
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A database error worth retrying: PostgreSQL's connection-level failures, SQLite's lock
-    timeouts. A missing table, a read-only or full disk, a value the store cannot hold are
-    permanent (on SQLite they are also ``OperationalError``s, told apart by their text)."""
-    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
-    if not isinstance(exc, DBAPIError):
-        return False
-    sqlite = type(exc.orig).__module__.startswith("sqlite3")
-    return bool(exc.connection_invalidated) or (
-        isinstance(exc, OperationalError | InterfaceError)
-        and (not sqlite or "locked" in str(exc.orig))
-    )
-
-
-def with_db_retry(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``fn(*args, **kwargs)``, retried with backoff while the database is unreachable
-    (a restart, a failover) for up to ``XAIQ_DB_RETRY_SECONDS``: a lost connection is
-    transient (:func:`is_transient`), anything else is raised.
-    The writes it wraps are idempotent or lease-guarded, so a retry after a commit whose
-    answer was lost changes nothing."""
-    import time
-
-    deadline = time.monotonic() + float(os.environ.get("XAIQ_DB_RETRY_SECONDS", DB_RETRY_SECONDS))
-    delay = 0.25
-    while True:
-        try:
-            return fn(*args, **kwargs)
-        except Exception as exc:
-            if not is_transient(exc) or time.monotonic() + delay > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
 
 
 def lease_seconds() -> float:

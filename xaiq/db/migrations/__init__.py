@@ -25,10 +25,29 @@ def alembic_config(engine: Engine | None = None) -> Config:
     return config
 
 
+def revisions() -> list[str]:
+    """Every revision id, oldest first."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config())
+    return [r.revision for r in reversed(list(script.walk_revisions()))]
+
+
+def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
 def run_upgrade(engine: Engine, revision: str = "head") -> None:
-    """Upgrade ``engine``'s database to ``revision`` in one (immediate, on SQLite) transaction."""
+    """Upgrade ``engine``'s database to ``revision`` in one (immediate, on SQLite) transaction.
+    An unknown ``revision`` is a :class:`~xaiq.db.errors.QueryError` naming the known ones."""
+    from xaiq.db.errors import QueryError
     from xaiq.db.session import writer
 
+    known = revisions()
+    if revision not in ("head", "heads", *known):
+        raise QueryError(f"unknown revision {revision!r}; known: head, {', '.join(known)}")
     config = alembic_config(engine)
     with writer(engine).begin() as conn:
         config.attributes["connection"] = conn
