@@ -79,25 +79,55 @@ def _decode(src: str) -> Image.Image:
     return img
 
 
-def test_disagreement_report_is_well_formed_and_self_contained(store, tmp_path):
+RESULT_SECTIONS = (
+    "Summary",
+    "Glossary",
+    "Statistics per pair and configuration",
+    "Disagreement metrics (higher = the maps disagree more)",
+    "Agreement metrics (higher = the maps agree more)",
+    "Distributions per configuration",
+    "Disagreement, correctness and confidence",
+    "Per class",
+    "Examples ranked by Feature disagreement",
+    "Most disagreeing",
+    "Least disagreeing",
+    "Spec (JSON)",
+)
+
+
+def test_disagreement_report_reads_like_a_results_section(store, tmp_path):
     out = build_report(store.engine, store.disagreement_job, tmp_path / "r.html")
     page = _parse(out)
     text = " ".join(page.text)
-    for section in (
-        "Spec",
-        "Per pair",
-        "method",
-        "Histograms per pair",
-        "Most disagreeing",
-        "Least disagreeing",
-    ):
-        assert section in text, section
-    # matrices + histograms + 3 most + 3 least sample figures
-    assert len(page.images) == 2 + 3 + 3
+    positions = [text.find(section) for section in RESULT_SECTIONS]
+    assert all(p >= 0 for p in positions), [
+        s for s, p in zip(RESULT_SECTIONS, positions, strict=True) if p < 0
+    ]
+    assert positions == sorted(positions)  # summary first, the spec folded at the end
+    raw = out.read_text()
+    assert "<details><summary>Spec (JSON)</summary>" in raw
+    # distributions + correctness/confidence + 3 most + 3 least sample figures
+    assert len(page.images) == 1 + 1 + 3 + 3
     for src in page.images:
         _decode(src)
-    raw = out.read_text()
     assert "http://" not in raw and "https://" not in raw and "<link" not in raw
+    # counts are integers; configurations are never pooled (the fixture has two)
+    assert "<td>12</td>" in raw and "12.000" not in raw  # 12 samples per pair and config
+    assert "n_segments 16" in text and "n_segments 49" in text
+    assert "Integrated Gradients vs Saliency" in text and "integrated_gradients vs" not in text
+
+
+def test_two_jobs_are_compared_side_by_side(store, tmp_path):
+    jobs = [store.disagreement_job, store.second_job]
+    out = build_report(store.engine, jobs, tmp_path / "two.html", metric="euclidean")
+    page = _parse(out)
+    text = " ".join(page.text)
+    assert "Side by side: Euclidean distance" in text
+    assert f"job {jobs[0]}" in text and f"job {jobs[1]}" in text
+    assert f"Job {jobs[0]}: disagreement" in text and f"Job {jobs[1]}: disagreement" in text
+    assert text.count("Examples ranked by Euclidean distance") == 2
+    for src in page.images:
+        _decode(src)
 
 
 def test_attack_report_shows_summary_and_before_after_examples(store, tmp_path):
@@ -106,6 +136,7 @@ def test_attack_report_shows_summary_and_before_after_examples(store, tmp_path):
     text = " ".join(page.text)
     assert "success_rate" in text and "Before / after examples" in text
     assert "central: 3, rise-least: 2" in text
+    assert "success 95% CI" in text and "[0.436, 0.970]" in text  # Wilson, 5 of 6
     # outcome figure + 4 successes + 1 failure
     assert len(page.images) == 1 + 4 + 1
     for src in page.images:
@@ -170,15 +201,7 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.mark.slow
-def test_report_renders_with_its_plots_in_headless_chromium(store, tmp_path):
-    browser = _chromium()
-    if browser is None:
-        if os.environ.get("XAIQ_REQUIRE_SERVICES") == "1":
-            pytest.fail("chromium is required (XAIQ_REQUIRE_SERVICES=1) but not installed")
-        pytest.skip("chromium not installed")
-    page = build_report(store.engine, store.disagreement_job, tmp_path / "r.html")
-    shot = tmp_path / "shot.png"
+def _chromium_run(browser, tmp_path, *args):
     cmd = [
         browser,
         "--headless",
@@ -190,16 +213,50 @@ def test_report_renders_with_its_plots_in_headless_chromium(store, tmp_path):
         "--disable-component-update",
         "--disable-sync",
         f"--user-data-dir={tmp_path / 'profile'}",
-        f"--screenshot={shot}",
-        "--window-size=1200,3000",
-        page.resolve().as_uri(),
+        *args,
     ]
-    subprocess.run(cmd, check=False, capture_output=True, timeout=120)
+    return subprocess.run(cmd, check=False, capture_output=True, timeout=120, text=True)
+
+
+@pytest.mark.slow
+def test_report_renders_with_its_plots_in_headless_chromium(store, tmp_path):
+    browser = _chromium()
+    if browser is None:
+        if os.environ.get("XAIQ_REQUIRE_SERVICES") == "1":
+            pytest.fail("chromium is required (XAIQ_REQUIRE_SERVICES=1) but not installed")
+        pytest.skip("chromium not installed")
+    page = build_report(store.engine, store.disagreement_job, tmp_path / "r.html")
+    # the DOM as the browser built it: every section heading is there, every image decoded
+    probe = (
+        "<script>document.title = JSON.stringify({"
+        "h: Array.from(document.querySelectorAll('h2, h3, summary')).map(e => e.textContent),"
+        "img: Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)})"
+        "</script>"
+    )
+    probed = tmp_path / "probe.html"
+    probed.write_text(page.read_text().replace("</body>", probe + "</body>"))
+    dom = _chromium_run(browser, tmp_path, "--dump-dom", probed.resolve().as_uri()).stdout
+    title = dom[dom.index("<title>") + 7 : dom.index("</title>")]
+    import html as html_lib
+    import json as json_lib
+
+    rendered = json_lib.loads(html_lib.unescape(title))
+    for section in RESULT_SECTIONS:
+        assert any(section in h for h in rendered["h"]), section
+    assert len(rendered["img"]) == 8 and all(rendered["img"]), rendered["img"]
+    shot = tmp_path / "shot.png"
+    _chromium_run(
+        browser,
+        tmp_path,
+        f"--screenshot={shot}",
+        "--window-size=1300,6000",
+        page.resolve().as_uri(),
+    )
     assert shot.is_file(), "chromium wrote no screenshot"
     arr = np.asarray(Image.open(shot).convert("RGB")).astype(int)
-    r, g, b = arr[..., 0], arr[..., 1], arr[..., 2]
-    # plot colours: saturated pixels (viridis / jet / histogram blue), not just text on white
+    r, b = arr[..., 0], arr[..., 2]
+    # the plots are drawn: saturated pixels (boxes, diverging maps), not just text on white
     saturated = (np.max(arr, axis=-1) - np.min(arr, axis=-1)) > 80
     assert saturated.mean() > 0.02, saturated.mean()
-    assert ((b > 150) & (r < 100)).sum() > 1000  # blue of the histograms / jet maps
-    assert (g > 150).sum() > 1000
+    assert ((b > 150) & (r < 120)).sum() > 1000  # blue: boxes and negative attributions
+    assert ((r > 150) & (b < 120)).sum() > 1000  # red/orange: boxes and positive attributions

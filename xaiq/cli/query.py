@@ -194,13 +194,21 @@ def show_cmd(
 
 @app.command("report")
 def report_cmd(
-    job: int = typer.Argument(..., help="job id"),
+    job: list[int] = typer.Argument(..., help="job id; several ids compare the jobs side by side"),
     out: Path = typer.Option(Path("report.html"), "--out", "-o", help="HTML file to write"),
+    metric: str = typer.Option(
+        "feature_disagreement",
+        "--metric",
+        "-m",
+        help="headline metric: ranks the examples, drives the correctness and per-class views",
+    ),
 ) -> None:
-    """A self-contained HTML report (plots embedded) of one job."""
+    """A self-contained HTML report (plots embedded) that reads like a results section:
+    summary with 95% intervals, glossary, statistics per pair and configuration,
+    distributions, correctness and confidence, per class, ranked examples, the spec."""
     from xaiq.report import build_report
 
-    path = build_report(_engine(), job, out)
+    path = build_report(_engine(), job, out, metric=metric)
     info(f"wrote {path}")
 
 

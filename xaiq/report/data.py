@@ -149,3 +149,84 @@ def sample_indices(engine: Engine, job_id: int, n: int) -> list[int]:
                 .limit(n)
             )
         ]
+
+
+def job_values(engine: Engine, job_id: int, metrics: list[str], config_keys: list[str]) -> Any:
+    """One job's disagreement rows as :class:`xaiq.report.charts.Values` (``config`` is the
+    label of ``config_keys``' values, e.g. ``n_segments 16 · k_frac 0.05``; ``all`` when no
+    key varies)."""
+    from xaiq.report.charts import Values
+
+    cols = [
+        Disagreement.method_a,
+        Disagreement.method_b,
+        *(_config_column(k) for k in config_keys),
+        SampleRow.correct,
+        SampleRow.prob_pred,
+        *(getattr(Disagreement, m) for m in metrics),
+    ]
+    stmt = (
+        select(*cols)
+        .outerjoin(
+            SampleRow,
+            (SampleRow.job_id == Disagreement.job_id)
+            & (SampleRow.sample_index == Disagreement.sample_index),
+        )
+        .where(Disagreement.job_id == job_id)
+        .order_by(Disagreement.sample_index, Disagreement.id)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    nk = len(config_keys)
+    pair = np.array([f"{r[0]} vs {r[1]}" for r in rows], dtype=object)
+    config = np.array([config_label(config_keys, r[2 : 2 + nk]) for r in rows], dtype=object)
+    correct = np.array(
+        [np.nan if r[2 + nk] is None else float(bool(r[2 + nk])) for r in rows], dtype=np.float64
+    )
+    confidence = np.array([r[3 + nk] for r in rows], dtype=np.float64)
+    values = {
+        m: np.array([r[4 + nk + j] for r in rows], dtype=np.float64) for j, m in enumerate(metrics)
+    }
+    return Values(pair, config, correct, confidence, values)
+
+
+def _config_column(key: str) -> Any:
+    return Disagreement.target_kind if key == "target" else getattr(Disagreement, key)
+
+
+def config_label(keys: list[str], values: Any) -> str:
+    """``n_segments 16 · k_frac 0.05`` (``all`` for no keys)."""
+    if not keys:
+        return "all"
+    return " · ".join(
+        f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+        for k, v in zip(keys, values, strict=True)
+    )
+
+
+def ranked_in_config(
+    engine: Engine,
+    job_id: int,
+    metric: str,
+    where: dict[str, Any],
+    n: int,
+    *,
+    descending: bool,
+) -> list[tuple[int, float]]:
+    """The ``n`` samples with the highest (``descending``) or lowest mean ``metric`` over the
+    pairs of one configuration (``where``: key -> value), as ``(sample_index, mean)``; ties
+    go to the lower sample index."""
+    col = getattr(Disagreement, metric)
+    mean = func.avg(col).label("m")
+    stmt = (
+        select(Disagreement.sample_index, mean)
+        .where(Disagreement.job_id == job_id)
+        .where(col.is_not(None))
+        .group_by(Disagreement.sample_index)
+        .order_by(mean.desc() if descending else mean.asc(), Disagreement.sample_index)
+        .limit(n)
+    )
+    for key, value in where.items():
+        stmt = stmt.where(_config_column(key) == value)
+    with engine.connect() as conn:
+        return [(int(i), float(m)) for i, m in conn.execute(stmt)]

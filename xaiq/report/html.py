@@ -1,36 +1,42 @@
-"""One self-contained HTML page per job: every picture is an embedded base64 PNG data URI,
-every text is escaped, no external resource is referenced."""
+"""Self-contained HTML reports: every picture an embedded base64 PNG data URI, every text
+escaped, no external resource referenced.
+
+One job reads like a results section (:mod:`xaiq.report.results_section` for disagreement
+jobs): summary with intervals, glossary, tables, distributions per configuration,
+correctness and confidence, per class, ranked examples, the job's details and its spec
+folded at the end. Several jobs (``xaiq report 1 3``) open with a side-by-side table of the
+headline metric and then show each job in its own column.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import html
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 
-from xaiq.db.errors import NotFoundError
-from xaiq.db.models import METRIC_COLUMNS, JobKind
-from xaiq.db.queries import (
-    ATTACK_COLUMNS,
-    DEFAULT_METRICS,
-    attack_stats,
-    disagreement_stats,
-    varying_config_keys,
-)
-from xaiq.db.summary import STAT_COLUMNS
-from xaiq.report import data, plots
+from xaiq.db.glossary import GLOSSARY
+from xaiq.db.intervals import wilson_interval
+from xaiq.db.models import JobKind
+from xaiq.db.queries import ATTACK_COLUMNS, attack_stats
+from xaiq.db.stats_table import disagreement_table
+from xaiq.report import charts, data, plots
+from xaiq.report.format import ci_text, img, num, table
+from xaiq.report.results_section import disagreement_results
 from xaiq.report.sources import load_artifact, original_input
 
-RANK_METRIC = "euclidean"  # continuous, so the most/least ranking has few ties
+HEADLINE_METRIC = "feature_disagreement"  # the source document's first metric
 N_EXAMPLES = 3
 N_ATTACK_EXAMPLES = 4
 
 _CSS = """
-body { font-family: sans-serif; margin: 24px; color: #222; max-width: 1300px; }
+body { font-family: sans-serif; margin: 24px; color: #222; }
+.job { max-width: 1300px; }
+.side { display: grid; gap: 28px; align-items: start; }
 table { border-collapse: collapse; margin: 8px 0 18px; font-size: 13px; }
 th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; }
 th { background: #f0f0f0; }
@@ -39,70 +45,95 @@ pre { background: #f6f6f6; padding: 8px; font-size: 12px; overflow-x: auto; }
 img { max-width: 100%; display: block; margin: 6px 0 16px; }
 .note { color: #666; font-size: 13px; }
 .wide { overflow-x: auto; }
+li { margin: 3px 0; }
 """
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return html.escape(str(value))
+def build_report(
+    engine: Engine,
+    job_ids: int | Iterable[int],
+    out: str | Path,
+    *,
+    metric: str = HEADLINE_METRIC,
+) -> Path:
+    """Write the report of one job, or of several side by side, to ``out``; return its path.
 
+    ``metric``: the headline metric (examples, correctness and per-class views). Raises
+    :class:`NotFoundError` for an unknown job and :class:`QueryError` for an unknown metric,
+    before writing anything."""
+    from xaiq.db.errors import QueryError
 
-def _table(rows: Sequence[Mapping[str, Any]], cols: Sequence[str]) -> str:
-    if not rows:
-        return '<p class="note">no rows</p>'
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f'<td class="k">{_cell(r.get(c))}</td>'
-            if isinstance(r.get(c), str)
-            else f"<td>{_cell(r.get(c))}</td>"
-            for c in cols
+    if metric not in GLOSSARY:
+        raise QueryError(f"unknown metric {metric!r}; known: {', '.join(GLOSSARY)}")
+    ids = [int(job_ids)] if isinstance(job_ids, int) else [int(j) for j in job_ids]
+    jobs = [data.get_job(engine, j) for j in ids]
+    sections = [_job_report(engine, job, metric) for job in jobs]
+    if len(jobs) == 1:
+        body = f'<div class="job">{sections[0]}</div>'
+        title = f"xaiq report: job {jobs[0].id}"
+    else:
+        columns = f"grid-template-columns: repeat({len(jobs)}, minmax(0, 1fr));"
+        body = _side_by_side(engine, jobs, metric) + (
+            f'<div class="side" style="{columns}">'
+            + "".join(f"<div>{s}</div>" for s in sections)
+            + "</div>"
         )
-        + "</tr>"
-        for r in rows
-    )
-    table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-    return f'<div class="wide">{table}</div>'
-
-
-def _img(fig: Any, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="{plots.data_uri(plots.png_bytes(fig))}">'
-
-
-def build_report(engine: Engine, job_id: int, out: str | Path) -> Path:
-    """Write the report of job ``job_id`` to ``out`` and return its path.
-
-    Sections: the job and its spec; counts; for disagreement jobs the per-pair statistics
-    (default metrics), the method x method matrix of mean disagreement for every metric,
-    histograms per pair, and the most / least disagreeing samples (mean ``euclidean`` over
-    pairs) with overlays; for attack jobs the success summary and before/after examples.
-    """
-    job = data.get_job(engine, job_id)
-    parts = [f"<h1>xaiq report: job {job.id}</h1>", _job_section(engine, job)]
-    if job.kind == JobKind.disagreement:
-        parts.append(_disagreement_section(engine, job))
-    if job.kind == JobKind.attack:
-        parts.append(_attack_section(engine, job))
-    if job.kind == JobKind.attribution:
-        parts.append(_attribution_section(engine, job))
+        title = "xaiq report: jobs " + ", ".join(str(j.id) for j in jobs)
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>xaiq job {job.id}</title><style>{_CSS}</style></head><body>"
-        + "\n".join(parts)
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1>"
+        + body
         + f'<p class="note">generated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC</p>'
         + "</body></html>\n"
     )
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page, encoding="utf-8")
-    return out
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
+    return path
 
 
-def _job_section(engine: Engine, job: Any) -> str:
+def _job_report(engine: Engine, job: Any, metric: str) -> str:
+    parts = [f"<h1>Job {job.id}: {html.escape(job.kind.value)}</h1>"]
+    if job.kind == JobKind.disagreement:
+        parts.append(disagreement_results(engine, job, metric))
+    elif job.kind == JobKind.attack:
+        parts.append(_attack_section(engine, job))
+    else:
+        parts.append(_attribution_section(engine, job))
+    parts.append(_details(engine, job))
+    return "\n".join(parts)
+
+
+def _side_by_side(engine: Engine, jobs: list[Any], metric: str) -> str:
+    """Rows: pair and configuration keys of the disagreement jobs; one column per job with
+    the headline metric's ``mean [95% CI] (n)``."""
+    ids = [j.id for j in jobs if j.kind == JobKind.disagreement]
+    if not ids:
+        return ""
+    # the job key keeps the jobs apart; the other configuration keys come from the rule
+    stats = disagreement_table(engine, ids, ["pair", "job"], [metric])
+    rows = stats.rows
+    keys = stats.columns[: stats.columns.index("metric")]
+    group = [k for k in keys if k != "job"]
+    merged: dict[tuple, dict[str, Any]] = {}
+    for r in rows:
+        row = merged.setdefault(
+            tuple(r[k] for k in group),
+            {**{k: r[k] for k in group}, "pair": charts.pair_title(r["pair"])},
+        )
+        cell = "NULL" if r["mean"] is None else f"{num(r['mean'])} {ci_text(r)}"
+        row[f"job {r['job']}"] = f"{cell} (n={r['n']})"
+    cols = [*group, *(f"job {j}" for j in ids)]
+    info = GLOSSARY[metric]
+    return (
+        f"<h2>Side by side: {html.escape(info.title)}</h2>"
+        f'<p class="note">mean [95% interval] (n); range {info.range_text},'
+        f" {info.agreement_when} = the maps agree</p>" + table(list(merged.values()), cols)
+    )
+
+
+def _details(engine: Engine, job: Any) -> str:
     counts = data.job_counts(engine, job.id)
     info = {
         "kind": job.kind.value,
@@ -117,64 +148,27 @@ def _job_section(engine: Engine, job: Any) -> str:
     }
     rows = [{"key": k, "value": "" if v is None else str(v)} for k, v in info.items()]
     spec = html.escape(json.dumps(job.spec, indent=2, sort_keys=True, default=str))
-    return "<h2>Job</h2>" + _table(rows, ["key", "value"]) + f"<h3>Spec</h3><pre>{spec}</pre>"
-
-
-def _disagreement_section(engine: Engine, job: Any) -> str:
-    out = ["<h2>Disagreement</h2>"]
-    keys = ["pair", *varying_config_keys(engine, [job.id])]
-    stats = disagreement_stats(engine, [job.id], keys, DEFAULT_METRICS)
-    out.append("<h3>Per pair</h3>" + _table(stats, [*keys, "metric", *STAT_COLUMNS]))
-    by_method = disagreement_stats(engine, [job.id], ["method_a", "method_b"], "all")
-    means: dict[str, dict[tuple[str, str], float]] = {m: {} for m in METRIC_COLUMNS}
-    for r in by_method:
-        if r["mean"] is not None:
-            means[r["metric"]][(r["method_a"], r["method_b"])] = r["mean"]
-    methods = data.job_methods(job) or sorted(
-        {r["method_a"] for r in by_method} | {r["method_b"] for r in by_method}
+    return (
+        "<h2>Job details</h2>"
+        + table(rows, ["key", "value"])
+        + f"<details><summary>Spec (JSON)</summary><pre>{spec}</pre></details>"
     )
-    if any(means.values()):
-        out.append(
-            "<h3>Mean disagreement, method &times; method</h3>"
-            '<p class="note">mean over every sample and superpixel configuration of'
-            " the job; NULLs excluded</p>"
-        )
-        out.append(_img(plots.matrix_figure(means, methods), "method x method matrices"))
-        values = data.pair_values(engine, job.id, list(DEFAULT_METRICS))
-        out.append(
-            "<h3>Histograms per pair</h3>"
-            '<p class="note">all samples and superpixel configurations of the job</p>'
-        )
-        out.append(_img(plots.histogram_figure(values, list(DEFAULT_METRICS)), "histograms"))
-        most, least = data.ranked_samples(engine, job.id, RANK_METRIC, N_EXAMPLES)
-        for title, ranked in (("Most", most), ("Least", least)):
-            out.append(f"<h3>{title} disagreeing samples (mean {RANK_METRIC} over pairs)</h3>")
-            out += [
-                _sample_block(engine, job, idx, f"mean {RANK_METRIC} {v:.3f}") for idx, v in ranked
-            ]
-    return "\n".join(out)
-
-
-def _sample_block(engine: Engine, job: Any, idx: int, what: str) -> str:
-    from xaiq.report.show import sample_map_figure
-
-    try:
-        fig = sample_map_figure(engine, job, idx, what=what)
-    except NotFoundError:
-        return f'<p class="note">sample {idx}: no attribution maps available</p>'
-    return _img(fig, f"sample {idx} {what}")
 
 
 def _attack_section(engine: Engine, job: Any) -> str:
     out = ["<h2>Attack</h2>"]
-    summary = attack_stats(engine, [job.id], ["job"])
-    out.append(_table(summary, ["job", *ATTACK_COLUMNS]))
-    by_label = attack_stats(engine, [job.id], ["label"])
-    out.append("<h3>By true label</h3>" + _table(by_label, ["label", *ATTACK_COLUMNS]))
+    for title, key in (("Summary", "job"), ("By true label", "label")):
+        rows = attack_stats(engine, [job.id], [key])
+        for r in rows:
+            ci = wilson_interval(r["successes"], r["n"])
+            r["success 95% CI"] = "" if ci is None else f"[{num(ci[0])}, {num(ci[1])}]"
+        cols = [key, "n", "successes", "success_rate", "success 95% CI", *ATTACK_COLUMNS[3:]]
+        out.append(f"<h3>{title}</h3>" + table(rows, cols))
+    out.append('<p class="note">success interval: Wilson score, 95%</p>')
     rows = data.attack_rows(engine, job.id)
     if not rows:
         return "\n".join(out)
-    out.append(_img(plots.attack_summary_figure(rows), "attack outcomes"))
+    out.append(img(plots.attack_summary_figure(rows), "attack outcomes"))
     ok = [r for r in rows if r["success"]][:N_ATTACK_EXAMPLES]
     failed = [r for r in rows if not r["success"]][: max(1, N_ATTACK_EXAMPLES // 2)]
     out.append("<h3>Before / after examples</h3>")
@@ -189,12 +183,30 @@ def _attack_section(engine: Engine, job: Any) -> str:
             out.append(f'<p class="note">{html.escape(head)}: final image unavailable</p>')
             continue
         original = original_input(job.dataset, job.model, r["sample_index"])
-        out.append(_img(plots.attack_figure(original, final, head), head))
+        out.append(img(plots.attack_figure(original, final, head), head))
     return "\n".join(out)
 
 
 def _attribution_section(engine: Engine, job: Any) -> str:
-    rows = data.sample_indices(engine, job.id, N_EXAMPLES)
+    from xaiq.db.errors import NotFoundError
+    from xaiq.report.show import sample_map_figure
+
     out = ["<h2>Attribution examples</h2>"]
-    out += [_sample_block(engine, job, idx, "") for idx in rows]
+    for idx in data.sample_indices(engine, job.id, N_EXAMPLES):
+        try:
+            out.append(img(sample_map_figure(engine, job, idx), f"sample {idx}"))
+        except NotFoundError:
+            out.append(f'<p class="note">sample {idx}: no attribution maps available</p>')
     return "\n".join(out)
+
+
+def _sample_block(engine: Engine, job: Any, idx: int, what: str) -> str:
+    """One sample's figure as the report embeds it (kept for callers and tests)."""
+    from xaiq.db.errors import NotFoundError
+    from xaiq.report.show import sample_map_figure
+
+    try:
+        fig = sample_map_figure(engine, job, idx, what=what)
+    except NotFoundError:
+        return f'<p class="note">sample {idx}: no attribution maps available</p>'
+    return img(fig, f"sample {idx} {what}")

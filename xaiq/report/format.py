@@ -1,0 +1,82 @@
+"""HTML pieces of the report: escaped tables, numbers, intervals and embedded images.
+
+Numbers: Python ints (and integral floats in count columns) print as integers, other floats
+with three decimals (``4g`` beyond 1e4 or below 1e-3); ``None`` prints ``NULL``. Every text
+from the store is escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from xaiq.report import plots
+
+COUNT_COLUMNS = frozenset(
+    {
+        "n",
+        "nulls",
+        "successes",
+        "samples",
+        "median_iterations",
+        "median_forward_passes",
+        "label",
+        "pred",
+        "n_segments",
+        "job",
+        "misclassified n",
+        "correct n",
+    }
+)
+
+
+def num(value: Any, column: str = "") -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if column in COUNT_COLUMNS and value.is_integer():
+            return str(int(value))
+        if value != 0 and (abs(value) >= 1e4 or abs(value) < 1e-3):
+            return f"{value:.4g}"
+        return f"{value:.3f}"
+    return str(value)
+
+
+def ci_text(row: Mapping[str, Any]) -> str:
+    """``[low, high]`` of a stats row's ``ci_low``/``ci_high`` (empty when undefined)."""
+    if row.get("ci_low") is None:
+        return ""
+    return f"[{num(row['ci_low'])}, {num(row['ci_high'])}]"
+
+
+def table(rows: Sequence[Mapping[str, Any]], cols: Sequence[str]) -> str:
+    if not rows:
+        return '<p class="note">no rows</p>'
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = []
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = r.get(c)
+            cls = ' class="k"' if isinstance(v, str) else ""
+            cells.append(f"<td{cls}>{html.escape(num(v, c))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (
+        f'<div class="wide"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
+def img(fig: Any, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="{plots.data_uri(plots.png_bytes(fig))}">'
+
+
+__all__ = ["ci_text", "img", "num", "table"]

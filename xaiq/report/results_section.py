@@ -1,0 +1,228 @@
+"""A disagreement job as a results section: headline, glossary, tables with intervals,
+distributions per configuration, correctness and confidence, per class, ranked examples.
+
+Every statistic comes from the same functions as ``xaiq stats disagreement`` (the pooling
+rule, Student-t intervals, Welch / Mann-Whitney comparisons), so the report and the CLI
+never disagree. ``metric`` is the headline metric: examples and the correctness and
+per-class views use it.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from sqlalchemy import Engine
+
+from xaiq.db.compare import compare_table
+from xaiq.db.errors import QueryError
+from xaiq.db.glossary import GLOSSARY, glossary_rows
+from xaiq.db.grouping import resolve_grouping
+from xaiq.db.intervals import wilson_interval
+from xaiq.db.models import METRIC_COLUMNS
+from xaiq.db.stats_table import disagreement_table
+from xaiq.report import charts, data
+from xaiq.report.format import ci_text, img, num, table
+from xaiq.xai.figures import method_title, model_title
+
+DISAGREEMENT_METRICS = [m for m in METRIC_COLUMNS if GLOSSARY[m].kind == "disagreement"]
+AGREEMENT_METRICS = [m for m in METRIC_COLUMNS if GLOSSARY[m].kind == "agreement"]
+N_EXAMPLES = 3
+
+
+def _config_keys(engine: Engine, job_id: int) -> tuple[list[str], dict[str, Any]]:
+    grouping = resolve_grouping(engine, [job_id], ["pair"])
+    return [k for k in grouping.added if k != "job"], grouping.constant
+
+
+def _pivot(rows: list[dict], keys: list[str], metrics: list[str]) -> list[dict]:
+    """One row per pair and configuration, one ``mean [low, high]`` cell per metric."""
+    out: dict[tuple, dict[str, Any]] = {}
+    for r in rows:
+        row = out.setdefault(tuple(r[k] for k in keys), {k: r[k] for k in keys})
+        cell = "NULL" if r["mean"] is None else f"{num(r['mean'])} {ci_text(r)}"
+        if r["nulls"]:
+            cell += f" · {r['nulls']} NULL"
+        row[r["metric"]] = cell
+        row["n"] = max(row.get("n", 0), r["n"] + r["nulls"])
+    return list(out.values())
+
+
+def headline(engine: Engine, job: Any, metric: str, keys: list[str], constant: dict) -> str:
+    counts = data.job_counts(engine, job.id)
+    methods = ", ".join(method_title(m) for m in data.job_methods(job)) or "-"
+    n, ok = counts["samples"], counts["correct"]
+    acc = wilson_interval(ok, n) if n else None
+    acc_text = f"{ok} of {n} correct ({num(ok / n)} [{num(acc[0])}, {num(acc[1])}])" if acc else ""
+    fixed = ", ".join(
+        f"{k} {v}" for k, v in constant.items() if k not in ("model", "dataset") and v is not None
+    )
+    swept = f"; swept: {', '.join(keys)}" if keys else ""
+    items = [
+        f"<b>{html.escape(model_title(job.model))}</b> on <b>{html.escape(job.dataset)}</b>:"
+        f" {n} samples, {html.escape(acc_text)}, {counts['sample_errors']} sample errors.",
+        f"Methods: {html.escape(methods)}. Configuration: {html.escape(fixed)}"
+        f"{html.escape(swept)}.",
+    ]
+    stats = disagreement_table(engine, [job.id], ["pair"], [metric]).rows
+    stats = [r for r in stats if r["mean"] is not None]
+    if stats:
+        info = GLOSSARY[metric]
+        # "most disagreement" is the high end of a disagreement metric, the low end otherwise
+        order = sorted(stats, key=lambda r: r["mean"], reverse=info.agreement_when == "low")
+
+        def where(r: dict) -> str:
+            cfg = data.config_label(keys, [r[k] for k in keys]) if keys else ""
+            pair = charts.pair_title(r["pair"])
+            return f"{pair}{f' ({cfg})' if cfg else ''}: {num(r['mean'])} {ci_text(r)}"
+
+        items.append(
+            f"Most disagreement ({html.escape(info.title)}, range {info.range_text},"
+            f" {info.agreement_when} = agree): {html.escape(where(order[0]))}."
+        )
+        items.append(f"Least disagreement: {html.escape(where(order[-1]))}.")
+    items.append(
+        "Intervals are 95% Student-t intervals of the mean (mean ± t·sd/√n), clipped to the"
+        " metric's range; statistics never pool configurations."
+    )
+    return "<h2>Summary</h2><ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
+
+
+def glossary_section() -> str:
+    cols = ["metric", "name", "kind", "range", "agreement when", "definition", "NULL when"]
+    return "<h2>Glossary</h2>" + table(glossary_rows(), cols)
+
+
+def tables_section(engine: Engine, job: Any, keys: list[str]) -> str:
+    out = ["<h2>Statistics per pair and configuration</h2>"]
+    for title, metrics in (
+        ("Disagreement metrics (higher = the maps disagree more)", DISAGREEMENT_METRICS),
+        ("Agreement metrics (higher = the maps agree more)", AGREEMENT_METRICS),
+    ):
+        rows = disagreement_table(engine, [job.id], ["pair"], metrics).rows
+        group = ["pair", *keys]
+        pivot = _pivot(rows, group, metrics)
+        for r in pivot:
+            r["pair"] = charts.pair_title(r["pair"])
+        out.append(f"<h3>{title}</h3>" + table(pivot, [*group, "n", *metrics]))
+    reasons = sorted({r["null_reason"] for r in rows if r.get("null_reason")})
+    if reasons:
+        out.append(
+            '<p class="note">NULL: zero map = one map is all zero; constant |map| = one map'
+            " has no ranking (every top-k and rank metric is undefined).</p>"
+        )
+    return "\n".join(out)
+
+
+def distributions_section(values: charts.Values) -> str:
+    metrics = DISAGREEMENT_METRICS
+    fig = charts.distributions_figure(values, metrics)
+    return (
+        "<h2>Distributions per configuration</h2>"
+        '<p class="note">one box per pair (median, quartiles, whiskers at 1.5 IQR; triangle:'
+        " mean), one column per configuration</p>" + img(fig, "distributions per configuration")
+    )
+
+
+def correctness_section(engine: Engine, job: Any, values: charts.Values, metric: str) -> str:
+    out = ["<h2>Disagreement, correctness and confidence</h2>"]
+    try:
+        cmp = compare_table(engine, [job.id], ["pair"], "correct", [metric])
+    except QueryError as exc:  # every sample correct, or no labels
+        out.append(f'<p class="note">no comparison: {html.escape(str(exc))}</p>')
+    else:
+        rows = []
+        for r in cmp.rows:
+            diff = "NULL" if r["diff"] is None else num(r["diff"])
+            if r["diff_low"] is not None:
+                diff += f" [{num(r['diff_low'])}, {num(r['diff_high'])}]"
+            rows.append(
+                {
+                    **{k: r[k] for k in cmp.grouping.keys},
+                    "pair": charts.pair_title(r["pair"]),
+                    "misclassified n": r["n_a"],
+                    "misclassified mean": r["mean_a"],
+                    "correct n": r["n_b"],
+                    "correct mean": r["mean_b"],
+                    "difference [95% CI]": diff,
+                    "Mann-Whitney p": r["p_value"],
+                    "rank-biserial": r["rank_biserial"],
+                }
+            )
+        cols = [*cmp.grouping.keys, "misclassified n", "misclassified mean", "correct n"]
+        cols += ["correct mean", "difference [95% CI]", "Mann-Whitney p", "rank-biserial"]
+        out.append(
+            f'<p class="note">{html.escape(GLOSSARY[metric].title)}: difference ='
+            " misclassified − correct (Welch 95% interval); rank-biserial &gt; 0: misclassified"
+            " samples tend higher; p-values per row, not adjusted.</p>" + table(rows, cols)
+        )
+    out.append(img(charts.correctness_figure(values, metric), "correctness and confidence"))
+    return "\n".join(out)
+
+
+def per_class_section(engine: Engine, job: Any, metric: str, keys: list[str]) -> str:
+    rows = disagreement_table(engine, [job.id], ["pair", "label"], [metric]).rows
+    group = ["pair", *keys]
+    pivot: dict[tuple, dict[str, Any]] = {}
+    labels: list[Any] = []
+    for r in rows:
+        row = pivot.setdefault(
+            tuple(r[k] for k in group),
+            {**{k: r[k] for k in group}, "pair": charts.pair_title(r["pair"])},
+        )
+        label = "no label" if r["label"] is None else str(r["label"])
+        labels.append(label)
+        row[label] = "NULL" if r["mean"] is None else f"{num(r['mean'])} (n={r['n']})"
+    cols = [*group, *dict.fromkeys(sorted(set(labels), key=lambda s: (len(s), s)))]
+    return (
+        f'<h2>Per class</h2><p class="note">mean {html.escape(GLOSSARY[metric].title)} per'
+        " true label</p>" + table(list(pivot.values()), cols)
+    )
+
+
+def examples_section(engine: Engine, job: Any, metric: str, keys: list[str]) -> str:
+    from xaiq.report.show import sample_map_figure
+    from xaiq.xai.figures import PRESETS
+
+    info = GLOSSARY[metric]
+    first = disagreement_table(engine, [job.id], ["pair"], [metric]).rows
+    where = {k: first[0][k] for k in keys} if first else {}
+    scope = data.config_label(keys, list(where.values())) if keys else "the job"
+    out = [
+        f"<h2>Examples ranked by {html.escape(info.title)}</h2>"
+        f'<p class="note">mean over the pairs of {html.escape(scope)}</p>'
+    ]
+    most_high = info.agreement_when == "low"
+    for title, descending in (
+        ("Most disagreeing", most_high),
+        ("Least disagreeing", not most_high),
+    ):
+        out.append(f"<h3>{title}</h3>")
+        for idx, value in data.ranked_in_config(
+            engine, job.id, metric, where, N_EXAMPLES, descending=descending
+        ):
+            what = f"mean {info.title} over pairs: {num(value)}"
+            try:
+                fig = sample_map_figure(engine, job, idx, what=what, style=PRESETS["default"])
+            except Exception as exc:  # a missing artifact costs that picture only
+                out.append(f'<p class="note">sample {idx}: {html.escape(str(exc))}</p>')
+                continue
+            out.append(img(fig, f"sample {idx}: {what}"))
+    return "\n".join(out)
+
+
+def disagreement_results(engine: Engine, job: Any, metric: str) -> str:
+    """The whole results section of one disagreement job (HTML)."""
+    keys, constant = _config_keys(engine, job.id)
+    values = data.job_values(engine, job.id, list(METRIC_COLUMNS), keys)
+    parts = [headline(engine, job, metric, keys, constant), glossary_section()]
+    parts.append(tables_section(engine, job, keys))
+    if values.pair.size:
+        parts.append(distributions_section(values))
+        parts.append(correctness_section(engine, job, values, metric))
+        parts.append(per_class_section(engine, job, metric, keys))
+        parts.append(examples_section(engine, job, metric, keys))
+    return "\n".join(parts)
+
+
+__all__ = ["AGREEMENT_METRICS", "DISAGREEMENT_METRICS", "disagreement_results"]
