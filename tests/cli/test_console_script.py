@@ -101,6 +101,7 @@ CASES: list[tuple[list[str], str]] = [
     (["submit", "frob"], "frob"),
     (["datasets", "--format", "xml"], "xml"),
     (["methods", "--format", "xml"], "xml"),
+    (["metrics", "--format", "xml"], "xml"),
     (["models", "--format", "xml"], "xml"),
     (["stats", "disagreement", "--format", "xml"], "xml"),
     (["stats", "attack", "--format", "xml"], "xml"),
