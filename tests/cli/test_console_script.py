@@ -102,6 +102,8 @@ CASES: list[tuple[list[str], str]] = [
     (["datasets", "--format", "xml"], "xml"),
     (["methods", "--format", "xml"], "xml"),
     (["metrics", "--format", "xml"], "xml"),
+    (["health"], "component"),
+    (["health", "scheduler", "--max-age", "soon"], "soon"),
     (["models", "--format", "xml"], "xml"),
     (["stats", "disagreement", "--format", "xml"], "xml"),
     (["stats", "attack", "--format", "xml"], "xml"),
