@@ -17,7 +17,7 @@ import sys
 import typer
 
 # importing a command module registers its commands on the app
-from xaiq.cli import attack_cmd, catalog, control, jobs, onefile, query  # noqa: F401
+from xaiq.cli import attack_cmd, catalog, control, faith, jobs, onefile, query  # noqa: F401
 from xaiq.cli.app import app
 from xaiq.cli.errors import CliError
 from xaiq.cli.failures import STORE_EXIT, store_errors, store_message

@@ -141,7 +141,7 @@ def export_cmd(
         "disagreements",
         "--what",
         "-w",
-        help="disagreements, attacks, samples, attributions or errors",
+        help="disagreements, attacks, samples, attributions, errors, faithfulness or sanity",
     ),
     fmt: str = typer.Option("csv", "--format", "-f", help="csv, json (JSON Lines) or parquet"),
     out: Path = typer.Option(..., "--out", "-o", help="output file"),

@@ -29,7 +29,15 @@ from sqlalchemy.sql.schema import Table
 
 from xaiq.db.errors import QueryError
 from xaiq.db.joined import joined_columns
-from xaiq.db.models import AttackResult, Attribution, Disagreement, SampleErrorRow, SampleRow
+from xaiq.db.models import (
+    AttackResult,
+    Attribution,
+    Disagreement,
+    Faithfulness,
+    SampleErrorRow,
+    SampleRow,
+    SanityCheck,
+)
 from xaiq.db.queries import check_jobs
 
 EXPORT_BATCH = 10_000
@@ -39,6 +47,8 @@ EXPORT_TABLES: dict[str, Any] = {
     "samples": SampleRow,
     "attributions": Attribution,
     "errors": SampleErrorRow,  # failed samples: key, stage, message, attempt
+    "faithfulness": Faithfulness,
+    "sanity": SanityCheck,
 }
 EXPORT_FORMATS = ("csv", "json", "parquet")
 

@@ -1,0 +1,147 @@
+"""``stats faithfulness`` (per method, and ``--pairs``: the joined pair view) and
+``stats sanity``: the read side of deletion/insertion and the model-randomisation check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from xaiq.cli.errors import CliError
+from xaiq.cli.output import OutputFormat, emit, info
+from xaiq.cli.query import FormatOpt, JobsOpt, _engine, _format, stats_app
+
+_METHOD_COLUMNS = [
+    "n",
+    "nulls",
+    "deletion_mean",
+    "deletion_low",
+    "deletion_high",
+    "insertion_mean",
+    "insertion_low",
+    "insertion_high",
+    "score_mean",
+    "score_low",
+    "score_high",
+]
+_PAIR_COLUMNS = [
+    "job",
+    "method_a",
+    "method_b",
+    "superpixels",
+    "n_segments",
+    "k_frac",
+    "n",
+    "a_more_faithful",
+    "a_low",
+    "a_high",
+    "b_more_faithful",
+    "mean_gap",
+    "rho_disagreement_gap",
+    "p_value",
+]
+
+
+@stats_app.command("faithfulness")
+def stats_faithfulness(
+    job: list[int] | None = JobsOpt,
+    group_by: list[str] | None = typer.Option(
+        None,
+        "--group-by",
+        "-g",
+        help="comma-separated: method, model, job, target, order, substrate, label, pred,"
+        " correct, dataset (default: method); unit and n_segments are always added",
+    ),
+    pairs: bool = typer.Option(
+        False,
+        "--pairs",
+        help="the joined pair view: per method pair, the share of samples where A is more"
+        " faithful than B and the correlation of their disagreement with the faithfulness gap",
+    ),
+    metric: str = typer.Option(
+        "feature_disagreement", "--metric", "-m", help="--pairs: the disagreement metric"
+    ),
+    by: str = typer.Option(
+        "score",
+        "--by",
+        help="--pairs: score (insertion - deletion), deletion (lower wins) or insertion",
+    ),
+    unit: str = typer.Option(
+        "pixels", "--unit", help="--pairs: pixels, or superpixels (the pair's own configuration)"
+    ),
+    fmt: str = FormatOpt,
+) -> None:
+    """Deletion and insertion AUCs (the RISE paper's causal metrics) per method: n, mean
+    with its 95% Student-t interval, median; score = insertion - deletion (higher: more
+    faithful). Games over pixels and over each superpixel configuration are separate rows."""
+    from xaiq.db.faithfulness import faithfulness_pairs, faithfulness_stats
+    from xaiq.db.queries import parse_names
+
+    out_fmt = _format(fmt)
+    rows: list[dict[str, Any]]
+    if pairs:
+        rows = faithfulness_pairs(_engine(), job, metric=metric, criterion=by, unit=unit)
+        columns = [*_PAIR_COLUMNS[:11], f"{metric}_mean", *_PAIR_COLUMNS[11:]]
+        title = f"which map is more faithful ({by}, {unit}) vs {metric}"
+    else:
+        keys = group_by if group_by is not None else ["method"]
+        rows = faithfulness_stats(_engine(), job, keys)
+        columns = [*parse_names(keys), "unit", "n_segments", *_METHOD_COLUMNS]
+        title = "deletion / insertion AUC (95% intervals)"
+    if not rows:
+        info("no faithfulness rows match (submit a disagreement job with --faithfulness)")
+        return
+    emit(rows, out_fmt, title=title, columns=columns)
+
+
+@stats_app.command("sanity")
+def stats_sanity(
+    job: list[int] | None = JobsOpt,
+    threshold: float = typer.Option(
+        0.5,
+        "--threshold",
+        help="a method passes when the 95% upper bound of its mean Spearman |map| correlation"
+        " after the last randomisation step is below this",
+    ),
+    verdicts_only: bool = typer.Option(
+        False, "--verdicts", help="only the verdict per method (csv/json print one table)"
+    ),
+    fmt: str = FormatOpt,
+) -> None:
+    """Model-randomisation sanity check (Adebayo et al. 2018) per method and layer, from the
+    logits down: mean Spearman correlation of |map| and of the signed map, SSIM and the rank
+    correlation of superpixel means between the trained and the randomised model's maps,
+    then one verdict per method (a map that survives randomisation fails)."""
+    from xaiq.db.faithfulness import SANITY_MEASURES, sanity_stats
+
+    out_fmt = _format(fmt)
+    if not 0.0 < threshold <= 1.0:
+        raise CliError(f"--threshold must be in (0, 1], got {threshold}")
+    per_layer, verdicts = sanity_stats(_engine(), job, threshold=threshold)
+    if not per_layer:
+        info("no sanity-check rows match (submit a disagreement job with --sanity cascading)")
+        return
+    if out_fmt is OutputFormat.table:  # the interval of the headline measure only
+        measures = ["spearman_abs_mean", "spearman_abs_low", "spearman_abs_high"]
+        measures += [f"{m}_mean" for m in SANITY_MEASURES[1:]]
+    else:
+        measures = [f"{m}_{s}" for m in SANITY_MEASURES for s in ("mean", "low", "high")]
+    cols = ["job", "method", "mode", "layer_order", "layer", "n", *measures]
+    if not verdicts_only:
+        emit(per_layer, out_fmt, title="sanity check per layer (95% intervals)", columns=cols)
+        if out_fmt is not OutputFormat.table:
+            return  # one document on stdout; --verdicts prints the other
+    vcols = [
+        "job",
+        "method",
+        "mode",
+        "layers",
+        "last_layer",
+        "n",
+        "spearman_abs_mean",
+        "spearman_abs_high",
+        "ssim_mean",
+        "threshold",
+        "verdict",
+    ]
+    emit(verdicts, out_fmt, title="sanity verdicts (a map that survives fails)", columns=vcols)
