@@ -122,6 +122,30 @@ class Results:
         table = compare_table(self.engine, _jobs(job), group_by, key, metrics, pool=pool)
         return _table_frame(table)
 
+    def faithfulness_stats(
+        self, job: JobSelection = None, group_by: str | Iterable[str] = "method"
+    ) -> pd.DataFrame:
+        """``xaiq stats faithfulness`` as a frame (one row per group and unit)."""
+        from xaiq.db.faithfulness import faithfulness_stats
+
+        return pd.DataFrame(faithfulness_stats(self.engine, _jobs(job), group_by))
+
+    def faithfulness_pairs(self, job: JobSelection = None, **options: Any) -> pd.DataFrame:
+        """``xaiq stats faithfulness --pairs`` as a frame (``metric``, ``criterion``,
+        ``unit`` as :func:`xaiq.db.faithfulness.faithfulness_pairs`)."""
+        from xaiq.db.faithfulness import faithfulness_pairs
+
+        return pd.DataFrame(faithfulness_pairs(self.engine, _jobs(job), **options))
+
+    def sanity(
+        self, job: JobSelection = None, threshold: float = 0.5
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """``xaiq stats sanity``: (per method and layer, verdict per method) frames."""
+        from xaiq.db.faithfulness import sanity_stats
+
+        per_layer, verdicts = sanity_stats(self.engine, _jobs(job), threshold=threshold)
+        return pd.DataFrame(per_layer), pd.DataFrame(verdicts)
+
 
 def _table_frame(table: Any) -> pd.DataFrame:
     frame = pd.DataFrame(table.rows, columns=table.columns)

@@ -196,3 +196,19 @@ def test_the_cli_prints_the_pair_view_and_the_verdicts_as_json(tmp_path, monkeyp
     }
     bad = xaiq("stats", "faithfulness", "--pairs", "--by", "speed")
     assert bad.returncode == 2 and "error: unknown criterion 'speed'" in bad.stderr
+
+
+def test_the_dataframe_api_carries_the_faithfulness_tables(engine) -> None:  # noqa: ANN001
+    import xaiq.results
+
+    _fill(engine)
+    res = xaiq.results.open(engine)
+    frame = res.faithfulness()
+    assert len(frame) == N * 2 * 2 and {"deletion_auc", "label", "key"} <= set(frame.columns)
+    assert len(res.faithfulness_stats()) == 4
+    assert res.faithfulness_pairs(criterion="insertion").loc[0, "n"] == N - 1
+    _, verdicts = res.sanity()
+    assert dict(zip(verdicts.method, verdicts.verdict, strict=True)) == {
+        "ig": "fail",
+        "saliency": "pass",
+    }

@@ -8,8 +8,17 @@ from typing import Any
 import typer
 
 from xaiq.cli.errors import CliError
+from xaiq.cli.options import FormatOption
 from xaiq.cli.output import OutputFormat, emit, info
-from xaiq.cli.query import FormatOpt, JobsOpt, _engine, _format, stats_app
+from xaiq.cli.query import stats_app
+
+JobsOpt = typer.Option(None, "--job", "-j", help="job id (repeatable); default: every job")
+
+
+def _engine() -> Any:
+    from xaiq.db.session import get_engine
+
+    return get_engine()
 
 _METHOD_COLUMNS = [
     "n",
@@ -69,7 +78,7 @@ def stats_faithfulness(
     unit: str = typer.Option(
         "pixels", "--unit", help="--pairs: pixels, or superpixels (the pair's own configuration)"
     ),
-    fmt: str = FormatOpt,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Deletion and insertion AUCs (the RISE paper's causal metrics) per method: n, mean
     with its 95% Student-t interval, median; score = insertion - deletion (higher: more
@@ -77,7 +86,7 @@ def stats_faithfulness(
     from xaiq.db.faithfulness import faithfulness_pairs, faithfulness_stats
     from xaiq.db.queries import parse_names
 
-    out_fmt = _format(fmt)
+    out_fmt = OutputFormat(fmt)
     rows: list[dict[str, Any]]
     if pairs:
         rows = faithfulness_pairs(_engine(), job, metric=metric, criterion=by, unit=unit)
@@ -106,7 +115,7 @@ def stats_sanity(
     verdicts_only: bool = typer.Option(
         False, "--verdicts", help="only the verdict per method (csv/json print one table)"
     ),
-    fmt: str = FormatOpt,
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Model-randomisation sanity check (Adebayo et al. 2018) per method and layer, from the
     logits down: mean Spearman correlation of |map| and of the signed map, SSIM and the rank
@@ -114,7 +123,7 @@ def stats_sanity(
     then one verdict per method (a map that survives randomisation fails)."""
     from xaiq.db.faithfulness import SANITY_MEASURES, sanity_stats
 
-    out_fmt = _format(fmt)
+    out_fmt = OutputFormat(fmt)
     if not 0.0 < threshold <= 1.0:
         raise CliError(f"--threshold must be in (0, 1], got {threshold}")
     per_layer, verdicts = sanity_stats(_engine(), job, threshold=threshold)
