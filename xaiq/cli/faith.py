@@ -20,6 +20,7 @@ def _engine() -> Any:
 
     return get_engine()
 
+
 _METHOD_COLUMNS = [
     "n",
     "nulls",
