@@ -104,3 +104,27 @@ def test_cancel_and_wait_work_on_an_interrupted_job(home, capsys) -> None:  # no
     assert main(["cancel", str(job_id)]) == 0
     job = _job(job_id)
     assert job.status.value == "cancelled" and job.finished_at is not None
+
+
+def test_a_resumed_job_counts_only_its_running_time_for_rate_and_eta(home) -> None:  # noqa: ANN001
+    from xaiq.db.lifecycle import resume_job
+
+    engine = get_engine()
+    job_id = submit(SPEC, local=True).job_id
+    now = utcnow()
+    with write_session(engine) as session:  # ran 10 s, then stood still for 90 s
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(
+                status="interrupted",
+                started_at=now - dt.timedelta(seconds=100),
+                owner=None,
+                owner_seen_at=now - dt.timedelta(seconds=90),
+            )
+        )
+    assert resume_job(engine, job_id) == 2
+    job = _job(job_id)
+    assert job.status.value == "running"
+    ran = (utcnow() - job.started_at).total_seconds()
+    assert 10 <= ran < 20

@@ -80,9 +80,18 @@ def take_job(engine: Engine, job_id: int, owner: str) -> None:
             return
         if job.owner not in (None, owner) and owner_alive(job.owner, job.owner_seen_at, now):
             raise OwnerBusyError(f"job {job_id} is being run by process {job.owner}")
+        _restart(job, now)
         job.owner, job.owner_seen_at = owner, now
-        if job.status is JobStatus.interrupted:
-            job.status = JobStatus.running if job.started_at else JobStatus.pending
+
+
+def _restart(job: Job, now: dt.datetime) -> None:
+    """An interrupted job runs again; its start moves by the time it stood still (from
+    ``owner_seen_at``, when it stopped), so that its rate and ETA count running time only."""
+    if job.status is not JobStatus.interrupted:
+        return
+    if job.started_at is not None and job.owner is None and job.owner_seen_at is not None:
+        job.started_at += max(now - job.owner_seen_at, dt.timedelta(0))
+    job.status = JobStatus.running if job.started_at else JobStatus.pending
 
 
 def touch_job(engine: Engine, job_id: int, owner: str) -> bool:
@@ -102,7 +111,7 @@ def release_job(engine: Engine, job_id: int, owner: str, *, interrupted: bool) -
         job = get_job(session, job_id)
         if job.owner != owner:
             return
-        job.owner, job.owner_seen_at = None, None
+        job.owner, job.owner_seen_at = None, utcnow()  # when it stopped (see _restart)
         if interrupted and job.finished_at is None and job.status in OPEN:
             job.status = JobStatus.interrupted
             _shards_back_to_pending(session, job_id)
@@ -166,7 +175,7 @@ def reap_orphans(engine: Engine, job_id: int | None = None) -> list[Orphan]:
                 continue
             reaped.append(Orphan(jid, job.owner, _shards_back_to_pending(session, jid)))
             job.status = JobStatus.interrupted
-            job.owner, job.owner_seen_at = None, None
+            job.owner = None  # owner_seen_at stays: about when it stopped
     return reaped
 
 
@@ -261,8 +270,11 @@ def resume_job(engine: Engine, job_id: int, queue: str | None = None) -> int:
         if queue is not None:
             job.queue = queue
         job.finished_at, job.cancel_requested, job.error = None, False, None
-        job.owner, job.owner_seen_at = None, None
-        job.status = JobStatus.running if job.started_at else JobStatus.pending
+        if job.status is JobStatus.interrupted:
+            _restart(job, utcnow())
+        else:
+            job.status = JobStatus.running if job.started_at else JobStatus.pending
+        job.owner, job.owner_seen_at = None, utcnow()
         session.flush()
         unfinished = (ShardStatus.pending, ShardStatus.queued, ShardStatus.running)
         return len(
