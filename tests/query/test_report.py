@@ -126,6 +126,11 @@ def test_two_jobs_are_compared_side_by_side(store, tmp_path):
     assert f"job {jobs[0]}" in text and f"job {jobs[1]}" in text
     assert f"Job {jobs[0]}: disagreement" in text and f"Job {jobs[1]}: disagreement" in text
     assert text.count("Examples ranked by Euclidean distance") == 2
+    assert text.count("Glossary") == 1  # once for the page, not per job
+    # the rows align across jobs: both jobs have a value in the same row
+    raw = out.read_text()
+    row = raw[raw.index("Side by side") :].split("<tr>")[2]
+    assert row.count("(n=") == 2, row
     for src in page.images:
         _decode(src)
 

@@ -95,48 +95,6 @@ def attack_rows(
         return [dict(r._mapping) for r in conn.execute(stmt)]
 
 
-def ranked_samples(
-    engine: Engine, job_id: int, metric: str = "euclidean", n: int = 3
-) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
-    """The ``n`` samples with the highest and the lowest mean ``metric`` over all pairs
-    (ties: lower sample index first), as ``(sample_index, mean)``."""
-    col = getattr(Disagreement, metric)
-    mean = func.avg(col).label("m")
-    base = (
-        select(Disagreement.sample_index, mean)
-        .where(Disagreement.job_id == job_id)
-        .where(col.is_not(None))
-        .group_by(Disagreement.sample_index)
-    )
-    with engine.connect() as conn:
-        most = conn.execute(base.order_by(mean.desc(), Disagreement.sample_index).limit(n)).all()
-        least = conn.execute(base.order_by(mean.asc(), Disagreement.sample_index).limit(n)).all()
-    return [(int(i), float(m)) for i, m in most], [(int(i), float(m)) for i, m in least]
-
-
-def pair_values(
-    engine: Engine, job_id: int, metrics: list[str]
-) -> dict[tuple[str, str], dict[str, np.ndarray]]:
-    """Non-NULL values of each metric per method pair of one job (for histograms)."""
-    cols = [getattr(Disagreement, m) for m in metrics]
-    acc: dict[tuple[str, str], list[list[float | None]]] = {}
-    stmt = select(Disagreement.method_a, Disagreement.method_b, *cols).where(
-        Disagreement.job_id == job_id
-    )
-    with engine.connect() as conn:
-        for row in conn.execution_options(stream_results=True, yield_per=20_000).execute(stmt):
-            lists = acc.setdefault((row[0], row[1]), [[] for _ in metrics])
-            for j in range(len(metrics)):
-                lists[j].append(row[2 + j])
-    out: dict[tuple[str, str], dict[str, np.ndarray]] = {}
-    for pair in sorted(acc):
-        out[pair] = {}
-        for m, values in zip(metrics, acc[pair], strict=True):
-            arr = np.array(values, dtype=np.float64)
-            out[pair][m] = arr[~np.isnan(arr)]
-    return out
-
-
 def sample_indices(engine: Engine, job_id: int, n: int) -> list[int]:
     """The first ``n`` sample indices of a job (by index)."""
     with engine.connect() as conn:

@@ -20,14 +20,15 @@ from typing import Any
 from sqlalchemy import Engine
 
 from xaiq.db.glossary import GLOSSARY
+from xaiq.db.grouping import resolve_grouping
 from xaiq.db.intervals import wilson_interval
 from xaiq.db.models import JobKind
-from xaiq.db.queries import ATTACK_COLUMNS, attack_stats
-from xaiq.db.stats_table import disagreement_table
+from xaiq.db.queries import ATTACK_COLUMNS, attack_stats, disagreement_stats
 from xaiq.report import charts, data, plots
 from xaiq.report.format import ci_text, img, num, table
-from xaiq.report.results_section import disagreement_results
+from xaiq.report.results_section import disagreement_results, glossary_section
 from xaiq.report.sources import load_artifact, original_input
+from xaiq.xai.figures import model_title
 
 HEADLINE_METRIC = "feature_disagreement"  # the source document's first metric
 N_EXAMPLES = 3
@@ -67,7 +68,7 @@ def build_report(
         raise QueryError(f"unknown metric {metric!r}; known: {', '.join(GLOSSARY)}")
     ids = [int(job_ids)] if isinstance(job_ids, int) else [int(j) for j in job_ids]
     jobs = [data.get_job(engine, j) for j in ids]
-    sections = [_job_report(engine, job, metric) for job in jobs]
+    sections = [_job_report(engine, job, metric, glossary=len(jobs) == 1) for job in jobs]
     if len(jobs) == 1:
         body = f'<div class="job">{sections[0]}</div>'
         title = f"xaiq report: job {jobs[0].id}"
@@ -93,10 +94,10 @@ def build_report(
     return path
 
 
-def _job_report(engine: Engine, job: Any, metric: str) -> str:
+def _job_report(engine: Engine, job: Any, metric: str, *, glossary: bool = True) -> str:
     parts = [f"<h1>Job {job.id}: {html.escape(job.kind.value)}</h1>"]
     if job.kind == JobKind.disagreement:
-        parts.append(disagreement_results(engine, job, metric))
+        parts.append(disagreement_results(engine, job, metric, glossary=glossary))
     elif job.kind == JobKind.attack:
         parts.append(_attack_section(engine, job))
     else:
@@ -111,11 +112,13 @@ def _side_by_side(engine: Engine, jobs: list[Any], metric: str) -> str:
     ids = [j.id for j in jobs if j.kind == JobKind.disagreement]
     if not ids:
         return ""
-    # the job key keeps the jobs apart; the other configuration keys come from the rule
-    stats = disagreement_table(engine, ids, ["pair", "job"], [metric])
-    rows = stats.rows
-    keys = stats.columns[: stats.columns.index("metric")]
-    group = [k for k in keys if k != "job"]
+    # one column per job; rows aligned by pair and the configuration keys that vary inside
+    # the jobs (the job-level ones, model, dataset and explained class, are the columns)
+    grouping = resolve_grouping(
+        engine, ids, ["pair", "job"], exclude=("model", "dataset", "target")
+    )
+    rows = disagreement_stats(engine, ids, grouping.keys, [metric])
+    group = [k for k in grouping.keys if k != "job"]
     merged: dict[tuple, dict[str, Any]] = {}
     for r in rows:
         row = merged.setdefault(
@@ -125,11 +128,19 @@ def _side_by_side(engine: Engine, jobs: list[Any], metric: str) -> str:
         cell = "NULL" if r["mean"] is None else f"{num(r['mean'])} {ci_text(r)}"
         row[f"job {r['job']}"] = f"{cell} (n={r['n']})"
     cols = [*group, *(f"job {j}" for j in ids)]
+    heads = "; ".join(
+        f"job {j.id}: {model_title(j.model)} on {j.dataset}"
+        + (f", target {(j.spec or {}).get('target')}" if (j.spec or {}).get("target") else "")
+        for j in jobs
+        if j.kind == JobKind.disagreement
+    )
     info = GLOSSARY[metric]
     return (
         f"<h2>Side by side: {html.escape(info.title)}</h2>"
-        f'<p class="note">mean [95% interval] (n); range {info.range_text},'
-        f" {info.agreement_when} = the maps agree</p>" + table(list(merged.values()), cols)
+        f'<p class="note">{html.escape(heads)}. mean [95% interval] (n); range'
+        f" {info.range_text}, {info.agreement_when} = the maps agree</p>"
+        + table(list(merged.values()), cols)
+        + glossary_section()
     )
 
 

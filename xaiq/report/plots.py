@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import io
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -100,72 +99,6 @@ def attack_figure(original: np.ndarray | None, final: np.ndarray, title: str = "
             _off(ax)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-def matrix_figure(
-    means: Mapping[str, Mapping[tuple[str, str], float]], methods: Sequence[str]
-) -> Figure:
-    """One method x method heatmap of mean disagreement per metric (symmetric, annotated)."""
-    metrics = [m for m in means if means[m]]
-    cols = min(3, max(1, len(metrics)))
-    rows = max(1, math.ceil(len(metrics) / cols))
-    size = 1.0 + 0.7 * len(methods)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * (size + 1.2), rows * size), squeeze=False)
-    index = {m: i for i, m in enumerate(methods)}
-    for ax, metric in zip(axes.flat, metrics, strict=False):
-        mat = np.full((len(methods), len(methods)), np.nan)
-        for (a, b), v in means[metric].items():
-            if a in index and b in index and v is not None:
-                mat[index[a], index[b]] = mat[index[b], index[a]] = v
-        im = ax.imshow(mat, cmap="viridis")
-        lo, hi = np.nanmin(mat), np.nanmax(mat)
-        for i in range(len(methods)):
-            for j in range(len(methods)):
-                if not np.isnan(mat[i, j]):
-                    bright = hi > lo and (mat[i, j] - lo) / (hi - lo) > 0.6
-                    ax.text(
-                        j,
-                        i,
-                        f"{mat[i, j]:.2f}",
-                        ha="center",
-                        va="center",
-                        fontsize=7,
-                        color="black" if bright else "white",
-                    )
-        ax.set_xticks(range(len(methods)), methods, rotation=45, ha="right", fontsize=7)
-        ax.set_yticks(range(len(methods)), methods, fontsize=7)
-        ax.set_title(metric, fontsize=9)
-        fig.colorbar(im, ax=ax, fraction=0.046)
-    for ax in list(axes.flat)[len(metrics) :]:
-        ax.axis("off")
-    fig.tight_layout()
-    return fig
-
-
-def histogram_figure(
-    values: Mapping[tuple[str, str], Mapping[str, np.ndarray]], metrics: Sequence[str]
-) -> Figure:
-    """A grid of histograms: one row per method pair, one column per metric."""
-    pairs = list(values)
-    fig, axes = plt.subplots(
-        max(1, len(pairs)),
-        len(metrics),
-        figsize=(2.8 * len(metrics), 1.9 * max(1, len(pairs))),
-        squeeze=False,
-    )
-    for i, pair in enumerate(pairs):
-        for j, metric in enumerate(metrics):
-            ax = axes[i, j]
-            v = values[pair][metric]
-            if v.size:
-                ax.hist(v, bins=min(30, max(5, int(np.sqrt(v.size)))), color="tab:blue")
-            ax.tick_params(labelsize=7)
-            if i == 0:
-                ax.set_title(metric, fontsize=9)
-            if j == 0:
-                ax.set_ylabel(f"{pair[0]}\nvs {pair[1]}", fontsize=7)
     fig.tight_layout()
     return fig
 

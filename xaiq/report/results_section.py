@@ -211,11 +211,14 @@ def examples_section(engine: Engine, job: Any, metric: str, keys: list[str]) -> 
     return "\n".join(out)
 
 
-def disagreement_results(engine: Engine, job: Any, metric: str) -> str:
-    """The whole results section of one disagreement job (HTML)."""
+def disagreement_results(engine: Engine, job: Any, metric: str, *, glossary: bool = True) -> str:
+    """The whole results section of one disagreement job (HTML); ``glossary=False`` leaves
+    the glossary out (a side-by-side page shows it once)."""
     keys, constant = _config_keys(engine, job.id)
     values = data.job_values(engine, job.id, list(METRIC_COLUMNS), keys)
-    parts = [headline(engine, job, metric, keys, constant), glossary_section()]
+    parts = [headline(engine, job, metric, keys, constant)]
+    if glossary:
+        parts.append(glossary_section())
     parts.append(tables_section(engine, job, keys))
     if values.pair.size:
         parts.append(distributions_section(values))
@@ -225,4 +228,9 @@ def disagreement_results(engine: Engine, job: Any, metric: str) -> str:
     return "\n".join(parts)
 
 
-__all__ = ["AGREEMENT_METRICS", "DISAGREEMENT_METRICS", "disagreement_results"]
+__all__ = [
+    "AGREEMENT_METRICS",
+    "DISAGREEMENT_METRICS",
+    "disagreement_results",
+    "glossary_section",
+]
