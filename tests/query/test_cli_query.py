@@ -140,9 +140,10 @@ def test_demo_summary_prints_both_tables_and_the_report_path(store, capsys, tmp_
 
     keys = ["pair", "n_segments", "k_frac"]  # the fixture's jobs have two configurations
     first = disagreement_stats(store.engine, [store.disagreement_job], keys)[0]
-    # the cell "mean (median)" may fold at its space in a narrow terminal
+    # the cell "mean [low, high]" may fold at its spaces in a narrow terminal
     assert f"{first['mean']:.3f}" in captured.out
-    assert f"({first['median']:.3f})" in captured.out
+    assert f"[{first['ci_low']:.3f}," in captured.out and f"{first['ci_high']:.3f}]" in captured.out
+    assert "[0.436, 0.970]" in captured.out  # the attack success rate's Wilson interval
     assert "0.833" in captured.out  # attack success rate, 5 of 6
     assert f"report: {(tmp_path / 'report.html').resolve()}" in captured.out
 

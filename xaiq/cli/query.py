@@ -224,26 +224,34 @@ def print_demo_summary(
         varying_config_keys,
     )
 
-    # one row per pair (and configuration), one "mean (median)" cell per metric, so the
+    # one row per pair (and configuration), one "mean [95% CI]" cell per metric, so the
     # table fits a terminal; `xaiq stats disagreement` has every statistic
     keys = ["job", "pair", *varying_config_keys(engine, job_ids)]
     pivot: dict[tuple, dict[str, Any]] = {}
     for r in disagreement_stats(engine, job_ids, keys):
         row = pivot.setdefault(tuple(r[k] for k in keys), {k: r[k] for k in keys})
         row["n"] = max(row.get("n", 0), r["n"] + r["nulls"])
-        cell = "NULL" if r["mean"] is None else f"{r['mean']:.3f} ({r['median']:.3f})"
+        cell = "NULL" if r["mean"] is None else f"{r['mean']:.3f}"
+        if r["ci_low"] is not None:
+            cell += f" [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
         row[r["metric"]] = cell
     if pivot:
         cols = [*keys, "n", *DEFAULT_METRICS]
-        title = "disagreement per pair: mean (median)"
+        title = "disagreement per pair: mean [95% interval]"
         emit(list(pivot.values()), OutputFormat.table, title=title, columns=cols)
+    from xaiq.db.intervals import wilson_interval
+
     attacks = attack_stats(engine, job_ids, ["job"])
+    for a in attacks:
+        ci = wilson_interval(a["successes"], a["n"])
+        a["success_95ci"] = "" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
     if attacks:
         cols = [
             "job",
             "n",
             "successes",
             "success_rate",
+            "success_95ci",
             "won_by",
             "median_iterations",
             "prob_before_mean",
