@@ -201,3 +201,30 @@ def test_compare_refuses_keys_without_exactly_two_values(store):
     table = compare_table(store.engine, None, ["pair"], "model", "euclidean")
     assert table.grouping.keys == ["pair", "n_segments", "k_frac"]
     assert {(r["a"], r["b"]) for r in table.rows} == {("digits-cnn", "digits-cnn-weak")}
+
+
+def test_configuration_comes_from_the_specs_scalars_included_without_reading_rows(engine):
+    with Session(engine) as s:
+        job = Job(
+            kind=JobKind.disagreement,
+            status=JobStatus.succeeded,
+            # as xaiq.db.synthetic writes it: scalars, no target key; no rows at all
+            spec={"superpixels": "grid", "n_segments": 49, "k_frac": 0.05},
+            dataset="d",
+            model="m",
+            n_samples=1,
+            shard_size=1,
+        )
+        s.add(job)
+        s.commit()
+        job_id = job.id
+    grouping = resolve_grouping(engine, [job_id], ["pair"])
+    assert grouping.keys == ["pair"]
+    assert grouping.constant == {
+        "model": "m",
+        "dataset": "d",
+        "superpixels": "grid",
+        "n_segments": 49,
+        "k_frac": 0.05,
+        "target": None,
+    }

@@ -80,13 +80,21 @@ def _show(value: Any) -> str:
 
 
 def _spec_values(job: Job) -> dict[str, list[Any] | None]:
+    """Each configuration key's values from the job's spec (a list, or one scalar); ``None``
+    when the spec does not say (then the rows are read)."""
     spec = job.spec or {}
     out: dict[str, list[Any] | None] = {"model": [job.model], "dataset": [job.dataset]}
     for key in _ROW_KEYS:
         value = spec.get(key)
-        if isinstance(value, str):  # target: one choice per job
-            value = [value]
-        out[key] = list(value) if isinstance(value, list) and value else None
+        if isinstance(value, list):
+            out[key] = list(value) or None
+        elif isinstance(value, str | int | float) and not isinstance(value, bool):
+            out[key] = [value]
+        else:
+            out[key] = None
+    if out["target"] is None:
+        # a spec without the key predates the choice: its rows store NULL (see models)
+        out["target"] = [None]
     return out
 
 
