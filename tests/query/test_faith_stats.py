@@ -212,3 +212,14 @@ def test_the_dataframe_api_carries_the_faithfulness_tables(engine) -> None:  # n
         "ig": "fail",
         "saliency": "pass",
     }
+
+
+def test_the_report_has_the_faithfulness_and_sanity_sections(engine, tmp_path) -> None:  # noqa: ANN001
+    from xaiq.report import build_report
+
+    data = _fill(engine)
+    page = build_report(engine, data["job"], tmp_path / "r.html").read_text()
+    assert "<h2>Faithfulness: deletion and insertion</h2>" in page
+    assert "<h2>Sanity check: model randomisation</h2>" in page
+    assert page.count(">fail</td>") == 1 and page.count(">pass</td>") == 1
+    assert 'alt="Spearman correlation per randomised layer"' in page

@@ -98,6 +98,9 @@ def _job_report(engine: Engine, job: Any, metric: str, *, glossary: bool = True)
     parts = [f"<h1>Job {job.id}: {html.escape(job.kind.value)}</h1>"]
     if job.kind == JobKind.disagreement:
         parts.append(disagreement_results(engine, job, metric, glossary=glossary))
+        from xaiq.report.faith_section import faith_sections
+
+        parts.append(faith_sections(engine, job))
     elif job.kind == JobKind.attack:
         parts.append(_attack_section(engine, job))
     else:

@@ -1,0 +1,197 @@
+"""Report sections of the faithfulness issue: deletion/insertion (tables, the mean curves per
+method, the pair view) and the model-randomisation sanity check (per layer, verdicts, the
+mean Spearman correlation as the layers are randomised). Empty for a job without such rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+from sqlalchemy import Engine, select
+
+from xaiq.db.faithfulness import faithfulness_pairs, faithfulness_stats, sanity_stats
+from xaiq.db.models import Faithfulness
+from xaiq.report.format import img, table
+from xaiq.report.sources import load_artifact
+from xaiq.xai.figures import method_title
+
+MAX_CURVES = 500  # curves read per method for the mean curve (the AUC tables use every row)
+
+
+def _ci(row: dict[str, Any], prefix: str) -> str:
+    mean, low, high = (row.get(f"{prefix}_{s}") for s in ("mean", "low", "high"))
+    if mean is None:
+        return "NULL"
+    return f"{mean:.3f} [{low:.3f}, {high:.3f}]" if low is not None else f"{mean:.3f}"
+
+
+def _mean_curves(engine: Engine, job_id: int) -> dict[str, np.ndarray]:
+    """``{method: [2, T]}`` mean deletion and insertion curves of the pixel game."""
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(Faithfulness.method, Faithfulness.artifact, Faithfulness.checksum)
+            .where(Faithfulness.job_id == job_id, Faithfulness.unit == "pixels")
+            .order_by(Faithfulness.method, Faithfulness.sample_index)
+        ).all()
+    curves: dict[str, list[np.ndarray]] = {}
+    for method, rel, checksum in found:
+        got = curves.setdefault(method, [])
+        if rel is None or len(got) >= MAX_CURVES:
+            continue
+        arr = load_artifact(rel, checksum)
+        ok = arr is not None and arr.ndim == 2 and arr.shape[0] == 2
+        if ok and (not got or arr.shape == got[0].shape):
+            got.append(arr.astype(np.float64))
+    return {m: np.mean(c, axis=0) for m, c in curves.items() if c}
+
+
+def curves_figure(curves: dict[str, np.ndarray]) -> Figure:
+    fig = Figure(figsize=(9, 3.4))
+    axes = fig.subplots(1, 2)
+    for ax, k, title in (
+        (axes[0], 0, "Deletion (lower: more faithful)"),
+        (axes[1], 1, "Insertion (higher: more faithful)"),
+    ):
+        for method, c in curves.items():
+            x = np.linspace(0, 1, c.shape[1])
+            auc = (c[k].sum() - c[k, 0] / 2 - c[k, -1] / 2) / (c.shape[1] - 1)
+            ax.plot(x, c[k], label=f"{method_title(method)} (AUC {auc:.3f})")
+        ax.set_title(title)
+        ax.set_xlabel("fraction of pixels removed" if k == 0 else "fraction of pixels restored")
+        ax.set_ylabel("probability of the explained class")
+        ax.set_ylim(0, 1.02)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def faithfulness_section(engine: Engine, job: Any) -> str:
+    rows = faithfulness_stats(engine, [job.id], ["method"])
+    if not rows:
+        return ""
+    for r in rows:
+        r["deletion AUC [95% CI]"] = _ci(r, "deletion")
+        r["insertion AUC [95% CI]"] = _ci(r, "insertion")
+        r["insertion - deletion"] = _ci(r, "score")
+    cols = [
+        "method",
+        "unit",
+        "n_segments",
+        "n",
+        "nulls",
+        "deletion AUC [95% CI]",
+        "insertion AUC [95% CI]",
+        "insertion - deletion",
+    ]
+    parts = [
+        "<h2>Faithfulness: deletion and insertion</h2>",
+        '<p class="note">The RISE paper\'s causal metrics: pixels (or superpixels) are removed '
+        "in decreasing order of attribution (deletion) or restored into a blurred copy "
+        "(insertion); the curve is the probability of the explained class.</p>",
+        table(rows, cols),
+    ]
+    curves = _mean_curves(engine, job.id)
+    if curves:
+        parts.append(img(curves_figure(curves), "mean deletion and insertion curves"))
+    pairs = faithfulness_pairs(engine, [job.id])
+    if pairs:
+        parts.append("<h3>Which of two disagreeing maps is more faithful</h3>")
+        parts.append(
+            '<p class="note">Per pair: the share of samples where A\'s map has the higher '
+            "insertion - deletion score (Wilson 95% interval), and the Spearman correlation "
+            "between the pair's feature disagreement and the gap between their scores.</p>"
+        )
+        pcols = [
+            "method_a",
+            "method_b",
+            "superpixels",
+            "n_segments",
+            "k_frac",
+            "n",
+            "a_more_faithful",
+            "a_low",
+            "a_high",
+            "mean_gap",
+            "rho_disagreement_gap",
+            "p_value",
+        ]
+        parts.append(table(pairs, pcols))
+    return "\n".join(parts)
+
+
+def sanity_figure(per_layer: list[dict[str, Any]]) -> Figure:
+    fig = Figure(figsize=(7, 3.6))
+    ax = fig.subplots()
+    for method, mode in dict.fromkeys((r["method"], r["mode"]) for r in per_layer):
+        rows = [r for r in per_layer if r["method"] == method and r["mode"] == mode]
+        x = [r["layer_order"] for r in rows]
+        y = np.array(
+            [np.nan if r["spearman_abs_mean"] is None else r["spearman_abs_mean"] for r in rows]
+        )
+        low = np.array(
+            [np.nan if r["spearman_abs_low"] is None else r["spearman_abs_low"] for r in rows]
+        )
+        high = np.array(
+            [np.nan if r["spearman_abs_high"] is None else r["spearman_abs_high"] for r in rows]
+        )
+        line = ax.plot(x, y, marker="o", label=f"{method_title(method)} ({mode})")[0]
+        ax.fill_between(x, low, high, alpha=0.2, color=line.get_color())
+        ax.set_xticks(x, [r["layer"] for r in rows], rotation=30, fontsize=7)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_ylim(-0.2, 1.02)
+    ax.set_xlabel("randomised down to layer (from the logits)")
+    ax.set_ylabel("Spearman |map| trained vs random")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def sanity_section(engine: Engine, job: Any) -> str:
+    per_layer, verdicts = sanity_stats(engine, [job.id])
+    if not per_layer:
+        return ""
+    for r in per_layer:
+        r["Spearman |map| [95% CI]"] = _ci(r, "spearman_abs")
+        r["Spearman signed"] = _ci(r, "spearman_signed")
+        r["SSIM"] = _ci(r, "ssim")
+    cols = [
+        "method",
+        "mode",
+        "layer_order",
+        "layer",
+        "n",
+        "Spearman |map| [95% CI]",
+        "Spearman signed",
+        "SSIM",
+    ]
+    vcols = [
+        "method",
+        "mode",
+        "layers",
+        "last_layer",
+        "n",
+        "spearman_abs_mean",
+        "spearman_abs_high",
+        "threshold",
+        "verdict",
+    ]
+    return "\n".join(
+        [
+            "<h2>Sanity check: model randomisation</h2>",
+            '<p class="note">Adebayo et al. (2018): the layers are re-initialised from the '
+            "logits down; a map that stays rank-correlated with the trained model's map does "
+            "not depend on what the model learned and fails.</p>",
+            table(verdicts, vcols),
+            img(sanity_figure(per_layer), "Spearman correlation per randomised layer"),
+            table(per_layer, cols),
+        ]
+    )
+
+
+def faith_sections(engine: Engine, job: Any) -> str:
+    """Both sections (HTML; empty when the job has neither kind of row)."""
+    return faithfulness_section(engine, job) + sanity_section(engine, job)
+
+
+__all__ = ["faith_sections"]
