@@ -121,6 +121,25 @@ def main(argv: list[str] | None = None) -> None:
 
     finish_demo(get_engine(), list(ids.values()), xaiq_home())
     print(f"demo finished in {time.perf_counter() - started:.1f} s")
+    print(query_hint(ids))
+
+
+def query_hint(ids: dict[str, int]) -> str:
+    """How to query the demo's results afterwards (its store is under ``$XAIQ_HOME``)."""
+    import os
+    import sys
+    from pathlib import Path
+
+    home = os.environ.get("XAIQ_HOME") or str(xaiq_home())
+    script = Path(sys.executable).with_name("xaiq")
+    xaiq = os.path.relpath(script) if script.exists() else "xaiq"
+    prefix = f"XAIQ_HOME={home} {xaiq}"
+    return (
+        f"query the results with:\n  {prefix} list\n"
+        f"  {prefix} stats disagreement --job {ids['disagreement']} --group-by pair\n"
+        f"  {prefix} stats attack --job {ids['attack']}\n"
+        f"  {prefix} show {ids['attack']} 0 --out sample0.png"
+    )
 
 
 if __name__ == "__main__":

@@ -233,3 +233,38 @@ def test_ctrl_c_exits_130_with_one_line(tmp_path: Path) -> None:
     lines = [line for line in err_path.read_text().splitlines() if line.strip()]
     assert proc.returncode == 130, lines
     assert lines[-1] == "error: interrupted" and "Traceback" not in "".join(lines), lines
+
+
+def test_list_with_no_jobs_says_so_naming_the_store(tmp_path: Path) -> None:
+    proc = xaiq("list", home=tmp_path)
+    assert proc.returncode == 0 and proc.stdout == "", proc
+    assert proc.stderr.strip() == f"no jobs in sqlite:///{tmp_path}/xaiq.sqlite", proc.stderr
+    csv = xaiq("list", "--format", "csv", home=tmp_path)
+    assert csv.stdout.strip().startswith("job,kind,status"), csv
+
+
+def test_the_demo_ends_by_saying_how_to_query_its_results(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from xaiq.demo import query_hint
+
+    monkeypatch.setenv("XAIQ_HOME", "demo-out")
+    hint = query_hint({"disagreement": 1, "attack": 2})
+    assert "XAIQ_HOME=demo-out " in hint and " list" in hint and "--job 1" in hint
+
+
+def test_every_short_flag_means_one_option_across_all_commands() -> None:
+    root = typer.main.get_command(app)
+    meanings: dict[str, set[str]] = {}
+    for leaf in LEAVES:
+        command = root
+        for name in leaf:
+            command = command.commands[name]
+        for param in command.params:
+            longs = [o for o in param.opts if o.startswith("--")]
+            for opt in param.opts + param.secondary_opts:
+                if len(opt) == 2 and opt.startswith("-"):
+                    meanings.setdefault(opt, set()).add(longs[0] if longs else param.name)
+    clashes = {flag: names for flag, names in meanings.items() if len(names) > 1}
+    assert not clashes, clashes
+    assert meanings["-m"] == {"--model"}

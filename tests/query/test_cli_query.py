@@ -67,7 +67,7 @@ def test_stats_disagreement_json_has_one_row_per_pair_and_metric(store, capsys):
 
 def test_stats_disagreement_csv_groups_by_several_keys(store, capsys):
     text = _out(
-        capsys, "stats", "disagreement", "-g", "model,correct", "-m", "euclidean", "-f", "csv"
+        capsys, "stats", "disagreement", "-g", "model,correct", "-M", "euclidean", "-f", "csv"
     )
     rows = list(csv.DictReader(io.StringIO(text)))
     assert list(rows[0])[:5] == ["model", "correct", "n_segments", "k_frac", "metric"]

@@ -45,7 +45,7 @@ def _values(store, job, pair, n_segments, metric):
 def test_a_sweep_job_without_group_by_gives_one_row_per_configuration_and_pair(store, capsys):
     job = store.disagreement_job
     out, _ = _run(
-        capsys, "stats", "disagreement", "--job", str(job), "-m", "euclidean", "-f", "json"
+        capsys, "stats", "disagreement", "--job", str(job), "-M", "euclidean", "-f", "json"
     )
     rows = json.loads(out)
     # 3 pairs x 2 configurations (n_segments 16 with k_frac 0.05, 49 with 0.1): never pooled
@@ -76,14 +76,14 @@ def test_a_sweep_job_without_group_by_gives_one_row_per_configuration_and_pair(s
 
 def test_pool_flag_pools_the_configurations_and_the_title_says_so(store, capsys):
     job = str(store.disagreement_job)
-    out, _ = _run(capsys, "stats", "disagreement", "--job", job, "-m", "euclidean", "--pool")
+    out, _ = _run(capsys, "stats", "disagreement", "--job", job, "-M", "euclidean", "--pool")
     assert "POOLED over n_segments (16, 49)" in out
     out, _ = _run(
-        capsys, "stats", "disagreement", "--job", job, "-m", "euclidean", "--pool", "-f", "json"
+        capsys, "stats", "disagreement", "--job", job, "-M", "euclidean", "--pool", "-f", "json"
     )
     rows = json.loads(out)
     assert len(rows) == 3 and all(r["n"] + r["nulls"] == 24 for r in rows)
-    unpooled, _ = _run(capsys, "stats", "disagreement", "--job", job, "-m", "euclidean")
+    unpooled, _ = _run(capsys, "stats", "disagreement", "--job", job, "-M", "euclidean")
     assert "POOLED" not in unpooled and "model digits-cnn-weak" in unpooled
 
 
@@ -157,7 +157,7 @@ def test_compare_correct_matches_scipy_on_each_group(store, capsys):
         str(job),
         "--compare",
         "correct",
-        "-m",
+        "-M",
         "euclidean",
         "-f",
         "json",

@@ -36,7 +36,7 @@ def attack_cmd(
     model: str = typer.Option(..., "--model", "-m", help="model name (see `xaiq models`)"),
     label: int | None = typer.Option(None, "--label", "-l", help="true class of IMAGE"),
     dataset: str | None = typer.Option(None, "--dataset", "-d", help="dataset spec"),
-    limit: int | None = typer.Option(None, "--limit", "-n", help="first N dataset samples"),
+    limit: int | None = typer.Option(None, "--limit", help="first N dataset samples"),
     mode: str = typer.Option("repair", help="repair, targeted or untargeted"),
     target: int | None = typer.Option(None, "--target", help="class to reach (targeted mode)"),
     all_samples: bool = typer.Option(

@@ -17,12 +17,11 @@ import typer
 
 from xaiq.cli.app import app
 from xaiq.cli.errors import CliError
+from xaiq.cli.options import FormatOption, JsonFlag, output_format
 from xaiq.cli.output import OutputFormat, emit, emit_json, info
 
 db_app = typer.Typer(help="The SQL store: migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-
-JsonOpt = typer.Option(False, "--json", help="print JSON instead of a table")
 
 
 class Kind(StrEnum):
@@ -120,10 +119,13 @@ def submit_cmd(
     local: bool = typer.Option(False, "--local", help="run in-process even with a broker"),
     wait: bool = typer.Option(False, "--wait", help="wait for a distributed job to finish"),
     device: str = typer.Option(None, "--device", help="device for --local runs (cpu, cuda:0)"),
-    as_json: bool = JsonOpt,
+    fmt: FormatOption = OutputFormat.table,
+    as_json: JsonFlag = False,
 ) -> None:
     """Validate a job spec, commit the job and its shards, and run it (in-process by default,
     on the Celery workers when XAIQ_BROKER_URL is set)."""
+    out = output_format(fmt, as_json)
+    as_json = out is OutputFormat.json
     from xaiq.scheduler.submit import broker_url, submit
 
     params: dict[str, dict[str, Any]] = {}
@@ -178,7 +180,7 @@ def submit_cmd(
         result = _wait(done.job_id, timeout=None, quiet=as_json)
     else:
         result = {"job": done.job_id, "status": "pending", "queue": done.queue}
-    _print_progress(result, as_json)
+    _print_progress(result, out)
 
 
 def run_local_with_progress(job_id: int, device: str | None, quiet: bool) -> dict[str, Any]:
@@ -231,8 +233,9 @@ def _wait(job_id: int, timeout: float | None, quiet: bool, interval: float = 0.5
             time.sleep(interval)
 
 
-def _print_progress(p: dict[str, Any], as_json: bool) -> None:
-    if as_json:
+def _print_progress(p: dict[str, Any], fmt: OutputFormat | bool) -> None:
+    """A job's progress as one JSON object (``fmt`` json or True) or field/value rows."""
+    if fmt is True or fmt is OutputFormat.json:
         emit_json(p)
         return
     shards = p.get("shards")
@@ -243,13 +246,20 @@ def _print_progress(p: dict[str, Any], as_json: bool) -> None:
         rows["rate"] = f"{rows['rate']:.2f} samples/s"
     if rows.get("eta_seconds") is not None:
         rows["eta_seconds"] = f"{rows['eta_seconds']:.0f}"
-    emit([{"field": k, "value": v} for k, v in rows.items()], OutputFormat.table)
+    out = fmt if isinstance(fmt, OutputFormat) else OutputFormat.table
+    emit([{"field": k, "value": v} for k, v in rows.items()], out)
 
 
 @app.command("status")
-def status_cmd(job: int = typer.Argument(..., help="job id"), as_json: bool = JsonOpt) -> None:
+def status_cmd(
+    job: int = typer.Argument(..., help="job id"),
+    fmt: FormatOption = OutputFormat.table,
+    as_json: JsonFlag = False,
+) -> None:
     """Progress of a job: shards per status, samples done/failed (and the first failures),
     rate, ETA."""
+    out = output_format(fmt, as_json)
+    as_json = out is OutputFormat.json
     from xaiq.db.jobs import job_progress
     from xaiq.db.lifecycle import job_errors
     from xaiq.db.session import read_session
@@ -265,18 +275,35 @@ def status_cmd(job: int = typer.Argument(..., help="job id"), as_json: bool = Js
     if as_json:
         emit_json({**p, "first_errors": first})
         return
-    _print_progress(p, as_json)
-    if first:
-        emit(first, OutputFormat.table, title=f"first failures (all: `xaiq errors {job}`)")
+    _print_progress(p, out)
+    if first and out is OutputFormat.table:
+        emit(first, out, title=f"first failures (all: `xaiq errors {job}`)")
+
+
+LIST_COLUMNS = [
+    "job",
+    "kind",
+    "status",
+    "priority",
+    "queue",
+    "dataset",
+    "model",
+    "samples",
+    "shards_done",
+    "created_at",
+]
 
 
 @app.command("list")
 def list_cmd(
     status: list[str] = typer.Option(None, "--status", help="only these job statuses"),
     limit: int = typer.Option(50, "--limit", help="newest N jobs"),
-    as_json: bool = JsonOpt,
+    fmt: FormatOption = OutputFormat.table,
+    as_json: JsonFlag = False,
 ) -> None:
     """The newest jobs with their status and progress."""
+    out = output_format(fmt, as_json)
+    as_json = out is OutputFormat.json
     from xaiq.db.jobs import jobs_list, shard_counts
     from xaiq.db.models import JobStatus
     from xaiq.db.session import read_session
@@ -305,23 +332,33 @@ def list_cmd(
                     "created_at": job.created_at.isoformat(timespec="seconds"),
                 }
             )
+    if not rows:  # say so (on stderr), naming the store; csv/json still print their header/[]
+        from xaiq.db.session import get_engine
+
+        where = get_engine().url.render_as_string(hide_password=True)
+        info(f"no jobs in {where}" + (f" with status {', '.join(wanted)}" if wanted else ""))
+        if out is OutputFormat.table:
+            return
     if as_json:
         emit_json(rows)
     else:
-        emit(rows, OutputFormat.table, title="jobs")
+        emit(rows, out, title="jobs", columns=LIST_COLUMNS)
 
 
 @app.command("wait")
 def wait_cmd(
     job: int = typer.Argument(..., help="job id"),
     timeout: float = typer.Option(None, "--timeout", help="give up after N seconds"),
-    as_json: bool = JsonOpt,
+    fmt: FormatOption = OutputFormat.table,
+    as_json: JsonFlag = False,
 ) -> None:
     """Wait for a job to finish, with a progress bar (a plain line every few seconds when
     not on a terminal); exit 1 unless it succeeded. An in-process job whose process is gone
     ends the wait at once, saying how to resume it."""
+    out = output_format(fmt, as_json)
+    as_json = out is OutputFormat.json
     p = _wait(job, timeout, quiet=as_json)
-    _print_progress(p, as_json)
+    _print_progress(p, out)
     if p["status"] == "interrupted":
         info(f"job {job} is interrupted (no live process runs it); resume: `xaiq resume {job}`")
     if p["status"] != "succeeded":
@@ -329,7 +366,7 @@ def wait_cmd(
 
 
 @app.command("cancel")
-def cancel_cmd(job: int = typer.Argument(..., help="job id"), as_json: bool = JsonOpt) -> None:
+def cancel_cmd(job: int = typer.Argument(..., help="job id"), as_json: JsonFlag = False) -> None:
     """Cancel a job that has not finished: unstarted shards at once, running shards after
     their current batch (their finished batches are kept)."""
     from xaiq.db.jobs import request_cancel
@@ -351,9 +388,12 @@ def retry_cmd(
     job: int = typer.Argument(..., help="job id"),
     local: bool = typer.Option(False, "--local", help="run the retried shards in-process"),
     device: str = typer.Option(None, "--device", help="device for --local"),
-    as_json: bool = JsonOpt,
+    fmt: FormatOption = OutputFormat.table,
+    as_json: JsonFlag = False,
 ) -> None:
     """Re-run a job's failed (and cancelled) shards; an interrupted job is resumed."""
+    out = output_format(fmt, as_json)
+    as_json = out is OutputFormat.json
     from xaiq.db.jobs import get_job, reset_failed_shards
     from xaiq.db.session import get_engine, read_session
     from xaiq.scheduler.errors import JobStateError
@@ -375,7 +415,7 @@ def retry_cmd(
     if not as_json:
         info(f"job {job}: {n} shards back to pending")
     if n and (local or queue == LOCAL_QUEUE):
-        _print_progress(run_local_with_progress(job, device, quiet=as_json), as_json)
+        _print_progress(run_local_with_progress(job, device, quiet=as_json), out)
     elif as_json:
         emit_json({"job": job, "reset_shards": n})
 
@@ -428,9 +468,12 @@ def worker_cmd(
 @app.command("workers")
 def workers_cmd(
     max_age: float = typer.Option(30.0, "--max-age", help="seconds since the last heartbeat"),
-    as_json: bool = JsonOpt,
+    fmt: FormatOption = OutputFormat.table,
+    as_json: JsonFlag = False,
 ) -> None:
     """The live worker processes: queues, device, current shard."""
+    out = output_format(fmt, as_json)
+    as_json = out is OutputFormat.json
     from xaiq.db.jobs import live_workers
     from xaiq.db.models import utcnow
     from xaiq.db.session import read_session
@@ -448,10 +491,18 @@ def workers_cmd(
             }
             for w in live_workers(session, max_age)
         ]
+    if not rows:
+        from xaiq.db.session import get_engine
+
+        where = get_engine().url.render_as_string(hide_password=True)
+        info(f"no live workers (heartbeat in the last {max_age:g} s) in {where}")
+        if out is OutputFormat.table:
+            return
     if as_json:
         emit_json(rows)
     else:
-        emit(rows, OutputFormat.table, title="live workers", columns=list(rows[0]) if rows else [])
+        cols = ["name", "hostname", "pid", "queues", "device", "current_shard", "seen_seconds_ago"]
+        emit(rows, out, title="live workers", columns=cols)
 
 
 @app.command("scheduler")

@@ -78,7 +78,7 @@ def emit_json(obj: Any) -> None:
 
 def info(message: str) -> None:
     """A status line on stderr (keeps stdout clean for --format csv/json)."""
-    err_console.print(message, highlight=False)
+    err_console.print(message, highlight=False, soft_wrap=True)
 
 
 def error_line(message: str, *, prefix: bool = True) -> None:

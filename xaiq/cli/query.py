@@ -52,7 +52,7 @@ def stats_disagreement(
     metric: list[str] | None = typer.Option(
         None,
         "--metric",
-        "-m",
+        "-M",
         help="metric names, comma-separated, or 'all' (default: feature_disagreement,"
         " sign_disagreement, euclidean, euclidean_abs)",
     ),
@@ -65,7 +65,6 @@ def stats_disagreement(
     compare: str | None = typer.Option(
         None,
         "--compare",
-        "-c",
         help="a key with two values (e.g. correct): difference of means with Welch's 95%"
         " interval, Mann-Whitney U p-value and rank-biserial effect size per group",
     ),
