@@ -13,10 +13,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     XAIQ_ARTIFACTS=/data/artifacts
 
 WORKDIR /app
-RUN pip install --no-cache-dir --index-url "$TORCH_INDEX" torch torchvision
+COPY requirements.lock ./
+# torch and torchvision at the locked versions, the build for this image's device (the CPU
+# index serves 2.14.1+cpu, which "==2.14.1" admits); their own dependencies come with the
+# project below, at the locked versions too
+RUN pip install --no-cache-dir --no-deps --index-url "$TORCH_INDEX" \
+    $(grep -E '^(torch|torchvision)==' requirements.lock)
 COPY pyproject.toml README.md ./
 COPY xaiq ./xaiq
-RUN pip install --no-cache-dir . && useradd --create-home --uid 1000 xaiq \
+RUN pip install --no-cache-dir -c requirements.lock . && useradd --create-home --uid 1000 xaiq \
     && mkdir -p /data/artifacts && chown -R xaiq /data
 USER xaiq
 VOLUME ["/data"]

@@ -6,18 +6,24 @@ STAMP := $(VENV)/.xaiq-installed
 DEMO_DIR ?= demo-out
 BENCH_ARGS ?=
 PYTEST_ARGS ?=
+# every dependency pinned (a pip constraints file); `make lock` re-resolves it on purpose
+LOCK := requirements.lock
+# the one torch/torchvision pairing that works on this platform (pip takes it from local
+# disk here); `make lock` resolves around it, installs take it from the lock
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+LOCK_VENV ?= /tmp/xaiq-lock-venv
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean lock
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-# torch/torchvision come first with the one pairing that works on this platform
-# (pip takes them from local disk here); the project's ranges then add nothing.
-$(STAMP): $(PY) pyproject.toml
-	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e '.[dev]'
+# torch/torchvision first (the largest download, at the locked versions), then the project
+# with every dependency at the version in the lock.
+$(STAMP): $(PY) pyproject.toml $(LOCK)
+	$(PY) -m pip install -q -c $(LOCK) torch torchvision
+	$(PY) -m pip install -q -c $(LOCK) -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -37,6 +43,17 @@ lint: install
 
 bench: install
 	$(PY) -m bench $(BENCH_ARGS)
+
+# A fresh resolution of pyproject.toml by pip's resolver (nothing is installed), written to
+# the lock; review `git diff requirements.lock`, then `make test` installs and tests it.
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install -q --upgrade pip packaging
+	$(LOCK_VENV)/bin/python -m pip install -q --dry-run --ignore-installed \
+		--report $(LOCK_VENV)/report.json $(TORCH_PINS) -e '.[dev]'
+	$(LOCK_VENV)/bin/python tools/lock.py --report $(LOCK_VENV)/report.json --out $(LOCK)
+	rm -rf $(LOCK_VENV)
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
