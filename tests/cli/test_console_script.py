@@ -95,6 +95,8 @@ CASES: list[tuple[list[str], str]] = [
     (["scheduler", "--max-in-flight", "many"], "many"),
     (["stats", "disagreement", "--job", "x1"], "x1"),
     (["stats", "attack", "--job", "x1"], "x1"),
+    (["stats", "faithfulness", "--job", "x1"], "x1"),
+    (["stats", "sanity", "--threshold", "high"], "high"),
     (["models", "train-digits", "--seed", "s"], "'s'"),
     (["attack", "-m", "digits-cnn", "--clamp=yes"], "--clamp"),
     # a bad choice

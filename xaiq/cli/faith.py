@@ -69,7 +69,7 @@ def stats_faithfulness(
         " faithful than B and the correlation of their disagreement with the faithfulness gap",
     ),
     metric: str = typer.Option(
-        "feature_disagreement", "--metric", "-m", help="--pairs: the disagreement metric"
+        "feature_disagreement", "--metric", "-M", help="--pairs: the disagreement metric"
     ),
     by: str = typer.Option(
         "score",

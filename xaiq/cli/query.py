@@ -198,7 +198,7 @@ def report_cmd(
     metric: str = typer.Option(
         "feature_disagreement",
         "--metric",
-        "-m",
+        "-M",
         help="headline metric: ranks the examples, drives the correctness and per-class views",
     ),
 ) -> None:
