@@ -124,6 +124,23 @@ def test_method_rows_keep_units_apart_and_match_numpy(engine) -> None:  # noqa: 
         assert r["score_mean"] == pytest.approx((ins - dele).mean())
 
 
+def test_an_order_that_varies_becomes_a_group_instead_of_being_pooled(engine) -> None:  # noqa: ANN001
+    from sqlalchemy import update
+
+    _fill(engine)
+    with engine.begin() as conn:
+        conn.execute(update(Faithfulness).where(Faithfulness.sample_index < 10).values(order="abs"))
+    rows = faithfulness_stats(engine, None, ["method"])
+    assert {
+        (r["method"], r["order"], r["unit"]): r["n"] for r in rows if r["method"] == "saliency"
+    } == {
+        ("saliency", "abs", "grid"): 10,
+        ("saliency", "abs", "pixels"): 10,
+        ("saliency", "signed", "grid"): 30,
+        ("saliency", "signed", "pixels"): 30,
+    }
+
+
 def test_the_pair_view_counts_wins_and_correlates_disagreement_with_the_gap(engine) -> None:  # noqa: ANN001
     data = _fill(engine)
     (row,) = faithfulness_pairs(engine, None, metric="feature_disagreement", criterion="score")

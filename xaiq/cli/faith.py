@@ -85,7 +85,6 @@ def stats_faithfulness(
     with its 95% Student-t interval, median; score = insertion - deletion (higher: more
     faithful). Games over pixels and over each superpixel configuration are separate rows."""
     from xaiq.db.faithfulness import faithfulness_pairs, faithfulness_stats
-    from xaiq.db.queries import parse_names
 
     out_fmt = OutputFormat(fmt)
     rows: list[dict[str, Any]]
@@ -96,7 +95,8 @@ def stats_faithfulness(
     else:
         keys = group_by if group_by is not None else ["method"]
         rows = faithfulness_stats(_engine(), job, keys)
-        columns = [*parse_names(keys), "unit", "n_segments", *_METHOD_COLUMNS]
+        # the groups: the keys asked for, any configuration key that varies, unit, n_segments
+        columns = [*list(rows[0])[: list(rows[0]).index("n")], *_METHOD_COLUMNS] if rows else []
         title = "deletion / insertion AUC (95% intervals)"
     if not rows:
         info("no faithfulness rows match (submit a disagreement job with --faithfulness)")

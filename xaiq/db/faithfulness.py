@@ -38,6 +38,9 @@ FAITH_KEYS: dict[str, Any] = {
     "dataset": Job.dataset,
 }
 FAITH_ALWAYS = ("unit", "n_segments")
+# configuration keys added to the groups when they vary in the selected rows (never pooled
+# silently: AUCs of another order, substrate or explained class measure something else)
+FAITH_CONFIG = ("order", "substrate", "target", "dataset")
 CRITERIA = ("score", "deletion", "insertion")
 SANITY_MEASURES = ("spearman_abs", "spearman_signed", "ssim", "rank_correlation")
 SANITY_THRESHOLD = 0.5
@@ -53,6 +56,15 @@ def _check_keys(keys: str | Iterable[str] | None, allowed: dict[str, Any]) -> li
 
 def _where(stmt: Any, table: Any, job_ids: list[int]) -> Any:
     return stmt.where(table.job_id.in_(job_ids)) if job_ids else stmt
+
+
+def _varies(engine: Engine, jobs: list[int], key: str) -> bool:
+    col = FAITH_KEYS[key]
+    stmt = select(col).distinct().limit(2)
+    if key == "dataset":
+        stmt = stmt.join(Faithfulness, Faithfulness.job_id == Job.id)
+    with engine.connect() as conn:
+        return len(conn.execute(_where(stmt, Faithfulness, jobs)).all()) > 1
 
 
 def _mean_cells(
@@ -76,10 +88,12 @@ def _floats(values: Sequence[Any]) -> np.ndarray:
 def faithfulness_stats(
     engine: Engine, job_ids: Iterable[int] | None = None, group_by: Any = ("method",)
 ) -> list[dict[str, Any]]:
-    """Per group (the keys, then ``unit`` and ``n_segments``): ``n``, deletion and insertion
-    AUC mean with its 95% interval and median, and ``score`` (insertion - deletion)."""
+    """Per group (the keys, any of :data:`FAITH_CONFIG` that varies in the selected rows, then
+    ``unit`` and ``n_segments``): ``n``, deletion and insertion AUC mean with its 95% interval
+    and median, and ``score`` (insertion - deletion)."""
     keys = _check_keys(group_by, FAITH_KEYS)
     jobs = check_jobs(engine, job_ids)
+    keys += [k for k in FAITH_CONFIG if k not in keys and _varies(engine, jobs, k)]
     cols = [FAITH_KEYS[k].label(k) for k in keys]
     stmt = select(
         *cols,
