@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from xaiq.db.jobs import rows_for
@@ -123,3 +125,26 @@ def test_one_method_over_two_models_is_a_pair() -> None:
 def test_bad_options_are_refused_at_submit(change: dict, needle: str) -> None:
     with pytest.raises(SpecError, match=needle):
         validate_spec({**SPEC, **change})
+
+
+def test_the_submit_flags_reach_the_stored_spec_and_rows(home, capsys) -> None:  # noqa: ANN001
+    from xaiq.cli.main import main
+
+    args = ["submit", "disagreement", "-d", "digits", "--models", "digits-cnn,digits-cnn-weak"]
+    args += ["--methods", "saliency", "--superpixels", "grid", "--n-segments", "16"]
+    args += ["--limit", "2", "--target", "label", "--faithfulness"]
+    args += ["--faith-param", "superpixels=false", "--faith-param", "order=abs"]
+    args += ["--sanity", "independent", "--sanity-param", "max_layers=1", "--json"]
+    assert main(args) == 0
+    job = json.loads(capsys.readouterr().out)["job"]
+    faith = _rows(job, "faithfulness")
+    assert len(faith) == 2 * 2 and {(r["order"], r["target_kind"]) for r in faith} == {
+        ("abs", "label")
+    }
+    sanity = _rows(job, "sanity_checks")
+    assert {(r["mode"], r["layer"], r["model"]) for r in sanity} == {
+        ("independent", "classifier.3", "digits-cnn"),
+        ("independent", "classifier.3", "digits-cnn-weak"),
+    }
+    assert main([*args[:-1], "--sanity", "sideways"]) == 2
+    assert "sanity.mode must be one of cascading, independent" in capsys.readouterr().err
