@@ -10,10 +10,12 @@ most a tenth of the model's own forward.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from bench.baselines.limits import RecordedForwards
-from bench.common import digits_inputs, digits_model, require
+from bench.common import best_limit, digits_inputs, digits_model, require
 from bench.harness import MIB, Context, Row, Skip, Target, rate_row
 
 
@@ -34,23 +36,33 @@ def _row(ctx: Context, images: int) -> Row:
 
     recorded = RecordedForwards(module, library, 256 * MIB)
 
-    def limit() -> None:
-        with ctx.autocast():
-            recorded.replay()
+    def make(b: int) -> Callable[[], None]:
+        call = recorded.replay_at(b)
+
+        def run() -> None:
+            with ctx.autocast():
+                call()
+
+        return run
+
+    best = best_limit(ctx, make, recorded.replay_rows, also=(bs,))
+    limit = best.call
 
     tm = ctx.time({"lib": library, "limit": limit}, reps=ctx.pick(None, 5))
     steps = int(result["r"].n_steps[0])  # type: ignore[attr-defined]
     tag = f"({images} img x 2 games x {steps + 1} steps)"
-    return rate_row(
+    row = rate_row(
         f"deletion/insertion digits-cnn {tag} vs plain forward",
         recorded.rows,
         tm["lib"],
         recorded.replay_rows,
         tm["limit"],
         unit="step img/s",
-        baseline_name=f"plain forward of the step images, batch {bs}",
+        baseline_name=f"plain forward of the step images, {best.describe()}",
         targets=(Target(">=", 0.9),),
     )
+    row.extra.update(limit_seconds_by_batch=best.seconds, library_batch=bs)
+    return row
 
 
 def run(ctx: Context) -> list[Row]:

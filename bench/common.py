@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from bench.harness import Context, Skip
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from bench.baselines.limits import BestBatch
 
 
 def require(module: str, *names: str) -> Any:
@@ -89,3 +94,17 @@ class TinyNet224(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.pool(torch.relu(self.conv(x))).flatten(1))
+
+
+def best_limit(
+    ctx: Context, make: Callable[[int], Callable[[], None]], rows: int, also: Sequence[int] = ()
+) -> BestBatch:
+    """A limit at its fastest batch size: ``make(b)`` over the sweep of
+    :func:`bench.baselines.limits.sweep_sizes` for ``rows`` rows (plus ``also``, e.g. the
+    library's own batch), logged; the row then times the library against ``.call``."""
+    from bench.baselines.limits import fastest_batch, sweep_sizes
+
+    best = fastest_batch(make, sweep_sizes(rows, also), reps=ctx.pick(1, 2), sync=ctx.sync)
+    table = ", ".join(f"{b}: {t * 1000:.0f} ms" for b, t in sorted(best.seconds.items()))
+    ctx.log(f"{ctx.module}: limit by batch size {table} -> {best.size}")
+    return best

@@ -148,3 +148,21 @@ def test_a_local_job_builds_its_digest_when_it_finishes(tmp_path, monkeypatch):
     assert mark.finished_at == finished and mark.rows == 6
     rows = disagreement_stats(engine, [job], ["pair"], "all", strategy="digest")
     assert rows == disagreement_stats(engine, [job], ["pair"], "all", strategy="client")
+
+
+@pytest.mark.parametrize("keys", [["job", "pair", "n_segments"], ["pair", "label"]])
+def test_null_reasons_from_the_digest_equal_the_counting_query(store, keys):
+    from xaiq.db.digest import digest_null_counts
+    from xaiq.db.queries import DISAGREEMENT_KEYS, _grouped_select
+    from xaiq.db.stats_table import null_reasons
+
+    jobs = [store.disagreement_job, store.second_job]
+    names = list(METRIC_COLUMNS)
+    expected = null_reasons(store.engine, jobs, keys, names)  # unfinished: counted
+    assert expected  # the fixture has NULLs in every metric
+    _finish(store.engine, *jobs)
+    disagreement_stats(store.engine, jobs, ["job", "pair", "n_segments"], "all")  # builds
+    cols, _ = _grouped_select(Disagreement, keys, DISAGREEMENT_KEYS, jobs)
+    answered = digest_null_counts(store.engine, cols, jobs, names)
+    assert (answered is None) == (keys == ["pair", "label"])
+    assert null_reasons(store.engine, jobs, keys, names) == expected

@@ -30,7 +30,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, case, delete, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from xaiq.db.models import (
@@ -96,6 +96,10 @@ def build_digest(engine: Engine, job_id: int) -> bool:
             key = dict(zip(CELL_FIELDS, (job_id, *raw), strict=True))
             for metric, st in zip(METRIC_COLUMNS, stats, strict=True):
                 cells.append({**key, "metric": metric, **{c: st[c] for c in STAT_COLUMNS}})
+    zero = _zero_map_nulls(engine, job_id, cell_cols)
+    for cell in cells:
+        counted = zero.get(tuple(cell[f] for f in CELL_FIELDS[1:]))
+        cell["zero_map_nulls"] = counted[cell["metric"]] if counted else 0
     seconds = time.perf_counter() - started
     with engine.begin() as conn:
         # the job may have been re-run while we computed: only a digest of what we read
@@ -111,6 +115,24 @@ def build_digest(engine: Engine, job_id: int) -> bool:
         if cells:
             conn.execute(insert(DigestCell), cells)
     return True
+
+
+def _zero_map_nulls(
+    engine: Engine, job_id: int, cell_cols: list[Any]
+) -> dict[tuple, dict[str, int]]:
+    """Per cell and metric, the NULLs on rows whose ``euclidean`` is NULL too (a zero map):
+    one counting query (the NULL reasons of :mod:`xaiq.db.stats_table`)."""
+    zero = Disagreement.euclidean.is_(None)
+    counts = [
+        func.count(case((getattr(Disagreement, m).is_(None) & zero, 1))) for m in METRIC_COLUMNS
+    ]
+    stmt = select(*cell_cols, *counts).where(Disagreement.job_id == job_id).group_by(*cell_cols)
+    nk = len(cell_cols)
+    with engine.connect() as conn:
+        return {
+            tuple(row[:nk]): dict(zip(METRIC_COLUMNS, map(int, row[nk:]), strict=True))
+            for row in conn.execute(stmt)
+        }
 
 
 def build_digest_quietly(engine: Engine, job_id: int) -> None:
@@ -141,18 +163,15 @@ def _fields(cols: Sequence[Any]) -> list[str] | None:
     return out
 
 
-def digest_groups(
+def _cells(
     engine: Engine,
     cols: Sequence[Any],
     job_ids: Sequence[int],
     metrics: Sequence[str],
-    *,
-    build: bool = True,
-) -> Groups | None:
-    """``[(raw group key, [stats per metric])]`` as the exact path returns them, from the
-    digests of ``job_ids`` (all disagreement jobs when empty), or ``None`` when a digest
-    cannot answer: a key column that is not job-level, a job not finished, a group holding
-    more than one cell. ``build``: build missing or stale digests of finished jobs first."""
+    build: bool,
+) -> list[tuple[tuple, dict[str, dict[str, Any]]]] | None:
+    """``[(raw group key, {metric: digest cell row})]``, one cell per group, or ``None``
+    when the digests cannot answer (see :func:`digest_groups`)."""
     fields = _fields(cols)
     if fields is None or any(m not in METRIC_COLUMNS for m in metrics):
         return None
@@ -182,23 +201,64 @@ def digest_groups(
         return []
     c = DigestCell
     cell_cols = [getattr(c, f) for f in CELL_FIELDS]
-    stat_cols = [getattr(c, s) for s in STAT_COLUMNS]
+    value_cols = [getattr(c, s) for s in (*STAT_COLUMNS, "zero_map_nulls")]
     with engine.connect() as conn:
         rows = conn.execute(
-            select(*cell_cols, c.metric, *stat_cols).where(
+            select(*cell_cols, c.metric, *value_cols).where(
                 c.job_id.in_(list(per_job)), c.metric.in_(list(metrics))
             )
         ).all()
+    nc = len(CELL_FIELDS)
     by_cell: dict[Cell, dict[str, dict[str, Any]]] = {}
     for row in rows:
-        cell = tuple(row[: len(CELL_FIELDS)])
-        stats = dict(zip(STAT_COLUMNS, row[len(CELL_FIELDS) + 1 :], strict=True))
-        by_cell.setdefault(cell, {})[row[len(CELL_FIELDS)]] = stats
-    groups: dict[tuple, Cell] = {}
+        values = dict(zip((*STAT_COLUMNS, "zero_map_nulls"), row[nc + 1 :], strict=True))
+        by_cell.setdefault(tuple(row[:nc]), {})[row[nc]] = values
+    groups: dict[tuple, dict[str, dict[str, Any]]] = {}
     for cell, stats in by_cell.items():
         values = dict(zip(CELL_FIELDS, cell, strict=True)) | per_job[cell[0]]
         raw = tuple(values[f] for f in fields)
         if raw in groups or len(stats) != len(metrics):
             return None  # a group pooling cells: quantiles need the values themselves
-        groups[raw] = cell
-    return [(raw, [by_cell[cell][m] for m in metrics]) for raw, cell in groups.items()]
+        groups[raw] = stats
+    return list(groups.items())
+
+
+def digest_groups(
+    engine: Engine,
+    cols: Sequence[Any],
+    job_ids: Sequence[int],
+    metrics: Sequence[str],
+    *,
+    build: bool = True,
+) -> Groups | None:
+    """``[(raw group key, [stats per metric])]`` as the exact path returns them, from the
+    digests of ``job_ids`` (all disagreement jobs when empty), or ``None`` when a digest
+    cannot answer: a key column that is not job-level, a job not finished, a group holding
+    more than one cell. ``build``: build missing or stale digests of finished jobs first."""
+    cells = _cells(engine, cols, job_ids, metrics, build)
+    if cells is None:
+        return None
+    return [
+        (raw, [{k: stats[m][k] for k in STAT_COLUMNS} for m in metrics]) for raw, stats in cells
+    ]
+
+
+def digest_null_counts(
+    engine: Engine, cols: Sequence[Any], job_ids: Sequence[int], metrics: Sequence[str]
+) -> list[tuple[tuple, list[tuple[int, int]]]] | None:
+    """``[(raw group key, [(zero-map NULLs, other NULLs) per metric])]`` from the digests
+    (never building one), or ``None`` when they cannot answer (as :func:`digest_groups`, or
+    a digest built before the counts were kept)."""
+    cells = _cells(engine, cols, job_ids, metrics, build=False)
+    if cells is None:
+        return None
+    out = []
+    for raw, stats in cells:
+        counts = []
+        for m in metrics:
+            zero = stats[m]["zero_map_nulls"]
+            if zero is None:
+                return None
+            counts.append((int(zero), int(stats[m]["nulls"]) - int(zero)))
+        out.append((raw, counts))
+    return out

@@ -459,3 +459,6 @@ class DigestCell(Base):
     median: Mapped[OptFloat]
     p75: Mapped[OptFloat]
     max: Mapped[OptFloat]
+    # NULLs of this metric on rows whose euclidean is NULL too (a zero map; the rest have a
+    # map of constant |value|): the "why NULL" of the stats table. NULL: built before 0004
+    zero_map_nulls: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -13,12 +13,13 @@ too: ``zero map``) or of constant magnitude (``constant |map|``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, case, func
 
+from xaiq.db.digest import digest_null_counts
 from xaiq.db.grouping import Grouping, resolve_grouping
 from xaiq.db.models import Disagreement
 from xaiq.db.queries import (
@@ -48,8 +49,17 @@ def null_reasons(
     engine: Engine, job_ids: list[int], keys: list[str], metrics: list[str]
 ) -> dict[tuple[Any, ...], dict[str, str]]:
     """``{(key values..., metric): "zero map 3, constant |map| 12"}`` for the groups that
-    hold NULLs. One grouped counting query (bound columns only)."""
+    hold NULLs: from the digests of finished jobs when they can answer
+    (:func:`xaiq.db.digest.digest_null_counts`), else one grouped counting query (bound
+    columns only)."""
     cols, base = _grouped_select(Disagreement, keys, DISAGREEMENT_KEYS, job_ids)
+    counted = digest_null_counts(engine, cols, job_ids, metrics)  # finished jobs: stored
+    if counted is not None:
+        return _reasons(
+            ((raw, [n for pair in counts for n in pair]) for raw, counts in counted),
+            keys,
+            metrics,
+        )
     zero = Disagreement.euclidean.is_(None)
     aggs = []
     for m in metrics:
@@ -59,18 +69,26 @@ def null_reasons(
     stmt = base.add_columns(*cols, *aggs)
     if cols:
         stmt = stmt.group_by(*cols)
-    out: dict[tuple[Any, ...], dict[str, str]] = {}
     nk = len(cols)
     with engine.connect() as conn:
-        for row in conn.execute(stmt):
-            kv = _key_values(tuple(row[:nk]), keys, DISAGREEMENT_KEYS)
-            for j, m in enumerate(metrics):
-                z, c = int(row[nk + 2 * j]), int(row[nk + 2 * j + 1])
-                parts = ([f"zero map {z}"] if z else []) + ([f"constant |map| {c}"] if c else [])
-                if m in DISTANCES and c:  # not possible under the contract: say so plainly
-                    parts[-1] = f"other {c}"
-                if parts:
-                    out[(*(kv[k] for k in keys), m)] = {"null_reason": ", ".join(parts)}
+        rows = [(tuple(row[:nk]), row[nk:]) for row in conn.execute(stmt)]
+    return _reasons(rows, keys, metrics)
+
+
+def _reasons(
+    rows: Iterable[tuple[tuple, Sequence[Any]]], keys: list[str], metrics: list[str]
+) -> dict[tuple[Any, ...], dict[str, str]]:
+    """``rows``: (raw group key, [zero-map NULLs, other NULLs] per metric, flattened)."""
+    out: dict[tuple[Any, ...], dict[str, str]] = {}
+    for raw, counts in rows:
+        kv = _key_values(raw, keys, DISAGREEMENT_KEYS)
+        for j, m in enumerate(metrics):
+            z, c = int(counts[2 * j]), int(counts[2 * j + 1])
+            parts = ([f"zero map {z}"] if z else []) + ([f"constant |map| {c}"] if c else [])
+            if m in DISTANCES and c:  # not possible under the contract: say so plainly
+                parts[-1] = f"other {c}"
+            if parts:
+                out[(*(kv[k] for k in keys), m)] = {"null_reason": ", ".join(parts)}
     return out
 
 
