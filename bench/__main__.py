@@ -11,7 +11,16 @@ from collections.abc import Sequence
 from bench.harness import BenchFn, Context, render_table, run_suite
 
 # Order matters only for reading the table: cheap library rows first, services last.
-MODULE_NAMES = ("explainers", "rise", "faithfulness", "disagreement", "attack", "jobs", "stats")
+MODULE_NAMES = (
+    "explainers",
+    "rise",
+    "faithfulness",
+    "disagreement",
+    "attack",
+    "jobs",
+    "local",
+    "stats",
+)
 
 
 def load_modules(names: Sequence[str] = MODULE_NAMES) -> list[tuple[str, BenchFn]]:

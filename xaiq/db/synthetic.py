@@ -64,9 +64,10 @@ def insert_synthetic_disagreements(
         "dataset": dataset,
         "model": model,
         "methods": list(methods),
-        "superpixels": "grid",
-        "n_segments": 49,
-        "k_frac": 0.05,
+        "superpixels": ["grid"],
+        "n_segments": [49],
+        "k_frac": [0.05],
+        "target": "pred",
         "seed": seed,
         "synthetic": True,
     }
@@ -115,6 +116,7 @@ def insert_synthetic_disagreements(
             "k_frac",
             "n",
             "k",
+            "target_kind",
             *METRIC_COLUMNS,
         ]
         chunks = _row_chunks(job_id, n_rows, pairs, rng, null_frac, k)
@@ -169,6 +171,7 @@ def _row_chunks(
             [0.05] * n,
             [49] * n,
             [k] * n,
+            ["pred"] * n,
             *metric_cols,
         ]
 
