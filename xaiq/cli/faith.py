@@ -150,6 +150,7 @@ def stats_sanity(
         "n",
         "spearman_abs_mean",
         "spearman_abs_high",
+        "spearman_signed_mean",
         "ssim_mean",
         "threshold",
         "verdict",

@@ -301,6 +301,7 @@ def sanity_stats(
                 "n": row["n"],
                 "spearman_abs_mean": row["spearman_abs_mean"],
                 "spearman_abs_high": high,
+                "spearman_signed_mean": row["spearman_signed_mean"],
                 "ssim_mean": row["ssim_mean"],
                 "threshold": threshold,
                 "verdict": verdict,

@@ -173,6 +173,7 @@ def sanity_section(engine: Engine, job: Any) -> str:
         "n",
         "spearman_abs_mean",
         "spearman_abs_high",
+        "spearman_signed_mean",
         "threshold",
         "verdict",
     ]
