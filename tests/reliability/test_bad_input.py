@@ -145,10 +145,11 @@ class NanForBright(torch.nn.Module):
 
 
 def test_a_model_with_nan_output_records_those_samples_and_keeps_the_others(
-    home: Path, tmp_path: Path
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from PIL import Image
 
+    monkeypatch.setenv("XAIQ_TRUST_TORCHSCRIPT", "1")
     model = torch.jit.script(NanForBright())
     path = tmp_path / "nan_model.pt"
     model.save(str(path))

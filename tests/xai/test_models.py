@@ -110,7 +110,8 @@ def test_pickled_module_checkpoint_is_not_unpickled(tmp_path):
         load_model(f"resnet18:{path}", device="cpu")
 
 
-def test_missing_checkpoint_and_unknown_names_are_clear(tmp_path):
+def test_missing_checkpoint_and_unknown_names_are_clear(tmp_path, monkeypatch):
+    monkeypatch.setenv("XAIQ_TRUST_TORCHSCRIPT", "1")
     with pytest.raises(ModelLoadError, match="not found"):
         load_model(f"resnet18:{tmp_path / 'nope.pt'}", device="cpu")
     with pytest.raises(UnknownNameError, match="not-a-net"):
@@ -120,7 +121,8 @@ def test_missing_checkpoint_and_unknown_names_are_clear(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
-def test_torchscript_file_loads_as_an_imagenet_style_classifier(tmp_path):
+def test_torchscript_file_loads_as_an_imagenet_style_classifier(tmp_path, monkeypatch):
+    monkeypatch.setenv("XAIQ_TRUST_TORCHSCRIPT", "1")
     torch.manual_seed(0)
     net = torch.nn.Sequential(
         torch.nn.Conv2d(3, 4, 3, stride=4),

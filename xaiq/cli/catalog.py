@@ -14,7 +14,10 @@ FormatOpt = typer.Option(OutputFormat.table, "--format", "-f", help="table, csv 
 
 @models_app.callback(invoke_without_command=True)
 def models_list(ctx: typer.Context, fmt: OutputFormat = FormatOpt) -> None:
-    """List the bundled models; any torchvision classifier name works too."""
+    """List the bundled models; any torchvision classifier name works too.
+
+    torchscript:FILE is code (it runs when loaded): refused unless XAIQ_TRUST_TORCHSCRIPT=1.
+    Checkpoints (ARCH:state_dict.pt) are data, read with weights_only=True."""
     if ctx.invoked_subcommand is not None:
         return
     from xaiq.xai.models import MODELS
@@ -22,7 +25,11 @@ def models_list(ctx: typer.Context, fmt: OutputFormat = FormatOpt) -> None:
     rows = [{"name": n, "kind": "bundled", "input": "1x28x28 in [0,1]"} for n in MODELS.names()] + [
         {"name": "<torchvision name>", "kind": "torchvision", "input": "default weights (cached)"},
         {"name": "<arch>:<state_dict.pt>", "kind": "checkpoint", "input": "weights_only load"},
-        {"name": "torchscript:<file>", "kind": "torchscript", "input": "3x224x224 ImageNet"},
+        {
+            "name": "torchscript:<file>",
+            "kind": "torchscript (code: needs XAIQ_TRUST_TORCHSCRIPT=1)",
+            "input": "3x224x224 ImageNet",
+        },
     ]
     emit(rows, fmt, title="models")
 

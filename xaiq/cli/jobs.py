@@ -432,16 +432,14 @@ def worker_cmd(
     loglevel: str = typer.Option("INFO", "--loglevel", help="Celery log level"),
 ) -> None:
     """Run a Celery worker (broker: XAIQ_BROKER_URL). One worker per GPU: --device cuda:N."""
+    from xaiq.cli.limits import check_worker_options
     from xaiq.scheduler.submit import broker_url, check_broker
 
+    wanted = check_worker_options(queues, concurrency, threads, device)
     url = broker_url()
     if url is None:
         raise CliError("XAIQ_BROKER_URL is not set; workers need a broker")
     check_broker(url)
-    wanted = _split([queues]) or []
-    bad = [q for q in wanted if q not in ("gpu", "cpu")]
-    if bad or not wanted:
-        raise CliError(f"--queues takes gpu and/or cpu, got {queues!r}")
     os.environ["XAIQ_WORKER_QUEUES"] = ",".join(wanted)
     if device:
         os.environ["XAIQ_DEVICE"] = device
@@ -514,15 +512,16 @@ def scheduler_cmd(
     queues: str = typer.Option("gpu,cpu", "--queues", help="queues to publish to"),
 ) -> None:
     """Run the scheduler: publishes shards, reaps expired leases, finalises jobs."""
+    from xaiq.cli.limits import check_scheduler_options
     from xaiq.db.session import get_engine
     from xaiq.scheduler.loop import Scheduler, celery_publisher
     from xaiq.scheduler.submit import broker_url, check_broker
 
+    wanted = tuple(check_scheduler_options(queues, max_in_flight, interval))
     url = broker_url()
     if url is None:
         raise CliError("XAIQ_BROKER_URL is not set; the scheduler publishes to a broker")
     check_broker(url)
-    wanted = tuple(_split([queues]) or [])
     scheduler = Scheduler(
         get_engine(), celery_publisher(url), max_in_flight=max_in_flight, queues=wanted
     )

@@ -23,7 +23,7 @@ IMAGE_HELP = (
 )
 MODEL_HELP = (
     "digits-cnn, digits-cnn-weak, a torchvision name (cached weights), "
-    "ARCH:state_dict.pt, or torchscript:FILE"
+    "ARCH:state_dict.pt, or torchscript:FILE (code: only with XAIQ_TRUST_TORCHSCRIPT=1)"
 )
 
 ModelOpt = typer.Option(..., "--model", "-m", help=MODEL_HELP)

@@ -17,7 +17,8 @@ from xaiq.cli.output import OutputFormat
 
 MODEL_HELP = (
     "digits-cnn, digits-cnn-weak, a torchvision name (cached weights), "
-    "ARCH:state_dict.pt, or torchscript:FILE (see `xaiq models`)"
+    "ARCH:state_dict.pt, or torchscript:FILE (code: only with XAIQ_TRUST_TORCHSCRIPT=1; "
+    "see `xaiq models`)"
 )
 DATASET_HELP = "dataset spec: digits, folder:PATH, mnist:ROOT, ... (see `xaiq datasets`)"
 

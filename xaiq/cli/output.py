@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 # Piped or redirected output has no terminal width to respect: don't fold tables at 80 columns.
 console = Console() if sys.stdout.isatty() else Console(width=200)
@@ -63,11 +64,13 @@ def emit(
         for r in rows:
             writer.writerow(["" if r.get(c) is None else r.get(c) for c in cols])
         return
-    table = Table(title=title, show_lines=False)
+    # cells, headers and title as Text: data is shown as it is, never read as Rich markup
+    # (a dataset folder named ``a[/b]`` or ``[red]x[/red]``)
+    table = Table(title=Text(title) if title is not None else None, show_lines=False)
     for c in cols:
-        table.add_column(c, overflow="fold")
+        table.add_column(Text(str(c)), overflow="fold")
     for r in rows:
-        table.add_row(*(_cell(r.get(c)) for c in cols))
+        table.add_row(*(Text(_cell(r.get(c))) for c in cols))
     console.print(table)
 
 
@@ -77,8 +80,9 @@ def emit_json(obj: Any) -> None:
 
 
 def info(message: str) -> None:
-    """A status line on stderr (keeps stdout clean for --format csv/json)."""
-    err_console.print(message, highlight=False, soft_wrap=True)
+    """A status line on stderr (keeps stdout clean for --format csv/json); its text is shown
+    as it is (paths and names are data, not Rich markup)."""
+    err_console.print(Text(str(message)), highlight=False, soft_wrap=True)
 
 
 def error_line(message: str, *, prefix: bool = True) -> None:

@@ -263,7 +263,9 @@ def print_demo_summary(
 
 def _path_line(path: str | Path) -> None:
     # on stdout and never wrapped, so the path can be copied or grepped whole
-    console.print(f"report: {Path(path).resolve()}", soft_wrap=True, highlight=False)
+    from rich.text import Text
+
+    console.print(Text(f"report: {Path(path).resolve()}"), soft_wrap=True, highlight=False)
 
 
 def finish_demo(engine: Any, job_ids: list[int], out_dir: str | Path) -> list[Path]:

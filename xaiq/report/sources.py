@@ -12,13 +12,13 @@ returns ``None`` and the figures show the maps / final images alone, saying so.
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from xaiq.db.artifacts import ArtifactError, artifact_path, verify
 from xaiq.db.session import artifact_root
 
 
@@ -27,12 +27,11 @@ def load_artifact(rel: str | None, checksum: str | None = None) -> np.ndarray | 
     differs from ``checksum`` (a report shows what it can rather than failing)."""
     if not rel:
         return None
-    path = Path(artifact_root()) / rel
-    try:
+    try:  # a path that leaves the artifact form, or no checksum: not read (see db.artifacts)
+        path = artifact_path(rel, Path(artifact_root()))
         data = path.read_bytes()
-    except OSError:
-        return None
-    if checksum and hashlib.sha256(data).hexdigest() != checksum:
+        verify(data, checksum, path)
+    except (OSError, ArtifactError):
         return None
     try:
         return np.load(io.BytesIO(data), allow_pickle=False)

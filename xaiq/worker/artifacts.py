@@ -14,7 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from xaiq.db.artifacts import ArtifactError, artifact_path, verify
 from xaiq.db.session import artifact_root
+
+__all__ = ["ArtifactError", "artifact_relpath", "load_array", "save_array"]
 
 
 def artifact_relpath(job_id: int, group: str, sample_index: int) -> str:
@@ -25,31 +28,32 @@ def artifact_relpath(job_id: int, group: str, sample_index: int) -> str:
 
 
 def save_array(rel: str, array: np.ndarray, root: Path | None = None) -> str:
-    """Write ``array`` at ``root/rel`` atomically; returns the sha256 of the file's bytes."""
+    """Write ``array`` at ``root/rel`` atomically; returns the sha256 of the file's bytes.
+    A failed write (disk full) removes its temporary file and raises."""
     root = root or artifact_root()
-    path = root / rel
+    path = artifact_path(rel, root)
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
     data = buf.getvalue()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return hashlib.sha256(data).hexdigest()
 
 
-class ArtifactError(Exception):
-    """An artifact that is missing or whose checksum does not match its row."""
-
-
-def load_array(rel: str, checksum: str | None = None, root: Path | None = None) -> np.ndarray:
-    """Read ``root/rel``; with ``checksum``, refuse a file whose sha256 differs."""
+def load_array(rel: str, checksum: str | None, root: Path | None = None) -> np.ndarray:
+    """Read ``root/rel``, refusing a path outside the artifact form, a missing or empty
+    checksum, and a file whose sha256 differs (:class:`ArtifactError`)."""
     root = root or artifact_root()
-    path = root / rel
+    path = artifact_path(rel, root)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ArtifactError(f"artifact {path} cannot be read: {exc.strerror}") from None
-    if checksum is not None and hashlib.sha256(data).hexdigest() != checksum:
-        raise ArtifactError(f"artifact {path} does not match its checksum")
+    verify(data, checksum, path)
     return np.load(io.BytesIO(data), allow_pickle=False)

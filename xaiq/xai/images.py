@@ -10,13 +10,20 @@ from xaiq.xai.errors import SampleError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 MAX_PIXELS = 64_000_000  # larger images are refused rather than exhausting memory
+# Decoded images are reduced (integer box filter, while still 8-bit) until their shorter side
+# is below twice this: every model here takes at most a few hundred pixels, and a float copy of
+# a 7000x7000 photo alone is 588 MB. The model's own resize then works from the reduced image.
+DECODE_MAX_SIDE = 1024
 
 
-def read_image(path: str | Path) -> np.ndarray:
+def read_image(path: str | Path, max_side: int | None = DECODE_MAX_SIDE) -> np.ndarray:
     """Decode ``path`` to float32 ``[H, W]`` (grey) or ``[H, W, 3]`` (colour) in [0, 1].
 
     Palette images become RGB, alpha is composited on white, 16-bit greys are scaled by
-    65535. Raises :class:`SampleError` naming the file for anything unreadable.
+    65535. Images with more than :data:`MAX_PIXELS` pixels are refused; larger sides than
+    ``2 * max_side`` are reduced by an integer factor while decoding (JPEG: in the decoder;
+    ``None`` keeps the full resolution). Raises :class:`SampleError` naming the file for
+    anything unreadable.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -31,7 +38,13 @@ def read_image(path: str | Path) -> np.ndarray:
                 raise SampleError(
                     f"image too large: {path} ({img.width}x{img.height} > {MAX_PIXELS} pixels)"
                 )
+            factor = 1 if max_side is None else min(img.width, img.height) // max_side
+            if factor >= 2 and img.format == "JPEG":
+                img.draft(img.mode, (img.width // factor, img.height // factor))
             img.load()
+            factor = 1 if max_side is None else min(img.width, img.height) // max_side
+            if factor >= 2 and img.mode in ("1", "L", "P", "RGB", "RGBA", "LA", "PA"):
+                img = img.reduce(factor) if img.mode not in ("1", "P") else img
             return _to_array(img)
     except SampleError:
         raise

@@ -7,7 +7,11 @@
   API, read from the cache under ``TORCH_HOME``; never downloaded implicitly
   (``XAIQ_ALLOW_DOWNLOAD=1`` allows it);
 - ``<torchvision name>:<path>``: a state_dict checkpoint for that architecture;
-- ``torchscript:<path>``: a TorchScript module (ImageNet-style preprocessing assumed).
+- ``torchscript:<path>``: a TorchScript module (ImageNet-style preprocessing assumed:
+  ``[N, 3, 224, 224]`` in, ``[N, classes]`` logits out). A TorchScript archive is *code*: it
+  runs when loaded and on every forward (it can read and write files). It is refused unless
+  the process opts in with ``XAIQ_TRUST_TORCHSCRIPT=1`` (:data:`TRUST_TORCHSCRIPT_ENV`);
+  on a cluster, set it on the workers that may run such jobs.
 
 Every checkpoint is read with ``torch.load(weights_only=True)``: no arbitrary unpickling.
 """
@@ -215,7 +219,15 @@ def _load_torchvision(arch: str, device: torch.device) -> LoadedModel:
                 "there, set TORCH_HOME to a cache that has it, or pass "
                 f"'{arch}:/path/to/state_dict.pt'"
             )
-        torch.hub.download_url_to_file(weights.url, str(path))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(weights.url, str(path))
+        except Exception as exc:  # offline, a read-only cache, a proxy: one line
+            raise ModelLoadError(
+                f"cannot fetch the weights of {arch} from {weights.url} into {path}: "
+                f"{_first(exc)} (set TORCH_HOME to a writable cache, or pass "
+                f"'{arch}:/path/to/state_dict.pt')"
+            ) from None
     state = load_checkpoint(path, "cpu")
     module = torchvision.models.get_model(arch, weights=None)
     _load_state(module, state, f"{path} ({arch})")
@@ -255,17 +267,45 @@ def _load_state_dict_model(arch: str, path: str, device: torch.device) -> Loaded
     return _module_to_loaded(f"{arch}:{path}", module, weights, device, num_classes)
 
 
-def _load_torchscript(path: str, device: torch.device) -> LoadedModel:
+TRUST_TORCHSCRIPT_ENV = "XAIQ_TRUST_TORCHSCRIPT"
+
+
+def check_torchscript(path: str) -> None:
+    """Refuse ``torchscript:path`` unless ``XAIQ_TRUST_TORCHSCRIPT=1``: loading a TorchScript
+    archive runs the code inside it. Raises :class:`ModelLoadError` (one line)."""
+    if os.environ.get(TRUST_TORCHSCRIPT_ENV) != "1":
+        raise ModelLoadError(
+            f"torchscript:{path} is code that runs when loaded; refused unless you trust the "
+            f"file: set {TRUST_TORCHSCRIPT_ENV}=1 (on the workers too), or pass its weights as "
+            "ARCH:state_dict.pt"
+        )
     if not Path(path).is_file():
         raise ModelLoadError(f"TorchScript file not found: {path}")
+
+
+def _first(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _load_torchscript(path: str, device: torch.device) -> LoadedModel:
+    check_torchscript(path)
     try:
         module = torch.jit.load(path, map_location=device)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"cannot load TorchScript {path}: {first}") from None
+        raise ModelLoadError(f"cannot load TorchScript {path}: {_first(exc)}") from None
     module.eval()
-    with torch.no_grad():
-        out = module(torch.zeros(1, 3, 224, 224, device=device))
+    try:
+        with torch.no_grad():
+            out = module(torch.zeros(1, 3, 224, 224, device=device))
+    except Exception as exc:
+        raise ModelLoadError(
+            f"TorchScript {path} must take [N, 3, 224, 224] inputs: {_first(exc)}"
+        ) from None
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 1:
+        shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ModelLoadError(
+            f"TorchScript {path} must return [N, classes] logits, returned {shape} for N=1"
+        )
     return LoadedModel(
         name=f"torchscript:{path}",
         module=module,
@@ -298,9 +338,10 @@ def as_module(model: LoadedModel | nn.Module) -> nn.Module:
 
 def check_model_name(name: str) -> None:
     """Validate a model spec without loading weights (used at submit time)."""
-    if name in MODELS or name.startswith("torchscript:"):
-        if name.startswith("torchscript:") and not Path(name.split(":", 1)[1]).is_file():
-            raise ModelLoadError(f"TorchScript file not found: {name.split(':', 1)[1]}")
+    if name in MODELS:
+        return
+    if name.startswith("torchscript:"):
+        check_torchscript(name.split(":", 1)[1])
         return
     arch = name.split(":", 1)[0]
     _torchvision_weights(arch)
