@@ -43,8 +43,8 @@ def read_image(path: str | Path, max_side: int | None = DECODE_MAX_SIDE) -> np.n
                 img.draft(img.mode, (img.width // factor, img.height // factor))
             img.load()
             factor = 1 if max_side is None else min(img.width, img.height) // max_side
-            if factor >= 2 and img.mode in ("1", "L", "P", "RGB", "RGBA", "LA", "PA"):
-                img = img.reduce(factor) if img.mode not in ("1", "P") else img
+            if factor >= 2 and img.mode in ("L", "RGB", "RGBA", "LA", "I", "F"):
+                return _to_array(img.reduce(factor))  # other modes: converted at full size
             return _to_array(img)
     except SampleError:
         raise
