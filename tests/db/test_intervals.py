@@ -113,3 +113,19 @@ def test_mann_whitney_extremes():
     same = mann_whitney([0.5, 0.5], [0.5, 0.5, 0.5])
     assert same.rank_biserial == 0.0 and same.p_value == 1.0
     assert not math.isnan(same.p_value)
+
+
+def test_signed_rank_is_scipys_wilcoxon_with_the_matched_pairs_rank_biserial():
+    from xaiq.db.intervals import signed_rank
+
+    rng = np.random.default_rng(3)
+    d = np.round(rng.normal(0.1, 0.3, 60) * 8) / 8  # ties and zeros, as metric differences
+    res = stats.wilcoxon(d[d != 0])
+    got = signed_rank(d)
+    assert got.statistic == res.statistic and got.p_value == pytest.approx(res.pvalue)
+    nz = d[d != 0]
+    ranks = stats.rankdata(np.abs(nz))
+    want = (ranks[nz > 0].sum() - ranks[nz < 0].sum()) / ranks.sum()
+    assert got.rank_biserial == pytest.approx(want) and got.n == nz.size
+    assert signed_rank([0.0, 0.0]) is None
+    assert signed_rank([0.5, 0.25, 1.0]).rank_biserial == 1.0

@@ -228,3 +228,40 @@ def test_configuration_comes_from_the_specs_scalars_included_without_reading_row
         "k_frac": 0.05,
         "target": None,
     }
+
+
+def test_compare_on_a_key_that_splits_the_same_samples_is_paired(engine):
+    rng = np.random.default_rng(5)
+    job = _job(engine, {})
+    values = {}
+    with Session(engine) as s:
+        for i in range(30):
+            for n_seg in (16, 49):
+                v = None if (i == 3 and n_seg == 49) else float(rng.random() + (n_seg == 16) * 0.2)
+                values[(i, n_seg)] = v
+                s.add(
+                    Disagreement(
+                        job_id=job,
+                        sample_index=i,
+                        method_a="a",
+                        method_b="b",
+                        superpixels="grid",
+                        n_segments=n_seg,
+                        k_frac=0.5,
+                        n=4,
+                        k=2,
+                        euclidean=v,
+                    )
+                )
+        s.commit()
+    (row,) = compare_table(engine, [job], ["pair"], "n_segments", "euclidean").rows
+    assert (row["a"], row["b"], row["test"]) == (16, 49, "Wilcoxon signed-rank (paired)")
+    d = np.array([values[(i, 16)] - values[(i, 49)] for i in range(30) if i != 3])
+    assert row["n_pairs"] == 29 and (row["n_a"], row["n_b"]) == (30, 29)
+    assert row["diff"] == pytest.approx(d.mean())
+    ci = stats.ttest_1samp(d, 0.0).confidence_interval()
+    assert (row["diff_low"], row["diff_high"]) == pytest.approx((ci.low, ci.high))
+    assert row["p_value"] == pytest.approx(stats.wilcoxon(d).pvalue)
+    ranks = stats.rankdata(np.abs(d))
+    want = (ranks[d > 0].sum() - ranks[d < 0].sum()) / ranks.sum()
+    assert row["rank_biserial"] == pytest.approx(want) and want > 0  # a shifted up by 0.2

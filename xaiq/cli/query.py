@@ -66,7 +66,8 @@ def stats_disagreement(
         None,
         "--compare",
         help="a key with two values (e.g. correct): difference of means with Welch's 95%"
-        " interval, Mann-Whitney U p-value and rank-biserial effect size per group",
+        " interval, Mann-Whitney U p-value and rank-biserial effect size per group (paired"
+        " by sample, Wilcoxon signed-rank, for n_segments, k_frac, superpixels)",
     ),
     fmt: FormatOption = OutputFormat.table,
 ) -> None:

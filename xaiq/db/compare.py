@@ -4,16 +4,20 @@ For every group (the pooling rule's keys, without ``KEY``) and metric, with ``a`
 the two values ``KEY`` takes (sorted: ``False`` before ``True``, smaller before larger):
 
 - ``n_a``, ``mean_a``, ``n_b``, ``mean_b`` over the non-NULL values;
-- ``diff = mean_a − mean_b`` with Welch's 95% interval (``diff_low``, ``diff_high``);
-- ``p_value`` of scipy's two-sided Mann-Whitney U test (``u`` = U of group a);
-- ``rank_biserial`` = 2U/(n_a·n_b) − 1 (Cliff's delta): > 0 when a tends larger.
+- independent groups (a sample-level key such as ``correct``, ``label``, or ``model``):
+  ``diff = mean_a − mean_b`` with Welch's 95% interval (``diff_low``, ``diff_high``),
+  ``p_value`` of scipy's two-sided Mann-Whitney U test (``statistic`` = U of group a) and
+  ``rank_biserial`` = 2U/(n_a·n_b) − 1 (Cliff's delta): > 0 when a tends larger;
+- paired values (a key that splits the same samples: ``n_segments``, ``k_frac``,
+  ``superpixels``, ``method_a``, ``method_b``, ``pair``): the rows are matched by job and
+  sample (``n_pairs`` samples with both values), ``diff`` is the mean of the paired
+  differences a − b with its Student-t interval, ``p_value`` scipy's two-sided Wilcoxon
+  signed-rank test (``statistic`` = W) and ``rank_biserial`` the matched-pairs
+  rank-biserial correlation. ``test`` names which.
 
 So ``--compare correct`` answers "do misclassified samples disagree more?": a is
 ``False`` (misclassified), and a positive ``diff`` / ``rank_biserial`` on a disagreement
-metric says yes. Both tests treat the values as independent; for a key that splits the
-same samples (``n_segments``, ``k_frac``, ``superpixels``, a pair) the values are paired,
-and ignoring that is usually conservative. p-values are per row, not adjusted for the
-number of rows.
+metric says yes. p-values are per row, not adjusted for the number of rows.
 
 Values are fetched (O(values) memory), as a rank test needs them.
 """
@@ -28,7 +32,7 @@ from sqlalchemy import Engine
 
 from xaiq.db.errors import QueryError
 from xaiq.db.grouping import resolve_grouping
-from xaiq.db.intervals import mann_whitney, welch_difference
+from xaiq.db.intervals import mann_whitney, mean_interval_of, signed_rank, welch_difference
 from xaiq.db.models import Disagreement
 from xaiq.db.queries import (
     DISAGREEMENT_KEYS,
@@ -48,13 +52,17 @@ COMPARE_COLUMNS = (
     "b",
     "n_b",
     "mean_b",
+    "test",
+    "n_pairs",
     "diff",
     "diff_low",
     "diff_high",
-    "u",
+    "statistic",
     "p_value",
     "rank_biserial",
 )
+MANN_WHITNEY = "Mann-Whitney U"
+SIGNED_RANK = "Wilcoxon signed-rank (paired)"
 PAIRED_KEYS = frozenset({"pair", "method_a", "method_b", "superpixels", "n_segments", "k_frac"})
 
 
@@ -74,6 +82,50 @@ def _stats(values: np.ndarray) -> tuple[int, float | None, float | None]:
     mean = float(values.mean()) if n else None
     sd = float(values.std(ddof=1)) if n >= 2 else None
     return n, mean, sd
+
+
+def _row_identity(compare: str) -> list[Any]:
+    """The columns that identify a row apart from the compared key: job, sample, pair and
+    every configuration column the key does not set."""
+    d = Disagreement
+    own = {
+        "pair": ("method_a", "method_b"),
+        "method_a": ("method_a",),
+        "method_b": ("method_b",),
+        "superpixels": ("superpixels",),
+        "n_segments": ("n_segments",),
+        "k_frac": ("k_frac",),
+        "target": ("target_kind",),
+    }.get(compare, ())
+    names = (
+        "job_id",
+        "sample_index",
+        "method_a",
+        "method_b",
+        "superpixels",
+        "n_segments",
+        "k_frac",
+        "target_kind",
+    )
+    return [getattr(d, n) for n in names if n not in own]
+
+
+def _paired(row: dict[str, Any], a: dict, b: dict) -> None:
+    """Fill ``row`` with the paired comparison of the samples present in both levels."""
+    common = sorted(set(a) & set(b))
+    row["n_pairs"] = len(common)
+    if not common:
+        return
+    d = np.array([a[s] - b[s] for s in common], dtype=np.float64)
+    row["diff"] = float(d.mean())
+    ci = mean_interval_of(d)
+    if ci is not None:
+        row["diff_low"], row["diff_high"] = ci
+    sr = signed_rank(d)
+    if sr is None:  # every pair equal: no evidence of a shift
+        row.update(statistic=0.0, p_value=1.0, rank_biserial=0.0)
+    else:
+        row.update(statistic=sr.statistic, p_value=sr.p_value, rank_biserial=sr.rank_biserial)
 
 
 def compare_table(
@@ -101,28 +153,30 @@ def compare_table(
     keys = [*grouping.keys, compare]
     cols, base = _grouped_select(Disagreement, keys, DISAGREEMENT_KEYS, jobs)
     values = [getattr(Disagreement, m) for m in names]
-    stmt = base.add_columns(*cols, *values)
-    nk = len(cols)
-    acc: dict[tuple, dict[Any, list[list[Any]]]] = {}
+    ident = _row_identity(compare)
+    stmt = base.add_columns(*cols, *ident, *values)
+    nk, ni = len(cols), len(ident)
+    # group -> level -> {row identity without the compare key: [value per metric]}; rows of
+    # two levels with the same identity are the same sample under the same other settings
+    acc: dict[tuple, dict[Any, dict[tuple[int, int], list[Any]]]] = {}
     with engine.connect() as conn:
         for raw in conn.execution_options(yield_per=50_000).execute(stmt):
             kv = _key_values(tuple(raw[:nk]), keys, DISAGREEMENT_KEYS)
             group = tuple(kv[k] for k in grouping.keys)
-            lists = acc.setdefault(group, {}).setdefault(kv[compare], [[] for _ in names])
-            for j in range(len(names)):
-                lists[j].append(raw[nk + j])
+            by_sample = acc.setdefault(group, {}).setdefault(kv[compare], {})
+            by_sample[tuple(raw[nk : nk + ni])] = list(raw[nk + ni :])
     levels = _levels((lv for g in acc.values() for lv in g), compare)
+    paired = compare in PAIRED_KEYS
     rows = []
     for group in sorted(acc, key=_sort_key):
         by_level = acc[group]
         for j, metric in enumerate(names):
-            a, b = (
-                np.array(
-                    [v for v in by_level.get(lv, [[]] * len(names))[j] if v is not None],
-                    dtype=np.float64,
-                )
+            a_map, b_map = (
+                {s: v[j] for s, v in by_level.get(lv, {}).items() if v[j] is not None}
                 for lv in levels
             )
+            a = np.fromiter(a_map.values(), dtype=np.float64, count=len(a_map))
+            b = np.fromiter(b_map.values(), dtype=np.float64, count=len(b_map))
             n_a, mean_a, sd_a = _stats(a)
             n_b, mean_b, sd_b = _stats(b)
             row: dict[str, Any] = {
@@ -135,13 +189,16 @@ def compare_table(
                 "n_b": n_b,
                 "mean_b": mean_b,
                 **dict.fromkeys(COMPARE_COLUMNS[6:]),
+                "test": SIGNED_RANK if paired else MANN_WHITNEY,
             }
-            if mean_a is not None and mean_b is not None:
+            if paired:
+                _paired(row, a_map, b_map)
+            elif mean_a is not None and mean_b is not None:
                 d = welch_difference(n_a, mean_a, sd_a, n_b, mean_b, sd_b)
                 row.update(diff=d.diff, diff_low=d.low, diff_high=d.high)
                 mw = mann_whitney(a, b)
                 if mw is not None:
-                    row.update(u=mw.u, p_value=mw.p_value, rank_biserial=mw.rank_biserial)
+                    row.update(statistic=mw.u, p_value=mw.p_value, rank_biserial=mw.rank_biserial)
             rows.append(row)
     title = grouping.title(f"disagreement: {compare} = {levels[0]} (a) vs {levels[1]} (b)")
     columns = [*grouping.keys, "metric", *COMPARE_COLUMNS]

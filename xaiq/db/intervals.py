@@ -22,6 +22,8 @@ the aggregates it already has:
   correlation as effect size, ``r = 2·U_a / (n_a·n_b) − 1`` in [−1, 1]: the probability
   that a value of group a exceeds one of group b minus the reverse (ties count half). It
   equals Cliff's delta. Positive means group a tends to be larger.
+- :func:`signed_rank` — the paired counterpart: scipy's Wilcoxon signed-rank test of
+  differences ``a − b`` with the matched-pairs rank-biserial correlation.
 
 ``level`` is the confidence level (default 0.95) everywhere; an interval is a
 ``(low, high)`` tuple of floats, or ``None`` when undefined. Every function accepts plain
@@ -162,8 +164,38 @@ def mann_whitney(
     return MannWhitney(u=u, p_value=p, rank_biserial=2.0 * u / (x.size * y.size) - 1.0)
 
 
+@dataclass(frozen=True)
+class SignedRank:
+    """Two-sided Wilcoxon signed-rank test of paired differences ``d = a − b``."""
+
+    statistic: float  # scipy's W (the smaller of the positive and negative rank sums)
+    p_value: float
+    rank_biserial: float  # (R+ − R−) / (R+ + R−) over non-zero d; > 0: a tends larger
+    n: int  # pairs used (zero differences dropped, as scipy's default "wilcox")
+
+
+def signed_rank(d: Sequence[float] | np.ndarray) -> SignedRank | None:
+    """scipy's two-sided Wilcoxon signed-rank test of the paired differences ``d`` and the
+    matched-pairs rank-biserial correlation; ``None`` when no difference is non-zero."""
+    x = np.asarray(d, dtype=np.float64)
+    x = x[x != 0.0]
+    if x.size == 0:
+        return None
+    res = _st.wilcoxon(x, alternative="two-sided")
+    ranks = _st.rankdata(np.abs(x))
+    plus, minus = float(ranks[x > 0].sum()), float(ranks[x < 0].sum())
+    return SignedRank(
+        statistic=float(res.statistic),
+        p_value=float(res.pvalue),
+        rank_biserial=(plus - minus) / (plus + minus),
+        n=int(x.size),
+    )
+
+
 __all__ = [
     "LEVEL",
+    "SignedRank",
+    "signed_rank",
     "Difference",
     "Interval",
     "MannWhitney",
