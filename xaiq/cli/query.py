@@ -46,8 +46,7 @@ def stats_disagreement(
         "-g",
         help="comma-separated: pair, method_a, method_b, label, pred, correct, model, dataset,"
         " job, superpixels, n_segments, k_frac, target (default: pair); configuration keys"
-        " that vary"
-        " are always added unless --pool",
+        " that vary are always added unless --pool",
     ),
     metric: list[str] | None = typer.Option(
         None,
