@@ -10,6 +10,24 @@ import typer
 
 from xaiq.cli.app import app
 from xaiq.cli.errors import CliError
+from xaiq.cli.options import (
+    ATTACK_DEFAULTS,
+    AttackAllFlag,
+    CandidatesOption,
+    ClampOption,
+    CompareFlag,
+    FormatOption,
+    FracOption,
+    JsonFlag,
+    MaxItersOption,
+    ModeOption,
+    NMasksOption,
+    P1Option,
+    SigmaOption,
+    SOption,
+    StrategiesOption,
+    output_format,
+)
 from xaiq.cli.output import OutputFormat, emit, emit_json, info, kv_rows
 
 COLUMNS = (
@@ -37,37 +55,30 @@ def attack_cmd(
     label: int | None = typer.Option(None, "--label", "-l", help="true class of IMAGE"),
     dataset: str | None = typer.Option(None, "--dataset", "-d", help="dataset spec"),
     limit: int | None = typer.Option(None, "--limit", help="first N dataset samples"),
-    mode: str = typer.Option("repair", help="repair, targeted or untargeted"),
+    mode: ModeOption = ATTACK_DEFAULTS["mode"],
     target: int | None = typer.Option(None, "--target", help="class to reach (targeted mode)"),
-    all_samples: bool = typer.Option(
-        False, "--all", help="repair: attack correctly classified samples too"
-    ),
-    frac: float = typer.Option(0.4, help="pixel budget fraction, in (0, 1]"),
-    sigma: float = typer.Option(1.0, help="noise standard deviation (model-input units)"),
-    clamp: bool = typer.Option(False, "--clamp/--no-clamp", help="keep inputs in valid range"),
-    max_iters: int = typer.Option(10_000, "--max-iters", help="iterations per strategy"),
-    candidates: int = typer.Option(1, "--candidates", "-k", help="candidates per iteration"),
-    strategies: str = typer.Option(
-        "rise-least,central",
-        help="fallback chain, comma-separated: least:METHOD, most:METHOD (any explainer; "
-        "rise-least = least:rise), central, random",
-    ),
-    compare: bool = typer.Option(
-        False, "--compare", help="every strategy attacks every sample from the original"
-    ),
+    all_samples: AttackAllFlag = False,
+    frac: FracOption = ATTACK_DEFAULTS["frac"],
+    sigma: SigmaOption = ATTACK_DEFAULTS["sigma"],
+    clamp: ClampOption = ATTACK_DEFAULTS["clamp"],
+    max_iters: MaxItersOption = ATTACK_DEFAULTS["max_iters"],
+    candidates: CandidatesOption = ATTACK_DEFAULTS["candidates"],
+    strategies: StrategiesOption = ATTACK_DEFAULTS["strategies"],
+    compare: CompareFlag = False,
     param: list[str] = typer.Option(
         None, "--param", help="a guide's parameter METHOD.KEY=VALUE (repeatable)"
     ),
     fill: int = typer.Option(
         128, "--fill", help="speculate later strategies below this many rows per forward"
     ),
-    n_masks: int = typer.Option(4000, "--n-masks", help="RISE masks N"),
-    s: int = typer.Option(7, "--s", help="RISE grid cells per side"),
-    p1: float = typer.Option(0.5, "--p1", help="RISE cell keep probability"),
+    n_masks: NMasksOption = ATTACK_DEFAULTS["n_masks"],
+    s: SOption = ATTACK_DEFAULTS["s"],
+    p1: P1Option = ATTACK_DEFAULTS["p1"],
     seed: int = typer.Option(0, help="seed of masks and noise"),
     batch_size: int | None = typer.Option(None, "--batch-size", help="candidates per forward"),
     device: str | None = typer.Option(None, help="cpu, cuda, cuda:1 (default: auto)"),
-    json_out: bool = typer.Option(False, "--json", help="print results and summary as JSON"),
+    fmt: FormatOption = OutputFormat.table,
+    json_out: JsonFlag = False,
     out: Path | None = typer.Option(None, "--out", help="PNG: original | RISE | final | diff"),
 ) -> None:
     """Change at most FRAC of the pixels until the model predicts the wanted class."""
@@ -99,7 +110,8 @@ def attack_cmd(
         raise CliError(f"--limit must be >= 1, got {limit}")
     if image is not None and mode == "repair" and label is None:
         raise CliError("repair mode needs the true class of IMAGE: --label L")
-    _run(image, model, label, dataset, limit, params, seed, device, json_out, out)
+    out_fmt = output_format(fmt, json_out)
+    _run(image, model, label, dataset, limit, params, seed, device, out_fmt, out)
 
 
 def _guide_params(pairs: list[str] | None) -> dict[str, dict[str, Any]]:
@@ -128,9 +140,10 @@ def _run(
     params: dict[str, Any],
     seed: int,
     device: str | None,
-    json_out: bool,
+    out_fmt: OutputFormat,
     out: Path | None,
 ) -> None:
+    json_out = out_fmt is OutputFormat.json
     import torch
 
     from xaiq.xai.allocator import tune_host_allocator
@@ -199,7 +212,8 @@ def _run(
     if json_out:
         emit_json({"params": _jsonable(params), "results": rows, "summary": summary})
     else:
-        emit(rows, OutputFormat.table, title="attack results", columns=COLUMNS)
+        emit(rows, out_fmt, title="attack results", columns=COLUMNS)
+    if out_fmt is OutputFormat.table:  # csv: the per-sample rows only
         emit(summary["per_strategy"], OutputFormat.table, title="per strategy")
         overall = {k: v for k, v in summary.items() if k != "per_strategy"}
         emit(kv_rows(overall), OutputFormat.table, title="summary")

@@ -6,12 +6,22 @@ from __future__ import annotations
 import typer
 
 from xaiq.cli.app import app
+from xaiq.cli.options import FormatOption, JsonFlag, output_format
 from xaiq.cli.output import OutputFormat, emit, emit_json, info
 
 
-def resume_job_here(job: int, *, local: bool, device: str | None, as_json: bool) -> None:
+def resume_job_here(
+    job: int,
+    *,
+    local: bool,
+    device: str | None,
+    as_json: bool,
+    fmt: OutputFormat = OutputFormat.table,
+) -> None:
     """Resume ``job``: in-process when it is a local job without a broker (or ``local``),
     else on the workers through the scheduler."""
+    out = output_format(fmt, as_json)
+    as_json = out is OutputFormat.json
     from xaiq.cli.jobs import _print_progress, _wait, reap_local
     from xaiq.cli.progress import run_local_with_progress
     from xaiq.db.jobs import get_job
@@ -38,12 +48,12 @@ def resume_job_here(job: int, *, local: bool, device: str | None, as_json: bool)
         where = "in-process" if here else f"on queue {spec_queue}"
         info(f"job {job}: resuming {n} unfinished shards {where}")
     if here:
-        _print_progress(run_local_with_progress(job, device, quiet=as_json), as_json)
+        _print_progress(run_local_with_progress(job, device, quiet=as_json), out)
         return
     from xaiq.broker.wake import notify
 
     notify(url)
-    _print_progress(_wait(job, timeout=None, quiet=as_json), as_json)
+    _print_progress(_wait(job, timeout=None, quiet=as_json), out)
 
 
 @app.command("resume")
@@ -51,7 +61,8 @@ def resume_cmd(
     job: int = typer.Argument(..., help="job id"),
     local: bool = typer.Option(False, "--local", help="run in-process even with a broker"),
     device: str = typer.Option(None, "--device", help="device for in-process runs"),
-    as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+    fmt: FormatOption = OutputFormat.table,
+    as_json: JsonFlag = False,
 ) -> None:
     """Continue an interrupted job (Ctrl-C, a killed process) from its committed rows; also
     re-runs the failed and cancelled shards of a finished job. In-process without a broker
@@ -59,7 +70,7 @@ def resume_cmd(
     from xaiq.db.jobs import job_progress
     from xaiq.db.session import read_session
 
-    resume_job_here(job, local=local, device=device, as_json=as_json)
+    resume_job_here(job, local=local, device=device, as_json=as_json, fmt=fmt)
     with read_session() as session:
         if job_progress(session, job)["status"] != "succeeded":
             raise typer.Exit(1)
@@ -69,7 +80,7 @@ def resume_cmd(
 def errors_cmd(
     job: int = typer.Argument(..., help="job id"),
     limit: int = typer.Option(None, "--limit", help="only the first N"),
-    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table, csv or json"),
+    fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """What failed in a job: failed samples (stage and message) and failed shards."""
     from xaiq.db.lifecycle import job_errors

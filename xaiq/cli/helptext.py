@@ -62,6 +62,11 @@ EXAMPLES: dict[str, list[str]] = {
         "xaiq stats disagreement --job 1 -M all --format csv",
     ],
     "stats attack": ["xaiq stats attack --job 2 --group-by label"],
+    "stats faithfulness": [
+        "xaiq stats faithfulness --job 1",
+        "xaiq stats faithfulness --job 1 --pairs -M feature_disagreement",
+    ],
+    "stats sanity": ["xaiq stats sanity --job 1 --verdicts"],
 }
 
 

@@ -17,7 +17,23 @@ import typer
 
 from xaiq.cli.app import app
 from xaiq.cli.errors import CliError
-from xaiq.cli.options import FormatOption, JsonFlag, output_format
+from xaiq.cli.options import (
+    AttackAllFlag,
+    CandidatesOption,
+    ClampOption,
+    CompareFlag,
+    FormatOption,
+    FracOption,
+    JsonFlag,
+    MaxItersOption,
+    ModeOption,
+    NMasksOption,
+    P1Option,
+    SigmaOption,
+    SOption,
+    StrategiesOption,
+    output_format,
+)
 from xaiq.cli.output import OutputFormat, emit, emit_json, info
 
 db_app = typer.Typer(help="The SQL store: migrations.", no_args_is_help=True)
@@ -82,39 +98,81 @@ def build_spec(kind: str, options: dict[str, Any], spec_file: Path | None) -> di
 @app.command("submit")
 def submit_cmd(
     kind: Kind = typer.Argument(..., help="attribution, disagreement or attack"),
-    dataset: str = typer.Option(None, "--dataset", "-d", help="dataset spec (see `xaiq datasets`)"),
-    model: str = typer.Option(None, "--model", "-m", help="model name (see `xaiq models`)"),
-    methods: list[str] = typer.Option(None, "--methods", help="explainers, comma-separated"),
-    param: list[str] = typer.Option(None, "--param", help="METHOD.KEY=VALUE (repeatable)"),
-    superpixels: list[str] = typer.Option(None, help="slic and/or grid (a list sweeps)"),
-    n_segments: list[str] = typer.Option(None, "--n-segments", help="superpixel counts (list)"),
-    k_frac: list[str] = typer.Option(None, "--k-frac", help="top-k fractions (list)"),
-    from_job: int = typer.Option(None, "--from-job", help="reuse an attribution job's maps"),
+    dataset: str = typer.Option(
+        None, "--dataset", "-d", help="dataset spec (see `xaiq datasets`) (every kind: required)"
+    ),
+    model: str = typer.Option(
+        None, "--model", "-m", help="model name (see `xaiq models`) (every kind: required)"
+    ),
+    methods: list[str] = typer.Option(
+        None,
+        "--methods",
+        help="explainers, comma-separated (attribution: required; disagreement: 2 or more,"
+        " or --from-job)",
+    ),
+    param: list[str] = typer.Option(
+        None,
+        "--param",
+        "-p",
+        help="explainer parameter METHOD.KEY=VALUE, repeatable (attack: the guides' parameters)",
+    ),
+    superpixels: list[str] = typer.Option(
+        None, help="(disagreement) slic and/or grid; a list sweeps (default slic)"
+    ),
+    n_segments: list[str] = typer.Option(
+        None, "--n-segments", help="(disagreement) superpixel counts, a list (default 200)"
+    ),
+    k_frac: list[str] = typer.Option(
+        None, "--k-frac", help="(disagreement) top-k fractions, a list (default 0.05)"
+    ),
+    from_job: int = typer.Option(
+        None, "--from-job", help="(disagreement) reuse an attribution job's maps"
+    ),
     target: str = typer.Option(
-        None, "--target", help="explain the model's pred (default) or the label"
+        None,
+        "--target",
+        help="(attribution, disagreement) explain 'pred' (default) or 'label';"
+        " (attack) the class to reach (targeted mode)",
     ),
     models: list[str] = typer.Option(
-        None, "--models", help="disagreement across models: names, comma-separated"
+        None, "--models", help="(disagreement) across models: names, comma-separated"
     ),
     faithfulness: bool = typer.Option(
-        False, "--faithfulness", help="disagreement: deletion/insertion AUCs per map"
+        False, "--faithfulness", help="(disagreement) deletion/insertion AUCs per map"
     ),
     faith_param: list[str] = typer.Option(
-        None, "--faith-param", help="step, substrate, order, superpixels, ...=VALUE"
+        None, "--faith-param", help="(disagreement) step, substrate, order, superpixels, ...=VALUE"
     ),
     sanity: str = typer.Option(
-        None, "--sanity", help="disagreement: model-randomisation check, cascading|independent"
+        None, "--sanity", help="(disagreement) model-randomisation check, cascading|independent"
     ),
-    sanity_param: list[str] = typer.Option(None, "--sanity-param", help="max_layers=N"),
-    attack_param: list[str] = typer.Option(None, "--attack-param", help="KEY=VALUE (repeatable)"),
-    attack_all: bool = typer.Option(False, "--attack-all", help="repair: attack every sample"),
+    sanity_param: list[str] = typer.Option(
+        None, "--sanity-param", help="(disagreement) max_layers=N"
+    ),
+    mode: ModeOption = None,  # type: ignore[assignment]
+    attack_all: AttackAllFlag = False,
+    frac: FracOption = None,  # type: ignore[assignment]
+    sigma: SigmaOption = None,  # type: ignore[assignment]
+    clamp: ClampOption = None,  # type: ignore[assignment]
+    max_iters: MaxItersOption = None,  # type: ignore[assignment]
+    candidates: CandidatesOption = None,  # type: ignore[assignment]
+    strategies: StrategiesOption = None,  # type: ignore[assignment]
+    compare: CompareFlag = False,
+    n_masks: NMasksOption = None,  # type: ignore[assignment]
+    s: SOption = None,  # type: ignore[assignment]
+    p1: P1Option = None,  # type: ignore[assignment]
+    attack_param: list[str] = typer.Option(
+        None, "--attack-param", help="(attack) any other search parameter KEY=VALUE (repeatable)"
+    ),
     seed: int = typer.Option(None, help="job seed (default 0)"),
     shard_size: int = typer.Option(None, "--shard-size", help="samples per shard (default 64)"),
-    batch_size: int = typer.Option(None, "--batch-size", help="samples per forward batch (32)"),
-    limit: int = typer.Option(None, "--limit", help="only the first N samples"),
+    batch_size: int = typer.Option(
+        None, "--batch-size", help="samples per forward batch (default 32)"
+    ),
+    limit: int = typer.Option(None, "--limit", help="only the first N samples (default: all)"),
     priority: int = typer.Option(None, "--priority", help="higher runs first (default 0)"),
     queue: str = typer.Option(None, "--queue", help="cpu or gpu (default cpu)"),
-    max_attempts: int = typer.Option(None, "--max-attempts", help="attempts per shard (3)"),
+    max_attempts: int = typer.Option(None, "--max-attempts", help="attempts per shard (default 3)"),
     spec_file: Path = typer.Option(None, "--spec", help="a JSON spec file; flags override it"),
     local: bool = typer.Option(False, "--local", help="run in-process even with a broker"),
     wait: bool = typer.Option(False, "--wait", help="wait for a distributed job to finish"),
@@ -123,7 +181,11 @@ def submit_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Validate a job spec, commit the job and its shards, and run it (in-process by default,
-    on the Celery workers when XAIQ_BROKER_URL is set)."""
+    on the Celery workers when XAIQ_BROKER_URL is set).
+
+    Every kind needs --dataset and --model (or a --spec file that has them); attribution
+    needs --methods; disagreement --methods (two or more) or --from-job; --mode to --p1 are
+    the attack's options, spelled as on `xaiq attack`. Unset options take the defaults shown."""
     out = output_format(fmt, as_json)
     as_json = out is OutputFormat.json
     from xaiq.scheduler.submit import broker_url, submit
@@ -134,7 +196,24 @@ def submit_cmd(
         if not sep:
             raise CliError(f"--param expects METHOD.KEY=VALUE, got {key!r}")
         params.setdefault(method, {})[name] = val
-    attack = _key_values(attack_param, "--attack-param")
+    named = {
+        "mode": mode,
+        "frac": frac,
+        "sigma": sigma,
+        "clamp": clamp,
+        "max_iters": max_iters,
+        "candidates": candidates,
+        "strategies": strategies,
+        "compare": compare or None,
+        "n_masks": n_masks,
+        "s": s,
+        "p1": p1,
+    }
+    attack = {k: v for k, v in named.items() if v is not None}
+    attack.update(_key_values(attack_param, "--attack-param"))
+    if kind is Kind.attack and target is not None:  # the class to reach, as on `xaiq attack`
+        attack["target_class"] = (_numbers([target], int, "--target") or [None])[0]
+        target = None
     if kind == Kind.attack and params:  # an attack's --param sets its guides' parameters
         attack["guide_params"] = params
         params = {}
@@ -406,7 +485,7 @@ def retry_cmd(
         if j.status.value == "interrupted":
             from xaiq.cli.control import resume_job_here
 
-            resume_job_here(job, local=local, device=device, as_json=as_json)
+            resume_job_here(job, local=local, device=device, as_json=as_json, fmt=out)
             return
         if j.finished_at is None:
             raise JobStateError(f"job {job} is still {j.status.value}; retry it once it finished")

@@ -17,7 +17,16 @@ import sys
 import typer
 
 # importing a command module registers its commands on the app
-from xaiq.cli import attack_cmd, catalog, control, faith, jobs, onefile, query  # noqa: F401
+from xaiq.cli import (  # noqa: F401
+    attack_cmd,
+    catalog,
+    control,
+    faith,
+    helptext,
+    jobs,
+    onefile,
+    query,
+)
 from xaiq.cli.app import app
 from xaiq.cli.errors import CliError
 from xaiq.cli.failures import STORE_EXIT, store_errors, store_message
@@ -49,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     command = typer.main.get_command(app)
     command.name = PROG
+    helptext.apply(command)
     try:
         with command.make_context(PROG, args) as ctx:
             command.invoke(ctx)

@@ -14,6 +14,7 @@ import typer
 
 from xaiq.cli.app import app
 from xaiq.cli.errors import CliError
+from xaiq.cli.options import FormatOption, JsonFlag, output_format
 from xaiq.cli.output import OutputFormat, emit, emit_json, info
 
 IMAGE_HELP = (
@@ -292,13 +293,16 @@ def compare_cmd(
     param: list[str] | None = ParamOpt,
     seed: int = typer.Option(0, "--seed", help="seed for stochastic methods"),
     device: str | None = DeviceOpt,
-    as_json: bool = typer.Option(False, "--json", help="print one JSON document"),
+    fmt: FormatOption = OutputFormat.table,
+    as_json: JsonFlag = False,
 ) -> None:
     """The source pipeline on one image: predicted class as target, IG (zero baseline,
     n_steps 50) vs Saliency, SLIC 200 superpixels, k_frac 0.05; prints the four source metrics
     (feature/sign disagreement, euclidean, euclidean_abs) and then the others."""
     from xaiq.cli.steps import Steps
 
+    out_fmt = output_format(fmt, as_json)
+    as_json = out_fmt is OutputFormat.json
     names = _methods(methods, expected=2)
     params = _method_params(names, param)
     _check_options(superpixels, n_segments, k_frac)
@@ -362,7 +366,7 @@ def compare_cmd(
         f"(p={ctx['prob_pred']:.3f}); target {ctx['target_name']}; "
         f"n={metrics['n']} superpixels, k={metrics['k']}"
     )
-    emit(_metric_rows(metrics), OutputFormat.table, title=f"{names[0]} vs {names[1]}")
+    emit(_metric_rows(metrics), out_fmt, title=f"{names[0]} vs {names[1]}")
     if figure:
         info(f"figure: {figure}")
 
@@ -402,11 +406,14 @@ def compare_maps_cmd(
     superpixels: str = typer.Option("slic", "--superpixels", help="slic or grid"),
     n_segments: int = typer.Option(200, "--n-segments", help="superpixels per image (>= 1)"),
     k_frac: float = typer.Option(0.05, "--k-frac", help="top-k fraction in (0, 1]"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON document"),
+    fmt: FormatOption = OutputFormat.table,
+    as_json: JsonFlag = False,
 ) -> None:
     """Compare two saved maps with the disagreement metrics (same superpixels for both)."""
     import numpy as np
 
+    out_fmt = output_format(fmt, as_json)
+    as_json = out_fmt is OutputFormat.json
     _check_options(superpixels, n_segments, k_frac)
     a, b = _load_map(map_a), _load_map(map_b)
     if a.shape != b.shape:
@@ -438,4 +445,4 @@ def compare_maps_cmd(
         )
         return
     info(f"n={metrics['n']} superpixels, k={metrics['k']}")
-    emit(_metric_rows(metrics), OutputFormat.table, title=f"{map_a.name} vs {map_b.name}")
+    emit(_metric_rows(metrics), out_fmt, title=f"{map_a.name} vs {map_b.name}")

@@ -40,3 +40,106 @@ DeviceOption = Annotated[
 def output_format(fmt: OutputFormat | str, as_json: bool = False) -> OutputFormat:
     """The format asked for: ``--json`` wins over ``--format``."""
     return OutputFormat.json if as_json else OutputFormat(fmt)
+
+
+# The attack's search options, spelled the same on `xaiq attack` and `xaiq submit attack`.
+# `attack` passes these defaults; `submit` passes None (the spec's defaults, the same values,
+# apply), so each help text states the default itself. A test compares them with the library.
+ATTACK_DEFAULTS = {
+    "mode": "repair",
+    "frac": 0.4,
+    "sigma": 1.0,
+    "clamp": False,
+    "max_iters": 10_000,
+    "candidates": 1,
+    "strategies": "rise-least,central",
+    "n_masks": 4000,
+    "s": 7,
+    "p1": 0.5,
+}
+_A = ATTACK_DEFAULTS
+ModeOption = Annotated[
+    str,
+    typer.Option(
+        "--mode", show_default=False, help=f"repair, targeted or untargeted (default {_A['mode']})"
+    ),
+]
+AttackAllFlag = Annotated[
+    bool,
+    typer.Option(
+        "--all",
+        "--attack-all",
+        show_default=False,
+        help="repair: attack correctly classified samples too",
+    ),
+]
+FracOption = Annotated[
+    float,
+    typer.Option(
+        "--frac",
+        show_default=False,
+        help=f"pixel budget fraction, in (0, 1] (default {_A['frac']})",
+    ),
+]
+SigmaOption = Annotated[
+    float,
+    typer.Option(
+        "--sigma",
+        show_default=False,
+        help=f"noise standard deviation, model-input units ({_A['sigma']})",
+    ),
+]
+ClampOption = Annotated[
+    bool,
+    typer.Option(
+        "--clamp/--no-clamp",
+        show_default=False,
+        help="keep candidates in the valid range (default off)",
+    ),
+]
+MaxItersOption = Annotated[
+    int,
+    typer.Option(
+        "--max-iters",
+        show_default=False,
+        help=f"iterations per strategy (default {_A['max_iters']})",
+    ),
+]
+CandidatesOption = Annotated[
+    int,
+    typer.Option(
+        "--candidates",
+        "-k",
+        show_default=False,
+        help=f"candidates per image per iteration ({_A['candidates']})",
+    ),
+]
+StrategiesOption = Annotated[
+    str,
+    typer.Option(
+        "--strategies",
+        show_default=False,
+        help="fallback chain, comma-separated: least:METHOD, most:METHOD (any explainer; "
+        f"rise-least = least:rise), central, random (default {_A['strategies']})",
+    ),
+]
+CompareFlag = Annotated[
+    bool,
+    typer.Option(
+        "--compare", help="every strategy attacks every sample from the original (no chain)"
+    ),
+]
+NMasksOption = Annotated[
+    int,
+    typer.Option("--n-masks", show_default=False, help=f"RISE masks N (default {_A['n_masks']})"),
+]
+SOption = Annotated[
+    int,
+    typer.Option("--s", show_default=False, help=f"RISE grid cells per side (default {_A['s']})"),
+]
+P1Option = Annotated[
+    float,
+    typer.Option(
+        "--p1", show_default=False, help=f"RISE cell keep probability (default {_A['p1']})"
+    ),
+]
