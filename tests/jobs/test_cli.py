@@ -76,7 +76,7 @@ def test_an_unreachable_broker_fails_the_submission_before_anything_is_written(
     monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
 ) -> None:
     monkeypatch.setenv("XAIQ_BROKER_URL", "redis://:hunter2@127.0.0.1:1/0")
-    assert main(SUBMIT) == 2
+    assert main(SUBMIT) == 3  # store or broker unreachable (STYLE: exit 3)
     err = capsys.readouterr().err
     assert "cannot reach the broker" in err and "hunter2" not in err
     assert _jobs() == 0
