@@ -90,3 +90,29 @@ def test_stats_by_strategy_give_each_rate_with_its_wilson_interval(compare_job):
     assert sum(r["n"] for r in json.loads(by_grad.stdout)) == len(rows)
     bad = _xaiq(env, "stats", "attack", "-g", "strategy,colour")
     assert bad.returncode == 2 and "colour" in bad.stderr
+
+
+def test_the_report_plots_success_against_iterations_and_the_reliability_diagram(compare_job):
+    env, root = compare_job
+    out = root / "report.html"
+    done = _xaiq(env, "report", "1", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    page = out.read_text()
+    assert 'alt="success rate against iterations"' in page
+    assert 'alt="reliability diagram"' in page
+    assert "Wilson" in page and "least:grad_cam" in page
+
+
+def test_calibration_error_is_the_count_weighted_gap_between_accuracy_and_confidence():
+    from xaiq.report.attack_guides import calibration
+
+    conf = [0.05, 0.15, 0.95, 0.95, 0.99, 1.0]
+    correct = [False, True, True, False, True, True]
+    cal = calibration(conf, correct, n_bins=10)
+    assert cal["count"] == [1, 1, 0, 0, 0, 0, 0, 0, 0, 4]  # 1.0 falls in the last bin
+    # bins: |0 - .05| * 1/6 + |1 - .15| * 1/6 + |.75 - .9725| * 4/6
+    expected = 0.05 / 6 + 0.85 / 6 + abs(0.75 - (0.95 + 0.95 + 0.99 + 1.0) / 4) * 4 / 6
+    assert cal["ece"] == pytest.approx(expected)
+    assert cal["accuracy"][2] is None
+    assert calibration([1.0, 1.0], [True, True])["ece"] == 0.0
+    assert calibration([], [])["ece"] is None

@@ -142,8 +142,10 @@ def test_attack_report_shows_summary_and_before_after_examples(store, tmp_path):
     assert "success_rate" in text and "Before / after examples" in text
     assert "central: 3, rise-least: 2" in text
     assert "success 95% CI" in text and "[0.436, 0.970]" in text  # Wilson, 5 of 6
-    # outcome figure + 4 successes + 1 failure
-    assert len(page.images) == 1 + 4 + 1
+    # outcome figure + reliability diagram (no per-strategy rows here, so no success
+    # curves) + 4 successes + 1 failure
+    assert "Calibration of the model" in text
+    assert len(page.images) == 1 + 1 + 4 + 1
     for src in page.images:
         _decode(src)
 

@@ -25,6 +25,7 @@ from xaiq.db.intervals import wilson_interval
 from xaiq.db.models import JobKind
 from xaiq.db.queries import ATTACK_COLUMNS, attack_stats, disagreement_stats
 from xaiq.report import charts, data, plots
+from xaiq.report.attack_guides import guides_section
 from xaiq.report.format import ci_text, img, num, table
 from xaiq.report.results_section import disagreement_results, glossary_section
 from xaiq.report.sources import load_artifact, original_input
@@ -183,6 +184,7 @@ def _attack_section(engine: Engine, job: Any) -> str:
     if not rows:
         return "\n".join(out)
     out.append(img(plots.attack_summary_figure(rows), "attack outcomes"))
+    out.append(guides_section(engine, job))
     ok = [r for r in rows if r["success"]][:N_ATTACK_EXAMPLES]
     failed = [r for r in rows if not r["success"]][: max(1, N_ATTACK_EXAMPLES // 2)]
     out.append("<h3>Before / after examples</h3>")
