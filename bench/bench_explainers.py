@@ -15,8 +15,6 @@ same rows (:func:`bench.common.best_limit`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 from bench.baselines.limits import forward_backward_call
@@ -76,16 +74,7 @@ def _ig_rows(ctx: Context, s: dict) -> list[Row]:
         with ctx.autocast():
             explain("integrated_gradients", module, x, t, n_steps=steps)
 
-    def make(b: int) -> Callable[[], None]:
-        call = forward_backward_call(module, big_x, big_t, b)
-
-        def run() -> None:
-            with ctx.autocast():
-                call()
-
-        return run
-
-    best = best_limit(ctx, make, len(big_x))
+    best = best_limit(ctx, lambda b: forward_backward_call(module, big_x, big_t, b), len(big_x))
     fns = {"lib": library, "limit": best.call}
     m = s["source_images"]
     if m:
@@ -134,16 +123,7 @@ def _grad_rows(ctx: Context, s: dict, method: str, label: str) -> list[Row]:
         with ctx.autocast():
             explain(method, module, x, t)
 
-    def make(b: int) -> Callable[[], None]:
-        call = forward_backward_call(module, x, t, b)
-
-        def run() -> None:
-            with ctx.autocast():
-                call()
-
-        return run
-
-    best = best_limit(ctx, make, len(x))
+    best = best_limit(ctx, lambda b: forward_backward_call(module, x, t, b), len(x))
     fns = {"lib": library, "limit": best.call}
     m = s["source_images"] if method == "saliency" else 0
     if m:

@@ -10,8 +10,6 @@ most a tenth of the model's own forward.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 from bench.baselines.limits import RecordedForwards
@@ -36,16 +34,7 @@ def _row(ctx: Context, images: int) -> Row:
 
     recorded = RecordedForwards(module, library, 256 * MIB)
 
-    def make(b: int) -> Callable[[], None]:
-        call = recorded.replay_at(b)
-
-        def run() -> None:
-            with ctx.autocast():
-                call()
-
-        return run
-
-    best = best_limit(ctx, make, recorded.replay_rows, also=(bs,))
+    best = best_limit(ctx, recorded.replay_at, recorded.replay_rows, also=(bs,))
     limit = best.call
 
     tm = ctx.time({"lib": library, "limit": limit}, reps=ctx.pick(None, 5))

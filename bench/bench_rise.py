@@ -18,7 +18,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -59,16 +58,7 @@ def _throughput_rows(ctx: Context, model_name: str, images: int, n_masks: int | 
 
     recorded = RecordedForwards(module, library, 256 * MIB)
 
-    def make(b: int) -> Callable[[], None]:
-        call = recorded.replay_at(b)
-
-        def run() -> None:
-            with ctx.autocast():
-                call()
-
-        return run
-
-    best = best_limit(ctx, make, recorded.replay_rows, also=(bs,))
+    best = best_limit(ctx, recorded.replay_at, recorded.replay_rows, also=(bs,))
     limit = best.call
 
     def naive() -> None:

@@ -104,7 +104,17 @@ def best_limit(
     library's own batch), logged; the row then times the library against ``.call``."""
     from bench.baselines.limits import fastest_batch, sweep_sizes
 
-    best = fastest_batch(make, sweep_sizes(rows, also), reps=ctx.pick(1, 2), sync=ctx.sync)
+    def under_autocast(b: int) -> Callable[[], None]:
+        call = make(b)
+
+        def run() -> None:
+            with ctx.autocast():  # as the library is timed (bf16 on CUDA with --amp)
+                call()
+
+        return run
+
+    sizes = sweep_sizes(rows, also)
+    best = fastest_batch(under_autocast, sizes, reps=ctx.pick(1, 2), sync=ctx.sync)
     table = ", ".join(f"{b}: {t * 1000:.0f} ms" for b, t in sorted(best.seconds.items()))
     ctx.log(f"{ctx.module}: limit by batch size {table} -> {best.size}")
     return best
