@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer
 
 from xaiq.cli.app import app
+from xaiq.cli.limits import JOB_ID_MAX
 from xaiq.cli.options import FormatOption, JsonFlag, output_format
 from xaiq.cli.output import OutputFormat, emit, emit_json, info
 
@@ -58,7 +59,7 @@ def resume_job_here(
 
 @app.command("resume")
 def resume_cmd(
-    job: int = typer.Argument(..., help="job id"),
+    job: int = typer.Argument(..., help="job id", min=1, max=JOB_ID_MAX),
     local: bool = typer.Option(False, "--local", help="run in-process even with a broker"),
     device: str = typer.Option(None, "--device", help="device for in-process runs"),
     fmt: FormatOption = OutputFormat.table,
@@ -78,7 +79,7 @@ def resume_cmd(
 
 @app.command("errors")
 def errors_cmd(
-    job: int = typer.Argument(..., help="job id"),
+    job: int = typer.Argument(..., help="job id", min=1, max=JOB_ID_MAX),
     limit: int = typer.Option(None, "--limit", help="only the first N"),
     fmt: FormatOption = OutputFormat.table,
 ) -> None:

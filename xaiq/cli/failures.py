@@ -31,3 +31,12 @@ def store_message(exc: BaseException) -> str:
 
         return str(describe(exc, default_db_url()))
     return str(exc)
+
+
+def file_message(exc: OSError) -> str:
+    """A file the command was told to read or write that the system refused (``--out`` an
+    existing directory, a file where a folder is wanted, no permission, disk full), in one
+    line naming the path."""
+    names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+    what = exc.strerror or type(exc).__name__
+    return f"{' -> '.join(names)}: {what}" if names else f"file system: {what}"

@@ -17,6 +17,7 @@ import typer
 
 from xaiq.cli.app import app
 from xaiq.cli.errors import CliError
+from xaiq.cli.limits import JOB_ID_MAX
 from xaiq.cli.options import (
     AttackAllFlag,
     CandidatesOption,
@@ -84,8 +85,18 @@ def build_spec(kind: str, options: dict[str, Any], spec_file: Path | None) -> di
     """The raw spec from ``--spec FILE`` (if any) overridden by the flags that were given."""
     spec: dict[str, Any] = {}
     if spec_file is not None:
+        from xaiq.scheduler.bounds import MAX_SPEC_BYTES
+
         try:
-            spec = json.loads(spec_file.read_text())
+            with spec_file.open("rb") as f:
+                data = f.read(MAX_SPEC_BYTES + 1)
+            if len(data) > MAX_SPEC_BYTES:
+                raise CliError(f"spec file {spec_file} is larger than {MAX_SPEC_BYTES} bytes")
+            spec = json.loads(data.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise CliError(f"spec file {spec_file} is not UTF-8 (byte {exc.start})") from None
+        except RecursionError:
+            raise CliError(f"spec file {spec_file} nests too deep") from None
         except (OSError, json.JSONDecodeError) as exc:
             raise CliError(f"cannot read spec file {spec_file}: {exc}") from None
         if not isinstance(spec, dict):
@@ -126,7 +137,11 @@ def submit_cmd(
         None, "--k-frac", help="(disagreement) top-k fractions, a list (default 0.05)"
     ),
     from_job: int = typer.Option(
-        None, "--from-job", help="(disagreement) reuse an attribution job's maps"
+        None,
+        "--from-job",
+        help="(disagreement) reuse an attribution job's maps",
+        min=1,
+        max=JOB_ID_MAX,
     ),
     target: str = typer.Option(
         None,
@@ -331,7 +346,7 @@ def _print_progress(p: dict[str, Any], fmt: OutputFormat | bool) -> None:
 
 @app.command("status")
 def status_cmd(
-    job: int = typer.Argument(..., help="job id"),
+    job: int = typer.Argument(..., help="job id", min=1, max=JOB_ID_MAX),
     fmt: FormatOption = OutputFormat.table,
     as_json: JsonFlag = False,
 ) -> None:
@@ -426,7 +441,7 @@ def list_cmd(
 
 @app.command("wait")
 def wait_cmd(
-    job: int = typer.Argument(..., help="job id"),
+    job: int = typer.Argument(..., help="job id", min=1, max=JOB_ID_MAX),
     timeout: float = typer.Option(None, "--timeout", help="give up after N seconds"),
     fmt: FormatOption = OutputFormat.table,
     as_json: JsonFlag = False,
@@ -445,7 +460,9 @@ def wait_cmd(
 
 
 @app.command("cancel")
-def cancel_cmd(job: int = typer.Argument(..., help="job id"), as_json: JsonFlag = False) -> None:
+def cancel_cmd(
+    job: int = typer.Argument(..., help="job id", min=1, max=JOB_ID_MAX), as_json: JsonFlag = False
+) -> None:
     """Cancel a job that has not finished: unstarted shards at once, running shards after
     their current batch (their finished batches are kept)."""
     from xaiq.db.jobs import request_cancel
@@ -464,7 +481,7 @@ def cancel_cmd(job: int = typer.Argument(..., help="job id"), as_json: JsonFlag 
 
 @app.command("retry")
 def retry_cmd(
-    job: int = typer.Argument(..., help="job id"),
+    job: int = typer.Argument(..., help="job id", min=1, max=JOB_ID_MAX),
     local: bool = typer.Option(False, "--local", help="run the retried shards in-process"),
     device: str = typer.Option(None, "--device", help="device for --local"),
     fmt: FormatOption = OutputFormat.table,

@@ -56,3 +56,6 @@ def check_scheduler_options(queues: str, max_in_flight: int, interval: float) ->
     _between("--max-in-flight", max_in_flight, 1, MAX_IN_FLIGHT)
     _between("--interval", interval, 0.01, MAX_INTERVAL)
     return wanted
+
+
+JOB_ID_MAX = 2**31 - 1  # job ids are 32-bit on PostgreSQL (xaiq.scheduler.bounds.JOB_ID_RANGE)

@@ -29,7 +29,7 @@ from xaiq.cli import (  # noqa: F401
 )
 from xaiq.cli.app import app
 from xaiq.cli.errors import CliError
-from xaiq.cli.failures import STORE_EXIT, store_errors, store_message
+from xaiq.cli.failures import STORE_EXIT, file_message, store_errors, store_message
 from xaiq.cli.output import error_line
 from xaiq.cli.usage import ABORTS, CLICK_ERRORS, EXITS, NO_ARGS_HELP, command_path, usage_message
 
@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         return STORE_EXIT
     except _known_errors() as exc:
         error_line(str(exc))
+        return 2
+    except OSError as exc:  # a path given on the command line that cannot be used: exit 2
+        error_line(file_message(exc))
         return 2
     return 0
 

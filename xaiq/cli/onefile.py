@@ -187,6 +187,8 @@ def _figure_style(preset: str, sign: str, dpi: int, out: Path | None) -> Any:
 
     if out is not None and out.suffix.lower().lstrip(".") not in FORMATS:
         raise CliError(f"--out {out}: the figure format is its extension: .png, .pdf or .svg")
+    if out is not None and out.is_dir():
+        raise CliError(f"--out {out} is a directory; give the figure's file name")
     if not 10 <= dpi <= 1200:
         raise CliError(f"--dpi {dpi} is out of range (10..1200)")
     try:
@@ -225,6 +227,8 @@ def explain_cmd(
 
     names = _methods(methods)
     params = _method_params(names, param)
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out {out} is a file; explain writes a folder of <method>.npy maps")
     rows = []
     with Steps("explain", total=1 + len(names)) as steps:
         steps.start(f"loading {model}")

@@ -26,7 +26,9 @@ FormatOption = Annotated[
     OutputFormat, typer.Option("--format", "-f", help="output format: table, csv or json")
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="short for --format json")]
-JobArgument = Annotated[int, typer.Argument(help="job id (see `xaiq list`)", metavar="JOB")]
+JobArgument = Annotated[
+    int, typer.Argument(help="job id (see `xaiq list`)", metavar="JOB", min=1, max=2**31 - 1)
+]
 ModelOption = Annotated[str, typer.Option("--model", "-m", help=MODEL_HELP, metavar="MODEL")]
 DatasetOption = Annotated[
     str, typer.Option("--dataset", "-d", help=DATASET_HELP, metavar="DATASET")

@@ -14,13 +14,16 @@ import typer
 
 from xaiq.cli.app import app
 from xaiq.cli.errors import CliError
+from xaiq.cli.limits import JOB_ID_MAX
 from xaiq.cli.options import FormatOption
 from xaiq.cli.output import OutputFormat, console, emit, info
 
 stats_app = typer.Typer(help="Aggregate statistics over stored results.", no_args_is_help=True)
 app.add_typer(stats_app, name="stats")
 
-JobsOpt = typer.Option(None, "--job", "-j", help="job id (repeatable); default: every job")
+JobsOpt = typer.Option(
+    None, "--job", "-j", help="job id (repeatable); default: every job", min=1, max=JOB_ID_MAX
+)
 
 
 def _engine() -> Any:
@@ -135,7 +138,7 @@ def stats_attack(
 
 @app.command("export")
 def export_cmd(
-    job: int = typer.Argument(..., help="job id"),
+    job: int = typer.Argument(..., help="job id", min=1, max=JOB_ID_MAX),
     what: str = typer.Option(
         "disagreements",
         "--what",
@@ -154,7 +157,7 @@ def export_cmd(
 
 @app.command("show")
 def show_cmd(
-    job: int = typer.Argument(..., help="job id"),
+    job: int = typer.Argument(..., help="job id", min=1, max=JOB_ID_MAX),
     sample: int = typer.Argument(..., help="sample index"),
     out: Path = typer.Option(
         Path("fig.png"), "--out", "-o", help="figure file: .png, .pdf or .svg"
@@ -193,7 +196,9 @@ def show_cmd(
 
 @app.command("report")
 def report_cmd(
-    job: list[int] = typer.Argument(..., help="job id; several ids compare the jobs side by side"),
+    job: list[int] = typer.Argument(
+        ..., help="job id; several ids compare the jobs side by side", min=1, max=JOB_ID_MAX
+    ),
     out: Path = typer.Option(Path("report.html"), "--out", "-o", help="HTML file to write"),
     metric: str = typer.Option(
         "feature_disagreement",

@@ -113,7 +113,12 @@ def create_job(
         return int(job.id)
 
 
+JOB_ID_MAX = 2**31 - 1  # ids are 32-bit integers on PostgreSQL
+
+
 def get_job(session: Session, job_id: int) -> Job:
+    if not 1 <= job_id <= JOB_ID_MAX:  # a larger number cannot be an id (nor be bound)
+        raise NotFoundError(f"no job with id {job_id}")
     job = session.get(Job, job_id)
     if job is None:
         raise NotFoundError(f"no job with id {job_id}")

@@ -23,6 +23,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from xaiq.scheduler.bounds import MAX_LIST, MAX_SPEC_DEPTH, depth, spec_range
 from xaiq.scheduler.errors import SpecError
 from xaiq.scheduler.spec_extras import validate_faithfulness, validate_models, validate_sanity
 
@@ -58,10 +59,15 @@ _KIND_KEYS: dict[str, dict[str, Any]] = {
 
 
 def _int(key: str, value: Any, low: int | None = None) -> int:
+    """``value`` as an int within its documented range (:mod:`xaiq.scheduler.bounds`)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise SpecError(f"{key} must be an integer, got {value!r}")
-    if low is not None and value < low:
-        raise SpecError(f"{key} must be >= {low}, got {value!r}")
+    lowest, highest = spec_range(key)
+    lowest = lowest if low is None else max(low, lowest)
+    if value < lowest:
+        raise SpecError(f"{key} must be >= {lowest}, got {value!r}")
+    if value > highest:
+        raise SpecError(f"{key} must be <= {highest} (documented maximum), got {value!r}")
     return value
 
 
@@ -74,6 +80,8 @@ def _str(key: str, value: Any) -> str:
 def _list(key: str, value: Any, item: Callable[[str, Any], Any]) -> list[Any]:
     if not isinstance(value, list | tuple) or not value:
         raise SpecError(f"{key} must be a non-empty list, got {value!r}")
+    if len(value) > MAX_LIST:
+        raise SpecError(f"{key} has {len(value)} entries; at most {MAX_LIST}")
     out = [item(f"{key}[{i}]", v) for i, v in enumerate(value)]
     if len({json.dumps(v) for v in out}) != len(out):
         raise SpecError(f"{key} has duplicates: {value!r}")
@@ -150,6 +158,8 @@ def validate_spec(raw: Mapping[str, Any], *, check_dataset: bool = True) -> dict
     """
     if not isinstance(raw, Mapping):
         raise SpecError(f"a job spec must be an object, got {type(raw).__name__}")
+    if depth(dict(raw)) > MAX_SPEC_DEPTH:
+        raise SpecError(f"a job spec nests deeper than {MAX_SPEC_DEPTH} levels")
     kind = raw.get("kind")
     if kind not in KINDS:
         raise SpecError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")

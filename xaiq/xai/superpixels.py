@@ -65,8 +65,12 @@ SEGMENTERS.add(
 SEGMENTERS.add("grid", Segmenter("grid", _grid, {"n_segments": 200}))
 
 
+MAX_SEGMENTS = 100_000  # documented maximum of n_segments (docs/operations.md, "Limits")
+
+
 def validate_segment_params(method: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Defaults filled in and domains checked: ``n_segments`` int >= 1, ``compactness`` > 0,
+    """Defaults filled in and domains checked: ``n_segments`` int in [1, :data:`MAX_SEGMENTS`],
+    ``compactness`` > 0,
     ``start_label`` 0 or 1. Unknown method or key -> a one-line error naming it."""
     segmenter = SEGMENTERS.get(method)
     unknown = sorted(set(params) - set(segmenter.defaults))
@@ -77,6 +81,10 @@ def validate_segment_params(method: str, params: Mapping[str, Any]) -> dict[str,
     n = out["n_segments"]
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
         raise InvalidParameterError(f"{method}: n_segments must be an integer >= 1, got {n!r}")
+    if n > MAX_SEGMENTS:
+        raise InvalidParameterError(
+            f"{method}: n_segments={n!r} is above its maximum {MAX_SEGMENTS}"
+        )
     out["n_segments"] = int(n)
     if "compactness" in out:
         c = out["compactness"]

@@ -7,6 +7,7 @@ the value. The same table drives :func:`~xaiq.xai.attack.rise_guided_search` and
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -91,6 +92,20 @@ PARAMS: dict[str, AttackParam] = {
 }
 
 
+# The documented maximum of every numeric attack parameter (docs/operations.md, "Limits"):
+# a single search beyond these needs more memory or time than any machine here has.
+MAXIMA: dict[str, float] = {
+    "sigma": 1_000.0,
+    "max_iters": 1_000_000,
+    "candidates": 1024,
+    "fill": 1_000_000,
+    "n_masks": 100_000,
+    "s": 256,
+    "batch_size": 65_536,
+    "target_class": 1_000_000,
+}
+
+
 def _coerce(key: str, value: Any, spec: AttackParam) -> Any:
     if spec.kind is tuple:
         return _strategies(value)
@@ -111,6 +126,10 @@ def _coerce(key: str, value: Any, spec: AttackParam) -> Any:
             raise InvalidParameterError(f"attack: {key} must be a number, got {value!r}") from None
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
         raise InvalidParameterError(f"attack: {key} must be a number, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidParameterError(f"attack: {key} must be finite, got {value!r}")
+    if key in MAXIMA and value > MAXIMA[key]:
+        raise InvalidParameterError(f"attack: {key}={value!r} is above its maximum {MAXIMA[key]:g}")
     if spec.kind is int:
         if float(value) != int(value):
             raise InvalidParameterError(f"attack: {key} must be an integer, got {value!r}")

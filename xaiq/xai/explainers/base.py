@@ -10,6 +10,7 @@ it was computed in.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,8 +86,25 @@ def _coerce(method: str, key: str, value: Any, spec: Param) -> Any:
     return value
 
 
+# The documented maximum of every numeric explainer parameter (by name; docs/operations.md,
+# "Limits"): beyond these a single batch needs more memory or time than any machine here has.
+MAXIMA: dict[str, float] = {
+    "n_steps": 10_000,
+    "n_samples": 10_000,
+    "n_masks": 100_000,
+    "s": 256,
+    "window": 4096,
+    "stride": 4096,
+    "internal_batch_size": 65_536,
+    "batch_size": 65_536,
+    "perturbations_per_eval": 65_536,
+    "stdev": 1_000.0,
+}
+
+
 def validate_params(method: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Defaults filled in, types coerced, domains checked; unknown keys are refused."""
+    """Defaults filled in, types coerced, domains checked; unknown keys are refused. Numbers
+    must be finite and at most :data:`MAXIMA` (when the name is there)."""
     explainer = EXPLAINERS.get(method)
     unknown = sorted(set(params) - set(explainer.params))
     if unknown:
@@ -99,6 +117,12 @@ def validate_params(method: str, params: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = None
             continue
         value = _coerce(method, key, value, spec)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidParameterError(f"{method}: parameter {key} must be finite, got {value!r}")
+        if key in MAXIMA and isinstance(value, int | float) and value > MAXIMA[key]:
+            raise InvalidParameterError(
+                f"{method}: parameter {key}={value!r} is above its maximum {MAXIMA[key]:g}"
+            )
         if spec.check is not None and not spec.check(value):
             raise InvalidParameterError(
                 f"{method}: parameter {key}={value!r} is out of range ({spec.domain or 'invalid'})"
