@@ -118,7 +118,8 @@ def _count_reasons(engine: Any, job_id: int) -> Any:
 
 def _check_equal(rows: list[dict[str, Any]], exact: list[dict[str, Any]]) -> None:
     """The command's statistics (from the digest) are today's exact ones: counts and order
-    statistics identical, means and standard deviations to 1e-12 (float summation order)."""
+    statistics identical, means and standard deviations to 1e-9 (float summation order:
+    PostgreSQL's parallel partial sums combine in any order)."""
     import math
 
     assert len(rows) == len(exact), (len(rows), len(exact))
@@ -126,7 +127,7 @@ def _check_equal(rows: list[dict[str, Any]], exact: list[dict[str, Any]]) -> Non
         for key, want in e.items():
             got = r[key]
             if isinstance(want, float) and key in ("mean", "std", "ci_low", "ci_high"):
-                assert math.isclose(got, want, rel_tol=1e-12), (key, got, want)
+                assert math.isclose(got, want, rel_tol=1e-9), (key, got, want)
             else:
                 assert got == want, (key, got, want)
 
@@ -146,6 +147,9 @@ def run(ctx: Context) -> list[Row]:
                     info, t_cmd, t_base = _measure(ctx, url, n_rows, big)
             except Skip as exc:
                 rows.append(Row(name=name, skipped=str(exc)))
+                continue
+            except AssertionError as exc:  # the digest's numbers differ from the exact path
+                rows.append(Row(name=name, error=f"digest != exact path: {exc}"))
                 continue
             limit = 3.0 if big else 2.0
             base_name = "one aggregate pass (SELECT sum)" if big else "today's exact path"
