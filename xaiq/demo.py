@@ -152,7 +152,7 @@ def query_hint(ids: dict[str, int]) -> str:
         f"query the results with:\n  {prefix} list\n"
         f"  {prefix} stats disagreement --job {ids['disagreement']} --group-by pair\n"
         f"  {prefix} stats attack --job {ids['attack']}\n"
-        f"  {prefix} show {ids['attack']} 0 --out sample0.png"
+        f"  {prefix} show {ids['disagreement']} 0 --out sample0.png"
     )
 
 
