@@ -45,6 +45,12 @@ def attack_batch(
     refs = [batch.labels[i] if batch.labels[i] is not None else batch.preds[i] for i in positions]
     targets = targets_for_mode(mode, refs, target_class)
 
+    skipped = len(batch.ids) - len(positions)  # not attacked: finished at once
+
+    def report(ended: int) -> None:
+        if rows.on_progress is not None:
+            rows.on_progress(skipped + ended)
+
     def run(sel: list[int]) -> list[Any]:
         return rise_guided_search(
             model,
@@ -52,6 +58,7 @@ def attack_batch(
             [targets[j] for j in sel],
             seed=claim.spec["seed"],
             sample_ids=[batch.ids[positions[j]] for j in sel],
+            progress=report if len(sel) == len(positions) else None,
             **params,
         )
 

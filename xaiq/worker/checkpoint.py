@@ -9,6 +9,7 @@ done so far and puts the shard back (:func:`xaiq.db.lifecycle.suspend_shard`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -52,6 +53,16 @@ class Checkpoint:
         self.stop = stop if stop is not None else STOP
         self.every = progress_seconds()
         self._last = time.monotonic()
+
+    def report(self, samples_done: int) -> None:
+        """Progress inside a batch: written at most every ``XAIQ_PROGRESS_SECONDS``; never
+        stops the shard (a cancel is noticed at the next batch boundary)."""
+        now = time.monotonic()
+        if self.engine is None or now - self._last < self.every:
+            return
+        self._last = now
+        with contextlib.suppress(Exception):  # best effort, as for the batch checkpoints
+            shard_progress(self.engine, self.claim.shard_id, self.claim.owner, samples_done)
 
     def __call__(self, samples_done: int) -> None:
         if self.stop.is_set():

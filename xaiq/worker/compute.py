@@ -72,6 +72,9 @@ class ShardRows:
         }
     )
     errors: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # a kind that computes a batch in one long call (the attack) reports the samples of the
+    # batch it has finished so far; the shard's progress in the store moves with it
+    on_progress: Callable[[int], None] | None = None
 
     def add(self, table: str, row: dict[str, Any]) -> None:
         self.tables[table].append({"job_id": self.job_id, **row})
@@ -297,6 +300,13 @@ def register_kind(name: str, fn: Kind) -> None:
     KINDS[name] = fn
 
 
+def _within_batch(checkpoint: Checkpoint, before: int, size: int) -> Callable[[int], None]:
+    def report(finished: int) -> None:
+        checkpoint.report(before + min(max(finished, 0), size))
+
+    return report
+
+
 def compute_shard(
     claim: Claim,
     *,
@@ -334,6 +344,8 @@ def compute_shard(
             rows.error(idx, "load", msg)
         batch = _predict(model, samples, rows, target_kind_of(spec))
         if batch is not None:
+            if checkpoint is not None:
+                rows.on_progress = _within_batch(checkpoint, done, len(part))
             kind(claim, model, batch, rows, root)
         done += len(part)
         if checkpoint is not None and lo + size < len(indices):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -53,6 +53,7 @@ def rise_guided_search(
     seed: int = 0,
     sample_ids: Sequence[int] | torch.Tensor | None = None,
     input_range: tuple[Any, Any] | None = None,
+    progress: Callable[[int], None] | None = None,
     **params: Any,
 ) -> list[AttackResult]:
     """Attack every image; one frozen :class:`AttackResult` per image, in order.
@@ -67,6 +68,9 @@ def rise_guided_search(
             does not depend on which other images share its batch.
         input_range: ``(low, high)`` of valid model inputs (floats or per-channel ``[C]``)
             for ``clamp=True`` (default: the loaded model's ``input_range``).
+        progress: called now and then with the number of images whose search has ended
+            (non-decreasing, ``N`` at the end); for progress displays, results do not
+            depend on it.
         **params: see :func:`~xaiq.xai.attack.validate_attack_params` (mode, frac, sigma,
             clamp, max_iters, candidates, strategies, compare, guide_params, n_masks, s, p1,
             batch_size, fill).
@@ -138,6 +142,7 @@ def rise_guided_search(
         guides.ready,
         cfg,
     )
+    search.on_progress = progress
     out = search.run()
     extra = [v.detach().cpu().tolist() for v in (grads.grad_norm_logit, grads.grad_norm_logprob)]
     return _results(

@@ -172,6 +172,8 @@ class TrackSearch:
         at_goal = stop_reached(pred0, targets, cfg.untargeted).cpu()
         self.out.status[:, at_goal] = CANCELLED
         self.groups = [_Group(j, stream, c * h * w, dev) for j, stream in enumerate(streams)]
+        # called with the number of samples whose search has ended (progress display only)
+        self.on_progress: Callable[[int], None] | None = None
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -182,10 +184,19 @@ class TrackSearch:
                 self._start(j, (st[j] == NEW).nonzero().squeeze(1))
         else:
             self._schedule()
+        self._report()
         while any(g.size for g in self.groups):
-            if self._step() and not self.cfg.independent:
-                self._schedule()
+            if self._step():
+                if not self.cfg.independent:
+                    self._schedule()
+                self._report()
         return self.out
+
+    def _report(self) -> None:
+        if self.on_progress is not None:
+            st = self.out.status
+            still_open = ((st == NEW) | (st == RUNNING)).any(0)
+            self.on_progress(int((~still_open).sum()))
 
     def _schedule(self) -> None:
         st = self.out.status
