@@ -176,3 +176,10 @@ def test_wait_survives_a_brief_postgres_restart(
     assert "Traceback" not in out and '"cancelled"' in out, out
     assert progress(pg_db, job)["status"] == "cancelled"
     dispose_engines()
+
+
+def test_db_upgrade_to_an_unknown_revision_is_one_line_naming_the_known_ones(
+    tmp_path: Path,
+) -> None:
+    procs = sqlite_procs(tmp_path)
+    one_line(procs.run("db", "upgrade", "--revision", "bogus"), 2, "'bogus'", "0001")
