@@ -162,7 +162,8 @@ def test_file_names_with_traversal_never_steer_where_artifacts_land(
     assert all(p.startswith("home") for p in new), new  # only the store's own files
     written = sorted(str(p.relative_to(artifacts)) for p in artifacts.rglob("*.npy"))
     allowed = {f"job-{attribution}/saliency/{i}.npy" for i in range(len(names))}
-    allowed |= {f"job-{attack}/attack/{i}.npy" for i in range(len(names))}
+    # an attack's final images sit under its strategy's folder (attack-central)
+    allowed |= {f"job-{attack}/attack-central/{i}.npy" for i in range(len(names))}
     assert written and set(written) <= allowed, written
     with read_session() as session:
         from xaiq.db.jobs import rows_for
