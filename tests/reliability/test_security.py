@@ -104,7 +104,7 @@ def test_the_stats_command_refuses_an_injected_group_by_with_one_line(home: Path
     env = {"XAIQ_HOME": str(home)}
     line = one_error_line(xaiq("stats", "disagreement", "-g", "pair;DROP TABLE jobs", env=env))
     assert "unknown group-by key" in line
-    line = one_error_line(xaiq("stats", "disagreement", "-m", "euclidean) FROM jobs --", env=env))
+    line = one_error_line(xaiq("stats", "disagreement", "-M", "euclidean) FROM jobs --", env=env))
     assert "unknown metric" in line
     assert "jobs" in inspect(engine).get_table_names()
     ok = xaiq("stats", "disagreement", "-g", "pair", "-f", "csv", env=env)
@@ -162,8 +162,9 @@ def test_file_names_with_traversal_never_steer_where_artifacts_land(
     assert all(p.startswith("home") for p in new), new  # only the store's own files
     written = sorted(str(p.relative_to(artifacts)) for p in artifacts.rglob("*.npy"))
     allowed = {f"job-{attribution}/saliency/{i}.npy" for i in range(len(names))}
-    # an attack's final images sit under its strategy's folder (attack-central)
-    allowed |= {f"job-{attack}/attack-central/{i}.npy" for i in range(len(names))}
+    # an attack's final images (attack/) and each strategy's best image (attack-central/)
+    for folder in ("attack", "attack-central"):
+        allowed |= {f"job-{attack}/{folder}/{i}.npy" for i in range(len(names))}
     assert written and set(written) <= allowed, written
     with read_session() as session:
         from xaiq.db.jobs import rows_for
