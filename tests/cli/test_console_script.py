@@ -200,8 +200,11 @@ def _partial_job(home: Path) -> int:
     spec = f'{{"dataset": "folder:{folder}", "methods": ["saliency"], "model": "digits-cnn"}}'
     (home.parent / "spec.json").write_text(spec)
     proc = xaiq("submit", "attribution", "--spec", str(home.parent / "spec.json"), home=home)
-    assert proc.returncode == 0, proc.stderr
-    return int(proc.stderr.split("job ")[1].split(":")[0])
+    # the job ran in-process and did not succeed: exit 1 and one line saying why
+    assert proc.returncode == 1, proc.stderr
+    job = int(proc.stderr.split("job ")[1].split(":")[0])
+    assert f"job {job} ended partial: 1 samples failed" in proc.stderr.splitlines()[-1]
+    return job
 
 
 def test_wait_on_a_job_that_did_not_succeed_exits_1(tmp_path: Path) -> None:

@@ -40,7 +40,8 @@ def test_a_non_utf8_file_name_fails_only_that_sample_and_the_job_ends_partial(
         "--methods", "saliency", "--json",
     )  # fmt: skip
     assert "Traceback" not in proc.stderr, proc.stderr
-    assert proc.returncode in (0, JOB_NOT_OK), proc.stderr  # submit: 0 today for a partial job
+    assert proc.returncode == JOB_NOT_OK, proc.stderr  # the job ran here and did not succeed
+    assert "ended partial: 1 samples failed" in proc.stderr, proc.stderr
     p = progress(procs.db_url, 1)
     assert p["status"] == "partial" and p["finished_at"] is not None, p
     assert (p["samples_done"], p["samples_failed"]) == (3, 1), p

@@ -23,7 +23,7 @@ def resume_job_here(
     else on the workers through the scheduler."""
     out = output_format(fmt, as_json)
     as_json = out is OutputFormat.json
-    from xaiq.cli.jobs import _print_progress, _wait, reap_local
+    from xaiq.cli.jobs import _print_progress, _wait, exit_unless_succeeded, reap_local
     from xaiq.cli.progress import run_local_with_progress
     from xaiq.db.jobs import get_job
     from xaiq.db.lifecycle import LOCAL_QUEUE, resume_job
@@ -49,12 +49,14 @@ def resume_job_here(
         where = "in-process" if here else f"on queue {spec_queue}"
         info(f"job {job}: resuming {n} unfinished shards {where}")
     if here:
-        _print_progress(run_local_with_progress(job, device, quiet=as_json), out)
-        return
-    from xaiq.broker.wake import notify
+        result = run_local_with_progress(job, device, quiet=as_json)
+    else:
+        from xaiq.broker.wake import notify
 
-    notify(url)
-    _print_progress(_wait(job, timeout=None, quiet=as_json), out)
+        notify(url)
+        result = _wait(job, timeout=None, quiet=as_json)
+    _print_progress(result, out)
+    exit_unless_succeeded(result)
 
 
 @app.command("resume")

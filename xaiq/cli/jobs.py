@@ -274,7 +274,20 @@ def submit_cmd(
         result = _wait(done.job_id, timeout=None, quiet=as_json)
     else:
         result = {"job": done.job_id, "status": "pending", "queue": done.queue}
+        _print_progress(result, out)
+        return
     _print_progress(result, out)
+    exit_unless_succeeded(result)
+
+
+def exit_unless_succeeded(p: dict[str, Any]) -> None:
+    """A job that was run or waited for and did not succeed: one line with its status and
+    why on stderr, exit 1 (STYLE.md's table)."""
+    if p.get("status") == "succeeded":
+        return
+    why = f": {p['error']}" if p.get("error") else ""
+    info(f"job {p.get('job')} ended {p.get('status')}{why}")
+    raise typer.Exit(1)
 
 
 def run_local_with_progress(job_id: int, device: str | None, quiet: bool) -> dict[str, Any]:
