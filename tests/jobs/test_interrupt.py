@@ -21,7 +21,8 @@ from xaiq.db.session import dispose_engines, get_engine, read_session
 from xaiq.scheduler.submit import submit
 from xaiq.worker.local import run_local
 
-# 12 batches of 4 digits in 2 shards: long enough to stop in the middle, short to run
+# 12 batches of 4 digits in 2 shards: long enough (IG 400 steps) that a signal cannot race
+# the end of the job on an idle machine, short to run
 SPEC_ARGS = [
     "attribution",
     "-d",
@@ -37,7 +38,7 @@ SPEC_ARGS = [
     "--batch-size",
     "4",
     "--param",
-    "integrated_gradients.n_steps=20",
+    "integrated_gradients.n_steps=400",
 ]
 SPEC = {
     "kind": "attribution",
@@ -47,7 +48,7 @@ SPEC = {
     "limit": 48,
     "shard_size": 24,
     "batch_size": 4,
-    "params": {"integrated_gradients": {"n_steps": 20}},
+    "params": {"integrated_gradients": {"n_steps": 400}},
 }
 TABLES = ("samples", "attributions", "sample_errors")
 
