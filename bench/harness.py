@@ -366,7 +366,7 @@ def run_suite(
         timings[name] = time.perf_counter() - t0
         for row in produced:
             row.module = name
-            if ctx.wants(row.name):
+            if ctx.wants(row.name) or row.error:  # a module that crashed is always shown
                 rows.append(row)
                 if on_row is not None:
                     on_row(row)

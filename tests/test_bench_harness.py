@@ -116,7 +116,10 @@ def test_only_selects_modules_by_name_and_rows_by_substring() -> None:
     assert selected_modules(modules, ["sorting"]) == ["tiny", "missing", "broken"]
     ctx = Context(device="cpu", reps=1, warmup=0, filters=("four",))
     result = run_suite(modules, ctx)
-    assert [r.name for r in result.rows] == ["sorting one copy vs four"]
+    # a module that crashed is shown even when the filter selects none of its rows: a typo
+    # in a bench must not read as "nothing to run"
+    assert [r.name for r in result.rows] == ["sorting one copy vs four", "broken"]
+    assert result.rows[1].error
 
 
 def test_make_bench_runs_one_real_row_in_quick_mode(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from xaiq.xai.attack import (
 )
 from xaiq.xai.attack.params import STRATEGY_STREAMS
 from xaiq.xai.errors import InvalidParameterError
-from xaiq.xai.noise import normal, uniform_bits
+from xaiq.xai.noise import counter_keys, counter_keys_at, normal, uniform_bits
 from xaiq.xai.rise import rise_saliency
 
 # Misclassified by digits-cnn-weak: 5 and 122 are repaired by rise-least within ~40
@@ -99,6 +99,15 @@ def test_noise_of_a_sample_is_bit_identical_alone_and_in_any_batch():
         alone = normal(3, torch.tensor([sid]), 17, 3, 785)
         assert torch.equal(together[row : row + 1], alone)
     assert torch.equal(normal(3, ids, 17, 3, 785)[:, :, :100], normal(3, ids, 17, 3, 100))
+
+
+def test_keys_with_an_iteration_per_sample_are_those_of_one_iteration_at_a_time():
+    ids = torch.tensor([5, 900, 5, 1 << 40, 2])
+    iterations = torch.tensor([0, 17, 18, 1 << 33, 17])
+    keys = counter_keys_at(7, ids, 3, iterations, 4)
+    for row, (sid, it) in enumerate(zip(ids.tolist(), iterations.tolist(), strict=True)):
+        assert torch.equal(keys[row : row + 1], counter_keys(7, torch.tensor([sid]), 3, it, 4))
+    assert not torch.equal(keys[0], keys[2])  # same sample, other iteration: other noise
 
 
 # --- pixel selection, budget and masks ------------------------------------------------------
@@ -288,13 +297,22 @@ def test_the_central_fallback_is_used_when_the_rise_mask_fails():
 def test_all_k_candidates_of_all_active_images_share_one_forward(weak, digits_inputs):
     x, y = digits_inputs
     idx = MISCLASSIFIED[2:]  # neither is repaired in 15 iterations
+    cfg = dict(sample_ids=idx, candidates=3, max_iters=15, strategies=["central"])
     rec = ForwardRecorder(weak.module)
-    results = rise_guided_search(
-        rec, x[idx], y[idx], sample_ids=idx, candidates=3, max_iters=15, strategies=["central"]
-    )
+    results = rise_guided_search(rec, x[idx], y[idx], fill=0, **cfg)
     # the originals' scores, then the goal-gradient diagnostics, then one forward per step
     assert rec.sizes == [2, 2] + [6] * 15
     assert [r.forward_passes for r in results] == [1 + 3 * 15] * 2
+    # with lookahead, up to 5 iterations of both images per forward (30 rows <= fill); an
+    # accepted candidate discards the iterations after it, so some forwards advance less
+    ahead = ForwardRecorder(weak.module)
+    same = rise_guided_search(ahead, x[idx], y[idx], fill=30, **cfg)
+    steps = ahead.sizes[2:]
+    assert ahead.sizes[:2] == [2, 2] and steps[0] == 30 and max(steps) == 30
+    assert all(size % 3 == 0 for size in steps) and len(steps) < 15
+    assert [r.forward_passes for r in same] == [1 + 3 * 15] * 2  # the work needed, not done
+    for a, b in zip(results, same, strict=True):
+        assert torch.equal(a.final, b.final) and a.iterations == b.iterations
 
 
 def test_an_image_already_at_the_goal_is_a_success_with_zero_iterations(weak, digits_inputs):

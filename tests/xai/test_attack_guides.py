@@ -191,6 +191,31 @@ def test_the_speculative_chain_gives_the_rows_of_the_sequential_chain(weak, digi
     assert min(lengths) == 1 and max(lengths) >= 3  # later strategies did run speculatively
 
 
+@pytest.mark.parametrize("fill", [5, 64, 10_000])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        dict(compare=True, strategies=["rise-least", "random", "central"]),
+        dict(clamp=True, candidates=1),
+    ],
+    ids=["compare", "clamp-k1"],
+)
+def test_evaluating_iterations_ahead_gives_the_rows_of_one_step_at_a_time(
+    weak, digits_inputs, fill, extra
+):
+    """Lookahead evaluates a track's next iterations from its current image and drops
+    them at the first acceptance: accepted candidates early (many discarded iterations)
+    and failures up to an odd max_iters (a lookahead cut at the cap) both occur here."""
+    x, y = digits_inputs
+    idx = MISCLASSIFIED
+    cfg = dict(sample_ids=idx, n_masks=60, max_iters=23, seed=11, candidates=2) | extra
+    one_step = rise_guided_search(weak, x[idx], y[idx], fill=0, **cfg)
+    ahead = rise_guided_search(weak, x[idx], y[idx], fill=fill, **cfg)
+    assert _rows(one_step) == _rows(ahead)
+    outcomes = [o for r in one_step for o in r.outcomes]
+    assert any(o.success for o in outcomes) and any(not o.success for o in outcomes)
+
+
 def test_a_failed_strategy_keeps_its_highest_scoring_image(weak, digits_inputs):
     x, y = digits_inputs
     i = MISCLASSIFIED[3]

@@ -76,13 +76,22 @@ class Scheduler:
 
     def _choose(self, queue: str, slots: int) -> list[int]:
         """Up to ``slots`` pending shard ids: priority first, round-robin across jobs."""
+        # the round-robin below takes at most ``slots`` shards of any one job, so only the
+        # first ``slots`` pending shards of each job leave the database (a tick woken by
+        # every finished shard read all 10,000 pending rows of a big backlog each time)
+        first = func.row_number().over(partition_by=Shard.job_id, order_by=Shard.index).label("nth")
+        pending = (
+            select(Shard.id, Shard.job_id, Shard.index, Job.priority, first)
+            .join(Job, Job.id == Shard.job_id)
+            .where(Job.queue == queue, Job.cancel_requested.is_(False))
+            .where(Job.finished_at.is_(None), Shard.status == ShardStatus.pending)
+            .subquery()
+        )
         with read_session(self.engine) as session:
             rows = session.execute(
-                select(Shard.id, Shard.job_id, Job.priority)
-                .join(Job, Job.id == Shard.job_id)
-                .where(Job.queue == queue, Job.cancel_requested.is_(False))
-                .where(Job.finished_at.is_(None), Shard.status == ShardStatus.pending)
-                .order_by(Job.priority.desc(), Job.id, Shard.index)
+                select(pending.c.id, pending.c.job_id, pending.c.priority)
+                .where(pending.c.nth <= slots)
+                .order_by(pending.c.priority.desc(), pending.c.job_id, pending.c.index)
             ).all()
         by_priority: dict[int, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
         for shard_id, job_id, priority in rows:

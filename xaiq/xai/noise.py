@@ -56,6 +56,20 @@ def _combine(h: Word, value: Word) -> Word:
     return mix32(((h + _GOLDEN) & _M32) ^ hi)
 
 
+def _scalar_key(seed: int, stream: int, iteration: int) -> int:
+    """The scalar counters folded (in Python ints): the first part of every key."""
+    scalar = 0x2545F491
+    for counter in (seed & ((1 << 64) - 1), stream, iteration):
+        scalar = _combine(scalar, counter)
+    return scalar
+
+
+def _candidate_keys(scalars: torch.Tensor, ids: torch.Tensor, n_candidates: int) -> torch.Tensor:
+    h = _combine(scalars, ids)
+    cand = torch.arange(n_candidates, dtype=torch.int64, device=ids.device)
+    return _combine(h[:, None].expand(-1, n_candidates), cand[None, :])
+
+
 def counter_keys(
     seed: int,
     sample_ids: torch.Tensor,
@@ -65,12 +79,24 @@ def counter_keys(
 ) -> torch.Tensor:
     """32-bit keys ``[A, K]`` (int64) for samples ``sample_ids [A]`` and candidates ``0..K-1``."""
     ids = sample_ids.to(torch.int64)
-    scalar = 0x2545F491
-    for counter in (seed & ((1 << 64) - 1), stream, iteration):
-        scalar = _combine(scalar, counter)
-    h = _combine(torch.full_like(ids, scalar), ids)
-    cand = torch.arange(n_candidates, dtype=torch.int64, device=ids.device)
-    return _combine(h[:, None].expand(-1, n_candidates), cand[None, :])
+    scalars = torch.full_like(ids, _scalar_key(seed, stream, iteration))
+    return _candidate_keys(scalars, ids, n_candidates)
+
+
+def counter_keys_at(
+    seed: int,
+    sample_ids: torch.Tensor,
+    stream: int,
+    iterations: torch.Tensor,
+    n_candidates: int,
+) -> torch.Tensor:
+    """:func:`counter_keys` with an iteration per sample (``iterations [A]``), in one pass:
+    row ``a`` equals ``counter_keys(seed, sample_ids[a:a+1], stream, iterations[a], K)``."""
+    ids = sample_ids.to(torch.int64)
+    values = iterations.tolist()
+    scalar = {v: _scalar_key(seed, stream, int(v)) for v in set(values)}
+    scalars = torch.tensor([scalar[v] for v in values], dtype=torch.int64, device=ids.device)
+    return _candidate_keys(scalars, ids, n_candidates)
 
 
 def _tables_on(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

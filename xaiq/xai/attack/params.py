@@ -147,9 +147,10 @@ def validate_attack_params(params: Mapping[str, Any], *, search_only: bool = Fal
     compare=False (True: every strategy attacks every sample from the original, no chain),
     guide_params={} (``{METHOD: {key: value}}``, the guiding explainers' own parameters;
     RISE's default to n_masks, s, p1), n_masks=4000, s=7, p1=0.5 in (0, 1) (RISE),
-    batch_size=None (candidates per forward), fill=128 (a chain runs later strategies
-    speculatively while fewer candidates than this are in a forward; 0: never; results do
-    not depend on it), and the job-level
+    batch_size=None (candidates per forward), fill=128 (while fewer candidates than this
+    are in a forward, a chain runs its later strategies speculatively and every track
+    evaluates its next iterations ahead; 0: never; results do not depend on it), and the
+    job-level
     only_misclassified=True (repair: attack only misclassified samples) and target_class=None
     (required by, and only allowed in, targeted mode). ``search_only`` drops the job-level keys.
     """

@@ -30,6 +30,14 @@ Schedules:
   sample's later tracks. A needed track's outcome is the one the sequential chain computes,
   so the chain's results do not depend on ``fill`` (tested); speculation only fills
   forwards that would run nearly empty.
+
+Lookahead (both schedules): while the running tracks still put fewer than ``fill`` candidate
+rows in a forward, each track's next ``d = fill // rows`` iterations go into the same forward,
+all made from its current image (the noise of an iteration depends only on its counter).
+They are applied in order, and an iteration is used only while the image it was made from
+is still current: the first accepted candidate, or the track's end, discards the rest. So the
+outcome is the one a step at a time gives (tested), and a long tail of a few hard images runs
+near the best batch size instead of a few rows per forward; the rows thrown away are the price.
 """
 
 from __future__ import annotations
@@ -41,7 +49,7 @@ import torch
 from torch import nn
 
 from xaiq.xai.attack.search import forward_batched, scores_from_logits, stop_reached
-from xaiq.xai.noise import counter_keys, normal, normal_from_keys
+from xaiq.xai.noise import counter_keys_at, normal, normal_from_keys
 
 NEW, RUNNING, SUCCEEDED, FAILED, CANCELLED = 0, 1, 2, 3, 4
 MaskFn = Callable[[int, torch.Tensor], torch.Tensor]  # (strategy j, positions [m]) -> [m,H,W]
@@ -118,16 +126,19 @@ class _Group:
                 setattr(self, name, value[keep])
 
 
-def _noise(group: _Group, seed: int, k: int, nel: int) -> torch.Tensor:
-    """``[A, K, nel]`` normals of each row at its own iteration (bits as :func:`normal`)."""
+def _noise(group: _Group, seed: int, k: int, nel: int, depth: int = 1) -> torch.Tensor:
+    """``[A, depth, K, nel]`` normals of each row at its iterations ``it .. it+depth-1``
+    (bits as :func:`normal`), in one pass."""
     its = torch.unique(group.it).tolist()
-    if len(its) == 1:
-        return normal(seed, group.sid, int(its[0]), k, nel, stream=group.stream)
-    keys = torch.empty(group.size, k, dtype=torch.int64, device=group.sid.device)
-    for v in its:
-        m = group.it == v
-        keys[m] = counter_keys(seed, group.sid[m], group.stream, int(v), k)
-    return normal_from_keys(keys, nel)
+    a = group.size
+    if len(its) == 1 and depth == 1:
+        z = normal(seed, group.sid, int(its[0]), k, nel, stream=group.stream)
+        return z.view(a, 1, k, nel)
+    ahead = torch.arange(depth, dtype=torch.int64, device=group.it.device)
+    iterations = (group.it[:, None] + ahead[None, :]).flatten()
+    sids = group.sid.repeat_interleave(depth)
+    keys = counter_keys_at(seed, sids, group.stream, iterations, k)
+    return normal_from_keys(keys, nel).view(a, depth, k, nel)
 
 
 def element_index(pixel_mask: torch.Tensor, channels: int) -> torch.Tensor:
@@ -273,57 +284,97 @@ class TrackSearch:
     # -- one step of every running track ----------------------------------------------------
 
     def _step(self) -> bool:
-        """One iteration of every running track; True when some track ended."""
+        """One forward for every running track; True when some track ended.
+
+        While fewer than ``fill`` candidate rows are running, each track's next iterations
+        are evaluated ahead in the same forward, made from its current image as if none of
+        its candidates were accepted (their noise depends only on the iteration counter).
+        They are then taken in order: an iteration's outcome is used only while the
+        image it was made from is still current, so the first accepted candidate (or the
+        track's end) discards the rest, and every decision is the one a step at a time
+        makes."""
         cfg, k = self.cfg, self.cfg.candidates
         c, h, w = self.shape
         live = [g for g in self.groups if g.size]
-        cands = []
+        rows = k * sum(g.size for g in live)
+        depth = max(1, cfg.fill // rows) if cfg.fill and rows < cfg.fill else 1
+        cands, depths = [], []
         for g in live:
-            a, nel = g.size, g.idx.shape[1]
-            z = _noise(g, cfg.seed, k, nel)  # [A, K, nel], a new tensor
-            values = z.mul_(cfg.sigma).add_(g.cur.gather(1, g.idx)[:, None, :])
-            if g.lo is not None and g.hi is not None:
-                values = values.clamp_(min=g.lo, max=g.hi)
-            cand = g.cur[:, None, :].repeat(1, k, 1)
-            cand.scatter_(2, g.idx[:, None, :].expand(a, k, nel), values)
-            cands.append(cand)
-        batch = cands[0] if len(cands) == 1 else torch.cat(cands)
+            d = max(1, min(depth, cfg.max_iters - int(g.it.min())))
+            cands.append(self._candidates(g, d))
+            depths.append(d)
+        batch = cands[0] if len(cands) == 1 else torch.cat([x.flatten(0, 2) for x in cands])
         logits = forward_batched(self.module, batch.view(-1, c, h, w), cfg.batch_size)
         ended = False
         start = 0
-        for g, cand in zip(live, cands, strict=True):
+        for g, cand, d in zip(live, cands, depths, strict=True):
             a = g.size
-            lg = logits[start : start + a * k].view(a, k, -1)
-            start += a * k
-            cand_score = scores_from_logits(lg, g.t[:, None].expand(a, k), cfg.untargeted)
-            top_score, top_k = cand_score.max(dim=1)
-            better = (top_score > g.top_score).nonzero().squeeze(1)
+            lg = logits[start : start + a * d * k].view(a, d, k, -1)
+            start += a * d * k
+            ended |= self._take(g, cand, lg)
+        return ended
+
+    def _candidates(self, g: _Group, d: int) -> torch.Tensor:
+        """``[A, d, K, C*H*W]``: the candidates of iterations ``it .. it+d-1`` of every row of
+        ``g``, each made from the row's current image."""
+        cfg, k = self.cfg, self.cfg.candidates
+        a, nel = g.size, g.idx.shape[1]
+        z = _noise(g, cfg.seed, k, nel, d)
+        values = z.mul_(cfg.sigma).add_(g.cur.gather(1, g.idx)[:, None, None, :])
+        if g.lo is not None and g.hi is not None:
+            values = values.clamp_(min=g.lo[:, None], max=g.hi[:, None])
+        cand = g.cur[:, None, None, :].repeat(1, d, k, 1)
+        cand.scatter_(3, g.idx[:, None, None, :].expand(a, d, k, nel), values)
+        return cand
+
+    def _take(self, g: _Group, cand: torch.Tensor, lg: torch.Tensor) -> bool:
+        """Apply the ``d`` evaluated iterations (``cand [A, d, K, ...]``, logits ``lg``) of
+        ``g`` in order; True when some track ended."""
+        cfg, k = self.cfg, self.cfg.candidates
+        a, d = cand.shape[0], cand.shape[1]
+        scores = scores_from_logits(lg, g.t[:, None, None].expand(a, d, k), cfg.untargeted)
+        top_scores, top_ks = scores.max(dim=2)  # [A, d]
+        valid = torch.ones(a, dtype=torch.bool, device=cand.device)
+        finished = torch.zeros_like(valid)
+        for j in range(d):
+            top_score, top_k = top_scores[:, j], top_ks[:, j]
+            better = (valid & (top_score > g.top_score)).nonzero().squeeze(1)
             if better.numel():
                 ks = top_k[better]
-                g.top[better] = cand[better, ks]
+                g.top[better] = cand[better, j, ks]
                 g.top_score[better] = top_score[better]
-                g.top_pred[better] = lg[better, ks].argmax(dim=1)
-            accept = (top_score > g.best).nonzero().squeeze(1)
+                g.top_pred[better] = lg[better, j, ks].argmax(dim=1)
+            accepted = valid & (top_score > g.best)
+            accept = accepted.nonzero().squeeze(1)
             if accept.numel():
                 ks = top_k[accept]
-                g.cur[accept] = cand[accept, ks]
+                g.cur[accept] = cand[accept, j, ks]
                 g.best[accept] = top_score[accept]
-                g.pred[accept] = lg[accept, ks].argmax(dim=1)
-            g.it += 1
+                g.pred[accept] = lg[accept, j, ks].argmax(dim=1)
+            g.it += valid
             reached = stop_reached(g.pred, g.t, cfg.untargeted)
-            done = reached | (g.it >= cfg.max_iters)
+            done = valid & (reached | (g.it >= cfg.max_iters))
             if bool(done.any()):
-                ended = True
-                rows = g.rows[done]
-                o = self.out
-                # a success keeps the image that reached the goal; a failure the
-                # highest-scoring candidate it evaluated (the original only if none ran)
-                ok = reached[done][:, None]
-                o.final[g.j, rows] = torch.where(ok, g.cur[done], g.top[done])
-                o.score[g.j, rows] = torch.where(ok[:, 0], g.best[done], g.top_score[done])
-                o.pred[g.j, rows] = torch.where(ok[:, 0], g.pred[done], g.top_pred[done])
-                o.iterations[g.j, rows] = g.it[done]
-                flags = torch.where(reached[done], SUCCEEDED, FAILED).to(torch.int8).cpu()
-                o.status[g.j, rows.cpu()] = flags
-                g.keep(~done)
-        return ended
+                self._finish(g, done, reached)
+                finished |= done
+            valid &= ~(accepted | done)
+            if j + 1 < d and not bool(valid.any()):
+                break
+        if bool(finished.any()):
+            g.keep(~finished)
+            return True
+        return False
+
+    def _finish(self, g: _Group, done: torch.Tensor, reached: torch.Tensor) -> None:
+        """Record the outcome of the rows ``done`` of ``g`` (they stay in the group)."""
+        rows = g.rows[done]
+        o = self.out
+        # a success keeps the image that reached the goal; a failure the highest-scoring
+        # candidate it evaluated (the original only if none ran)
+        ok = reached[done][:, None]
+        o.final[g.j, rows] = torch.where(ok, g.cur[done], g.top[done])
+        o.score[g.j, rows] = torch.where(ok[:, 0], g.best[done], g.top_score[done])
+        o.pred[g.j, rows] = torch.where(ok[:, 0], g.pred[done], g.top_pred[done])
+        o.iterations[g.j, rows] = g.it[done]
+        flags = torch.where(reached[done], SUCCEEDED, FAILED).to(torch.int8).cpu()
+        o.status[g.j, rows.cpu()] = flags
