@@ -64,6 +64,9 @@ class Claim:
     stop: int
     attempt: int
     owner: str
+    # samples reported done before this claim (a suspended or crashed run); None or 0: no
+    # earlier run of this shard can have committed rows
+    samples_done: int | None = None
 
 
 def insert_ignore(session: Session, model: type[Base], rows: Sequence[Mapping[str, Any]]) -> None:
@@ -173,6 +176,7 @@ def claim_shard(
             stop=shard.stop,
             attempt=shard.attempts,
             owner=owner,
+            samples_done=shard.samples_done,
         )
 
 

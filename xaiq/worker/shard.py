@@ -101,7 +101,11 @@ def run_claim(
         from xaiq.worker.compute import compute_shard as compute
     lease = lease or lease_seconds()
     try:
-        skip = with_db_retry(committed_samples, engine, claim.job_id, claim.start, claim.stop)
+        skip = (  # only a shard stopped before can have rows already (one query less per shard)
+            with_db_retry(committed_samples, engine, claim.job_id, claim.start, claim.stop)
+            if claim.samples_done
+            else set()
+        )
         checkpoint = Checkpoint(engine, claim, skip, stop)
         with _LeaseKeeper(engine, claim, lease):
             tables = compute(claim, device=device, engine=engine, checkpoint=checkpoint)
