@@ -201,3 +201,35 @@ def test_a_database_without_the_schema_is_refused_with_the_upgrade_hint() -> Non
             assert s.scalar(select(func.count()).select_from(Job)) == 0
     finally:
         drop_pg_database(url)
+
+
+def test_a_pooled_connection_closed_by_the_server_is_replaced_after_an_idle_pause(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ping on every checkout, but one after an idle pause: a connection the server
+    dropped meanwhile (a restart, an idle timeout) is replaced, not handed out dead."""
+    import time
+
+    from sqlalchemy import create_engine, text
+
+    from xaiq.db import session as db_session
+
+    monkeypatch.setattr(db_session, "PING_AFTER_IDLE_SECONDS", 0.2)
+    engine = get_engine(pg_url)
+    pings: list[int] = []
+    real_ping = engine.dialect.do_ping
+    monkeypatch.setattr(engine.dialect, "do_ping", lambda c: pings.append(1) or real_ping(c))
+    with engine.connect() as conn:
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    for _ in range(3):  # back to back: no pings
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() == pid
+    assert pings == []
+    killer = create_engine(engine.url)  # another client
+    with killer.connect() as other:
+        assert other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+    killer.dispose()
+    time.sleep(0.3)
+    with engine.connect() as conn:  # pinged, found dead, replaced
+        assert conn.execute(text("SELECT 1")).scalar_one() == 1
+    assert pings

@@ -484,25 +484,33 @@ def worker_beat(
     device: str,
     current_shard_id: int | None,
 ) -> None:
-    """Upsert the heartbeat row of one worker process."""
+    """Upsert the heartbeat row of one worker process (one UPDATE when the row exists: a
+    worker beats before and after every shard)."""
     with write_session(engine) as session:
-        row = session.get(WorkerRow, name)
-        if row is None:
-            session.add(
-                WorkerRow(
-                    name=name,
-                    hostname=hostname,
-                    pid=pid,
-                    queues=queues,
-                    device=device,
-                    current_shard_id=current_shard_id,
-                    started_at=utcnow(),
-                    last_seen=utcnow(),
-                )
+        updated = session.execute(
+            update(WorkerRow)
+            .where(WorkerRow.name == name)
+            .values(
+                current_shard_id=current_shard_id,
+                queues=queues,
+                device=device,
+                last_seen=utcnow(),
             )
-        else:
-            row.current_shard_id = current_shard_id
-            row.queues, row.device, row.last_seen = queues, device, utcnow()
+        )
+        if updated.rowcount:  # type: ignore[attr-defined]
+            return
+        session.add(
+            WorkerRow(
+                name=name,
+                hostname=hostname,
+                pid=pid,
+                queues=queues,
+                device=device,
+                current_shard_id=current_shard_id,
+                started_at=utcnow(),
+                last_seen=utcnow(),
+            )
+        )
 
 
 def live_workers(session: Session, max_age_seconds: float) -> list[WorkerRow]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from xaiq.db.errors import DbConnectError
@@ -57,6 +58,30 @@ def _first_line(exc: BaseException, url: str = "") -> str:
 
 def _busy_ms() -> int:
     return int(min(SQLITE_BUSY_TIMEOUT_MS, retry_seconds() * 1000))
+
+
+# A pooled connection idle longer than this is pinged before use (a server restart or an
+# idle timeout may have closed it; the pool then reconnects). One used moments ago is not:
+# a pre-ping on every checkout cost a round trip per session, about a tenth of a worker's
+# time on one-sample shards. A connection lost within the window fails its statement, and
+# the callers that must survive a restart retry it (:mod:`xaiq.db.retry`).
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def _install_idle_ping(engine: Engine) -> None:
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.pop("idle_since", None)
+        if since is None or time.monotonic() - since <= PING_AFTER_IDLE_SECONDS:
+            return  # just connected, or used moments ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # the pool drops this connection and connects again
+            raise DisconnectionError(str(exc)) from exc
 
 
 def _install_sqlite_hooks(engine: Engine, read_only: bool) -> None:
@@ -117,7 +142,6 @@ def _create(url: str) -> Engine:
                 kwargs["creator"] = lambda: sqlite3.connect(uri, uri=True, **connect_args)
         kwargs["connect_args"] = connect_args
     else:
-        kwargs["pool_pre_ping"] = True
         plain_pg = parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2")
         if plain_pg:
             parsed = parsed.set(drivername="postgresql+psycopg")
@@ -130,6 +154,8 @@ def _create(url: str) -> Engine:
         ) from None
     if engine.dialect.name == "sqlite":
         _install_sqlite_hooks(engine, read_only)
+    else:
+        _install_idle_ping(engine)
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
