@@ -216,7 +216,10 @@ def test_wait_on_a_job_that_did_not_succeed_exits_1(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_exits_130_with_one_line(tmp_path: Path) -> None:
+    # faulthandler: if the process outlives the Ctrl-C, SIGABRT makes it print every
+    # thread's stack into the failure message (it did once in a full run, never alone)
     env = {**os.environ, "XAIQ_HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    env["PYTHONFAULTHANDLER"] = "1"
     # repairing the misclassified digits with one pixel and tiny steps: runs until stopped
     args = ["attack", "--dataset", "digits", "-m", "digits-cnn-weak", "--limit", "20"]
     args += ["--frac", "0.002", "--sigma", "0.001"]
@@ -232,7 +235,12 @@ def test_ctrl_c_exits_130_with_one_line(tmp_path: Path) -> None:
                 time.sleep(0.2)
             time.sleep(0.5)
             proc.send_signal(signal.SIGINT)
-            proc.communicate(timeout=60)
+            try:
+                proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGABRT)
+                proc.wait(timeout=30)
+                pytest.fail("still running 60 s after Ctrl-C:\n" + err_path.read_text()[-6000:])
         finally:
             proc.kill()
     lines = [line for line in err_path.read_text().splitlines() if line.strip()]
