@@ -69,7 +69,9 @@ def attack_cmd(
         None, "--param", help="a guide's parameter METHOD.KEY=VALUE (repeatable)"
     ),
     fill: int = typer.Option(
-        128, "--fill", help="speculate later strategies below this many rows per forward"
+        128,
+        "--fill",
+        help="below this many rows per forward, run later strategies and iterations ahead",
     ),
     n_masks: NMasksOption = ATTACK_DEFAULTS["n_masks"],
     s: SOption = ATTACK_DEFAULTS["s"],
