@@ -157,22 +157,42 @@ def _play(
     batch_size: int,
 ) -> list[torch.Tensor]:
     """Curves ``[n_steps[g] + 1]`` (float64, CPU) of ``G`` games: game ``g`` at step ``i``
-    shows ``finishes[g]`` where ``ranks[g] < i * step`` and ``starts[g]`` elsewhere."""
+    shows ``finishes[g]`` where ``ranks[g] < i * step`` and ``starts[g]`` elsewhere.
+
+    The step images of a forward are written into one buffer game by game: each game's rows
+    are a run of consecutive steps, made by broadcasting its start, finish and ranks against
+    the run's thresholds (no per-row copies of them, which took a fifth of the time on
+    digits)."""
     g_count, c, h, w = starts.shape
     device = starts.device
-    lengths = n_steps.to(device) + 1
-    game_of = torch.repeat_interleave(torch.arange(g_count, device=device), lengths)
-    first = torch.cumsum(lengths, 0) - lengths
-    step_of = torch.arange(game_of.numel(), device=device) - first[game_of]
-    flat_ranks = ranks.view(g_count, 1, h * w)
-    probs = torch.empty(game_of.numel(), dtype=torch.float32, device=device)
-    for a in range(0, game_of.numel(), batch_size):
-        g, s = game_of[a : a + batch_size], step_of[a : a + batch_size]
-        changed = (flat_ranks[g] < (s * step).view(-1, 1, 1)).view(-1, 1, h, w)
-        x = torch.where(changed, finishes[g], starts[g])
-        p = model(x).float().softmax(dim=1)
-        probs[a : a + batch_size] = p.gather(1, targets[g].view(-1, 1)).squeeze(1)
-    return list(probs.double().cpu().split(lengths.tolist()))
+    lengths = (n_steps + 1).tolist()
+    total = sum(lengths)
+    offsets = [0]
+    for n in lengths:
+        offsets.append(offsets[-1] + n)
+    ranks4 = ranks.view(g_count, 1, h, w)
+    steps = torch.arange(max(lengths), device=device).view(-1, 1, 1, 1) * step
+    buffer = torch.empty(min(batch_size, total), c, h, w, dtype=starts.dtype, device=device)
+    changed = torch.empty(min(batch_size, total), 1, h, w, dtype=torch.bool, device=device)
+    rows_target = torch.empty(min(batch_size, total), 1, dtype=torch.int64, device=device)
+    probs = torch.empty(total, dtype=torch.float32, device=device)
+    game = 0
+    for a in range(0, total, batch_size):
+        b = min(total, a + batch_size)
+        while offsets[game + 1] <= a:
+            game += 1
+        j = game
+        while j < g_count and offsets[j] < b:  # the games with rows in [a, b)
+            lo, hi = max(a, offsets[j]), min(b, offsets[j + 1])
+            run = slice(lo - a, hi - a)
+            s0, s1 = lo - offsets[j], hi - offsets[j]
+            torch.lt(ranks4[j], steps[s0:s1], out=changed[run])
+            torch.where(changed[run], finishes[j], starts[j], out=buffer[run])
+            rows_target[run] = targets[j]
+            j += 1
+        p = model(buffer[: b - a]).float().softmax(dim=1)
+        probs[a:b] = p.gather(1, rows_target[: b - a]).squeeze(1)
+    return list(probs.double().cpu().split(lengths))
 
 
 def _assemble(curves: list[torch.Tensor], n: int, step: int) -> DeletionInsertion:

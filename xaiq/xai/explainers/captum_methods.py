@@ -216,30 +216,40 @@ def integrated_gradients(
     internal_batch_size: int | None = None,
     **_: object,
 ) -> torch.Tensor:
-    """Integrated Gradients from the zero baseline (Captum), ``n_steps`` steps.
+    """Integrated Gradients from the zero baseline, ``n_steps`` steps: Captum's numbers.
 
-    ``integration_method`` is Captum's ``method`` (default ``gausslegendre``, as Captum).
-
-    The ``N * n_steps`` scaled inputs of all images are batched together, ``internal_batch_size``
-    per forward pass (default: as many whole steps of the batch as fit the memory budget).
+    ``integration_method`` is Captum's ``method`` (default ``gausslegendre``, as Captum); its
+    points and weights come from Captum. The ``N * n_steps`` scaled inputs ``alpha_k * x`` of
+    all images go through the model ``internal_batch_size`` rows per pass (default: the
+    memory budget; whole steps of the batch when the batch fits), one summed backward per
+    pass as in :func:`input_gradients` rather than Captum's tuple of per-row outputs (IG on
+    32 digits, 50 steps: 0.82 of the forward+backward limit through Captum). The maps equal
+    Captum's to float rounding (tested).
     """
-    from captum.attr import IntegratedGradients
+    from captum.attr._utils.approximation_methods import approximation_parameters
 
+    weights_of, alphas_of = approximation_parameters(integration_method)
+    alphas, weights = alphas_of(n_steps), weights_of(n_steps)
     n = images.shape[0]
-    if internal_batch_size is None:
-        steps_per_pass = max(1, images_per_pass(images) // n)
-        internal_batch_size = min(n * n_steps, steps_per_pass * n)
-    internal_batch_size = max(internal_batch_size, n)  # Captum needs one whole step per pass
-    with quiet_captum():
-        attr = IntegratedGradients(module).attribute(
-            images,
-            baselines=torch.zeros_like(images),
-            target=targets,
-            n_steps=n_steps,
-            method=integration_method,
-            internal_batch_size=internal_batch_size,
-        )
-    return _sum_channels(attr)
+    per_pass = internal_batch_size or images_per_pass(images)
+    total = torch.zeros_like(images)
+    group = min(n, per_pass)  # images per pass; then as many of their steps as fit
+    for g0 in range(0, n, group):
+        x, t = images[g0 : g0 + group], targets[g0 : g0 + group]
+        m = x.shape[0]
+        steps = max(1, per_pass // m)
+        for k0 in range(0, n_steps, steps):
+            ks = range(k0, min(n_steps, k0 + steps))
+            shape = (len(ks), 1, 1, 1, 1)
+            a = torch.tensor([alphas[k] for k in ks], dtype=x.dtype, device=x.device)
+            w = torch.tensor([weights[k] for k in ks], dtype=x.dtype, device=x.device)
+            scaled = (a.view(shape) * x).flatten(0, 1).detach().requires_grad_(True)
+            with torch.enable_grad():
+                logits = module(scaled)
+                picked = logits.gather(1, t.repeat(len(ks))[:, None]).sum()
+                (grad,) = torch.autograd.grad(picked, scaled)
+            total[g0 : g0 + m] += (grad.view(len(ks), *x.shape) * w.view(shape)).sum(0)
+    return _sum_channels(total * images)
 
 
 @register("saliency", {"abs": Param(True, bool, doc="absolute gradient (Captum's default)")})
