@@ -155,8 +155,9 @@ def _play(
     step: int,
     targets: torch.Tensor,
     batch_size: int,
-) -> list[torch.Tensor]:
-    """Curves ``[n_steps[g] + 1]`` (float64, CPU) of ``G`` games: game ``g`` at step ``i``
+) -> tuple[torch.Tensor, list[int]]:
+    """The curves of ``G`` games, concatenated (float32 on the device), and their lengths
+    ``n_steps[g] + 1``: game ``g`` at step ``i``
     shows ``finishes[g]`` where ``ranks[g] < i * step`` and ``starts[g]`` elsewhere.
 
     The step images of a forward are written into one buffer game by game: each game's rows
@@ -192,18 +193,20 @@ def _play(
             j += 1
         p = model(buffer[: b - a]).float().softmax(dim=1)
         probs[a:b] = p.gather(1, rows_target[: b - a]).squeeze(1)
-    return list(probs.double().cpu().split(lengths))
+    return probs, lengths
 
 
-def _assemble(curves: list[torch.Tensor], n: int, step: int) -> DeletionInsertion:
-    lengths = torch.tensor([c.numel() for c in curves[:n]], dtype=torch.int64)
-    width = int(lengths.max())
-    out = torch.full((2 * n, width), float("nan"), dtype=torch.float64)
-    aucs = torch.empty(2 * n, dtype=torch.float64)
-    for j, c in enumerate(curves):
-        out[j, : c.numel()] = c
-        aucs[j] = (c.sum() - c[0] / 2 - c[-1] / 2) / (c.numel() - 1)
-    return DeletionInsertion(out[:n], out[n:], aucs[:n], aucs[n:], lengths - 1, step)
+def _assemble(probs: torch.Tensor, lengths: list[int], n: int, step: int) -> DeletionInsertion:
+    """The ``2n`` concatenated curves (deletion games first) as NaN-padded rows and AUCs."""
+    p = probs.double().cpu()
+    sizes = torch.tensor(lengths, dtype=torch.int64)
+    game_of = torch.repeat_interleave(torch.arange(len(lengths)), sizes)
+    first = torch.cumsum(sizes, 0) - sizes
+    out = torch.full((len(lengths), int(sizes.max())), float("nan"), dtype=torch.float64)
+    out[game_of, torch.arange(p.numel()) - first[game_of]] = p
+    sums = torch.zeros(len(lengths), dtype=torch.float64).index_add_(0, game_of, p)
+    aucs = (sums - p[first] / 2 - p[first + sizes - 1] / 2) / (sizes - 1)
+    return DeletionInsertion(out[:n], out[n:], aucs[:n], aucs[n:], sizes[:n] - 1, step)
 
 
 def _games(
@@ -228,7 +231,7 @@ def _games(
         return DeletionInsertion(empty, empty, none, none, none.long(), step)
     sub = SUBSTRATES[substrate](x, blur_kernel, blur_sigma)
     blurred = blur(x, blur_kernel, blur_sigma)
-    curves = _play(
+    probs, lengths = _play(
         model,
         torch.cat((x, blurred)),  # deletion starts from x, insertion from the blurred copy
         torch.cat((sub, x)),
@@ -238,7 +241,7 @@ def _games(
         torch.cat((t, t)),
         bs,
     )
-    return _assemble(curves, n, step)
+    return _assemble(probs, lengths, n, step)
 
 
 def deletion_insertion(
