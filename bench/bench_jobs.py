@@ -248,6 +248,8 @@ def _measure(
     finally:
         cluster.stop()
     local, one, two = (Timing(tuple(samples[k])) for k in ("local", "one", "two"))
+    # each repetition ran one worker then two back to back: their ratio, for the note
+    paired = sorted(a / b for a, b in zip(samples["one"], samples["two"], strict=True))
     return [
         Row(
             name=names[0],
@@ -273,7 +275,12 @@ def _measure(
             baseline_name="1 worker",
             targets=(Target(">=", 1.7),),
             spread=two.spread,
+            note=(
+                f"per-repetition ratios {paired[0]:.2f}-{paired[-1]:.2f}, "
+                f"median {paired[len(paired) // 2]:.2f}"
+            ),
             extra={
+                "paired_ratios": paired,
                 "seconds": list(two.samples),
                 "baseline_seconds": list(one.samples),
                 "timeline_two_workers": timelines.get("two"),
