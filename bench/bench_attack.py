@@ -127,9 +127,9 @@ DEMO_ROW = "attack demo workload"
 def demo_rows(ctx: Context) -> list[Row]:
     """The demo's attack job (``xaiq.demo.attack_spec``: the misclassified digits among the
     first 100, digits-cnn-weak, rise-least then central, the demo's 2,000 iterations; quick
-    mode: 300) searched in one call with the default ``fill`` (later
-    strategies run speculatively and iterations evaluated ahead while a forward holds fewer
-    rows) and without (``fill=0``), against a plain forward of as many rows as the attack's
+    mode: 300) searched in one call with the default ``fill`` (later strategies run
+    speculatively and iterations evaluated ahead while a forward holds fewer rows) and
+    without (``fill=0``), against a plain forward of as many rows as the attack's
     forward passes (originals, RISE masks, candidates) at the best batch size of a sweep. The
     rows of the limit are the attack's own inputs (a sample of the batches it fed the model,
     recorded in the untimed call; the model's speed depends on the values); the rows it
@@ -159,12 +159,13 @@ def demo_rows(ctx: Context) -> list[Row]:
             )
         counts[f"fill{fill}"] = sum(r.forward_passes for r in results)
 
-    data = _sampled_inputs(module, lambda: search(fill), cap_bytes=256 * MIB)
+    recorded = RecordedForwards(module, lambda: search(fill), 256 * MIB, reservoir=True)
+    data = torch.cat(recorded.batches)
     work = counts[f"fill{fill}"]
 
-    def plain(batch: int) -> Callable[[], None]:
+    def plain(batch: int) -> Callable[[], None]:  # ``work`` rows of its inputs, cycled
         def go() -> None:
-            with torch.no_grad(), ctx.autocast():
+            with torch.no_grad():
                 done = 0
                 while done < work:
                     at = done % len(data)
@@ -174,15 +175,13 @@ def demo_rows(ctx: Context) -> list[Row]:
 
         return go
 
-    sweep = (16, 32, 64, 128, 256, 512, 1024)
-    probe = ctx.time({f"b{b}": plain(b) for b in sweep}, reps=1)
-    best_batch = min(sweep, key=lambda b: probe[f"b{b}"].median)
+    best = best_limit(ctx, plain, work)
     tm = ctx.time(
-        {"spec": lambda: search(fill), "seq": lambda: search(0), "limit": plain(best_batch)},
+        {"spec": lambda: search(fill), "seq": lambda: search(0), "limit": best.call},
         reps=ctx.pick(1, 3),
     )
     tag = f"{len(ids)} misclassified of {spec['limit']}, {iters} iters"
-    note = f"work = sum of forward_passes ({work:,} rows); best batch of {sweep}: {best_batch}"
+    note = f"work = sum of forward_passes ({work:,} rows)"
     return [
         rate_row(
             f"{DEMO_ROW} ({tag}), fill={fill} vs plain forward",
@@ -191,7 +190,7 @@ def demo_rows(ctx: Context) -> list[Row]:
             work,
             tm["limit"],
             unit="rows/s",
-            baseline_name=f"plain forward of as many rows, batch {best_batch}",
+            baseline_name=f"plain forward of as many of its input rows, {best.describe()}",
             targets=(Target(">=", 0.8),),
             note=note,
         ),
@@ -202,38 +201,7 @@ def demo_rows(ctx: Context) -> list[Row]:
             work,
             tm["limit"],
             unit="rows/s",
-            baseline_name=f"plain forward of as many rows, batch {best_batch}",
+            baseline_name=f"plain forward of as many of its input rows, {best.describe()}",
             note=f"the same rows as fill={fill} (tested)",
         ),
     ]
-
-
-def _sampled_inputs(
-    module: torch.nn.Module, call: Callable[[], None], cap_bytes: int
-) -> torch.Tensor:
-    """The inputs ``call`` feeds ``module``, as one tensor of rows: every forward's batch
-    while they fit in ``cap_bytes``, then a seeded reservoir sample of the batches (so a
-    long call's later forwards, its candidates, are represented and not only its first)."""
-    gen = torch.Generator().manual_seed(0)
-    kept: list[torch.Tensor] = []
-    size, seen = 0, 0
-
-    def hook(_mod: torch.nn.Module, args: tuple) -> None:
-        nonlocal size, seen
-        x = args[0].detach()
-        seen += 1
-        if size + x.numel() * x.element_size() <= cap_bytes:
-            kept.append(x.clone())
-            size += x.numel() * x.element_size()
-            return
-        slot = int(torch.randint(seen, (1,), generator=gen))
-        if slot < len(kept):
-            size += (x.numel() - kept[slot].numel()) * x.element_size()
-            kept[slot] = x.clone()
-
-    handle = module.register_forward_pre_hook(hook)
-    try:
-        call()
-    finally:
-        handle.remove()
-    return torch.cat(kept)

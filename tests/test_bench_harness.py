@@ -200,3 +200,24 @@ def test_recorded_forwards_replay_the_very_batches_a_call_fed_the_model() -> Non
     small.replay()
     assert [s.shape[0] for s in seen] == [3, 3, 3]
     assert not module._forward_pre_hooks  # the recording hook is gone
+
+
+def test_a_reservoir_recording_samples_the_whole_call_within_its_cap() -> None:
+    import torch
+
+    from bench.baselines.limits import RecordedForwards
+
+    module = torch.nn.Identity()
+
+    def call() -> None:  # 200 one-row batches, each filled with its index
+        for i in range(200):
+            module(torch.full((1, 1, 2, 2), float(i)))
+
+    first = RecordedForwards(module, call, cap_bytes=10 * 16)
+    sample = RecordedForwards(module, call, cap_bytes=10 * 16, reservoir=True)
+    kept = sorted(int(b[0, 0, 0, 0]) for b in sample.batches)
+    assert [int(b[0, 0, 0, 0]) for b in first.batches] == list(range(10))
+    assert len(kept) == 10 and len(set(kept)) == 10 and max(kept) >= 100  # later ones too
+    assert sample.rows == 200
+    again = RecordedForwards(module, call, cap_bytes=10 * 16, reservoir=True)
+    assert sorted(int(b[0, 0, 0, 0]) for b in again.batches) == kept  # seeded

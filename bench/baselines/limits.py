@@ -61,12 +61,23 @@ class RecordedForwards:
     forward of RISE-masked digits is ~8% slower than of the clean digits, and the attack's
     candidates differ again): a limit on other data would charge or credit that to the method.
     At most ``cap_bytes`` of batches are kept; a longer call is replayed by cycling them.
+    By default those are the first batches; ``reservoir=True`` keeps a seeded uniform sample
+    of all of them instead (a long call whose later forwards differ from its first, as the
+    attack's candidates from its RISE masks).
     """
 
-    def __init__(self, module: nn.Module, call: Callable[[], object], cap_bytes: int) -> None:
+    def __init__(
+        self,
+        module: nn.Module,
+        call: Callable[[], object],
+        cap_bytes: int,
+        *,
+        reservoir: bool = False,
+    ) -> None:
         self.module = module
         self.batches: list[torch.Tensor] = []
         self.sizes: list[int] = []  # rows of every forward, kept or not
+        gen = torch.Generator().manual_seed(0)
         kept = 0
 
         def hook(_mod: nn.Module, args: tuple) -> None:
@@ -77,6 +88,11 @@ class RecordedForwards:
             if not self.batches or kept + nbytes <= cap_bytes:
                 self.batches.append(x.detach().clone())
                 kept += nbytes
+            elif reservoir:  # batch i replaces a kept one with probability kept / i
+                slot = int(torch.randint(len(self.sizes), (1,), generator=gen))
+                if slot < len(self.batches):
+                    kept += nbytes - self.batches[slot].numel() * x.element_size()
+                    self.batches[slot] = x.detach().clone()
 
         handle = module.register_forward_pre_hook(hook)
         try:

@@ -129,11 +129,12 @@ class _Group:
 def _noise(group: _Group, seed: int, k: int, nel: int, depth: int = 1) -> torch.Tensor:
     """``[A, depth, K, nel]`` normals of each row at its iterations ``it .. it+depth-1``
     (bits as :func:`normal`), in one pass."""
-    its = torch.unique(group.it).tolist()
     a = group.size
-    if len(its) == 1 and depth == 1:
-        z = normal(seed, group.sid, int(its[0]), k, nel, stream=group.stream)
-        return z.view(a, 1, k, nel)
+    if depth == 1:
+        its = torch.unique(group.it).tolist()
+        if len(its) == 1:  # every row at one iteration: the scalar keys are folded once
+            z = normal(seed, group.sid, int(its[0]), k, nel, stream=group.stream)
+            return z.view(a, 1, k, nel)
     ahead = torch.arange(depth, dtype=torch.int64, device=group.it.device)
     iterations = (group.it[:, None] + ahead[None, :]).flatten()
     sids = group.sid.repeat_interleave(depth)
