@@ -63,6 +63,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(width=None if sys.stdout.isatty() else 200)
     warnings.filterwarnings("ignore", category=UserWarning, module="captum")
     filters = tuple(f for item in args.only for f in item.split(",") if f)
+    from xaiq.xai.allocator import tune_host_allocator
+
+    # the allocator every job runs with (workers, in-process jobs, `xaiq attack`): without it
+    # glibc maps and unmaps each large batch's activations, and how fast a batch size runs
+    # depends on what the process allocated before (digits-cnn in batches of 256: 0.80 s or
+    # 1.33 s for the same rows, by process)
+    tune_host_allocator()
     ctx = Context(
         quick=args.quick,
         device=args.device,

@@ -324,6 +324,9 @@ def machine_info(ctx: Context) -> dict[str, Any]:
 
         info["torch"] = torch.__version__
         info["torch_threads"] = torch.get_num_threads()
+        from xaiq.xai.allocator import host_allocator_tuned
+
+        info["allocator_tuned"] = host_allocator_tuned()
         if ctx.cuda:
             info["gpu"] = torch.cuda.get_device_name(ctx.device)
     except ImportError:  # pragma: no cover - torch is a hard dependency of xaiq

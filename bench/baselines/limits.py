@@ -9,8 +9,10 @@
 Every limit is then taken at its best batch size (:func:`fastest_batch`): the same rows
 pushed through in batches of 16, 32, ..., 1024 (capped at the rows there are), timed
 interleaved, the fastest kept. A limit at one fixed batch says as much about that batch
-size as about the method (on this host digits-cnn runs 1.3-1.5x faster in batches of 64-83
-than of 256: the activations of a big batch leave the L3 share this guest gets).
+size as about the method (digits-cnn over the same rows: 0.84 s in batches of 83, 0.78 s of
+256, 0.86 s of 1024). The bench process tunes its allocator as jobs do
+(:mod:`xaiq.xai.allocator`); without that, a batch of 256 ran 1.33 s or 0.80 s depending on
+the process, which an earlier version of this note took for a cache effect.
 """
 
 from __future__ import annotations

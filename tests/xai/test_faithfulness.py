@@ -133,6 +133,39 @@ def test_forwards_never_exceed_the_batch_size_however_many_steps(case):
     torch.testing.assert_close(coarse.deletion, fine_every_28th, atol=1e-6, rtol=0)
 
 
+class _InputRecorder(torch.nn.Module):
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.inputs: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.inputs.append(x.clone())
+        return self.inner(x)
+
+
+def test_step_images_hold_exactly_the_start_or_the_finish_pixels(digits_model, case):
+    # every pixel of every step image is bit-for-bit its start's or its finish's value
+    x, maps, t = case
+    x = x * 3.7 - 1.3  # values whose difference does not round-trip in float32
+    rec = _InputRecorder(digits_model.module)
+    deletion_insertion(rec, x, maps, t, substrate="blur", step=100, batch_size=5)
+    shown = torch.cat(rec.inputs)
+    n, _, h, w = x.shape
+    blurred = torch.nn.functional.conv2d(
+        x, gaussian_kernel(11, 5.0)[None, None], padding=5
+    )  # the substrate and the insertion start
+    order = torch.argsort(-maps.reshape(n, -1), dim=1, stable=True)
+    ranks = torch.empty_like(order).scatter_(1, order, torch.arange(h * w).expand(n, -1))
+    expected = []
+    for start, finish in ((x, blurred), (blurred, x)):
+        for j in range(n):
+            for i in range(math.ceil(h * w / 100) + 1):
+                changed = (ranks[j] < i * 100).view(1, h, w)
+                expected.append(torch.where(changed, finish[j], start[j]))
+    assert torch.equal(shown, torch.stack(expected))
+
+
 def test_a_model_that_ignores_its_input_gives_its_constant_probability_as_auc():
     class Constant(torch.nn.Module):
         def __init__(self) -> None:
@@ -180,3 +213,13 @@ def test_maps_of_the_wrong_shape_or_with_nan_are_refused(digits_model, case):
     bad[0, 0, 0] = float("nan")
     with pytest.raises(InvalidParameterError, match="non-finite"):
         deletion_insertion(digits_model, x, bad, t)
+
+
+def test_images_with_inf_or_nan_are_refused(digits_model, case):
+    # the step images are lerp(start, finish, 0 or 1): exact for finite pixels only
+    x, maps, t = case
+    for value in (float("inf"), float("nan")):
+        bad = x.clone()
+        bad[1, 0, 3, 3] = value
+        with pytest.raises(InvalidParameterError, match="images have non-finite"):
+            deletion_insertion(digits_model, bad, maps, t)

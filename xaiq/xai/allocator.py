@@ -45,6 +45,11 @@ def tune_host_allocator() -> bool:
     return _applied
 
 
+def host_allocator_tuned() -> bool:
+    """Whether :func:`tune_host_allocator` has set the thresholds in this process."""
+    return bool(_applied)
+
+
 def _set_thresholds() -> bool:
     if not sys.platform.startswith("linux"):
         return False

@@ -133,6 +133,8 @@ def _check_inputs(
         raise InvalidParameterError(f"maps must be [{n}, {h}, {w}], got {tuple(m.shape)}")
     if not bool(torch.isfinite(m).all()):
         raise InvalidParameterError("maps have non-finite values (NaN or inf)")
+    if not bool(torch.isfinite(x).all()):
+        raise InvalidParameterError("images have non-finite values (NaN or inf)")
     t = torch.as_tensor(targets, dtype=torch.long, device=device).reshape(-1)
     if t.numel() == 1 and n != 1:
         t = t.expand(n)
@@ -163,7 +165,9 @@ def _play(
     The step images of a forward are written into one buffer game by game: each game's rows
     are a run of consecutive steps, made by broadcasting its start, finish and ranks against
     the run's thresholds (no per-row copies of them, which took a fifth of the time on
-    digits)."""
+    digits). The choice is ``lerp(start, finish, changed)`` with ``changed`` 0 or 1: exact
+    for finite values (``torch.lerp`` computes ``finish - (finish - start) * 0`` at weight 1)
+    and twice as fast as ``where`` on a boolean mask."""
     g_count, c, h, w = starts.shape
     device = starts.device
     lengths = (n_steps + 1).tolist()
@@ -171,11 +175,15 @@ def _play(
     offsets = [0]
     for n in lengths:
         offsets.append(offsets[-1] + n)
-    ranks4 = ranks.view(g_count, 1, h, w)
-    steps = torch.arange(max(lengths), device=device).view(-1, 1, 1, 1) * step
-    buffer = torch.empty(min(batch_size, total), c, h, w, dtype=starts.dtype, device=device)
-    changed = torch.empty(min(batch_size, total), 1, h, w, dtype=torch.bool, device=device)
-    rows_target = torch.empty(min(batch_size, total), 1, dtype=torch.int64, device=device)
+    # ranks and thresholds compared as floats (5x faster than int64 into a float mask);
+    # float32 holds every integer below 2**24 exactly, float64 the larger images
+    exact = torch.float32 if h * w + step < (1 << 24) else torch.float64
+    ranks4 = ranks.view(g_count, 1, h, w).to(exact)
+    steps = (torch.arange(max(lengths), device=device).view(-1, 1, 1, 1) * step).to(exact)
+    rows = min(batch_size, total)
+    buffer = torch.empty(rows, c, h, w, dtype=starts.dtype, device=device)
+    changed = torch.empty(rows, 1, h, w, dtype=starts.dtype, device=device)
+    row_targets = torch.repeat_interleave(targets, n_steps + 1).view(-1, 1)
     probs = torch.empty(total, dtype=torch.float32, device=device)
     game = 0
     for a in range(0, total, batch_size):
@@ -188,11 +196,10 @@ def _play(
             run = slice(lo - a, hi - a)
             s0, s1 = lo - offsets[j], hi - offsets[j]
             torch.lt(ranks4[j], steps[s0:s1], out=changed[run])
-            torch.where(changed[run], finishes[j], starts[j], out=buffer[run])
-            rows_target[run] = targets[j]
+            torch.lerp(starts[j], finishes[j], changed[run], out=buffer[run])
             j += 1
         p = model(buffer[: b - a]).float().softmax(dim=1)
-        probs[a:b] = p.gather(1, rows_target[: b - a]).squeeze(1)
+        probs[a:b] = p.gather(1, row_targets[a:b]).squeeze(1)
     return probs, lengths
 
 

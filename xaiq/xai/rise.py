@@ -160,15 +160,17 @@ def generate_masks(
 def default_batch_size(image_shape: Sequence[int], device: torch.device | None = None) -> int:
     """Masked images per forward when ``batch_size`` is None.
 
-    CPU: about 64K input elements (83 digits; at least 8 images, so 8 ImageNet images), so
-    the activations stay in cache. On 2 EPYC cores whose 32 MiB L3 is shared with other
-    guests, RISE over 4 digits x 4000 masks ran 1.3-1.5x faster in batches of 64-83 than of
-    256, and the gap moved with the neighbours' load; batches of 32 lose to per-call
-    overhead. CUDA: about 16M input elements, at most 1024 images."""
+    CPU: about 256K input elements, between 8 and 256 images (256 digits, 8 ImageNet
+    images). In a process whose allocator is tuned as jobs tune it
+    (:mod:`xaiq.xai.allocator`), digits-cnn on 2 cores ran the same rows in 0.78 s in
+    batches of 256 or 384, 0.81 s of 128 and 0.84 s of 83, and slower again from 1024 up;
+    without that tuning, batches of 256 took 0.80 s or 1.33 s by process (each batch's
+    activations were fresh pages from ``mmap``). CUDA: about 16M input elements, at most
+    1024 images."""
     elements = max(1, math.prod(int(d) for d in image_shape))
     if device is not None and device.type == "cuda":
         return max(1, min(1024, (1 << 24) // elements))
-    return max(8, min(256, (1 << 16) // elements))
+    return max(8, min(256, (1 << 18) // elements))
 
 
 @torch.no_grad()
