@@ -69,7 +69,7 @@ def attack_cmd(
         None, "--param", help="a guide's parameter METHOD.KEY=VALUE (repeatable)"
     ),
     fill: int = typer.Option(
-        128,
+        ATTACK_DEFAULTS["fill"],
         "--fill",
         help="below this many rows per forward, run later strategies and iterations ahead",
     ),

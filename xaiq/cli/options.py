@@ -58,6 +58,7 @@ ATTACK_DEFAULTS = {
     "n_masks": 4000,
     "s": 7,
     "p1": 0.5,
+    "fill": 256,
 }
 _A = ATTACK_DEFAULTS
 ModeOption = Annotated[

@@ -82,7 +82,7 @@ PARAMS: dict[str, AttackParam] = {
     "strategies": AttackParam(DEFAULT_STRATEGIES, tuple),
     "compare": AttackParam(False, bool),
     "guide_params": AttackParam({}, dict),
-    "fill": AttackParam(128, int, lambda v: v >= 0, ">= 0"),
+    "fill": AttackParam(256, int, lambda v: v >= 0, ">= 0"),
     "n_masks": AttackParam(4000, int, lambda v: v >= 1, ">= 1"),
     "s": AttackParam(7, int, lambda v: v >= 1, ">= 1"),
     "p1": AttackParam(0.5, float, lambda v: 0.0 < v < 1.0, "in (0, 1)"),
@@ -147,7 +147,7 @@ def validate_attack_params(params: Mapping[str, Any], *, search_only: bool = Fal
     compare=False (True: every strategy attacks every sample from the original, no chain),
     guide_params={} (``{METHOD: {key: value}}``, the guiding explainers' own parameters;
     RISE's default to n_masks, s, p1), n_masks=4000, s=7, p1=0.5 in (0, 1) (RISE),
-    batch_size=None (candidates per forward), fill=128 (while fewer candidates than this
+    batch_size=None (candidates per forward), fill=256 (while fewer candidates than this
     are in a forward, a chain runs its later strategies speculatively and every track
     evaluates its next iterations ahead; 0: never; results do not depend on it), and the
     job-level
