@@ -45,7 +45,7 @@ def _setups(ctx: Context) -> list[dict]:
     ]
     if not ctx.quick:
         setups.append(
-            dict(model="resnet18", ig_images=1, n_steps=16, grad_images=8, source_images=0, reps=2)
+            dict(model="resnet18", ig_images=1, n_steps=16, grad_images=8, source_images=0, reps=5)
         )
     return setups
 

@@ -23,8 +23,18 @@ from xaiq.xai.attack.tracks import (
 )
 from xaiq.xai.device import module_device
 from xaiq.xai.errors import InvalidParameterError
+from xaiq.xai.rise import default_batch_size
 
-_BATCH_ELEMENTS = 1 << 22
+_BATCH_ELEMENTS = 1 << 22  # CUDA: input elements per forward (at most 4096 images)
+
+
+def _default_batch(image_shape: tuple[int, int, int], device: torch.device) -> int:
+    """Candidates per forward when ``batch_size`` is None: on CUDA about 4M input elements;
+    on the CPU RISE's default (256 digits: 512-row forwards ran 5-8% slower than 256-row
+    ones on 2 cores, and 4096-row ones slower still)."""
+    if device.type == "cuda":
+        return max(1, min(4096, _BATCH_ELEMENTS // math.prod(image_shape)))
+    return default_batch_size(image_shape, device)
 
 
 def _clamp_bounds(
@@ -102,7 +112,7 @@ def rise_guided_search(
     if ids.numel() != n or bool((ids < 0).any()):
         raise InvalidParameterError(f"attack: sample_ids must be {n} non-negative ints")
     ids = ids.to(device=device, dtype=torch.int64)
-    bs = p["batch_size"] or max(1, min(4096, _BATCH_ELEMENTS // (c * h * w)))
+    bs = p["batch_size"] or _default_batch((c, h, w), device)
     clamp = _clamp_bounds(model, input_range, (c, h, w), device) if p["clamp"] else None
     untargeted = p["mode"] == "untargeted"
 
