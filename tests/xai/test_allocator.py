@@ -16,8 +16,10 @@ from xaiq.xai.allocator import tune_host_allocator
 PROBE = """
 import json, resource
 import torch
-from xaiq.xai.allocator import tune_host_allocator
+from xaiq.xai.allocator import host_allocator_tuned, tune_host_allocator
+was_tuned = host_allocator_tuned()
 applied = tune_host_allocator()
+after = host_allocator_tuned()
 torch.manual_seed(0)
 net = torch.nn.Sequential(
     torch.nn.Conv2d(1, 32, 3, padding=1), torch.nn.ReLU(),
@@ -31,7 +33,7 @@ for _ in range(8):  # one saliency-like pass each: forward, backward, free
     net(xi).sum().backward()
     del xi
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-print(json.dumps({"applied": applied, "faults": faults}))
+print(json.dumps({"applied": applied, "reported": [was_tuned, after], "faults": faults}))
 """
 
 glibc = pytest.mark.skipif(
@@ -53,6 +55,7 @@ def test_tuned_process_reuses_freed_pages_across_passes():
     layer_pages = (384 * 32 * 28 * 28 * 4) // os.sysconf("SC_PAGE_SIZE")
     untuned, tuned = probe("0"), probe("1")
     assert untuned["applied"] is False and tuned["applied"] is True
+    assert untuned["reported"] == [False, False] and tuned["reported"] == [False, True]
     # untuned: each pass maps its activations afresh and faults every page in again
     assert min(untuned["faults"][-4:]) > layer_pages
     # tuned: once warm, passes run on heap pages that are already resident (a pass may
