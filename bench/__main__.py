@@ -8,7 +8,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from bench.harness import BenchFn, Context, render_table, run_suite
+from bench.harness import BenchFn, Context, render_table, run_suite, tune_like_a_job
 
 # Order matters only for reading the table: cheap library rows first, services last.
 MODULE_NAMES = (
@@ -63,13 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(width=None if sys.stdout.isatty() else 200)
     warnings.filterwarnings("ignore", category=UserWarning, module="captum")
     filters = tuple(f for item in args.only for f in item.split(",") if f)
-    from xaiq.xai.allocator import tune_host_allocator
-
-    # the allocator every job runs with (workers, in-process jobs, `xaiq attack`): without it
-    # glibc maps and unmaps each large batch's activations, and how fast a batch size runs
-    # depends on what the process allocated before (digits-cnn in batches of 256: 0.80 s or
-    # 1.33 s for the same rows, by process)
-    tune_host_allocator()
+    tune_like_a_job()
     ctx = Context(
         quick=args.quick,
         device=args.device,

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import torch
 
-from bench.harness import MIB, Context
+from bench.harness import MIB, Context, tune_like_a_job
 
 
 def torch_profile(fn: Callable[[], object], rows: int) -> str:
@@ -116,6 +116,7 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=15)
     p.add_argument("--n-rows", type=int, default=1_000_000, help="stats: synthetic rows")
     args = p.parse_args()
+    tune_like_a_job()  # profile what the bench times
     ctx = Context()
     print(f"torch threads: {torch.get_num_threads()}")
     if args.name.startswith("stats-"):
