@@ -33,13 +33,13 @@ demo: install
 
 test: install
 	$(PY) -m ruff check .
-	$(PY) -m mypy xaiq/xai xaiq/db
+	$(PY) -m mypy xaiq/xai xaiq/db xaiq/analysis
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy xaiq/xai xaiq/db
+	$(PY) -m mypy xaiq/xai xaiq/db xaiq/analysis
 
 bench: install
 	$(PY) -m bench $(BENCH_ARGS)

@@ -1,13 +1,13 @@
 """``xaiq stats disagreement`` over synthetic disagreement rows on SQLite and PostgreSQL.
 
-The rows come from :func:`xaiq.db.synthetic.insert_synthetic_disagreements` (one finished
+The rows come from :func:`xaiq.analysis.synthetic.insert_synthetic_disagreements` (one finished
 job: four methods, six pairs, NULLs, ties) into a throwaway SQLite file and a throwaway
 PostgreSQL database (``XAIQ_BENCH_PG_URL``, default
 ``postgresql://postgres@127.0.0.1:5432/postgres``, creates and drops it), then ``ANALYZE``.
 The job's statistics digest is then built as the finishing worker builds it
-(:func:`xaiq.db.digest.build_digest`), timed apart.
+(:func:`xaiq.analysis.digest.build_digest`), timed apart.
 
-Timed: what the command runs, :func:`xaiq.db.stats_table.disagreement_table` for the job
+Timed: what the command runs, :func:`xaiq.analysis.stats_table.disagreement_table` for the job
 with all ten metrics (grouping rule, statistics, 95% intervals, NULL reasons); the job's
 digest answers it.
 
@@ -44,8 +44,8 @@ def _load(url: str, n_rows: int) -> tuple[Any, int, dict[str, float]]:
 
     from xaiq.db.session import get_engine
 
-    synthetic = require("xaiq.db.synthetic", "insert_synthetic_disagreements")
-    digest = require("xaiq.db.digest", "build_digest")
+    synthetic = require("xaiq.analysis.synthetic", "insert_synthetic_disagreements")
+    digest = require("xaiq.analysis.digest", "build_digest")
     engine = get_engine(url, migrate=True)
     with stopwatch() as insert_s:
         job_id = synthetic.insert_synthetic_disagreements(engine, n_rows, seed=0)
@@ -63,8 +63,8 @@ def _measure(ctx: Context, url: str, n_rows: int, big: bool) -> tuple[dict[str, 
 
     from xaiq.db.models import METRIC_COLUMNS
 
-    stats_table = require("xaiq.db.stats_table", "disagreement_table")
-    queries = require("xaiq.db.queries", "disagreement_stats")
+    stats_table = require("xaiq.analysis.stats_table", "disagreement_table")
+    queries = require("xaiq.analysis.queries", "disagreement_stats")
     engine, job_id, info = _load(url, n_rows)
     out: dict[str, Any] = {}
 

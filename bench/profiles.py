@@ -97,9 +97,9 @@ def stats_workload(backend: str, n_rows: int) -> tuple[Callable[[], object], Cal
 
     from bench.bench_stats import sqlite_url
     from bench.services import postgres_url
-    from xaiq.db.queries import disagreement_stats
+    from xaiq.analysis.queries import disagreement_stats
+    from xaiq.analysis.synthetic import insert_synthetic_disagreements
     from xaiq.db.session import get_engine
-    from xaiq.db.synthetic import insert_synthetic_disagreements
 
     stack = contextlib.ExitStack()
     url = stack.enter_context(sqlite_url() if backend == "sqlite" else postgres_url())

@@ -29,6 +29,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, select
 
+from xaiq.db.jobs import check_jobs
 from xaiq.db.joined import joined_select
 from xaiq.db.models import (
     AttackResult,
@@ -38,7 +39,6 @@ from xaiq.db.models import (
     SampleRow,
     SanityCheck,
 )
-from xaiq.db.queries import check_jobs
 
 JobSelection = int | Iterable[int] | None
 
@@ -102,7 +102,7 @@ class Results:
         pool: bool = False,
     ) -> pd.DataFrame:
         """``xaiq stats disagreement`` as a frame (one row per group and metric)."""
-        from xaiq.db.stats_table import disagreement_table
+        from xaiq.analysis.stats_table import disagreement_table
 
         table = disagreement_table(self.engine, _jobs(job), group_by, metrics, pool=pool)
         return _table_frame(table)
@@ -117,7 +117,7 @@ class Results:
         pool: bool = False,
     ) -> pd.DataFrame:
         """``xaiq stats disagreement --compare KEY`` as a frame."""
-        from xaiq.db.compare import compare_table
+        from xaiq.analysis.compare import compare_table
 
         table = compare_table(self.engine, _jobs(job), group_by, key, metrics, pool=pool)
         return _table_frame(table)
@@ -126,14 +126,14 @@ class Results:
         self, job: JobSelection = None, group_by: str | Iterable[str] = "method"
     ) -> pd.DataFrame:
         """``xaiq stats faithfulness`` as a frame (one row per group and unit)."""
-        from xaiq.db.faithfulness import faithfulness_stats
+        from xaiq.analysis.faithfulness import faithfulness_stats
 
         return pd.DataFrame(faithfulness_stats(self.engine, _jobs(job), group_by))
 
     def faithfulness_pairs(self, job: JobSelection = None, **options: Any) -> pd.DataFrame:
         """``xaiq stats faithfulness --pairs`` as a frame (``metric``, ``criterion``,
-        ``unit`` as :func:`xaiq.db.faithfulness.faithfulness_pairs`)."""
-        from xaiq.db.faithfulness import faithfulness_pairs
+        ``unit`` as :func:`xaiq.analysis.faithfulness.faithfulness_pairs`)."""
+        from xaiq.analysis.faithfulness import faithfulness_pairs
 
         return pd.DataFrame(faithfulness_pairs(self.engine, _jobs(job), **options))
 
@@ -141,7 +141,7 @@ class Results:
         self, job: JobSelection = None, threshold: float = 0.5
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """``xaiq stats sanity``: (per method and layer, verdict per method) frames."""
-        from xaiq.db.faithfulness import sanity_stats
+        from xaiq.analysis.faithfulness import sanity_stats
 
         per_layer, verdicts = sanity_stats(self.engine, _jobs(job), threshold=threshold)
         return pd.DataFrame(per_layer), pd.DataFrame(verdicts)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sqlalchemy import create_engine, text
 
-from xaiq.db.intervals import wilson_interval
+from xaiq.analysis.intervals import wilson_interval
 
 STRATEGIES = "least:saliency,least:grad_cam,random,central"
 

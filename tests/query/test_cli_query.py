@@ -136,7 +136,7 @@ def test_demo_summary_prints_both_tables_and_the_report_path(store, capsys, tmp_
     )
     captured = capsys.readouterr()
     assert "disagreement per pair" in captured.out and "attacks" in captured.out
-    from xaiq.db.queries import disagreement_stats
+    from xaiq.analysis.queries import disagreement_stats
 
     keys = ["pair", "n_segments", "k_frac"]  # the fixture's jobs have two configurations
     first = disagreement_stats(store.engine, [store.disagreement_job], keys)[0]

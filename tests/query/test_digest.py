@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
-from xaiq.db.digest import build_digest, digest_groups
+from xaiq.analysis.digest import build_digest, digest_groups
+from xaiq.analysis.queries import disagreement_stats
+from xaiq.analysis.summary import STAT_COLUMNS
 from xaiq.db.errors import QueryError
 from xaiq.db.models import METRIC_COLUMNS, DigestCell, Disagreement, Job, StatsDigest, utcnow
-from xaiq.db.queries import disagreement_stats
-from xaiq.db.summary import STAT_COLUMNS
 
 CELL_ALIGNED = [  # the two jobs differ in model; each has 3 pairs x 2 configurations
     ["job", "pair", "n_segments"],
@@ -82,9 +82,9 @@ def test_a_digest_holds_every_metric_of_every_cell_and_is_built_once(store):
 def test_groupings_that_pool_cells_or_split_them_by_sample_fall_back_to_the_exact_path(store, keys):
     jobs = [store.disagreement_job, store.second_job]
     _finish(store.engine, *jobs)
-    from xaiq.db.queries import DISAGREEMENT_KEYS, _grouped_select
+    from xaiq.analysis.queries import DISAGREEMENT_KEYS, grouped_select
 
-    cols, _ = _grouped_select(Disagreement, keys, DISAGREEMENT_KEYS, jobs)
+    cols, _ = grouped_select(Disagreement, keys, DISAGREEMENT_KEYS, jobs)
     assert digest_groups(store.engine, cols, jobs, list(METRIC_COLUMNS)) is None
     with pytest.raises(QueryError):
         disagreement_stats(store.engine, jobs, keys, "all", strategy="digest")
@@ -152,9 +152,9 @@ def test_a_local_job_builds_its_digest_when_it_finishes(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("keys", [["job", "pair", "n_segments"], ["pair", "label"]])
 def test_null_reasons_from_the_digest_equal_the_counting_query(store, keys):
-    from xaiq.db.digest import digest_null_counts
-    from xaiq.db.queries import DISAGREEMENT_KEYS, _grouped_select
-    from xaiq.db.stats_table import null_reasons
+    from xaiq.analysis.digest import digest_null_counts
+    from xaiq.analysis.queries import DISAGREEMENT_KEYS, grouped_select
+    from xaiq.analysis.stats_table import null_reasons
 
     jobs = [store.disagreement_job, store.second_job]
     names = list(METRIC_COLUMNS)
@@ -162,7 +162,7 @@ def test_null_reasons_from_the_digest_equal_the_counting_query(store, keys):
     assert expected  # the fixture has NULLs in every metric
     _finish(store.engine, *jobs)
     disagreement_stats(store.engine, jobs, ["job", "pair", "n_segments"], "all")  # builds
-    cols, _ = _grouped_select(Disagreement, keys, DISAGREEMENT_KEYS, jobs)
+    cols, _ = grouped_select(Disagreement, keys, DISAGREEMENT_KEYS, jobs)
     answered = digest_null_counts(store.engine, cols, jobs, names)
     assert (answered is None) == (keys == ["pair", "label"])
     assert null_reasons(store.engine, jobs, keys, names) == expected

@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import create_engine
 
+from xaiq.analysis.synthetic import insert_synthetic_disagreements
 from xaiq.db.errors import NotFoundError, QueryError
 from xaiq.db.export import export_columns, export_job
 from xaiq.db.models import METRIC_COLUMNS, Base
-from xaiq.db.synthetic import insert_synthetic_disagreements
 
 
 def _same(a, b) -> bool:

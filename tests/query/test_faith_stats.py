@@ -11,9 +11,9 @@ import pytest
 from scipy import stats
 from sqlalchemy.orm import Session
 
+from xaiq.analysis.faithfulness import faithfulness_pairs, faithfulness_stats, sanity_stats
+from xaiq.analysis.intervals import mean_interval_of, wilson_interval
 from xaiq.db.errors import QueryError
-from xaiq.db.faithfulness import faithfulness_pairs, faithfulness_stats, sanity_stats
-from xaiq.db.intervals import mean_interval_of, wilson_interval
 from xaiq.db.models import Disagreement, Faithfulness, Job, JobKind, JobStatus, SanityCheck
 
 N = 40

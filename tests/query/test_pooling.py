@@ -10,12 +10,12 @@ import pytest
 from scipy import stats
 from sqlalchemy.orm import Session
 
+from xaiq.analysis.compare import compare_table
+from xaiq.analysis.grouping import resolve_grouping
+from xaiq.analysis.stats_table import disagreement_table
 from xaiq.cli.main import main
-from xaiq.db.compare import compare_table
 from xaiq.db.errors import QueryError
-from xaiq.db.grouping import resolve_grouping
 from xaiq.db.models import Disagreement, Job, JobKind, JobStatus
-from xaiq.db.stats_table import disagreement_table
 
 
 @pytest.fixture(autouse=True)
@@ -208,7 +208,7 @@ def test_configuration_comes_from_the_specs_scalars_included_without_reading_row
         job = Job(
             kind=JobKind.disagreement,
             status=JobStatus.succeeded,
-            # as xaiq.db.synthetic writes it: scalars, no target key; no rows at all
+            # as xaiq.analysis.synthetic writes it: scalars, no target key; no rows at all
             spec={"superpixels": "grid", "n_segments": 49, "k_frac": 0.05},
             dataset="d",
             model="m",

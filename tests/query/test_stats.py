@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from sqlalchemy.orm import Session
 
+from xaiq.analysis.queries import DISAGREEMENT_KEYS, attack_stats, disagreement_stats
+from xaiq.analysis.summary import STAT_COLUMNS
 from xaiq.db.errors import NotFoundError, QueryError
 from xaiq.db.models import METRIC_COLUMNS, Disagreement, Job, JobKind, JobStatus
-from xaiq.db.queries import DISAGREEMENT_KEYS, attack_stats, disagreement_stats
-from xaiq.db.summary import STAT_COLUMNS
 
 
 def _key(store, d: dict, name: str):
@@ -202,7 +202,7 @@ def test_attack_stats_group_by_label_partitions_the_rows(store):
 
 @pytest.mark.parametrize("keys", [["pair", "label", "correct"], ["job"]])
 def test_many_groups_path_fetching_the_keys_gives_the_same_numbers(store, monkeypatch, keys):
-    monkeypatch.setattr("xaiq.db.queries._MAX_CODED", 0)  # as if there were many groups
+    monkeypatch.setattr("xaiq.analysis.exact._MAX_CODED", 0)  # as if there were many groups
     rows = disagreement_stats(store.engine, None, keys, "all", strategy="client")
     groups: dict[tuple, list[dict]] = {}
     for d in store.disagreements:

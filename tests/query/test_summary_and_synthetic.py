@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from xaiq.analysis.queries import disagreement_stats
+from xaiq.analysis.summary import GroupedColumns, summarize
+from xaiq.analysis.synthetic import DEFAULT_METHODS, insert_synthetic_disagreements
 from xaiq.db.models import METRIC_COLUMNS, Disagreement, SampleRow
-from xaiq.db.queries import disagreement_stats
-from xaiq.db.summary import GroupedColumns, summarize
-from xaiq.db.synthetic import DEFAULT_METHODS, insert_synthetic_disagreements
 
 
 def test_percentiles_are_linear_interpolation_between_order_statistics():

@@ -12,11 +12,11 @@ import pytest
 import torch
 from sqlalchemy import inspect, select
 
+from xaiq.analysis.queries import attack_stats, disagreement_stats
+from xaiq.analysis.synthetic import insert_synthetic_disagreements
 from xaiq.db.errors import QueryError
 from xaiq.db.models import Disagreement, Job
-from xaiq.db.queries import attack_stats, disagreement_stats
 from xaiq.db.session import get_engine, read_session
-from xaiq.db.synthetic import insert_synthetic_disagreements
 from xaiq.scheduler.submit import submit
 from xaiq.worker.artifacts import artifact_relpath
 from xaiq.worker.local import run_local

@@ -237,7 +237,7 @@ def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
 def summarise(results: list[Any], chain: tuple[str, ...], attempted: int) -> dict[str, Any]:
     """Success rate overall and per strategy (each strategy's own attacks, with the Wilson
     interval of its rate); median iterations and forward passes."""
-    from xaiq.db.intervals import wilson_interval
+    from xaiq.analysis.intervals import wilson_interval
 
     n = len(results)
     per = []

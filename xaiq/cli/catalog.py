@@ -127,6 +127,6 @@ def _default(value: object) -> str:
 def metrics_cmd(fmt: OutputFormat = FormatOpt) -> None:
     """The glossary of the ten disagreement metrics: range, kind, which end means the maps
     agree, definition and when a value is NULL."""
-    from xaiq.db.glossary import glossary_rows
+    from xaiq.analysis.glossary import glossary_rows
 
     emit(glossary_rows(), fmt, title="metrics (n superpixels, k = max(1, floor(k_frac n)))")

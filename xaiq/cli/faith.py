@@ -84,7 +84,7 @@ def stats_faithfulness(
     """Deletion and insertion AUCs (the RISE paper's causal metrics) per method: n, mean
     with its 95% Student-t interval, median; score = insertion - deletion (higher: more
     faithful). Games over pixels and over each superpixel configuration are separate rows."""
-    from xaiq.db.faithfulness import faithfulness_pairs, faithfulness_stats
+    from xaiq.analysis.faithfulness import faithfulness_pairs, faithfulness_stats
 
     out_fmt = OutputFormat(fmt)
     rows: list[dict[str, Any]]
@@ -122,7 +122,7 @@ def stats_sanity(
     logits down: mean Spearman correlation of |map| and of the signed map, SSIM and the rank
     correlation of superpixel means between the trained and the randomised model's maps,
     then one verdict per method (a map that survives randomisation fails)."""
-    from xaiq.db.faithfulness import SANITY_MEASURES, sanity_stats
+    from xaiq.analysis.faithfulness import SANITY_MEASURES, sanity_stats
 
     out_fmt = OutputFormat(fmt)
     if not 0.0 < threshold <= 1.0:

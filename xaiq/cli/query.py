@@ -81,8 +81,8 @@ def stats_disagreement(
     selected jobs is added to the groups, unless --pool. Interval: mean +- t(0.975, n-1) *
     std / sqrt(n) (Student-t). Percentiles interpolate linearly between order statistics
     (numpy's default, PostgreSQL's percentile_cont); NULLs are excluded and counted."""
-    from xaiq.db.compare import compare_table
-    from xaiq.db.stats_table import disagreement_table
+    from xaiq.analysis.compare import compare_table
+    from xaiq.analysis.stats_table import disagreement_table
 
     out_fmt = _format(fmt)
     keys = group_by if group_by is not None else ["pair"]
@@ -115,12 +115,12 @@ def stats_attack(
     samples), mean L0/L2/L-inf (successful ones), mean target probability before/after.
     Grouped by strategy: each strategy's own success rate with its Wilson interval and
     median iterations to the goal and forward passes."""
-    from xaiq.db.queries import ATTACK_COLUMNS, attack_stats, parse_names
+    from xaiq.analysis.queries import ATTACK_COLUMNS, attack_stats, parse_names
 
     out_fmt = _format(fmt)
     keys = group_by if group_by is not None else ["job"]
     if {"strategy", "grad_decade", "confidence_bin"} & set(parse_names(keys)):
-        from xaiq.db.attack_strategies import STRATEGY_COLUMNS, strategy_stats
+        from xaiq.analysis.attack_strategies import STRATEGY_COLUMNS, strategy_stats
 
         rows = strategy_stats(_engine(), job, keys)
         if not rows and out_fmt is OutputFormat.table:
@@ -221,7 +221,7 @@ def print_demo_summary(
 ) -> None:
     """Print the disagreement table (per pair) and the attack table of ``job_ids``, then the
     report's path: the end of ``make demo``. Jobs without such rows print nothing."""
-    from xaiq.db.queries import (
+    from xaiq.analysis.queries import (
         DEFAULT_METRICS,
         attack_stats,
         disagreement_stats,
@@ -243,7 +243,7 @@ def print_demo_summary(
         cols = [*keys, "n", *DEFAULT_METRICS]
         title = "disagreement per pair: mean [95% interval]"
         emit(list(pivot.values()), OutputFormat.table, title=title, columns=cols)
-    from xaiq.db.intervals import wilson_interval
+    from xaiq.analysis.intervals import wilson_interval
 
     attacks = attack_stats(engine, job_ids, ["job"])
     for a in attacks:

@@ -28,6 +28,7 @@ from sqlalchemy import Boolean, DateTime, Engine, Float, Integer, select
 from sqlalchemy.sql.schema import Table
 
 from xaiq.db.errors import QueryError
+from xaiq.db.jobs import check_jobs
 from xaiq.db.joined import joined_columns
 from xaiq.db.models import (
     AttackResult,
@@ -38,7 +39,6 @@ from xaiq.db.models import (
     SampleRow,
     SanityCheck,
 )
-from xaiq.db.queries import check_jobs
 
 EXPORT_BATCH = 10_000
 EXPORT_TABLES: dict[str, Any] = {

@@ -128,6 +128,19 @@ def get_job(session: Session, job_id: int) -> Job:
     return job
 
 
+def check_jobs(engine: Engine, job_ids: Iterable[int] | None) -> list[int]:
+    """The given job ids, each checked to exist (:class:`NotFoundError` names the first not)."""
+    ids = [int(j) for j in (job_ids or [])]
+    if not ids:
+        return []
+    with engine.connect() as conn:
+        found = set(conn.scalars(select(Job.id).where(Job.id.in_(ids))))
+    for j in ids:
+        if j not in found:
+            raise NotFoundError(f"unknown job id {j}")
+    return list(dict.fromkeys(ids))
+
+
 def claim_shard(
     engine: Engine, shard_id: int, owner: str, lease_seconds: float, *, from_pending: bool = False
 ) -> Claim | None:

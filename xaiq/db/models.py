@@ -407,7 +407,7 @@ class Heartbeat(Base):
 
 
 class StatsDigest(Base):
-    """A finished job's statistics digest is built (see :mod:`xaiq.db.digest`): valid while
+    """A finished job's statistics digest is built (see :mod:`xaiq.analysis.digest`): valid while
     ``finished_at`` equals the job's own (a job run again gets a new one)."""
 
     __tablename__ = "stats_digests"
@@ -422,7 +422,7 @@ class StatsDigest(Base):
 class DigestCell(Base):
     """The exact statistics of one metric over one cell of a finished job: its rows of one
     method pair, one superpixel configuration and one explained class (the finest grouping
-    made of job-level keys). Columns as :data:`xaiq.db.summary.STAT_COLUMNS`."""
+    made of job-level keys). Columns as :data:`xaiq.analysis.summary.STAT_COLUMNS`."""
 
     __tablename__ = "stats_digest_cells"
     __table_args__ = (

@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from sqlalchemy import Engine, select  # noqa: E402
 
-from xaiq.db.attack_strategies import STRATEGY_COLUMNS, strategy_stats, success_curves  # noqa: E402
+from xaiq.analysis.attack_strategies import STRATEGY_COLUMNS, strategy_stats, success_curves  # noqa: E402
 from xaiq.db.models import SampleRow  # noqa: E402
 from xaiq.report.format import img, table  # noqa: E402
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.figure import Figure
 
-from xaiq.db.glossary import GLOSSARY
+from xaiq.analysis.glossary import GLOSSARY
 from xaiq.xai.figures import method_title
 
 NL = "\n"

@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from sqlalchemy import Engine, select
 
-from xaiq.db.faithfulness import faithfulness_pairs, faithfulness_stats, sanity_stats
+from xaiq.analysis.faithfulness import faithfulness_pairs, faithfulness_stats, sanity_stats
 from xaiq.db.models import Faithfulness
 from xaiq.report.format import img, table
 from xaiq.report.sources import load_artifact

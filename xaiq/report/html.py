@@ -19,11 +19,11 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from xaiq.db.glossary import GLOSSARY
-from xaiq.db.grouping import resolve_grouping
-from xaiq.db.intervals import wilson_interval
+from xaiq.analysis.glossary import GLOSSARY
+from xaiq.analysis.grouping import resolve_grouping
+from xaiq.analysis.intervals import wilson_interval
+from xaiq.analysis.queries import ATTACK_COLUMNS, attack_stats, disagreement_stats
 from xaiq.db.models import JobKind
-from xaiq.db.queries import ATTACK_COLUMNS, attack_stats, disagreement_stats
 from xaiq.report import charts, data, plots
 from xaiq.report.attack_guides import guides_section
 from xaiq.report.format import ci_text, img, num, table

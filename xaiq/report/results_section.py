@@ -14,13 +14,13 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from xaiq.db.compare import compare_table
+from xaiq.analysis.compare import compare_table
+from xaiq.analysis.glossary import GLOSSARY, glossary_rows
+from xaiq.analysis.grouping import resolve_grouping
+from xaiq.analysis.intervals import wilson_interval
+from xaiq.analysis.stats_table import disagreement_table
 from xaiq.db.errors import QueryError
-from xaiq.db.glossary import GLOSSARY, glossary_rows
-from xaiq.db.grouping import resolve_grouping
-from xaiq.db.intervals import wilson_interval
 from xaiq.db.models import METRIC_COLUMNS
-from xaiq.db.stats_table import disagreement_table
 from xaiq.report import charts, data
 from xaiq.report.format import ci_text, img, num, table
 from xaiq.xai.figures import method_title, model_title

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from xaiq.db.digest import build_digest_quietly
+from xaiq.analysis.digest import build_digest_quietly
 from xaiq.db.jobs import finalize_job, get_job, job_progress, pending_shard_ids, reap_expired
 from xaiq.db.lifecycle import (
     owner_stale_seconds,

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from xaiq.db.digest import build_digest_quietly
+from xaiq.analysis.digest import build_digest_quietly
 from xaiq.db.jobs import (
     Claim,
     claim_shard,

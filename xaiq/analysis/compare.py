@@ -30,20 +30,20 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine
 
-from xaiq.db.errors import QueryError
-from xaiq.db.grouping import resolve_grouping
-from xaiq.db.intervals import mann_whitney, mean_interval_of, signed_rank, welch_difference
-from xaiq.db.models import Disagreement
-from xaiq.db.queries import (
+from xaiq.analysis.grouping import resolve_grouping
+from xaiq.analysis.intervals import mann_whitney, mean_interval_of, signed_rank, welch_difference
+from xaiq.analysis.queries import (
     DISAGREEMENT_KEYS,
-    _grouped_select,
-    _key_values,
-    _sort_key,
     check_group_by,
-    check_jobs,
     check_metrics,
+    group_key_values,
+    group_sort_key,
+    grouped_select,
 )
-from xaiq.db.stats_table import StatsTable
+from xaiq.analysis.stats_table import StatsTable
+from xaiq.db.errors import QueryError
+from xaiq.db.jobs import check_jobs
+from xaiq.db.models import Disagreement
 
 COMPARE_COLUMNS = (
     "a",
@@ -151,7 +151,7 @@ def compare_table(
     jobs = check_jobs(engine, job_ids)
     grouping = resolve_grouping(engine, jobs, user, pool=pool, exclude=[compare])
     keys = [*grouping.keys, compare]
-    cols, base = _grouped_select(Disagreement, keys, DISAGREEMENT_KEYS, jobs)
+    cols, base = grouped_select(Disagreement, keys, DISAGREEMENT_KEYS, jobs)
     values = [getattr(Disagreement, m) for m in names]
     ident = _row_identity(compare)
     stmt = base.add_columns(*cols, *ident, *values)
@@ -161,14 +161,14 @@ def compare_table(
     acc: dict[tuple, dict[Any, dict[tuple[int, int], list[Any]]]] = {}
     with engine.connect() as conn:
         for raw in conn.execution_options(yield_per=50_000).execute(stmt):
-            kv = _key_values(tuple(raw[:nk]), keys, DISAGREEMENT_KEYS)
+            kv = group_key_values(tuple(raw[:nk]), keys, DISAGREEMENT_KEYS)
             group = tuple(kv[k] for k in grouping.keys)
             by_sample = acc.setdefault(group, {}).setdefault(kv[compare], {})
             by_sample[tuple(raw[nk : nk + ni])] = list(raw[nk + ni :])
     levels = _levels((lv for g in acc.values() for lv in g), compare)
     paired = compare in PAIRED_KEYS
     rows = []
-    for group in sorted(acc, key=_sort_key):
+    for group in sorted(acc, key=group_sort_key):
         by_level = acc[group]
         for j, metric in enumerate(names):
             a_map, b_map = (

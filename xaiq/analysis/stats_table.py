@@ -1,8 +1,8 @@
 """``xaiq stats disagreement`` as data: the pooling rule, intervals and NULL reasons together.
 
 :func:`disagreement_table` is what the CLI, the report and :mod:`xaiq.results` call: the
-group-by keys of :func:`xaiq.db.grouping.resolve_grouping`, the statistics of
-:func:`xaiq.db.queries.disagreement_stats` (with each mean's 95% interval) and, per metric,
+group-by keys of :func:`xaiq.analysis.grouping.resolve_grouping`, the statistics of
+:func:`xaiq.analysis.queries.disagreement_stats` (with each mean's 95% interval) and, per metric,
 why its NULLs are NULL.
 
 NULL reasons follow the metric contract (DESIGN.md §4): a NULL ``euclidean`` or
@@ -19,18 +19,18 @@ from typing import Any
 
 from sqlalchemy import Engine, case, func
 
-from xaiq.db.digest import digest_null_counts
-from xaiq.db.grouping import Grouping, resolve_grouping
-from xaiq.db.models import Disagreement
-from xaiq.db.queries import (
+from xaiq.analysis.digest import digest_null_counts
+from xaiq.analysis.grouping import Grouping, resolve_grouping
+from xaiq.analysis.queries import (
     DISAGREEMENT_COLUMNS,
     DISAGREEMENT_KEYS,
-    _grouped_select,
-    _key_values,
-    check_jobs,
     check_metrics,
     disagreement_stats,
+    group_key_values,
+    grouped_select,
 )
+from xaiq.db.jobs import check_jobs
+from xaiq.db.models import Disagreement
 
 DISTANCES = ("euclidean", "euclidean_abs")
 
@@ -50,9 +50,9 @@ def null_reasons(
 ) -> dict[tuple[Any, ...], dict[str, str]]:
     """``{(key values..., metric): "zero map 3, constant |map| 12"}`` for the groups that
     hold NULLs: from the digests of finished jobs when they can answer
-    (:func:`xaiq.db.digest.digest_null_counts`), else one grouped counting query (bound
+    (:func:`xaiq.analysis.digest.digest_null_counts`), else one grouped counting query (bound
     columns only)."""
-    cols, base = _grouped_select(Disagreement, keys, DISAGREEMENT_KEYS, job_ids)
+    cols, base = grouped_select(Disagreement, keys, DISAGREEMENT_KEYS, job_ids)
     counted = digest_null_counts(engine, cols, job_ids, metrics)  # finished jobs: stored
     if counted is not None:
         return _reasons(
@@ -81,7 +81,7 @@ def _reasons(
     """``rows``: (raw group key, [zero-map NULLs, other NULLs] per metric, flattened)."""
     out: dict[tuple[Any, ...], dict[str, str]] = {}
     for raw, counts in rows:
-        kv = _key_values(raw, keys, DISAGREEMENT_KEYS)
+        kv = group_key_values(raw, keys, DISAGREEMENT_KEYS)
         for j, m in enumerate(metrics):
             z, c = int(counts[2 * j]), int(counts[2 * j + 1])
             parts = ([f"zero map {z}"] if z else []) + ([f"constant |map| {c}"] if c else [])

@@ -8,7 +8,7 @@ always part of the groups: AUCs of different games are not comparable.
 
 Faithfulness of one map is summarised by ``insertion_auc - deletion_auc`` (``score``: higher
 is more faithful; deletion alone: lower is better, insertion alone: higher is better).
-Intervals are those of :mod:`xaiq.db.intervals` (Student-t means, Wilson rates).
+Intervals are those of :mod:`xaiq.analysis.intervals` (Student-t means, Wilson rates).
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ import numpy as np
 from scipy import stats
 from sqlalchemy import Engine, and_, select
 
+from xaiq.analysis.intervals import mean_interval_of, wilson_interval
+from xaiq.analysis.queries import parse_names
 from xaiq.db.errors import QueryError
-from xaiq.db.intervals import mean_interval_of, wilson_interval
+from xaiq.db.jobs import check_jobs
 from xaiq.db.models import METRIC_COLUMNS, Disagreement, Faithfulness, Job, SampleRow, SanityCheck
-from xaiq.db.queries import check_jobs, parse_names
 
 FAITH_KEYS: dict[str, Any] = {
     "method": Faithfulness.method,

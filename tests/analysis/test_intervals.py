@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from xaiq.db.intervals import (
+from xaiq.analysis.intervals import (
     mann_whitney,
     mean_interval,
     mean_interval_of,
@@ -116,7 +116,7 @@ def test_mann_whitney_extremes():
 
 
 def test_signed_rank_is_scipys_wilcoxon_with_the_matched_pairs_rank_biserial():
-    from xaiq.db.intervals import signed_rank
+    from xaiq.analysis.intervals import signed_rank
 
     rng = np.random.default_rng(3)
     d = np.round(rng.normal(0.1, 0.3, 60) * 8) / 8  # ties and zeros, as metric differences

@@ -32,8 +32,9 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from xaiq.analysis.queries import DISAGREEMENT_KEYS, check_group_by
+from xaiq.db.jobs import check_jobs
 from xaiq.db.models import Disagreement, Job, JobKind
-from xaiq.db.queries import DISAGREEMENT_KEYS, check_group_by, check_jobs
 
 CONFIG_KEYS: tuple[str, ...] = (
     "model",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xaiq.db.glossary import GLOSSARY, clip_to_range, glossary_rows
+from xaiq.analysis.glossary import GLOSSARY, clip_to_range, glossary_rows
 from xaiq.db.models import METRIC_COLUMNS
 from xaiq.xai.metrics import compare_vectors
 

@@ -5,12 +5,12 @@ one job (``job_id, method_a, method_b, superpixels, n_segments, k_frac, target_k
 finest grouping made only of job-level keys. Once a job has finished its disagreement rows
 no longer change, so :func:`build_digest` computes, once, every statistic of
 :data:`STAT_COLUMNS` for every metric of every cell with the exact query path of
-:mod:`xaiq.db.queries` (server-side on PostgreSQL, numpy on SQLite) and stores them in
+:mod:`xaiq.analysis.queries` (server-side on PostgreSQL, numpy on SQLite) and stores them in
 ``stats_digest_cells``.
 
 :func:`digest_groups` then answers a stats query from those rows when every group it asks
 for is exactly one cell: grouping by ``pair`` (or ``method_a, method_b``) plus the
-configuration keys that vary, which is what :mod:`xaiq.db.grouping` asks for by default,
+configuration keys that vary, which is what :mod:`xaiq.analysis.grouping` asks for by default,
 optionally with ``job``, ``model``, ``dataset``. A few hundred rows are read instead of
 every value, so the time no longer grows with the number of rows, and the numbers are the
 ones the exact path gives (it computed them). Any other grouping (sample-level keys such
@@ -33,6 +33,8 @@ from typing import Any
 from sqlalchemy import Engine, case, delete, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from xaiq.analysis.exact import exact_groups
+from xaiq.analysis.summary import STAT_COLUMNS
 from xaiq.db.models import (
     METRIC_COLUMNS,
     DigestCell,
@@ -41,7 +43,6 @@ from xaiq.db.models import (
     JobKind,
     StatsDigest,
 )
-from xaiq.db.summary import STAT_COLUMNS
 
 CELL_FIELDS = (
     "job_id",
@@ -68,8 +69,6 @@ def build_digest(engine: Engine, job_id: int) -> bool:
     """Compute and store the digest of a finished job (replacing any older one); ``False``
     when the job is not finished. Costs one exact stats pass over the job's rows (on SQLite
     a pair at a time, so memory is bounded by the largest pair's values)."""
-    from xaiq.db.queries import exact_groups
-
     with engine.connect() as conn:
         finished = conn.scalar(select(Job.finished_at).where(Job.id == job_id))
         if finished is None:
@@ -121,7 +120,7 @@ def _zero_map_nulls(
     engine: Engine, job_id: int, cell_cols: list[Any]
 ) -> dict[tuple, dict[str, int]]:
     """Per cell and metric, the NULLs on rows whose ``euclidean`` is NULL too (a zero map):
-    one counting query (the NULL reasons of :mod:`xaiq.db.stats_table`)."""
+    one counting query (the NULL reasons of :mod:`xaiq.analysis.stats_table`)."""
     zero = Disagreement.euclidean.is_(None)
     counts = [
         func.count(case((getattr(Disagreement, m).is_(None) & zero, 1))) for m in METRIC_COLUMNS

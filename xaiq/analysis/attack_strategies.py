@@ -1,7 +1,7 @@
 """Per-strategy attack statistics: success rate with its Wilson interval, and the cost.
 
 One row per group of ``attack_strategy_results`` (one per sample x strategy attacked): the
-success rate with a Wilson score interval (:func:`xaiq.db.intervals.wilson_interval`), the
+success rate with a Wilson score interval (:func:`xaiq.analysis.intervals.wilson_interval`), the
 median iteration at which the goal was first reached (successes), the median iterations and
 forward passes spent (all attempts: the cost), the medians of the lab's diagnosis at the
 original (the goal's gradient norms, the model's confidence). Group-by words come from
@@ -20,11 +20,12 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from xaiq.analysis.intervals import wilson_interval
+from xaiq.analysis.queries import parse_names
+from xaiq.analysis.summary import summarize
 from xaiq.db.errors import QueryError
-from xaiq.db.intervals import wilson_interval
+from xaiq.db.jobs import check_jobs
 from xaiq.db.models import AttackResult, AttackStrategyResult, Job, SampleRow
-from xaiq.db.queries import check_jobs, parse_names
-from xaiq.db.summary import summarize
 
 S, A = AttackStrategyResult, AttackResult
 _FIELDS = {
