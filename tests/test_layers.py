@@ -1,4 +1,4 @@
-"""Imports point one way (DESIGN.md section 1); read with ``ast``, nothing is imported."""
+"""Imports point one way (docs/architecture.md); read with ``ast``, nothing is imported."""
 
 from __future__ import annotations
 
@@ -7,12 +7,20 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "xaiq"
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "xaiq"
 MODULES = sorted(PACKAGE.rglob("*.py"))
+# every file of ours that may import a name: no private name crosses a module boundary
+OUR_FILES = sorted([*MODULES, *(ROOT / "tests").rglob("*.py"), *(ROOT / "bench").rglob("*.py")])
+HEAVY = ("torch", "torchvision", "captum")
 
 FORBIDDEN = {
     "xai": (
         "xaiq.db",
+        "xaiq.analysis",
+        "xaiq.broker",
+        "xaiq.report",
+        "xaiq.results",
         "xaiq.scheduler",
         "xaiq.worker",
         "xaiq.cli",
@@ -22,7 +30,34 @@ FORBIDDEN = {
         "alembic",
         "kombu",
     ),
-    "db": ("torch", "torchvision", "captum", "xaiq.xai", "xaiq.worker", "xaiq.cli", "celery"),
+    # the store only: statistics over its rows are the analysis layer's
+    "db": (
+        *HEAVY,
+        "numpy",
+        "scipy",
+        "pandas",
+        "xaiq.xai",
+        "xaiq.analysis",
+        "xaiq.broker",
+        "xaiq.scheduler",
+        "xaiq.worker",
+        "xaiq.report",
+        "xaiq.results",
+        "xaiq.cli",
+        "celery",
+    ),
+    # above the store, below every caller: imports db only
+    "analysis": (
+        *HEAVY,
+        "xaiq.xai",
+        "xaiq.broker",
+        "xaiq.scheduler",
+        "xaiq.worker",
+        "xaiq.report",
+        "xaiq.results",
+        "xaiq.cli",
+        "celery",
+    ),
     # the broker is shared by the scheduler and the workers, so it imports neither
     "broker": (
         "xaiq.scheduler",
@@ -90,7 +125,7 @@ def test_imports_point_one_way(path):
         bad = sorted({n for n, _ in imports(tree, module) if hits(n, FORBIDDEN[layer])})
         assert not bad, f"{module} (layer {layer}) imports {bad}"
     if layer == "cli":
-        heavy = [n for n in top_level_imports(tree) if hits(n, ("torch", "torchvision", "captum"))]
+        heavy = [n for n in top_level_imports(tree) if hits(n, HEAVY)]
         assert not heavy, f"{module} imports {heavy} at module level"
 
 
@@ -103,10 +138,50 @@ def test_the_checker_sees_a_forbidden_import():
 
 def test_every_layer_has_modules_to_check():
     layers = {module_name(p).split(".")[1] for p in MODULES if module_name(p).count(".")}
-    assert {"xai", "db", "cli", "broker", "scheduler", "worker"} <= layers
+    assert {"xai", "db", "analysis", "cli", "broker", "scheduler", "worker"} <= layers
 
 
 def test_the_checker_sees_the_scheduler_importing_worker_code():
     tree = ast.parse("def publish():\n    from xaiq.worker.celery_app import app\n")
     found = [n for n, _ in imports(tree, "xaiq.scheduler.loop")]
     assert any(hits(n, FORBIDDEN["scheduler"]) for n in found)
+
+
+def private_imports(tree: ast.AST) -> list[str]:
+    """``from xaiq.m import _name`` (or a relative ``from .m import _name``): a private name
+    used outside the module that owns it."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.level or hits(node.module or "", ("xaiq",))):
+            found += [
+                f"{node.module}.{a.name}"
+                for a in node.names
+                if a.name.startswith("_") and not a.name.startswith("__")
+            ]
+    return found
+
+
+@pytest.mark.parametrize("path", OUR_FILES, ids=[str(p.relative_to(ROOT)) for p in OUR_FILES])
+def test_no_private_name_is_imported_from_another_module(path):
+    private = private_imports(ast.parse(path.read_text(), filename=str(path)))
+    assert not private, f"{path.relative_to(ROOT)} imports private names {private}"
+
+
+def test_the_checker_sees_a_private_import():
+    assert private_imports(ast.parse("from xaiq.worker.compute import _message, ok\n")) == [
+        "xaiq.worker.compute._message"
+    ]
+    assert private_imports(ast.parse("from .jobs import _wait\n")) == ["jobs._wait"]
+    assert private_imports(ast.parse("from os import _exit\nfrom x import __all__\n")) == []
+
+
+def test_the_checker_sees_the_store_importing_statistics():
+    tree = ast.parse("import numpy as np\nfrom xaiq.analysis.queries import parse_names\n")
+    found = [n for n, _ in imports(tree, "xaiq.db.export")]
+    assert sorted(n for n in found if hits(n, FORBIDDEN["db"])) == [
+        "numpy",
+        "xaiq.analysis.queries",
+        "xaiq.analysis.queries.parse_names",
+    ]
+    tree = ast.parse("def f():\n    from xaiq.xai.models import load_model\n")
+    assert any(hits(n, FORBIDDEN["analysis"]) for n, _ in imports(tree, "xaiq.analysis.x"))

@@ -97,10 +97,10 @@ def test_compare_show_and_report_draw_a_sample_with_identical_colours(
     _ok(capsys, "show", "1", "3", "--out", str(tmp_path / "s.pdf"))
     from xaiq.db.session import get_engine
     from xaiq.report.data import get_job
-    from xaiq.report.html import _sample_block
+    from xaiq.report.html import sample_block
 
     engine = get_engine()
-    block = _sample_block(engine, get_job(engine, 1), 3, "")
+    block = sample_block(engine, get_job(engine, 1), 3, "")
     assert block.startswith("<img")
     assert len(captured) == 3
     compare, show, report = (_layers(f) for f in captured)

@@ -23,7 +23,7 @@ def resume_job_here(
     else on the workers through the scheduler."""
     out = output_format(fmt, as_json)
     as_json = out is OutputFormat.json
-    from xaiq.cli.jobs import _print_progress, _wait, exit_unless_succeeded, reap_local
+    from xaiq.cli.jobs import exit_unless_succeeded, print_progress, reap_local, wait_for_job
     from xaiq.cli.progress import run_local_with_progress
     from xaiq.db.jobs import get_job
     from xaiq.db.lifecycle import LOCAL_QUEUE, resume_job
@@ -54,8 +54,8 @@ def resume_job_here(
         from xaiq.broker.wake import notify
 
         notify(url)
-        result = _wait(job, timeout=None, quiet=as_json)
-    _print_progress(result, out)
+        result = wait_for_job(job, timeout=None, quiet=as_json)
+    print_progress(result, out)
     exit_unless_succeeded(result)
 
 

@@ -271,12 +271,12 @@ def submit_cmd(
     if run_here:
         result = run_local_with_progress(done.job_id, device, quiet=as_json)
     elif wait:
-        result = _wait(done.job_id, timeout=None, quiet=as_json)
+        result = wait_for_job(done.job_id, timeout=None, quiet=as_json)
     else:
         result = {"job": done.job_id, "status": "pending", "queue": done.queue}
-        _print_progress(result, out)
+        print_progress(result, out)
         return
-    _print_progress(result, out)
+    print_progress(result, out)
     exit_unless_succeeded(result)
 
 
@@ -312,7 +312,7 @@ def reap_local(job_id: int | None = None) -> None:
         )
 
 
-def _wait(job_id: int, timeout: float | None, quiet: bool, interval: float = 0.5) -> dict:
+def wait_for_job(job_id: int, timeout: float | None, quiet: bool, interval: float = 0.5) -> dict:
     """Poll the job until it finishes (or is interrupted: an in-process job whose process
     is gone is reaped on the way, so this never waits for an orphan)."""
     from xaiq.cli.progress import ProgressView
@@ -340,7 +340,7 @@ def _wait(job_id: int, timeout: float | None, quiet: bool, interval: float = 0.5
             time.sleep(interval)
 
 
-def _print_progress(p: dict[str, Any], fmt: OutputFormat | bool) -> None:
+def print_progress(p: dict[str, Any], fmt: OutputFormat | bool) -> None:
     """A job's progress as one JSON object (``fmt`` json or True) or field/value rows."""
     if fmt is True or fmt is OutputFormat.json:
         emit_json(p)
@@ -382,7 +382,7 @@ def status_cmd(
     if as_json:
         emit_json({**p, "first_errors": first})
         return
-    _print_progress(p, out)
+    print_progress(p, out)
     if first and out is OutputFormat.table:
         emit(first, out, title=f"first failures (all: `xaiq errors {job}`)")
 
@@ -464,8 +464,8 @@ def wait_cmd(
     ends the wait at once, saying how to resume it."""
     out = output_format(fmt, as_json)
     as_json = out is OutputFormat.json
-    p = _wait(job, timeout, quiet=as_json)
-    _print_progress(p, out)
+    p = wait_for_job(job, timeout, quiet=as_json)
+    print_progress(p, out)
     if p["status"] == "interrupted":
         info(f"job {job} is interrupted (no live process runs it); resume: `xaiq resume {job}`")
     if p["status"] != "succeeded":
@@ -524,7 +524,7 @@ def retry_cmd(
     if not as_json:
         info(f"job {job}: {n} shards back to pending")
     if n and (local or queue == LOCAL_QUEUE):
-        _print_progress(run_local_with_progress(job, device, quiet=as_json), out)
+        print_progress(run_local_with_progress(job, device, quiet=as_json), out)
     elif as_json:
         emit_json({"job": job, "reset_shards": n})
 

@@ -216,7 +216,7 @@ def _attribution_section(engine: Engine, job: Any) -> str:
     return "\n".join(out)
 
 
-def _sample_block(engine: Engine, job: Any, idx: int, what: str) -> str:
+def sample_block(engine: Engine, job: Any, idx: int, what: str) -> str:
     """One sample's figure as the report embeds it (kept for callers and tests)."""
     from xaiq.db.errors import NotFoundError
     from xaiq.report.show import sample_map_figure

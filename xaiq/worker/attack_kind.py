@@ -15,7 +15,7 @@ from typing import Any
 
 from xaiq.db.jobs import Claim
 from xaiq.worker.artifacts import artifact_relpath, save_array
-from xaiq.worker.compute import SAMPLE_FAILURES, Batch, ShardRows, _message
+from xaiq.worker.compute import SAMPLE_FAILURES, Batch, ShardRows, error_message
 from xaiq.xai.models import LoadedModel
 
 
@@ -71,7 +71,7 @@ def attack_batch(
             try:
                 results.append((j, run([j])[0]))
             except SAMPLE_FAILURES as exc:
-                rows.error(batch.ids[positions[j]], "attack", _message(exc))
+                rows.error(batch.ids[positions[j]], "attack", error_message(exc))
     order = {name: i for i, name in enumerate(params["strategies"])}
     for j, res in results:
         idx = batch.ids[positions[j]]

@@ -44,7 +44,7 @@ def cached_dataset(spec: str) -> Dataset:
     return _datasets[spec]
 
 
-def _message(exc: BaseException) -> str:
+def error_message(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
@@ -128,7 +128,7 @@ def _predict(
         try:
             kept.append((s, model.preprocess([s.image])))
         except SAMPLE_FAILURES as exc:
-            rows.error(s.index, "load", _message(exc))
+            rows.error(s.index, "load", error_message(exc))
     if not kept:
         return None
     x = torch.cat([t for _, t in kept])
@@ -173,7 +173,7 @@ def _predict(
     )
 
 
-def _explain(
+def explain_batch(
     method: str,
     model: LoadedModel,
     batch: Batch,
@@ -210,7 +210,7 @@ def _explain(
             try:
                 results.append((i, run([i])[0]))
             except SAMPLE_FAILURES as exc:
-                rows.error(batch.ids[i], "explain", f"{method}: {_message(exc)}")
+                rows.error(batch.ids[i], "explain", f"{method}: {error_message(exc)}")
     for i, m in results:
         if np.all(np.isfinite(m)):
             maps[batch.ids[i]] = m
@@ -219,7 +219,7 @@ def _explain(
     return maps
 
 
-def _store_maps(
+def store_maps(
     claim: Claim,
     method: str,
     maps: dict[int, np.ndarray],
@@ -264,8 +264,8 @@ def _attribution(
     spec = claim.spec
     all_maps = {}
     for method in spec["methods"]:
-        maps = _explain(method, model, batch, spec["params"][method], spec["seed"], rows)
-        _store_maps(claim, method, maps, batch, rows, root)
+        maps = explain_batch(method, model, batch, spec["params"][method], spec["seed"], rows)
+        store_maps(claim, method, maps, batch, rows, root)
         all_maps[method] = maps
     return all_maps
 

@@ -24,11 +24,11 @@ from xaiq.worker.compute import (
     SAMPLE_FAILURES,
     Batch,
     ShardRows,
-    _explain,
-    _message,
-    _store_maps,
     cached_model,
+    error_message,
+    explain_batch,
     explained_class,
+    store_maps,
 )
 from xaiq.xai.models import LoadedModel
 
@@ -82,7 +82,7 @@ def sides_of(claim: Claim, model: LoadedModel, batch: Batch, rows: ShardRows) ->
             sides.append(_other_side(name, pos, model, batch))
         except SAMPLE_FAILURES as exc:
             for idx in batch.ids:
-                rows.error(idx, "predict", f"{name}: {_message(exc)}")
+                rows.error(idx, "predict", f"{name}: {error_message(exc)}")
     return sides
 
 
@@ -116,7 +116,7 @@ def _source_maps(claim: Claim, batch: Batch, rows: ShardRows, root: Path) -> Map
             try:
                 out[method][idx] = load_array(*where[(method, idx)], root=root)
             except SAMPLE_FAILURES as exc:
-                rows.error(idx, "load", _message(exc))
+                rows.error(idx, "load", error_message(exc))
     return out
 
 
@@ -127,12 +127,12 @@ def _maps(claim: Claim, sides: list[Side], rows: ShardRows, root: Path) -> Maps:
     out: Maps = {}
     for side in sides:
         for method in spec["methods"]:
-            got = _explain(
+            got = explain_batch(
                 method, side.model, side.batch, spec["params"][method], spec["seed"], rows
             )
             name = side.map_name(method)
             kw = {"name": name, "group": side.group(method), "model": side.name}
-            _store_maps(claim, method, got, side.batch, rows, root, **kw)
+            store_maps(claim, method, got, side.batch, rows, root, **kw)
             out[name] = got
     return out
 
@@ -149,7 +149,7 @@ def segmentations(claim: Claim, model: LoadedModel, batch: Batch, rows: ShardRow
                 out[(sp, n_seg)] = segment(display, sp, n_segments=n_seg)
             except SAMPLE_FAILURES as exc:
                 for idx in batch.ids:
-                    rows.error(idx, "segment", f"{sp}/{n_seg}: {_message(exc)}")
+                    rows.error(idx, "segment", f"{sp}/{n_seg}: {error_message(exc)}")
     return out
 
 
@@ -212,7 +212,7 @@ def _compare(
         results = compare_batch([vecs[a][i] for i in common], [vecs[b][i] for i in common], k_frac)
     except SAMPLE_FAILURES as exc:
         for idx in common:
-            rows.error(idx, "compare", f"{a} vs {b}: {_message(exc)}")
+            rows.error(idx, "compare", f"{a} vs {b}: {error_message(exc)}")
         return
     for idx, res in zip(common, results, strict=True):
         row: dict[str, Any] = {

@@ -12,7 +12,7 @@ import numpy as np
 
 from xaiq.db.jobs import Claim
 from xaiq.worker.artifacts import artifact_relpath, save_array
-from xaiq.worker.compute import SAMPLE_FAILURES, ShardRows, _message
+from xaiq.worker.compute import SAMPLE_FAILURES, ShardRows, error_message
 from xaiq.worker.disagreement_kind import Labels, Maps, Side
 
 
@@ -93,6 +93,6 @@ def faithfulness_rows(
                 except SAMPLE_FAILURES as exc:
                     for idx in have:
                         name = side.map_name(method)
-                        rows.error(idx, "faithfulness", f"{name}: {_message(exc)}")
+                        rows.error(idx, "faithfulness", f"{name}: {error_message(exc)}")
                     continue
                 _add_rows(claim, side, method, have, result, unit, rows, root)

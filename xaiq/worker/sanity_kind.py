@@ -10,7 +10,7 @@ import numpy as np
 
 from xaiq.db.jobs import Claim
 from xaiq.db.models import METRIC_COLUMNS
-from xaiq.worker.compute import SAMPLE_FAILURES, ShardRows, _message
+from xaiq.worker.compute import SAMPLE_FAILURES, ShardRows, error_message
 from xaiq.worker.disagreement_kind import Labels, Maps, Side
 
 
@@ -67,7 +67,7 @@ def sanity_rows(
                     )
                 except SAMPLE_FAILURES as exc:
                     for idx in have:
-                        rows.error(idx, "sanity", f"{name} / {step.layer}: {_message(exc)}")
+                        rows.error(idx, "sanity", f"{name} / {step.layer}: {error_message(exc)}")
                     continue
                 for idx, sim, met in zip(have, sims, mets, strict=True):
                     row: dict[str, Any] = {

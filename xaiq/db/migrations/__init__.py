@@ -61,7 +61,7 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def _main(argv: list[str]) -> None:  # pragma: no cover - authoring helper
+def main(argv: list[str]) -> None:  # pragma: no cover - authoring helper
     from xaiq.db.session import get_engine
 
     if len(argv) < 4 or argv[0] != "revision" or argv[1] != "-m":

@@ -2,6 +2,6 @@
 
 import sys
 
-from xaiq.db.migrations import _main
+from xaiq.db.migrations import main
 
-_main(sys.argv[1:])
+main(sys.argv[1:])
