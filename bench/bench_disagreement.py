@@ -3,7 +3,8 @@ the source way (SLIC again for every comparison, a Python loop over segments, pl
 metrics). Maps are given (seeded smooth random maps): this row times the step after the
 explainers, on skimage photos at 224x224 with SLIC n_segments=200 as in the source document.
 
-The library computes all ten metrics of DESIGN.md section 4; the source way only its four.
+The library computes all ten metrics of the metric contract (docs/architecture.md); the
+source way only its four.
 Target: >= 8x the source way's comparisons per second.
 """
 

@@ -56,7 +56,7 @@ def attack_spec(limit: int = DEFAULT_LIMIT) -> dict[str, Any]:
         "kind": "attack",
         "dataset": "digits",
         "model": "digits-cnn-weak",
-        # the defaults of DESIGN.md section 5 (rise-least then central, sigma 1, no clamp)
+        # the attack's defaults (docs/architecture.md) (rise-least then central, sigma 1, no clamp)
         # but 2,000 iterations per strategy
         "attack": {"mode": "repair", "max_iters": ATTACK_MAX_ITERS},
         "limit": limit,

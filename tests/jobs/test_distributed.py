@@ -88,7 +88,8 @@ def test_two_workers_run_a_sweep_and_every_row_lands_once(cluster: Cluster) -> N
     assert len(disagreements) == len(keys) == 30 * 3 * 2
     assert {r["n"] for r in disagreements} == {16, 49}
     assert all(r["k"] == max(1, int(0.1 * r["n"])) for r in disagreements)
-    # NULL only for a pair with an all-zero (unranked) Grad-CAM map (DESIGN §4)
+    # NULL only for a pair with an all-zero (unranked) Grad-CAM map (the metric contract in
+    # docs/architecture.md)
     assert all(
         r["feature_disagreement"] is not None or "grad_cam" in (r["method_a"], r["method_b"])
         for r in disagreements

@@ -1,4 +1,5 @@
-"""Known answers for every disagreement metric (DESIGN.md section 4), edge cases and checks."""
+"""Known answers for every disagreement metric (the metric contract, docs/architecture.md),
+edge cases and checks."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """What each stored disagreement metric means: range, direction, one-line definition.
 
-Plain data (the definitions are DESIGN.md §4's, implemented in ``xaiq.xai.metrics``), read
-by ``xaiq metrics``, the report's glossary and the statistics (a mean's interval is clipped
-to the metric's range: the true mean cannot lie outside it).
+Plain data (the definitions are the metric contract's in docs/architecture.md, implemented
+in ``xaiq.xai.metrics``), read by ``xaiq metrics``, the report's glossary and the statistics
+(a mean's interval is clipped to the metric's range: the true mean cannot lie outside it).
 """
 
 from __future__ import annotations

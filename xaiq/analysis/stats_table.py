@@ -5,7 +5,7 @@ group-by keys of :func:`xaiq.analysis.grouping.resolve_grouping`, the statistics
 :func:`xaiq.analysis.queries.disagreement_stats` (with each mean's 95% interval) and, per metric,
 why its NULLs are NULL.
 
-NULL reasons follow the metric contract (DESIGN.md §4): a NULL ``euclidean`` or
+NULL reasons follow the metric contract (docs/architecture.md): a NULL ``euclidean`` or
 ``euclidean_abs`` means one of the two maps is all zero (``zero map``); a NULL top-k or
 rank metric means one map has no ranking — all zero (then the euclidean distance is NULL
 too: ``zero map``) or of constant magnitude (``constant |map|``).

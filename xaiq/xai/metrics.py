@@ -1,4 +1,5 @@
-"""Disagreement metrics between two explanations of one image (DESIGN.md section 4).
+"""Disagreement metrics between two explanations of one image (the metric contract,
+docs/architecture.md).
 
 Inputs are the per-superpixel means ``a, b`` (1-D, length ``n``, finite floats) of two maps
 (see :func:`xaiq.xai.superpixels.segment_means`). With ``k = max(1, floor(k_frac * n))`` and
@@ -187,7 +188,7 @@ def compare_vectors(a: Any, b: Any, k_frac: float = 0.05) -> dict[str, float | i
     a_abs, b_abs = np.abs(va), np.abs(vb)
     distances = {"euclidean": _unit_distance(va, vb), "euclidean_abs": _unit_distance(a_abs, b_abs)}
     if not (has_ranking(a_abs) and has_ranking(b_abs)):
-        # ties by index would rank a constant map and call it "total disagreement" (§4)
+        # ties by index would rank a constant map and call it "total disagreement" (metric contract)
         unranked: dict[str, float | int | None] = dict.fromkeys(METRIC_NAMES)
         unranked.update(distances)
         return {**unranked, "n": n, "k": k}

@@ -4,7 +4,8 @@
 noise for every ``(sample, candidate, element)`` of one iteration at once. Entry
 ``[a, k, e]`` depends only on ``(seed, sample_ids[a], stream, iteration, k, e)``, so a sample
 gets the same noise whether it is computed alone or inside any batch, shard or worker — the
-job system's guarantee (DESIGN.md §6), and what makes the batched attack equal a one-image loop.
+job system's guarantee (docs/architecture.md, "Determinism"), and what makes the batched
+attack equal a one-image loop.
 
 How: the counters are folded into 32-bit keys with an integer finaliser (two xor-shift /
 multiply rounds, constants below 2**31 so every product of a 32-bit value fits in int64 --

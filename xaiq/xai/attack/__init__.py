@@ -1,4 +1,4 @@
-"""The RISE-guided random-search attack (DESIGN.md §5).
+"""The RISE-guided random-search attack (docs/architecture.md).
 
 Public: :func:`rise_guided_search`, :class:`AttackResult`, :class:`StrategyOutcome`,
 :func:`validate_attack_params`, :func:`select_repair_candidates`, :func:`targets_for_mode`,

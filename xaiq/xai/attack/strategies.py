@@ -1,4 +1,4 @@
-"""Pixel-selection strategies: which pixels the attack may change (DESIGN.md §5).
+"""Pixel-selection strategies: which pixels the attack may change (docs/architecture.md).
 
 Each returns a boolean mask ``[N, H, W]``. The budget is ``b = floor(frac * H * W)`` pixels;
 a chosen pixel may change in every channel.

@@ -1,4 +1,4 @@
-"""Many (sample, strategy) searches at once: the attack's batched loop (DESIGN.md §5).
+"""Many (sample, strategy) searches at once: the attack's batched loop (docs/architecture.md).
 
 A *track* is one strategy attacking one sample from its original image. Per track (the
 source lab's procedure when ``candidates=1``)::
