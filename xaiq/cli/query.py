@@ -190,6 +190,7 @@ def show_cmd(
         style = style_for(preset, sign=None if preset == "seed" and sign == "all" else sign)
     except ValueError as exc:
         raise CliError(str(exc)) from None
+    info(f"reading job {job} sample {sample} (maps, the original image)...")
     path = show_sample(_engine(), job, sample, out, style=style, dpi=dpi, boundaries=boundaries)
     info(f"wrote {path}")
 
@@ -206,13 +207,27 @@ def report_cmd(
         "-M",
         help="headline metric: ranks the examples, drives the correctness and per-class views",
     ),
+    rank_at: str = typer.Option(
+        "",
+        "--rank-at",
+        metavar="KEY=VALUE,...",
+        help="configuration the examples and the verdict's disagreement are read at, e.g."
+        " n_segments=49,k_frac=0.25 (default: the largest k with n_segments at its default)",
+    ),
 ) -> None:
-    """A self-contained HTML report (plots embedded) that reads like a results section:
+    """A self-contained HTML report (plots embedded) that opens with a verdict per model
+    (faithfulness, sanity, disagreement: which explanation to trust), then the evidence:
     summary with 95% intervals, glossary, statistics per pair and configuration,
     distributions, correctness and confidence, per class, ranked examples, the spec."""
     from xaiq.report import build_report
+    from xaiq.report.format import set_progress
 
-    path = build_report(_engine(), job, out, metric=metric)
+    info(f"reading job{'s' if len(job) > 1 else ''} {', '.join(map(str, job))}...")
+    set_progress(info)
+    try:
+        path = build_report(_engine(), job, out, metric=metric, rank_at=rank_at or None)
+    finally:
+        set_progress(None)
     info(f"wrote {path}")
 
 

@@ -188,3 +188,42 @@ def ranked_in_config(
         stmt = stmt.where(_config_column(key) == value)
     with engine.connect() as conn:
         return [(int(i), float(m)) for i, m in conn.execute(stmt)]
+
+
+def job_models(job: Job) -> list[str]:
+    """Every model of the job, in the spec's order (``models`` of a cross-model job)."""
+    models = (job.spec or {}).get("models") or [job.model]
+    return [str(m) for m in models]
+
+
+def model_predictions(engine: Engine, job: Job) -> dict[str, dict[int, int]]:
+    """Per model of a cross-model job, ``{sample_index: prediction}``.
+
+    Only the first model's prediction has a sample row; the others' are the classes their
+    maps explained (``target_kind`` ``pred``), so a job explaining the label has none."""
+    models = job_models(job)
+    out: dict[str, dict[int, int]] = {m: {} for m in models}
+    stmt = (
+        select(Attribution.model, Attribution.sample_index, Attribution.target)
+        .where(Attribution.job_id == maps_job_id(job))
+        .where(Attribution.target_kind == "pred")
+    )
+    with engine.connect() as conn:
+        for model, idx, target in conn.execute(stmt):
+            if model in out:
+                out[model].setdefault(int(idx), int(target))
+        for idx, pred in conn.execute(
+            select(SampleRow.sample_index, SampleRow.pred).where(SampleRow.job_id == job.id)
+        ):
+            out[models[0]][int(idx)] = int(pred)
+    return out
+
+
+def sample_labels(engine: Engine, job_id: int) -> dict[int, int | None]:
+    with engine.connect() as conn:
+        return {
+            int(i): (None if lab is None else int(lab))
+            for i, lab in conn.execute(
+                select(SampleRow.sample_index, SampleRow.label).where(SampleRow.job_id == job_id)
+            )
+        }

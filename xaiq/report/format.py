@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from xaiq.report import plots
@@ -79,4 +79,20 @@ def img(fig: Any, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="{plots.data_uri(plots.png_bytes(fig))}">'
 
 
-__all__ = ["ci_text", "img", "num", "table"]
+class _Status:
+    """Where the report says what it is doing (the CLI points it at stderr)."""
+
+    sink: Callable[[str], None] | None = None
+
+
+def set_progress(sink: Callable[[str], None] | None) -> None:
+    """Send the report's status lines (``reading rows...``) to ``sink`` (None: silence)."""
+    _Status.sink = sink
+
+
+def progress(message: str) -> None:
+    if _Status.sink is not None:
+        _Status.sink(message)
+
+
+__all__ = ["ci_text", "img", "num", "progress", "set_progress", "table"]

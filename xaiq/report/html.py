@@ -26,8 +26,13 @@ from xaiq.analysis.queries import ATTACK_COLUMNS, attack_stats, disagreement_sta
 from xaiq.db.models import JobKind
 from xaiq.report import charts, data, plots
 from xaiq.report.attack_guides import guides_section
-from xaiq.report.format import ci_text, img, num, table
-from xaiq.report.results_section import disagreement_results, glossary_section
+from xaiq.report.format import ci_text, img, num, progress, table
+from xaiq.report.results_section import (
+    config_keys,
+    disagreement_results,
+    glossary_section,
+    rank_where,
+)
 from xaiq.report.sources import load_artifact, original_input
 from xaiq.xai.figures import model_title
 
@@ -45,6 +50,11 @@ th { background: #f0f0f0; }
 td.k { text-align: left; }
 pre { background: #f6f6f6; padding: 8px; font-size: 12px; overflow-x: auto; }
 img { max-width: 100%; display: block; margin: 6px 0 16px; }
+a.full { font-size: 12px; }
+table.verdict { font-size: 14px; }
+table.verdict td:first-child { font-weight: bold; }
+p.verdict { font-size: 15px; line-height: 1.45; max-width: 1100px; background: #f4f7fb;
+  border-left: 4px solid #0072b2; padding: 8px 12px; }
 .note { color: #666; font-size: 13px; }
 .wide { overflow-x: auto; }
 li { margin: 3px 0; }
@@ -57,19 +67,30 @@ def build_report(
     out: str | Path,
     *,
     metric: str = HEADLINE_METRIC,
+    rank_at: str | dict[str, str] | None = None,
 ) -> Path:
     """Write the report of one job, or of several side by side, to ``out``; return its path.
 
-    ``metric``: the headline metric (examples, correctness and per-class views). Raises
-    :class:`NotFoundError` for an unknown job and :class:`QueryError` for an unknown metric,
-    before writing anything."""
+    ``metric``: the headline metric (examples, correctness and per-class views);
+    ``rank_at``: the configuration the examples are ranked at (``n_segments=49,k_frac=0.25``;
+    default: :func:`xaiq.report.rank_config.choose_config`'s). Raises
+    :class:`NotFoundError` for an unknown job and :class:`QueryError` for an unknown metric
+    or configuration, before writing anything."""
     from xaiq.db.errors import QueryError
+    from xaiq.report.rank_config import parse_rank_at
 
     if metric not in GLOSSARY:
         raise QueryError(f"unknown metric {metric!r}; known: {', '.join(GLOSSARY)}")
+    wanted = parse_rank_at(rank_at) if isinstance(rank_at, str | None) else dict(rank_at)
     ids = [int(job_ids)] if isinstance(job_ids, int) else [int(j) for j in job_ids]
     jobs = [data.get_job(engine, j) for j in ids]
-    sections = [_job_report(engine, job, metric, glossary=len(jobs) == 1) for job in jobs]
+    for job in jobs:  # a bad --rank-at fails before any picture is drawn
+        if wanted and job.kind == JobKind.disagreement:
+            keys, _ = config_keys(engine, job.id)
+            rank_where(engine, job, metric, keys, wanted)
+    sections = [
+        _job_report(engine, job, metric, glossary=len(jobs) == 1, rank_at=wanted) for job in jobs
+    ]
     if len(jobs) == 1:
         body = f'<div class="job">{sections[0]}</div>'
         title = f"xaiq report: job {jobs[0].id}"
@@ -95,12 +116,20 @@ def build_report(
     return path
 
 
-def _job_report(engine: Engine, job: Any, metric: str, *, glossary: bool = True) -> str:
+def _job_report(
+    engine: Engine,
+    job: Any,
+    metric: str,
+    *,
+    glossary: bool = True,
+    rank_at: dict[str, str] | None = None,
+) -> str:
     parts = [f"<h1>Job {job.id}: {html.escape(job.kind.value)}</h1>"]
     if job.kind == JobKind.disagreement:
-        parts.append(disagreement_results(engine, job, metric, glossary=glossary))
+        parts.append(disagreement_results(engine, job, metric, glossary=glossary, rank_at=rank_at))
         from xaiq.report.faith_section import faith_sections
 
+        progress(f"job {job.id}: drawing the faithfulness and sanity figures...")
         parts.append(faith_sections(engine, job))
     elif job.kind == JobKind.attack:
         parts.append(_attack_section(engine, job))

@@ -22,7 +22,7 @@ from xaiq.analysis.stats_table import disagreement_table
 from xaiq.db.errors import QueryError
 from xaiq.db.models import METRIC_COLUMNS
 from xaiq.report import charts, data
-from xaiq.report.format import ci_text, img, num, table
+from xaiq.report.format import ci_text, img, num, progress, table
 from xaiq.xai.figures import method_title, model_title
 
 DISAGREEMENT_METRICS = [m for m in METRIC_COLUMNS if GLOSSARY[m].kind == "disagreement"]
@@ -30,7 +30,7 @@ AGREEMENT_METRICS = [m for m in METRIC_COLUMNS if GLOSSARY[m].kind == "agreement
 N_EXAMPLES = 3
 
 
-def _config_keys(engine: Engine, job_id: int) -> tuple[list[str], dict[str, Any]]:
+def config_keys(engine: Engine, job_id: int) -> tuple[list[str], dict[str, Any]]:
     grouping = resolve_grouping(engine, [job_id], ["pair"])
     return [k for k in grouping.added if k != "job"], grouping.constant
 
@@ -58,12 +58,17 @@ def headline(engine: Engine, job: Any, metric: str, keys: list[str], constant: d
         f"{k} {v}" for k, v in constant.items() if k not in ("model", "dataset") and v is not None
     )
     swept = f"; swept: {', '.join(keys)}" if keys else ""
+    models = data.job_models(job)
     items = [
-        f"<b>{html.escape(model_title(job.model))}</b> on <b>{html.escape(job.dataset)}</b>:"
-        f" {n} samples, {html.escape(acc_text)}, {counts['sample_errors']} sample errors.",
+        f"<b>{html.escape(', '.join(model_title(m) for m in models))}</b> on"
+        f" <b>{html.escape(job.dataset)}</b>: {n} samples,"
+        + (f" {html.escape(acc_text)}," if len(models) == 1 else "")
+        + f" {counts['sample_errors']} sample errors.",
         f"Methods: {html.escape(methods)}. Configuration: {html.escape(fixed)}"
         f"{html.escape(swept)}.",
     ]
+    if len(models) > 1:
+        items.append(html.escape(model_accuracy(engine, job)))
     stats = disagreement_table(engine, [job.id], ["pair"], [metric]).rows
     stats = [r for r in stats if r["mean"] is not None]
     if stats:
@@ -86,6 +91,24 @@ def headline(engine: Engine, job: Any, metric: str, keys: list[str], constant: d
         " metric's range; statistics never pool configurations."
     )
     return "<h2>Summary</h2><ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
+
+
+def model_accuracy(engine: Engine, job: Any) -> str:
+    """``Accuracy: digits-cnn 11 of 12 (0.917 [..]); digits-cnn-weak 7 of 12 (...)``."""
+    labels = data.sample_labels(engine, job.id)
+    parts = []
+    for model, preds in data.model_predictions(engine, job).items():
+        both = [(p, labels.get(i)) for i, p in preds.items() if labels.get(i) is not None]
+        if not both:
+            parts.append(f"{model_title(model)}: no predictions stored")
+            continue
+        ok = sum(1 for p, lab in both if p == lab)
+        lo, hi = wilson_interval(ok, len(both)) or (None, None)
+        parts.append(
+            f"{model_title(model)} {ok} of {len(both)} correct ({num(ok / len(both))}"
+            f" [{num(lo)}, {num(hi)}])"
+        )
+    return "Accuracy per model: " + "; ".join(parts) + "."
 
 
 def glossary_section() -> str:
@@ -180,17 +203,30 @@ def per_class_section(engine: Engine, job: Any, metric: str, keys: list[str]) ->
     )
 
 
-def examples_section(engine: Engine, job: Any, metric: str, keys: list[str]) -> str:
+def rank_where(
+    engine: Engine, job: Any, metric: str, keys: list[str], rank_at: dict[str, str] | None
+) -> tuple[dict[str, Any], str]:
+    """The ranking configuration (:mod:`xaiq.report.rank_config`) and its label."""
+    from xaiq.report.rank_config import choose_config
+
+    _, constant = config_keys(engine, job.id)
+    rows = disagreement_table(engine, [job.id], ["pair"], [metric]).rows
+    configs = [{**constant, **{k: r[k] for k in keys}} for r in rows]
+    where = choose_config(configs, keys, requested=rank_at)
+    return where, (data.config_label(keys, list(where.values())) if keys else "")
+
+
+def examples_section(
+    engine: Engine, job: Any, metric: str, keys: list[str], where: dict[str, Any], scope: str
+) -> str:
     from xaiq.report.show import sample_map_figure
     from xaiq.xai.figures import PRESETS
 
     info = GLOSSARY[metric]
-    first = disagreement_table(engine, [job.id], ["pair"], [metric]).rows
-    where = {k: first[0][k] for k in keys} if first else {}
-    scope = data.config_label(keys, list(where.values())) if keys else "the job"
     out = [
         f"<h2>Examples ranked by {html.escape(info.title)}</h2>"
-        f'<p class="note">mean over the pairs of {html.escape(scope)}</p>'
+        f'<p class="note">mean over the pairs at {html.escape(scope or "the job")}'
+        " (choose another with <code>xaiq report --rank-at KEY=VALUE,...</code>)</p>"
     ]
     most_high = info.agreement_when == "low"
     for title, descending in (
@@ -211,20 +247,36 @@ def examples_section(engine: Engine, job: Any, metric: str, keys: list[str]) -> 
     return "\n".join(out)
 
 
-def disagreement_results(engine: Engine, job: Any, metric: str, *, glossary: bool = True) -> str:
-    """The whole results section of one disagreement job (HTML); ``glossary=False`` leaves
-    the glossary out (a side-by-side page shows it once)."""
-    keys, constant = _config_keys(engine, job.id)
+def disagreement_results(
+    engine: Engine,
+    job: Any,
+    metric: str,
+    *,
+    glossary: bool = True,
+    rank_at: dict[str, str] | None = None,
+) -> str:
+    """The whole results section of one disagreement job (HTML): the verdict first, then
+    the evidence. ``glossary=False`` leaves the glossary out (a side-by-side page shows it
+    once); ``rank_at``: the configuration of the examples and the verdict's disagreement
+    (:func:`xaiq.report.rank_config.choose_config`)."""
+    from xaiq.report.verdict_section import verdict_section
+
+    keys, constant = config_keys(engine, job.id)
+    where, scope = rank_where(engine, job, metric, keys, rank_at)
+    progress(f"job {job.id}: reading rows...")
     values = data.job_values(engine, job.id, list(METRIC_COLUMNS), keys)
-    parts = [headline(engine, job, metric, keys, constant)]
+    parts = [verdict_section(engine, job, where, scope, metric)]
+    parts.append(headline(engine, job, metric, keys, constant))
     if glossary:
         parts.append(glossary_section())
     parts.append(tables_section(engine, job, keys))
     if values.pair.size:
+        progress(f"job {job.id}: drawing distributions...")
         parts.append(distributions_section(values))
         parts.append(correctness_section(engine, job, values, metric))
         parts.append(per_class_section(engine, job, metric, keys))
-        parts.append(examples_section(engine, job, metric, keys))
+        progress(f"job {job.id}: drawing {2 * N_EXAMPLES} example figures...")
+        parts.append(examples_section(engine, job, metric, keys, where, scope))
     return "\n".join(parts)
 
 

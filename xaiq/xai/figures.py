@@ -86,8 +86,15 @@ def style_for(preset: str = "default", **changes: Any) -> MapStyle:
 
 
 def method_title(name: str) -> str:
-    """``integrated_gradients`` -> ``Integrated Gradients`` (unknown: words capitalised)."""
-    return _METHOD_TITLES.get(name, name.replace("_", " ").strip().capitalize())
+    """``integrated_gradients`` -> ``Integrated Gradients`` (unknown: words capitalised);
+    a cross-model map name ``digits-cnn-weak:grad_cam`` -> ``digits-cnn-weak: Grad-CAM``
+    (the model keeps its spelling)."""
+    if name in _METHOD_TITLES:
+        return _METHOD_TITLES[name]
+    model, sep, method = name.rpartition(":")
+    if sep and model and method:
+        return f"{model_title(model)}: {method_title(method)}"
+    return name.replace("_", " ").strip().capitalize()
 
 
 def model_title(name: str) -> str:

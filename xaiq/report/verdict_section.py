@@ -1,0 +1,140 @@
+"""The report's opening: one verdict table per model and the paragraph generated from it.
+
+Reads the rows (faithfulness, sanity, disagreement at the ranking configuration) through the
+same statistics functions as ``xaiq stats``; :mod:`xaiq.report.verdict` turns them into the
+verdict. Columns a job lacks (no ``--faithfulness``, no ``--sanity``, no random baseline, no
+stored sparseness) are left out.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from sqlalchemy import Engine
+
+from xaiq.db.faithfulness import faithfulness_stats, sanity_stats
+from xaiq.db.glossary import GLOSSARY
+from xaiq.db.stats_table import disagreement_table
+from xaiq.report import data
+from xaiq.report.format import num, table
+from xaiq.report.verdict import Interval, MethodVerdict, ModelVerdict, model_verdicts
+from xaiq.xai.figures import method_title, model_title
+
+
+def _cell(iv: Interval) -> str:
+    mean, low, high = iv
+    if mean is None:
+        return ""
+    return f"{num(mean)} [{num(low)}, {num(high)}]" if low is not None else num(mean)
+
+
+def _sanity(iv: Interval, verdict: str | None) -> str:
+    if verdict is None:
+        return ""
+    return f"{verdict}: {_cell(iv)}"
+
+
+def job_verdicts(
+    engine: Engine, job: Any, where: dict[str, Any], config: str, metric: str
+) -> list[ModelVerdict]:
+    """The verdicts of a disagreement job, disagreement read at ``where`` (key -> value)."""
+    faith = faithfulness_stats(engine, [job.id], ["method"])
+    layers, sanity = sanity_stats(engine, [job.id])
+    rows = disagreement_table(engine, [job.id], ["pair"], [metric]).rows
+    pairs = [r for r in rows if all(r.get(k) == v for k, v in where.items())]
+    return model_verdicts(
+        data.job_models(job),
+        data.job_methods(job),
+        faith=faith,
+        sanity_layers=layers,
+        sanity=sanity,
+        pairs=pairs,
+        metric=metric,
+        config=config,
+        title=method_title,
+    )
+
+
+def _rows(mv: ModelVerdict, single: bool) -> tuple[list[dict[str, Any]], list[str]]:
+    def label(name: str) -> str:
+        return method_title(name.partition(":")[2] if single and ":" in name else name)
+
+    have = {
+        "faith": any(v.deletion[0] is not None for v in mv.methods),
+        "random": any(v.random_deletion[0] is not None for v in mv.methods),
+        "sanity": any(v.sanity_abs_verdict is not None for v in mv.methods),
+        "signed": any(v.sanity_signed_verdict is not None for v in mv.methods),
+        "sparse": any(v.sparseness[0] is not None for v in mv.methods),
+    }
+    threshold = next((v.threshold for v in mv.methods if v.threshold is not None), None)
+    others = [o for o in mv.others if any(o in v.disagreement for v in mv.methods)]
+    rows = []
+    for v in mv.methods:
+        row: dict[str, Any] = {"method": method_title(v.method)}
+        if have["faith"]:
+            row["deletion AUC ↓"] = _cell(v.deletion)
+            if have["random"]:
+                row["random order: deletion"] = _cell(v.random_deletion)
+            row["insertion AUC ↑"] = _cell(v.insertion)
+            if have["random"]:
+                row["random order: insertion"] = _cell(v.random_insertion)
+            row["faithful"] = _yes(v.faithful)
+        if have["sanity"]:
+            row[f"sanity |map| (pass < {threshold:g})"] = _sanity(
+                v.sanity_abs, v.sanity_abs_verdict
+            )
+        if have["signed"]:
+            row[f"sanity signed (pass < {threshold:g})"] = _sanity(
+                v.sanity_signed, v.sanity_signed_verdict
+            )
+        for other in others:
+            row[f"vs {label(other)}"] = _disagree(v, other)
+        if have["sparse"]:
+            row["sparseness (Gini)"] = _cell(v.sparseness)
+        row["supported"] = _yes(v.supported)
+        rows.append(row)
+    cols = list(rows[0]) if rows else []
+    return rows, cols
+
+
+def _disagree(v: MethodVerdict, other: str) -> Any:
+    if other == v.name:
+        return "—"
+    value = v.disagreement.get(other)
+    return "" if other not in v.disagreement else value
+
+
+def _yes(flag: bool | None) -> str:
+    return "" if flag is None else ("yes" if flag else "no")
+
+
+def verdict_section(
+    engine: Engine, job: Any, where: dict[str, Any], config: str, metric: str
+) -> str:
+    """HTML: the verdict tables (one per model) and their paragraphs."""
+    verdicts = job_verdicts(engine, job, where, config, metric)
+    single = len(verdicts) == 1
+    info = GLOSSARY[metric]
+    out = ["<h2>Verdict: which explanation to trust</h2>"]
+    for mv in verdicts:
+        rows, cols = _rows(mv, single)
+        if not rows:
+            continue
+        if not single:
+            out.append(f"<h3>{html.escape(model_title(mv.model))}</h3>")
+        out.append(table(rows, cols).replace("<table>", '<table class="verdict">', 1))
+        out.append(f'<p class="verdict">{html.escape(mv.paragraph)}</p>')
+    out.append(
+        '<p class="note">AUCs: the pixel deletion / insertion games (probability of the'
+        " explained class; mean [95% interval]). Sanity: mean Spearman correlation between the"
+        " trained and the fully randomised model's maps after the last layer [95% interval];"
+        " a map passes when the upper bound is below the threshold. vs columns: mean"
+        f" {html.escape(info.title)} ({info.range_text}, {info.agreement_when} = agree) at"
+        f" {html.escape(config or 'the job')}. Supported: faithful and passing the |map|"
+        " check, where measured. The sections below are the evidence.</p>"
+    )
+    return "\n".join(out)
+
+
+__all__ = ["job_verdicts", "verdict_section"]
