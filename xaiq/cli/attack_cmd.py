@@ -277,47 +277,70 @@ def _median(values: list[int]) -> float | None:
     return float(statistics.median(values)) if values else None
 
 
+def _guide(r: Any) -> str | None:
+    """The last guided strategy tried (whose map ``r.saliency`` is), or None."""
+    guided = [t for t in r.strategies_tried if t.startswith(("least:", "most:", "rise-"))]
+    return guided[-1] if guided else None
+
+
+def _guide_title(r: Any) -> str:
+    guide = _guide(r)
+    if guide is None:
+        return f"no guide map (target {r.target})"
+    method = "rise" if guide.startswith("rise-") else guide.partition(":")[2]
+    from xaiq.xai.figures import method_title
+
+    last = r.strategies_tried[-1] if r.strategies_tried else guide
+    return f"{method_title(method)} map (target {r.target})\nundimmed: pixels of {last}"
+
+
 def save_figure(
     path: Path, model: Any, originals: Any, results: list[Any], keys: list[str]
 ) -> None:
-    """One row per image: original | RISE map with the chosen pixels | final | difference."""
+    """One row per image: original | the guiding map with the last strategy's pixels (dimmed
+    elsewhere) | final | difference; the map drawn by :func:`xaiq.xai.figures.draw_map` (the
+    one picture convention, with its colour bar)."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
     import torch
+    from matplotlib.figure import Figure
+
+    from xaiq.xai.figures import draw_map
 
     finals = torch.stack([r.final for r in results]).to(originals.device)
     shown = model.to_display(torch.cat([originals[: len(results)], finals])).detach().cpu().numpy()
     n = len(results)
-    fig, axes = plt.subplots(n, 4, figsize=(10, 2.6 * n), squeeze=False)
+    fig = Figure(figsize=(12, 3.0 * n))
+    axes = fig.subplots(n, 4, squeeze=False)
     for i, r in enumerate(results):
         orig, fin = shown[i], shown[n + i]
         grey = orig.shape[-1] == 1
         cmap = "gray" if grey else None
         diff = (r.final - originals[i].detach().cpu()).sum(dim=0).numpy()
         lim = float(np.abs(diff).max()) or 1.0
-        panels = [
-            (orig.squeeze(-1) if grey else orig, cmap, f"{keys[i]}  pred {r.pred_before}"),
-            (r.saliency.numpy(), "jet", f"RISE (target {r.target}), chosen bright"),
-            (
-                fin.squeeze(-1) if grey else fin,
-                cmap,
-                f"final: pred {r.pred_after} ({r.strategy or 'failed'})",
-            ),
-            (diff, "RdBu_r", f"difference (L0 {r.l0})"),
-        ]
-        for ax, (img, cm, title) in zip(axes[i], panels, strict=True):
-            kwargs = {"vmin": -lim, "vmax": lim} if cm == "RdBu_r" else {}
-            ax.imshow(img, cmap=cm, **kwargs)
-            ax.set_title(title, fontsize=8)
-            ax.axis("off")
+        chain = len(r.strategies_tried) > 1
+        its = f"{r.iterations} iterations{' (chain total)' if chain else ''}"
+        axes[i][0].imshow(orig.squeeze(-1) if grey else orig, cmap=cmap)
+        axes[i][0].set_title(f"{keys[i]}  pred {r.pred_before}", fontsize=8)
+        draw_map(axes[i][1], orig, r.saliency.numpy(), _guide_title(r))
+        axes[i][1].title.set_fontsize(8)
         mask = r.mask.numpy()
         overlay = np.zeros((*mask.shape, 4))
         overlay[~mask] = (0.0, 0.0, 0.0, 0.55)  # dim the pixels the attack may not change
         axes[i][1].imshow(overlay)
+        won = r.strategy or ("already at goal" if r.success else "failed")
+        axes[i][2].imshow(fin.squeeze(-1) if grey else fin, cmap=cmap)
+        axes[i][2].set_title(f"final: pred {r.pred_after} ({won})\n{its}", fontsize=8)
+        im = axes[i][3].imshow(diff, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        axes[i][3].set_title(f"difference (L0 {r.l0})", fontsize=8)
+        bar = fig.colorbar(im, ax=axes[i][3], fraction=0.046, pad=0.03)
+        bar.set_label("final − original (signed)", fontsize=7)
+        bar.ax.tick_params(labelsize=7)
+        for ax in axes[i]:
+            ax.set_xticks([])
+            ax.set_yticks([])
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png", dpi=100)
-    plt.close(fig)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -17,7 +18,6 @@ from xaiq.analysis.glossary import GLOSSARY
 from xaiq.xai.figures import method_title
 
 NL = "\n"
-_PAIR_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 
 
 @dataclass
@@ -58,72 +58,153 @@ def _finite(v: np.ndarray) -> np.ndarray:
     return v[~np.isnan(v)]
 
 
-def distributions_figure(values: Values, metrics: Sequence[str]) -> Figure:
-    """Rows: metrics; columns: configurations; in each panel one box per pair."""
-    pairs, configs = values.pairs(), values.configs()
-    fig = Figure(figsize=(max(4.5, 1.0 + 1.15 * len(pairs)) * len(configs), 2.6 * len(metrics)))
-    axes = fig.subplots(len(metrics), len(configs), squeeze=False)
-    for i, metric in enumerate(metrics):
-        col = values.metrics[metric]
-        for j, config in enumerate(configs):
-            ax = axes[i, j]
-            data = [_finite(col[(values.pair == p) & (values.config == config)]) for p in pairs]
-            shown = [d if d.size else np.array([np.nan]) for d in data]
-            box = ax.boxplot(shown, patch_artist=True, widths=0.6, showmeans=True)
-            for patch, colour in zip(box["boxes"], _PAIR_COLOURS * 4, strict=False):
+# Okabe & Ito (2008): distinguishable with every common colour-vision deficiency; no red
+# against green anywhere in the report
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+MISCLASSIFIED, CORRECT = "#D55E00", "#0072B2"  # vermillion / blue
+MIN_BOX_N = 10  # fewer values than this: mean and interval, not a box
+
+
+def is_binary(v: np.ndarray) -> bool:
+    """Every value 0 or 1 (a top-k metric at k = 1, an outcome)."""
+    return bool(v.size) and bool(np.all((v == 0.0) | (v == 1.0)))
+
+
+def mean_and_interval(v: np.ndarray, metric: str = "") -> tuple[float, float, float] | None:
+    """Mean with its 95% interval: Wilson for 0/1 values, Student-t otherwise (clipped to
+    the metric's range); the mean alone (low = high) for one value."""
+    from xaiq.db.intervals import mean_interval_of, wilson_interval
+
+    if not v.size:
+        return None
+    mean = float(v.mean())
+    ci = wilson_interval(int(v.sum()), int(v.size)) if is_binary(v) else mean_interval_of(v)
+    low, high = (mean, mean) if ci is None else (float(ci[0]), float(ci[1]))
+    info = GLOSSARY.get(metric)
+    if info is not None:
+        low, high = max(low, info.low), min(high, info.high)
+    return mean, low, high
+
+
+def draw_groups(
+    ax: Any,
+    groups: Sequence[np.ndarray],
+    colours: Sequence[str],
+    metric: str,
+    positions: Sequence[float] | None = None,
+    width: float = 0.6,
+) -> str:
+    """One group per position: a box (median, quartiles, 1.5 IQR whiskers, mean marker) when
+    the group has at least :data:`MIN_BOX_N` values and is not 0/1; otherwise its mean with
+    the 95% interval (and the values themselves, jittered). Returns what was drawn (for
+    the caption): ``boxes``, ``means`` or ``both``."""
+    pos = list(positions) if positions is not None else list(range(1, len(groups) + 1))
+    rng = np.random.default_rng(0)
+    kinds = set()
+    for x, d, colour in zip(pos, groups, colours, strict=True):
+        if d.size >= MIN_BOX_N and not is_binary(d):
+            box = ax.boxplot(
+                [d],
+                positions=[x],
+                widths=width,
+                patch_artist=True,
+                showmeans=True,
+                meanprops={"marker": "^", "markerfacecolor": "white", "markeredgecolor": "black"},
+                manage_ticks=False,
+            )
+            for patch in box["boxes"]:
                 patch.set_facecolor(colour)
                 patch.set_alpha(0.55)
+            for line in box["medians"]:
+                line.set_color("black")
+            kinds.add("boxes")
+            continue
+        got = mean_and_interval(d, metric)
+        if got is None:
+            continue
+        mean, low, high = got
+        if not is_binary(d):
+            jitter = rng.uniform(-width / 4, width / 4, d.size)
+            ax.scatter(x + jitter, d, s=8, color=colour, alpha=0.45, linewidths=0)
+        ax.errorbar(
+            [x],
+            [mean],
+            yerr=[[mean - low], [high - mean]],
+            fmt="o",
+            color=colour,
+            ecolor="black",
+            elinewidth=1.2,
+            capsize=4,
+            markersize=6,
+            markeredgecolor="black",
+        )
+        kinds.add("means")
+    return "both" if len(kinds) == 2 else (kinds.pop() if kinds else "")
+
+
+def distributions_figures(values: Values, metrics: Sequence[str]) -> list[tuple[str, Figure]]:
+    """One figure per configuration (rows: metrics; in each panel one group per pair, see
+    :func:`draw_groups`), as ``(configuration, figure)``."""
+    pairs = values.pairs()
+    out = []
+    colours = [OKABE_ITO[i % len(OKABE_ITO)] for i in range(len(pairs))]
+    for config in values.configs():
+        fig = Figure(figsize=(max(5.0, 1.2 + 1.25 * len(pairs)), 2.9 * len(metrics)))
+        axes = fig.subplots(len(metrics), 1, squeeze=False)[:, 0]
+        for ax, metric in zip(axes, metrics, strict=True):
+            col = values.metrics[metric]
+            data = [_finite(col[(values.pair == p) & (values.config == config)]) for p in pairs]
+            draw_groups(ax, data, colours, metric)
             ax.set_xticks(
                 range(1, len(pairs) + 1),
                 [f"{pair_title(p, NL)}{NL}(n={d.size})" for p, d in zip(pairs, data, strict=True)],
-                fontsize=6.5,
+                fontsize=8,
             )
+            ax.set_xlim(0.4, len(pairs) + 0.6)
             info = GLOSSARY.get(metric)
             if info is not None:
                 pad = 0.04 * (info.high - info.low)
                 ax.set_ylim(info.low - pad, info.high + pad)
-            ax.tick_params(axis="y", labelsize=7)
-            if j == 0:
-                ax.set_ylabel(_axis_label(metric), fontsize=7.5)
-            if i == 0:
-                ax.set_title(config, fontsize=8.5)
-    fig.tight_layout()
-    return fig
+            ax.tick_params(axis="y", labelsize=8)
+            ax.set_ylabel(_axis_label(metric), fontsize=9)
+            ax.grid(axis="y", alpha=0.3)
+        axes[0].set_title(config, fontsize=10)
+        fig.tight_layout()
+        out.append((config, fig))
+    return out
 
 
-def correctness_figure(values: Values, metric: str) -> Figure:
-    """Per configuration: ``metric`` per pair split by correct / misclassified (boxes), and
-    ``metric`` against the model's confidence (points, with a binned mean line per pair)."""
+def correctness_figures(values: Values, metric: str) -> list[tuple[str, Figure]]:
+    """Per configuration: ``metric`` per pair split by misclassified / correct (boxes or
+    means with intervals, :func:`draw_groups`), and ``metric`` against the model's confidence
+    (points, with a binned mean line per pair; legend below the axes)."""
     pairs, configs = values.pairs(), values.configs()
     col = values.metrics[metric]
-    fig = Figure(figsize=(max(5.0, 1.3 * len(pairs) + 2.5) + 4.2, 3.0 * len(configs)))
-    axes = fig.subplots(len(configs), 2, squeeze=False, width_ratios=[1.3, 1.0])
     bins = np.linspace(0.0, 1.0, 6)
-    for i, config in enumerate(configs):
-        ax, sc = axes[i, 0], axes[i, 1]
+    out = []
+    for config in configs:
+        fig = Figure(figsize=(max(5.0, 1.4 * len(pairs) + 2.5) + 5.0, 4.4))
+        ax, sc = fig.subplots(1, 2, width_ratios=[1.3, 1.0])
         in_config = values.config == config
         positions, data, colours, ticks = [], [], [], []
         for k, pair in enumerate(pairs):
             sel = in_config & (values.pair == pair)
-            for off, flag, colour in ((-0.18, 0.0, "tab:red"), (0.18, 1.0, "tab:green")):
-                d = _finite(col[sel & (values.correct == flag)])
+            for off, flag, colour in ((-0.18, 0.0, MISCLASSIFIED), (0.18, 1.0, CORRECT)):
                 positions.append(k + 1 + off)
-                data.append(d if d.size else np.array([np.nan]))
+                data.append(_finite(col[sel & (values.correct == flag)]))
                 colours.append(colour)
-            ticks.append(pair_title(pair, "\n"))
-        box = ax.boxplot(data, positions=positions, widths=0.3, patch_artist=True)
-        for patch, colour in zip(box["boxes"], colours, strict=True):
-            patch.set_facecolor(colour)
-            patch.set_alpha(0.5)
-        ax.set_xticks(range(1, len(pairs) + 1), ticks, fontsize=6.5)
-        ax.set_ylabel(_axis_label(metric), fontsize=7.5)
-        ax.set_title(f"{config}: misclassified (red) vs correct (green)", fontsize=8.5)
-        ax.tick_params(axis="y", labelsize=7)
+            ticks.append(pair_title(pair, NL))
+        draw_groups(ax, data, colours, metric, positions=positions, width=0.3)
+        ax.set_xticks(range(1, len(pairs) + 1), ticks, fontsize=8)
+        ax.set_xlim(0.4, len(pairs) + 0.6)
+        ax.set_ylabel(_axis_label(metric), fontsize=9)
+        ax.set_title(f"{config}: misclassified (orange) vs correct (blue)", fontsize=9.5)
+        ax.tick_params(axis="y", labelsize=8)
         for k, pair in enumerate(pairs):
             sel = in_config & (values.pair == pair) & ~np.isnan(col)
             x, y = values.confidence[sel], col[sel]
-            colour = _PAIR_COLOURS[k % len(_PAIR_COLOURS)]
-            sc.scatter(x, y, s=7, alpha=0.35, color=colour, label=pair_title(pair))
+            colour = OKABE_ITO[k % len(OKABE_ITO)]
+            sc.scatter(x, y, s=10, alpha=0.45, color=colour, label=pair_title(pair))
             which = np.clip(np.digitize(x, bins) - 1, 0, len(bins) - 2)
             centres, means = [], []
             for b in range(len(bins) - 1):
@@ -131,14 +212,25 @@ def correctness_figure(values: Values, metric: str) -> Figure:
                     centres.append((bins[b] + bins[b + 1]) / 2)
                     means.append(float(y[which == b].mean()))
             sc.plot(centres, means, color=colour, lw=1.6)
-        sc.set_xlabel("model confidence (probability of its prediction)", fontsize=7.5)
+        sc.set_xlabel("model confidence (probability of its prediction)", fontsize=9)
         sc.set_xlim(0.0, 1.02)
-        sc.set_title(f"{config}: against confidence (line: mean per 0.2 bin)", fontsize=8.5)
-        sc.tick_params(labelsize=7)
-        if i == 0:
-            sc.legend(fontsize=6.5, loc="best")
-    fig.tight_layout()
-    return fig
+        sc.set_title("against confidence (line: mean per 0.2 bin)", fontsize=9.5)
+        sc.tick_params(labelsize=8)
+        # below the axes: a legend never hides a point
+        sc.legend(
+            fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False
+        )
+        fig.tight_layout()
+        out.append((config, fig))
+    return out
 
 
-__all__ = ["Values", "correctness_figure", "distributions_figure", "pair_title"]
+__all__ = [
+    "OKABE_ITO",
+    "Values",
+    "correctness_figures",
+    "distributions_figures",
+    "draw_groups",
+    "mean_and_interval",
+    "pair_title",
+]

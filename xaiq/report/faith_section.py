@@ -13,6 +13,7 @@ from sqlalchemy import Engine, select
 from xaiq.analysis.faithfulness import faithfulness_pairs, faithfulness_stats, sanity_stats
 from xaiq.db.models import Faithfulness
 from xaiq.report.format import img, table
+from xaiq.report.sanity_maps import layer_maps_html
 from xaiq.report.sources import load_artifact
 from xaiq.xai.figures import method_title
 
@@ -47,21 +48,24 @@ def _mean_curves(engine: Engine, job_id: int) -> dict[str, np.ndarray]:
 
 
 def curves_figure(curves: dict[str, np.ndarray]) -> Figure:
-    fig = Figure(figsize=(9, 3.4))
+    from xaiq.report.charts import OKABE_ITO
+
+    fig = Figure(figsize=(10, 4.4))
     axes = fig.subplots(1, 2)
     for ax, k, title in (
         (axes[0], 0, "Deletion (lower: more faithful)"),
         (axes[1], 1, "Insertion (higher: more faithful)"),
     ):
-        for method, c in curves.items():
+        for i, (method, c) in enumerate(curves.items()):
             x = np.linspace(0, 1, c.shape[1])
             auc = (c[k].sum() - c[k, 0] / 2 - c[k, -1] / 2) / (c.shape[1] - 1)
-            ax.plot(x, c[k], label=f"{method_title(method)} (AUC {auc:.3f})")
+            colour = OKABE_ITO[i % len(OKABE_ITO)]
+            ax.plot(x, c[k], color=colour, label=f"{method_title(method)} (AUC {auc:.3f})")
         ax.set_title(title)
         ax.set_xlabel("fraction of pixels removed" if k == 0 else "fraction of pixels restored")
         ax.set_ylabel("probability of the explained class")
         ax.set_ylim(0, 1.02)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
     fig.tight_layout()
     return fig
 
@@ -120,29 +124,48 @@ def faithfulness_section(engine: Engine, job: Any) -> str:
     return "\n".join(parts)
 
 
-def sanity_figure(per_layer: list[dict[str, Any]]) -> Figure:
-    fig = Figure(figsize=(7, 3.6))
+def sanity_figure(per_layer: list[dict[str, Any]], threshold: float | None) -> Figure:
+    """Mean Spearman |map| (trained vs randomised) per layer with its 95% band, one line per
+    method, the verdict's threshold as a dashed line, the legend below the axes."""
+    from xaiq.report.charts import OKABE_ITO
+
+    fig = Figure(figsize=(8, 4.6))
     ax = fig.subplots()
-    for method, mode in dict.fromkeys((r["method"], r["mode"]) for r in per_layer):
+    keys = list(dict.fromkeys((r["method"], r["mode"]) for r in per_layer))
+    markers = "osD^vP*X"
+    for i, (method, mode) in enumerate(keys):
         rows = [r for r in per_layer if r["method"] == method and r["mode"] == mode]
         x = [r["layer_order"] for r in rows]
-        y = np.array(
-            [np.nan if r["spearman_abs_mean"] is None else r["spearman_abs_mean"] for r in rows]
+
+        def col(name: str, rows: list[dict[str, Any]] = rows) -> np.ndarray:
+            return np.array([np.nan if r[name] is None else r[name] for r in rows])
+
+        colour = OKABE_ITO[i % len(OKABE_ITO)]
+        ax.plot(
+            x,
+            col("spearman_abs_mean"),
+            marker=markers[i % len(markers)],
+            color=colour,
+            label=f"{method_title(method)} ({mode})",
         )
-        low = np.array(
-            [np.nan if r["spearman_abs_low"] is None else r["spearman_abs_low"] for r in rows]
+        ax.fill_between(
+            x, col("spearman_abs_low"), col("spearman_abs_high"), alpha=0.15, color=colour
         )
-        high = np.array(
-            [np.nan if r["spearman_abs_high"] is None else r["spearman_abs_high"] for r in rows]
+        ax.set_xticks(x, [r["layer"] for r in rows], rotation=30, fontsize=8)
+    if threshold is not None:
+        ax.axhline(threshold, color="black", lw=1.2, ls="--")
+        ax.text(
+            ax.get_xlim()[0],
+            threshold + 0.02,
+            f" threshold {threshold:g}: pass below",
+            fontsize=8,
+            va="bottom",
         )
-        line = ax.plot(x, y, marker="o", label=f"{method_title(method)} ({mode})")[0]
-        ax.fill_between(x, low, high, alpha=0.2, color=line.get_color())
-        ax.set_xticks(x, [r["layer"] for r in rows], rotation=30, fontsize=7)
     ax.axhline(0, color="grey", lw=0.5)
     ax.set_ylim(-0.2, 1.02)
-    ax.set_xlabel("randomised down to layer (from the logits)")
-    ax.set_ylabel("Spearman |map| trained vs random")
-    ax.legend(fontsize=7)
+    ax.set_xlabel("randomised down to layer (from the logits)", fontsize=9)
+    ax.set_ylabel("Spearman |map| trained vs random", fontsize=9)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=3, frameon=False)
     fig.tight_layout()
     return fig
 
@@ -184,8 +207,12 @@ def sanity_section(engine: Engine, job: Any) -> str:
             "logits down; a map that stays rank-correlated with the trained model's map does "
             "not depend on what the model learned and fails.</p>",
             table(verdicts, vcols),
-            img(sanity_figure(per_layer), "Spearman correlation per randomised layer"),
+            img(
+                sanity_figure(per_layer, verdicts[0]["threshold"] if verdicts else None),
+                "Spearman correlation per randomised layer",
+            ),
             table(per_layer, cols),
+            layer_maps_html(engine, job),
         ]
     )
 

@@ -8,6 +8,7 @@ from the store is escaped.
 from __future__ import annotations
 
 import html
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -75,8 +76,39 @@ def table(rows: Sequence[Mapping[str, Any]], cols: Sequence[str]) -> str:
     )
 
 
-def img(fig: Any, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="{plots.data_uri(plots.png_bytes(fig))}">'
+PANEL_PX = 300  # the least displayed width of one panel (its labels stay readable)
+_IDS = itertools.count(1)
+
+
+def img(fig: Any, alt: str, panels: int | None = None) -> str:
+    """The figure as an embedded PNG, never shown narrower than ``panels`` x
+    :data:`PANEL_PX` (``panels``: its panel columns; default: counted from the figure), with
+    a full-size view one click away (a CSS toggle: the page stays self-contained)."""
+    cols = panels if panels is not None else panel_columns(fig)
+    png = plots.png_bytes(fig)
+    width = int.from_bytes(png[16:20], "big")  # the PNG header's width
+    zid = f"zoom{next(_IDS)}"
+    return (
+        f'<div class="fig"><input type="checkbox" class="zoom" id="{zid}">'
+        f'<label for="{zid}"><img alt="{html.escape(alt)}" data-panels="{cols}"'
+        f' style="min-width: {min(width, cols * PANEL_PX)}px" src="{plots.data_uri(png)}">'
+        f'</label><label for="{zid}" class="full">full size ({width} px)</label></div>'
+    )
+
+
+def panel_columns(fig: Any) -> int:
+    """How many panels a figure has side by side (colour bars not counted)."""
+    lefts = set()
+    for ax in getattr(fig, "axes", []):
+        if ax.get_label() == "<colorbar>":
+            continue
+        lefts.add(round(ax.get_position().x0, 2))
+    return max(1, len(lefts))
+
+
+def figure_row(items: Sequence[str]) -> str:
+    """Figures side by side where the page is wide enough, wrapping otherwise."""
+    return '<div class="figrow">' + "".join(items) + "</div>"
 
 
 class _Status:
@@ -95,4 +127,14 @@ def progress(message: str) -> None:
         _Status.sink(message)
 
 
-__all__ = ["ci_text", "img", "num", "progress", "set_progress", "table"]
+__all__ = [
+    "PANEL_PX",
+    "ci_text",
+    "figure_row",
+    "img",
+    "num",
+    "panel_columns",
+    "progress",
+    "set_progress",
+    "table",
+]

@@ -42,17 +42,25 @@ N_ATTACK_EXAMPLES = 4
 
 _CSS = """
 body { font-family: sans-serif; margin: 24px; color: #222; }
-.job { max-width: 1300px; }
+.job { max-width: 1360px; }
 .side { display: grid; gap: 28px; align-items: start; }
 table { border-collapse: collapse; margin: 8px 0 18px; font-size: 13px; }
 th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; }
 th { background: #f0f0f0; }
 td.k { text-align: left; }
 pre { background: #f6f6f6; padding: 8px; font-size: 12px; overflow-x: auto; }
-img { max-width: 100%; display: block; margin: 6px 0 16px; }
-a.full { font-size: 12px; }
+img { max-width: 100%; display: block; margin: 6px 0 2px; }
+.fig { margin: 4px 0 14px; max-width: 100%; overflow-x: auto; }
+.figrow { display: flex; flex-wrap: wrap; gap: 6px 18px; align-items: flex-start; }
+input.zoom { display: none; }
+label { cursor: zoom-in; }
+label.full { font-size: 12px; color: #0072b2; text-decoration: underline; }
+input.zoom:checked + label { position: fixed; inset: 0; z-index: 10; overflow: auto;
+  background: rgba(255, 255, 255, 0.97); cursor: zoom-out; padding: 12px; }
+input.zoom:checked + label img { max-width: none; min-width: 0 !important; }
 table.verdict { font-size: 14px; }
 table.verdict td:first-child { font-weight: bold; }
+table.verdict td { white-space: nowrap; }
 p.verdict { font-size: 15px; line-height: 1.45; max-width: 1100px; background: #f4f7fb;
   border-left: 4px solid #0072b2; padding: 8px 12px; }
 .note { color: #666; font-size: 13px; }

@@ -24,7 +24,7 @@ from xaiq.report.sources import to_display  # noqa: E402
 from xaiq.xai.figures import MapStyle, comparison_figure  # noqa: E402
 
 
-def png_bytes(fig: Figure, dpi: int = 90) -> bytes:
+def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
@@ -111,19 +111,20 @@ def attack_summary_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
         key = (r["strategy"] or "none") if r["success"] else "failed"
         counts[key] = counts.get(key, 0) + 1
     names = sorted(counts)
-    colours = ["tab:red" if n == "failed" else "tab:green" for n in names]
+    # Okabe-Ito: vermillion for failures, blue for successes (never red against green)
+    colours = ["#D55E00" if n == "failed" else "#0072B2" for n in names]
     ax1.bar(names, [counts[n] for n in names], color=colours)
     ax1.set_title("outcome (winning strategy)", fontsize=9)
     ax1.tick_params(labelsize=8)
     before = [r["prob_before"] for r in rows]
     after = [r["prob_after"] for r in rows]
     ok = [bool(r["success"]) for r in rows]
-    ax2.scatter(before, after, c=["tab:green" if s else "tab:red" for s in ok], s=18)
+    ax2.scatter(before, after, c=["#0072B2" if s else "#D55E00" for s in ok], s=18)
     ax2.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
     ax2.set_xlabel("target probability before", fontsize=8)
     ax2.set_ylabel("after", fontsize=8)
     ax2.set_xlim(-0.05, 1.05)
     ax2.set_ylim(-0.05, 1.05)
-    ax2.set_title("target probability", fontsize=9)
+    ax2.set_title("target probability (blue: success, orange: failed)", fontsize=9)
     fig.tight_layout()
     return fig

@@ -22,7 +22,7 @@ from xaiq.analysis.stats_table import disagreement_table
 from xaiq.db.errors import QueryError
 from xaiq.db.models import METRIC_COLUMNS
 from xaiq.report import charts, data
-from xaiq.report.format import ci_text, img, num, progress, table
+from xaiq.report.format import ci_text, figure_row, img, num, progress, table
 from xaiq.xai.figures import method_title, model_title
 
 DISAGREEMENT_METRICS = [m for m in METRIC_COLUMNS if GLOSSARY[m].kind == "disagreement"]
@@ -139,11 +139,15 @@ def tables_section(engine: Engine, job: Any, keys: list[str]) -> str:
 
 def distributions_section(values: charts.Values) -> str:
     metrics = DISAGREEMENT_METRICS
-    fig = charts.distributions_figure(values, metrics)
+    figs = charts.distributions_figures(values, metrics)
     return (
         "<h2>Distributions per configuration</h2>"
-        '<p class="note">one box per pair (median, quartiles, whiskers at 1.5 IQR; triangle:'
-        " mean), one column per configuration</p>" + img(fig, "distributions per configuration")
+        '<p class="note">one figure per configuration; per pair a box (median, quartiles,'
+        f" whiskers at 1.5 IQR; triangle: mean) when it holds at least {charts.MIN_BOX_N}"
+        " values that are not all 0 or 1, otherwise its mean with the 95% interval (Wilson"
+        " for 0/1 values, Student-t otherwise) and the values as dots. Click a figure for its"
+        " full size.</p>"
+        + figure_row([img(fig, f"distributions at {config}", 1) for config, fig in figs])
     )
 
 
@@ -179,7 +183,10 @@ def correctness_section(engine: Engine, job: Any, values: charts.Values, metric:
             " misclassified − correct (Welch 95% interval); rank-biserial &gt; 0: misclassified"
             " samples tend higher; p-values per row, not adjusted.</p>" + table(rows, cols)
         )
-    out.append(img(charts.correctness_figure(values, metric), "correctness and confidence"))
+    out.extend(
+        img(fig, f"correctness and confidence at {config}", 2)
+        for config, fig in charts.correctness_figures(values, metric)
+    )
     return "\n".join(out)
 
 

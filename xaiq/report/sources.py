@@ -53,6 +53,14 @@ def _model(name: str) -> Any:
     return load_model(name)
 
 
+def loaded_model(name: str) -> Any:
+    """The model (``xaiq.xai.models.load_model``), or ``None`` when it cannot be loaded here."""
+    try:
+        return _model(name)
+    except Exception:
+        return None
+
+
 def original_input(dataset: str, model: str, sample_index: int) -> np.ndarray | None:
     """Sample ``sample_index`` of ``dataset`` as the model ``model`` sees it: float32
     ``[C, H, W]`` model input (the space of attack images and of attribution maps), or

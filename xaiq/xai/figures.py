@@ -5,8 +5,11 @@ How a map ``[H, W]`` (float, any sign) becomes colours, :class:`MapStyle`:
 
 - ``sign`` (Captum's ``sign`` of ``visualize_image_attr``): ``all`` keeps the sign and draws
   it with a diverging colormap centred on zero (``RdBu_r``: red positive, blue negative,
-  white zero); ``absolute`` draws ``|map|``, ``positive`` the positive part, ``negative``
-  the magnitude of the negative part, each with a sequential colormap from 0.
+  white zero) — unless the map has no negative value (RISE, Grad-CAM, ``|Saliency|``): then
+  a sequential colormap from 0; ``absolute`` draws ``|map|``, ``positive`` the positive
+  part, ``negative`` the magnitude of the negative part, each with a sequential colormap
+  from 0. The colour bar's label names the scale; a sign mode that leaves nothing (no
+  negative value under ``negative``) writes that in the panel instead of a colour bar.
 - ``percentile`` clipping: the colour scale ends at the ``percentile``-th value of the
   magnitudes shown (99 by default), so one extreme pixel does not wash the rest out;
   ``all`` uses ±that value, so zero stays at the centre. An all-zero map gets the scale
@@ -33,6 +36,7 @@ import numpy as np
 SIGN_MODES = ("all", "absolute", "positive", "negative")
 FORMATS = ("png", "pdf", "svg")
 DEFAULT_DPI = 150
+MAX_COLUMNS = 4  # panels side by side in one figure; more wrap into balanced rows
 
 _METHOD_TITLES = {
     "integrated_gradients": "Integrated Gradients",
@@ -154,8 +158,38 @@ def prepare_map(attr_map: Any, style: MapStyle) -> tuple[np.ndarray, float, floa
         top = float(mag.max()) if mag.size else 0.0
     if top <= 0.0:
         top = 1.0
-    low = -top if style.sign == "all" else 0.0
+    low = -top if style.sign == "all" and not non_negative(m) else 0.0
     return np.clip(v, low, top), low, top
+
+
+def non_negative(attr_map: Any) -> bool:
+    """True for a map with no negative value and some positive one (RISE, Grad-CAM,
+    ``|Saliency|``): ``sign="all"`` draws it on a sequential scale from 0, not the diverging
+    one (half of which it would never use). An all-zero map keeps the diverging scale."""
+    m = _numpy(attr_map)
+    return bool(m.size) and float(m.min()) >= 0.0 and float(m.max()) > 0.0
+
+
+def scale_label(style: MapStyle, low: float) -> str:
+    """What the colour bar shows: the sign mode and the scale chosen."""
+    if style.sign == "all":
+        return "signed (diverging, 0 at centre)" if low < 0 else "non-negative map (from 0)"
+    return {
+        "absolute": "|map| (from 0)",
+        "positive": "positive part (from 0)",
+        "negative": "negative part, magnitude (from 0)",
+    }[style.sign]
+
+
+def _empty_part(attr_map: Any, style: MapStyle) -> str | None:
+    """``no negative attribution`` when ``--sign negative`` has nothing to show (likewise
+    positive), so that no empty panel gets an invented colour bar."""
+    m = _numpy(attr_map)
+    if style.sign == "negative" and not (m < 0).any():
+        return "no negative attribution"
+    if style.sign == "positive" and not (m > 0).any():
+        return "no positive attribution"
+    return None
 
 
 def display_image(image: Any) -> tuple[np.ndarray, str | None]:
@@ -219,7 +253,8 @@ def draw_map(
     top_k: int | None = None,
 ) -> Any:
     """Draw ``attr_map`` ``[H, W]`` over the greyed ``image`` (``[H, W(, C)]`` in [0, 1], or
-    ``None``) on ``ax``; returns the map's ``AxesImage`` (its ``xaiq_role`` is ``"map"``).
+    ``None``) on ``ax``; returns the map's ``AxesImage`` (its ``xaiq_role`` is ``"map"``), or
+    ``None`` when the sign mode leaves nothing to draw (the panel says so, without a bar).
 
     ``segments``: int labels ``[H, W]`` to draw superpixel boundaries; ``top_k``: outline
     that many top segments (needs ``segments``). A colour bar is added when the style says so.
@@ -230,7 +265,24 @@ def draw_map(
         img, _ = display_image(image)
         if img.shape[:2] == values.shape:
             ax.imshow(_grey(img), cmap="gray", vmin=0.0, vmax=1.0)
-    im = ax.imshow(values, cmap=style.colormap, vmin=low, vmax=high, alpha=style.alpha)
+    empty = _empty_part(attr_map, style)
+    if empty is not None:
+        ax.text(
+            0.5,
+            0.5,
+            empty,
+            ha="center",
+            va="center",
+            fontsize=9,
+            transform=ax.transAxes,
+            bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"},
+        )
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return None
+    cmap = style.cmap_signed if low < 0 else style.cmap
+    im = ax.imshow(values, cmap=cmap, vmin=low, vmax=high, alpha=style.alpha)
     im.xaiq_role = "map"
     if segments is not None and np.shape(segments) == values.shape:
         seg = np.asarray(segments)
@@ -241,6 +293,7 @@ def draw_map(
     if style.colorbar and ax.figure is not None:
         bar = ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
         bar.ax.tick_params(labelsize=7)
+        bar.set_label(scale_label(style, low), fontsize=7)
     ax.set_title(title, fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -258,7 +311,8 @@ def comparison_figure(
     segments: np.ndarray | None = None,
     top_k: int | None = None,
 ) -> Any:
-    """original | one map per method; returns the matplotlib ``Figure``.
+    """original | one map per method; returns the matplotlib ``Figure``. More than
+    :data:`MAX_COLUMNS` panels wrap into balanced rows (5 panels: 3 + 2).
 
     Args:
         image: ``[H, W]`` or ``[H, W, C]`` in [0, 1] (the image the maps explain), or
@@ -278,8 +332,13 @@ def comparison_figure(
     if len(maps) != len(names):
         raise ValueError(f"{len(maps)} maps but {len(names)} names")
     n = len(maps) + 1
-    fig = Figure(figsize=(3.3 * n, 3.5 if metrics else 3.2))
-    axes = fig.subplots(1, n, squeeze=False)[0]
+    rows = -(-n // MAX_COLUMNS)
+    cols = -(-n // rows)  # more than MAX_COLUMNS panels: balanced rows, each panel readable
+    fig = Figure(figsize=(3.3 * cols, (3.5 if metrics else 3.2) * rows + (0.25 if title else 0)))
+    grid = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in grid[n:]:
+        ax.set_axis_off()
+    axes = grid[:n]
     if image is not None:
         img, img_cmap = display_image(image)
         axes[0].imshow(img, cmap=img_cmap, vmin=0.0, vmax=1.0)
@@ -354,10 +413,12 @@ __all__ = [
     "map_images",
     "method_title",
     "model_title",
+    "non_negative",
     "prepare_map",
     "sample_title",
     "save_comparison_figure",
     "save_figure",
+    "scale_label",
     "style_for",
     "top_k_segments",
 ]
