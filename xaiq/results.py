@@ -12,7 +12,8 @@
     res.compare("correct", 1)                      # `... --compare correct`
 
 Every result frame (:meth:`Results.disagreements`, :meth:`~Results.attributions`,
-:meth:`~Results.attacks`, :meth:`~Results.faithfulness`, :meth:`~Results.sanity_checks`)
+:meth:`~Results.attacks`, :meth:`~Results.attack_strategies`, :meth:`~Results.faithfulness`,
+:meth:`~Results.sanity_checks`)
 has the table's columns and then :data:`xaiq.db.joined.SAMPLE_FIELDS`: ``key``, ``label``,
 ``pred``, ``correct`` and ``confidence`` (the softmax probability of the prediction). NULL is
 ``NaN`` / ``None`` / ``<NA>`` as pandas types the column. ``job`` is one id, a list of
@@ -33,6 +34,7 @@ from xaiq.db.jobs import check_jobs
 from xaiq.db.joined import joined_select
 from xaiq.db.models import (
     AttackResult,
+    AttackStrategyResult,
     Attribution,
     Disagreement,
     Faithfulness,
@@ -73,6 +75,11 @@ class Results:
     def attacks(self, job: JobSelection = None) -> pd.DataFrame:
         """One row per attacked sample (and strategy, where the job compares strategies)."""
         return self._frame(AttackResult, job)
+
+    def attack_strategies(self, job: JobSelection = None) -> pd.DataFrame:
+        """One row per attacked sample x strategy: each strategy's own attack (every strategy
+        of a ``--compare`` job; the strategies tried along a fallback chain otherwise)."""
+        return self._frame(AttackStrategyResult, job)
 
     def faithfulness(self, job: JobSelection = None) -> pd.DataFrame:
         """Deletion / insertion AUCs per sample x method x unit."""

@@ -143,7 +143,8 @@ def export_cmd(
         "disagreements",
         "--what",
         "-w",
-        help="disagreements, attacks, samples, attributions, errors, faithfulness or sanity",
+        help="disagreements, attacks, attack_strategies (--compare jobs: one row per sample x"
+        " strategy), samples, attributions, errors, faithfulness or sanity",
     ),
     fmt: str = typer.Option("csv", "--format", "-f", help="csv, json (JSON Lines) or parquet"),
     out: Path = typer.Option(..., "--out", "-o", help="output file"),

@@ -32,6 +32,7 @@ from xaiq.db.jobs import check_jobs
 from xaiq.db.joined import joined_columns
 from xaiq.db.models import (
     AttackResult,
+    AttackStrategyResult,
     Attribution,
     Disagreement,
     Faithfulness,
@@ -49,6 +50,8 @@ EXPORT_TABLES: dict[str, Any] = {
     "errors": SampleErrorRow,  # failed samples: key, stage, message, attempt
     "faithfulness": Faithfulness,
     "sanity": SanityCheck,
+    # `--compare` attack jobs: one row per sample x strategy (each strategy's own attack)
+    "attack_strategies": AttackStrategyResult,
 }
 EXPORT_FORMATS = ("csv", "json", "parquet")
 

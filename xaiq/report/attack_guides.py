@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from sqlalchemy import Engine, select  # noqa: E402
 
-from xaiq.analysis.attack_strategies import STRATEGY_COLUMNS, strategy_stats, success_curves  # noqa: E402
+from xaiq.analysis.attack_strategies import strategy_stats, success_curves  # noqa: E402
 from xaiq.db.models import SampleRow  # noqa: E402
 from xaiq.report.format import img, table  # noqa: E402
 
@@ -93,31 +93,67 @@ def reliability_figure(cal: dict[str, Any]) -> Figure:
 
 def success_curve_figure(curves: dict[str, list[tuple[int, float]]]) -> Figure:
     """One step curve per strategy: share of its attacked samples at the goal by iteration."""
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    for name, steps in curves.items():
+    from xaiq.report.charts import OKABE_ITO
+
+    fig, ax = plt.subplots(figsize=(8, 4.6))
+    styles = ("-", "--", "-.", ":")
+    for i, (name, steps) in enumerate(curves.items()):
         its, share = zip(*steps, strict=True)
-        ax.step(its, share, where="post", label=name)
+        ax.step(
+            its,
+            share,
+            where="post",
+            label=name,
+            color=OKABE_ITO[i % len(OKABE_ITO)],
+            ls=styles[i // len(OKABE_ITO) % len(styles)],
+            lw=1.8,
+        )
     ax.set_xscale("symlog", linthresh=10)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("iterations (symlog)", fontsize=8)
     ax.set_ylabel("success rate", fontsize=8)
-    ax.set_title("success rate against iterations, per strategy", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.set_title("success rate against iterations, per strategy", fontsize=10)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, frameon=False)
     fig.tight_layout()
     return fig
 
 
-def guides_section(engine: Engine, job: Any) -> str:
+STRATEGY_TABLE = (
+    "strategy",
+    "n",
+    "successes",
+    "success rate [95% CI]",
+    "median_first_success_iter",
+    "median_iterations",
+    "median_forward_passes",
+    "median_grad_norm_logprob",
+    "median_confidence",
+)
+
+
+def guides_section(
+    engine: Engine, job: Any, *, strategies: bool = True, calibration: bool = True
+) -> str:
     """The HTML of the per-strategy comparison and the calibration of the job's model."""
+    from xaiq.report.format import num
+
     out = []
-    rows = strategy_stats(engine, [job.id], ["strategy"])
+    rows = strategy_stats(engine, [job.id], ["strategy"]) if strategies else []
     if rows:
-        out.append("<h3>Per strategy (each strategy's own attacks, Wilson 95% intervals)</h3>")
-        out.append(table(rows, ["strategy", *STRATEGY_COLUMNS]))
+        for r in rows:
+            ci = "" if r["success_low"] is None else f" [{num(r['success_low'])}, "
+            ci += "" if r["success_high"] is None else f"{num(r['success_high'])}]"
+            r["success rate [95% CI]"] = f"{num(r['success_rate'])}{ci}"
+        out.append(
+            "<h3>Per strategy (each strategy's own attacks, Wilson 95% intervals)</h3>"
+            '<p class="note">median_first_success_iter: over the successes;'
+            " median_iterations and median_forward_passes: the cost over every attempt.</p>"
+        )
+        out.append(table(rows, list(STRATEGY_TABLE)))
         max_iters = (job.spec or {}).get("attack", {}).get("max_iters")
         curves = success_curves(engine, [job.id], max_iters)
         out.append(img(success_curve_figure(curves), "success rate against iterations"))
-    cal = job_calibration(engine, job.id)
+    cal = job_calibration(engine, job.id) if calibration else {"n": 0}
     if cal["n"]:
         out.append("<h3>Calibration of the model on this job's samples</h3>")
         out.append(img(reliability_figure(cal), "reliability diagram"))

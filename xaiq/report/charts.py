@@ -46,6 +46,23 @@ def pair_title(pair: str, sep: str = " ") -> str:
     return f"{method_title(a)}{sep}vs {method_title(b)}" if b else method_title(a)
 
 
+def pair_tick(pair: str) -> str:
+    """A pair's axis tick: each map on its own line(s), a cross-model map's model above its
+    method (``digits-cnn-weak:`` / ``Grad-CAM``), so neighbouring ticks never overlap."""
+    a, _, b = pair.partition(" vs ")
+    lines = method_title(a).replace(": ", ":" + NL).split(NL)
+    if b:
+        other = method_title(b).replace(": ", ":" + NL).split(NL)
+        lines += ["vs " + other[0], *other[1:]]
+    return NL.join(lines)
+
+
+def tick_inches(pairs: Sequence[str], fontsize: float = 8.0) -> float:
+    """Width one tick needs: its longest line at ``fontsize`` (about 0.6 em per character)."""
+    longest = max((len(line) for p in pairs for line in pair_tick(p).split(NL)), default=10)
+    return max(1.1, 0.6 * fontsize / 72 * longest + 0.25)
+
+
 def _axis_label(metric: str) -> str:
     info = GLOSSARY.get(metric)
     if info is None:
@@ -149,7 +166,7 @@ def distributions_figures(values: Values, metrics: Sequence[str]) -> list[tuple[
     out = []
     colours = [OKABE_ITO[i % len(OKABE_ITO)] for i in range(len(pairs))]
     for config in values.configs():
-        fig = Figure(figsize=(max(5.0, 1.2 + 1.25 * len(pairs)), 2.9 * len(metrics)))
+        fig = Figure(figsize=(max(5.0, 1.2 + tick_inches(pairs) * len(pairs)), 3.0 * len(metrics)))
         axes = fig.subplots(len(metrics), 1, squeeze=False)[:, 0]
         for ax, metric in zip(axes, metrics, strict=True):
             col = values.metrics[metric]
@@ -157,7 +174,7 @@ def distributions_figures(values: Values, metrics: Sequence[str]) -> list[tuple[
             draw_groups(ax, data, colours, metric)
             ax.set_xticks(
                 range(1, len(pairs) + 1),
-                [f"{pair_title(p, NL)}{NL}(n={d.size})" for p, d in zip(pairs, data, strict=True)],
+                [f"{pair_tick(p)}{NL}(n={d.size})" for p, d in zip(pairs, data, strict=True)],
                 fontsize=8,
             )
             ax.set_xlim(0.4, len(pairs) + 0.6)
@@ -183,7 +200,7 @@ def correctness_figures(values: Values, metric: str) -> list[tuple[str, Figure]]
     bins = np.linspace(0.0, 1.0, 6)
     out = []
     for config in configs:
-        fig = Figure(figsize=(max(5.0, 1.4 * len(pairs) + 2.5) + 5.0, 4.4))
+        fig = Figure(figsize=(max(5.0, tick_inches(pairs) * len(pairs) + 1.2) + 5.0, 4.6))
         ax, sc = fig.subplots(1, 2, width_ratios=[1.3, 1.0])
         in_config = values.config == config
         positions, data, colours, ticks = [], [], [], []
@@ -193,7 +210,7 @@ def correctness_figures(values: Values, metric: str) -> list[tuple[str, Figure]]
                 positions.append(k + 1 + off)
                 data.append(_finite(col[sel & (values.correct == flag)]))
                 colours.append(colour)
-            ticks.append(pair_title(pair, NL))
+            ticks.append(pair_tick(pair))
         draw_groups(ax, data, colours, metric, positions=positions, width=0.3)
         ax.set_xticks(range(1, len(pairs) + 1), ticks, fontsize=8)
         ax.set_xlim(0.4, len(pairs) + 0.6)

@@ -196,7 +196,9 @@ def job_models(job: Job) -> list[str]:
     return [str(m) for m in models]
 
 
-def model_predictions(engine: Engine, job: Job) -> dict[str, dict[int, int]]:
+def model_predictions(
+    engine: Engine, job: Job, sample_index: int | None = None
+) -> dict[str, dict[int, int]]:
     """Per model of a cross-model job, ``{sample_index: prediction}``.
 
     Only the first model's prediction has a sample row; the others' are the classes their
@@ -208,13 +210,15 @@ def model_predictions(engine: Engine, job: Job) -> dict[str, dict[int, int]]:
         .where(Attribution.job_id == maps_job_id(job))
         .where(Attribution.target_kind == "pred")
     )
+    own = select(SampleRow.sample_index, SampleRow.pred).where(SampleRow.job_id == job.id)
+    if sample_index is not None:
+        stmt = stmt.where(Attribution.sample_index == int(sample_index))
+        own = own.where(SampleRow.sample_index == int(sample_index))
     with engine.connect() as conn:
         for model, idx, target in conn.execute(stmt):
             if model in out:
                 out[model].setdefault(int(idx), int(target))
-        for idx, pred in conn.execute(
-            select(SampleRow.sample_index, SampleRow.pred).where(SampleRow.job_id == job.id)
-        ):
+        for idx, pred in conn.execute(own):
             out[models[0]][int(idx)] = int(pred)
     return out
 

@@ -208,7 +208,23 @@ def _details(engine: Engine, job: Any) -> str:
 
 
 def _attack_section(engine: Engine, job: Any) -> str:
+    attack = (job.spec or {}).get("attack") or {}
     out = ["<h2>Attack</h2>"]
+    if attack.get("compare"):
+        # a --compare job is about the strategies: their own table and curves come first
+        out.append(guides_section(engine, job, calibration=False))
+        out.append(
+            '<h3>Per sample (the first listed strategy that succeeded)</h3><p class="note">'
+            "every strategy attacked every sample from the original; the rows below credit"
+            " each sample to the first strategy in the spec's order that reached the goal.</p>"
+        )
+    elif len(attack.get("strategies") or []) > 1:
+        out.append(
+            '<p class="note">fallback chain '
+            + html.escape(" → ".join(attack["strategies"]))
+            + ": iterations and forward passes are chain totals (summed over the strategies"
+            " tried).</p>"
+        )
     for title, key in (("Summary", "job"), ("By true label", "label")):
         rows = attack_stats(engine, [job.id], [key])
         for r in rows:
@@ -221,7 +237,7 @@ def _attack_section(engine: Engine, job: Any) -> str:
     if not rows:
         return "\n".join(out)
     out.append(img(plots.attack_summary_figure(rows), "attack outcomes"))
-    out.append(guides_section(engine, job))
+    out.append(guides_section(engine, job, strategies=not attack.get("compare")))
     ok = [r for r in rows if r["success"]][:N_ATTACK_EXAMPLES]
     failed = [r for r in rows if not r["success"]][: max(1, N_ATTACK_EXAMPLES // 2)]
     out.append("<h3>Before / after examples</h3>")

@@ -37,6 +37,20 @@ def sample_map_figure(
         sample.get("label"), sample.get("pred"), sample.get("prob_pred"), class_names(job.model)
     )
     title = f"{model_title(job.model)} · sample {sample_index} ({sample.get('key', '?')}): {head}"
+    models = data.job_models(job)
+    if len(models) > 1:  # a cross-model job: every model's prediction, not the first's only
+        preds = data.model_predictions(engine, job, sample_index)
+        names = class_names(job.model)
+
+        def said(m: str) -> str:
+            p = preds[m].get(sample_index)
+            if p is None:
+                return "?"
+            return str(names[p]) if names is not None and 0 <= p < len(names) else str(p)
+
+        each = " · ".join(f"{model_title(m)} predicted {said(m)}" for m in models)
+        truth = sample_title(sample.get("label"), class_names=names)
+        title = f"sample {sample_index} ({sample.get('key', '?')}): {truth}\n{each}"
     if what:
         title += f"\n{what}"
     segments, top_k = _segments(job, original) if boundaries else (None, None)

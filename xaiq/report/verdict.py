@@ -273,7 +273,7 @@ def paragraph(mv: ModelVerdict) -> str:
             (f"Supported on this data: {', '.join(yes)}." if yes else "No method is supported.")
             + (" Not supported: " + ", ".join(no) + "." if no else "")
         )
-    elif not sentences:
+    else:
         sentences.append(
             "This job measured neither faithfulness nor the sanity check: the table can only"
             " say how far the methods' maps disagree, not which one to trust."

@@ -92,7 +92,8 @@ def _rows(mv: ModelVerdict, single: bool) -> tuple[list[dict[str, Any]], list[st
             row[f"vs {label(other)}"] = _disagree(v, other)
         if have["sparse"]:
             row["sparseness (Gini)"] = _cell(v.sparseness)
-        row["supported"] = _yes(v.supported)
+        if have["faith"] or have["sanity"]:
+            row["supported"] = _yes(v.supported)
         rows.append(row)
     cols = list(rows[0]) if rows else []
     return rows, cols
@@ -125,15 +126,27 @@ def verdict_section(
             out.append(f"<h3>{html.escape(model_title(mv.model))}</h3>")
         out.append(table(rows, cols).replace("<table>", '<table class="verdict">', 1))
         out.append(f'<p class="verdict">{html.escape(mv.paragraph)}</p>')
-    out.append(
-        '<p class="note">AUCs: the pixel deletion / insertion games (probability of the'
-        " explained class; mean [95% interval]). Sanity: mean Spearman correlation between the"
-        " trained and the fully randomised model's maps after the last layer [95% interval];"
-        " a map passes when the upper bound is below the threshold. vs columns: mean"
-        f" {html.escape(info.title)} ({info.range_text}, {info.agreement_when} = agree) at"
-        f" {html.escape(config or 'the job')}. Supported: faithful and passing the |map|"
-        " check, where measured. The sections below are the evidence.</p>"
+    measured = [v for mv in verdicts for v in mv.methods]
+    notes = []
+    if any(v.deletion[0] is not None for v in measured):
+        notes.append(
+            "AUCs: the pixel deletion / insertion games (probability of the explained class;"
+            " mean [95% interval])."
+        )
+    if any(v.sanity_abs_verdict is not None for v in measured):
+        notes.append(
+            "Sanity: mean Spearman correlation between the trained and the fully randomised"
+            " model's maps after the last layer [95% interval]; a map passes when the upper"
+            " bound is below the threshold."
+        )
+    notes.append(
+        f"vs columns: mean {info.title} ({info.range_text}, {info.agreement_when} = agree)"
+        f" at {config or 'the job'}."
     )
+    if len(notes) > 1:
+        notes.append("Supported: faithful and passing the |map| check, where measured.")
+    notes.append("The sections below are the evidence.")
+    out.append(f'<p class="note">{html.escape(" ".join(notes))}</p>')
     return "\n".join(out)
 
 
