@@ -37,12 +37,62 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
+class Throughput:
+    """Recent throughput and the ETA it gives: an exponentially weighted mean (``alpha``) of
+    the rates between successive increases of the finished-sample count, so the estimate
+    follows the last batches rather than the whole run (and ignores what a resumed run
+    found already done: counting starts at the first count seen)."""
+
+    def __init__(self, alpha: float = 0.3) -> None:
+        self.alpha = alpha
+        self.rate: float | None = None
+        self._last: tuple[int, float] | None = None
+
+    def update(self, done: int, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if self._last is None:
+            self._last = (done, now)
+            return
+        before, then = self._last
+        if done > before and now > then:
+            inst = (done - before) / (now - then)
+            self.rate = (
+                inst if self.rate is None else self.alpha * inst + (1 - self.alpha) * self.rate
+            )
+            self._last = (done, now)
+
+    def eta(self, total: int, done: int, now: float | None = None) -> float | None:
+        """Seconds left: what remains at the recent rate, minus the time since the last
+        increase; None before a rate is known or once the estimate has run out (stalled)."""
+        if self.rate is None or self.rate <= 0 or self._last is None:
+            return None
+        now = time.monotonic() if now is None else now
+        left = max(total - done, 0) / self.rate - (now - self._last[1])
+        return left if left >= 0 else None
+
+
+def stage_text(p: dict[str, Any]) -> str:
+    """``stage faithfulness (explain 24/300, compare 24/300, faithfulness 12/300)`` (empty when no
+    stage is known: a job computed by workers in other processes)."""
+    st = p.get("stages") or {}
+    if not st.get("done") and not st.get("stage"):
+        return ""
+    total = max(int(p["n_samples"]), 0)
+    kept = int(st.get("kept", 0))
+    counts = ", ".join(f"{k} {kept + v}/{total}" for k, v in st["done"].items())
+    now = f"stage {st['stage']}" if st.get("stage") else ""
+    return f"{now} ({counts})" if counts else now
+
+
 def progress_line(p: dict[str, Any]) -> str:
-    """``job 3: 96/1797 samples (5%), 2 failed, 12.3 samples/s, ETA 2m18s [running]``"""
+    """``job 3: 96/1797 samples (5%), 2 failed, 12.3 samples/s, ETA 2m18s [running]``, with
+    the current stage and each stage's count when known."""
     total = max(int(p["n_samples"]), 0)
     done = int(p["samples_finished"])
     pct = f" ({100 * done / total:.0f}%)" if total else ""
     parts = [f"job {p['job']}: {done}/{total} samples{pct}"]
+    if stage := stage_text(p):
+        parts.append(stage)
     if p.get("samples_failed"):
         parts.append(f"{p['samples_failed']} failed")
     if p.get("rate"):
@@ -63,6 +113,11 @@ class ProgressView:
         self._last_line = -float("inf")
         self._last: dict[str, Any] | None = None
         self._lock = threading.Lock()
+        self.throughput = Throughput()
+        # in-process jobs: the stage counts (xaiq.worker.stages) and the samples kept
+        # from an earlier run, which every stage has finished
+        self.stages: Callable[[], dict[str, Any]] | None = None
+        self.kept = 0
 
     def __enter__(self) -> ProgressView:
         if not self.quiet and self.terminal:
@@ -72,7 +127,6 @@ class ProgressView:
                 Progress,
                 TextColumn,
                 TimeElapsedColumn,
-                TimeRemainingColumn,
             )
 
             # markup=False: "[running]" is text, not a Rich tag to swallow
@@ -82,7 +136,8 @@ class ProgressView:
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[rate]}", markup=False),
                 TimeElapsedColumn(),
-                TimeRemainingColumn(),
+                TextColumn("{task.fields[eta]}", markup=False),
+                TextColumn("{task.fields[stage]}", markup=False),
                 console=err_console,
                 transient=False,
             )
@@ -92,23 +147,39 @@ class ProgressView:
     def update(self, p: dict[str, Any], *, force: bool = False) -> None:
         """Show ``p`` (a plain line only every few seconds, unless ``force`` or final)."""
         with self._lock:
+            p = self._recent(p)
             self._last = p
             if self.quiet:
                 return
             if self._bar is not None:
                 rate = f"{p['rate']:.1f}/s" if p.get("rate") else ""
+                eta = "" if p.get("eta_seconds") is None else f"ETA {_duration(p['eta_seconds'])}"
+                fields = {"status": p["status"], "rate": rate, "eta": eta, "stage": stage_text(p)}
                 if self._task is None:
                     self._task = self._bar.add_task(
-                        "job", total=p["n_samples"], job=p["job"], status=p["status"], rate=rate
+                        "job", total=p["n_samples"], job=p["job"], **fields
                     )
-                self._bar.update(
-                    self._task, completed=p["samples_finished"], status=p["status"], rate=rate
-                )
+                self._bar.update(self._task, completed=p["samples_finished"], **fields)
                 return
             now = time.monotonic()
             if force or now - self._last_line >= line_seconds() or p.get("finished_at"):
                 self._last_line = now
                 err_console.print(escape(progress_line(p)), highlight=False, soft_wrap=True)
+
+    def _recent(self, p: dict[str, Any]) -> dict[str, Any]:
+        """``p`` with rate and ETA from recent throughput (:class:`Throughput`) instead of
+        the store's whole-run average, and the in-process stage counts when there are any."""
+        done = int(p["samples_finished"])
+        self.throughput.update(done)
+        p = dict(p)
+        if self.throughput.rate is not None:
+            p["rate"] = self.throughput.rate
+            p["eta_seconds"] = self.throughput.eta(int(p["n_samples"]), done)
+        elif p.get("finished_at") is None:
+            p["rate"], p["eta_seconds"] = None, None  # nothing measured in this run yet
+        if self.stages is not None:
+            p["stages"] = {**self.stages(), "kept": self.kept}
+        return p
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
@@ -174,6 +245,7 @@ def run_local_with_progress(job_id: int, device: str | None, quiet: bool) -> dic
     after one line saying how to resume."""
     from xaiq.db.jobs import job_progress
     from xaiq.db.session import get_engine, read_session
+    from xaiq.worker import stages
     from xaiq.worker.checkpoint import STOP
     from xaiq.worker.local import run_local
 
@@ -182,7 +254,11 @@ def run_local_with_progress(job_id: int, device: str | None, quiet: bool) -> dic
     with read_session(engine) as session:
         first = job_progress(session, job_id)
     done = threading.Event()
+    stages.reset(job_id)
     with ProgressView(quiet) as view:
+        # a resumed job counts from what is kept: every stage has finished those samples
+        view.kept = int(first["samples_finished"])
+        view.stages = lambda: stages.snapshot(job_id)
         view.update(first)
         poller = poll_progress(job_id, view, done)
 

@@ -18,6 +18,7 @@ import torch
 from sqlalchemy import Engine
 
 from xaiq.db.jobs import Claim
+from xaiq.worker import stages
 from xaiq.worker.artifacts import artifact_relpath, save_array
 from xaiq.worker.checkpoint import Checkpoint, ShardInterrupted
 from xaiq.xai.datasets import Dataset, Sample, open_dataset
@@ -300,6 +301,9 @@ def register_kind(name: str, fn: Kind) -> None:
     KINDS[name] = fn
 
 
+ONE_STAGE = {"attack": "attack", "attribution": "explain"}
+
+
 def _within_batch(checkpoint: Checkpoint, before: int, size: int) -> Callable[[int], None]:
     def report(finished: int) -> None:
         checkpoint.report(before + min(max(finished, 0), size))
@@ -346,7 +350,13 @@ def compute_shard(
         if batch is not None:
             if checkpoint is not None:
                 rows.on_progress = _within_batch(checkpoint, done, len(part))
+            # one-stage kinds are counted here; a disagreement batch reports its own stages
+            stage = ONE_STAGE.get(claim.kind)
+            if stage is not None:
+                stages.begin(claim.job_id, stage)
             kind(claim, model, batch, rows, root)
+            if stage is not None:
+                stages.finish(claim.job_id, stage, len(part))
         done += len(part)
         if checkpoint is not None and lo + size < len(indices):
             try:

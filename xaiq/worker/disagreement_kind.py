@@ -162,12 +162,17 @@ def _pairs(sides: list[Side], methods: list[str]) -> list[tuple[str, str, str, s
 def disagreement_batch(
     claim: Claim, model: LoadedModel, batch: Batch, rows: ShardRows, root: Path
 ) -> None:
+    from xaiq.worker import stages
     from xaiq.xai.metrics import compare_batch
     from xaiq.xai.superpixels import segment_means
 
     spec = claim.spec
+    n = len(batch.ids)
+    stages.begin(claim.job_id, "explain")
     sides = sides_of(claim, model, batch, rows)
     maps = _maps(claim, sides, rows, root)
+    stages.finish(claim.job_id, "explain", n)
+    stages.begin(claim.job_id, "compare")
     labels = segmentations(claim, model, batch, rows)
     pos = {idx: i for i, idx in enumerate(batch.ids)}
     for (sp, n_seg), lab in labels.items():
@@ -185,14 +190,19 @@ def disagreement_batch(
             for k_frac in spec["k_frac"]:
                 extra = {"model_a": model_a, "model_b": model_b, "target_kind": batch.target_kind}
                 _compare(rows, compare_batch, vecs, (a, b), common, (sp, n_seg, k_frac), extra)
+    stages.finish(claim.job_id, "compare", n)
     if spec.get("faithfulness"):
         from xaiq.worker.faith_kind import faithfulness_rows
 
+        stages.begin(claim.job_id, "faithfulness")
         faithfulness_rows(claim, sides, maps, labels, rows, root)
+        stages.finish(claim.job_id, "faithfulness", n)
     if spec.get("sanity"):
         from xaiq.worker.sanity_kind import sanity_rows
 
+        stages.begin(claim.job_id, "sanity")
         sanity_rows(claim, sides, maps, labels, rows)
+        stages.finish(claim.job_id, "sanity", n)
 
 
 def _compare(
