@@ -80,6 +80,7 @@ def _decode(src: str) -> Image.Image:
 
 
 RESULT_SECTIONS = (
+    "Verdict: which explanation to trust",
     "Summary",
     "Glossary",
     "Statistics per pair and configuration",
@@ -106,8 +107,8 @@ def test_disagreement_report_reads_like_a_results_section(store, tmp_path):
     assert positions == sorted(positions)  # summary first, the spec folded at the end
     raw = out.read_text()
     assert "<details><summary>Spec (JSON)</summary>" in raw
-    # distributions + correctness/confidence + 3 most + 3 least sample figures
-    assert len(page.images) == 1 + 1 + 3 + 3
+    # per configuration (two) distributions and correctness/confidence; 3 most + 3 least
+    assert len(page.images) == 2 + 2 + 3 + 3
     for src in page.images:
         _decode(src)
     assert "http://" not in raw and "https://" not in raw and "<link" not in raw
@@ -250,7 +251,7 @@ def test_report_renders_with_its_plots_in_headless_chromium(store, tmp_path):
     rendered = json_lib.loads(html_lib.unescape(title))
     for section in RESULT_SECTIONS:
         assert any(section in h for h in rendered["h"]), section
-    assert len(rendered["img"]) == 8 and all(rendered["img"]), rendered["img"]
+    assert len(rendered["img"]) == 10 and all(rendered["img"]), rendered["img"]
     shot = tmp_path / "shot.png"
     _chromium_run(
         browser,

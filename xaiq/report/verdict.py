@@ -254,10 +254,15 @@ def paragraph(mv: ModelVerdict) -> str:
     sentences = [s for v in methods if (s := _sentence(v, best, baseline, mv.title))]
     # disagreement: the pair furthest apart and the closest, within this model's maps
     seen: dict[tuple[str, str], float] = {}
+    order = {name: i for i, name in enumerate(mv.others)}
+
+    def rank(name: str) -> tuple[int, str]:  # the job's map order, as the pairs were made
+        return (order.get(name, len(order)), name)
+
     for v in methods:
         for other, value in v.disagreement.items():
             if value is not None:
-                seen[tuple(sorted((v.name, other)))] = value  # type: ignore[assignment]
+                seen[tuple(sorted((v.name, other), key=rank))] = value  # type: ignore[assignment]
     if len(seen) >= 2:
         hi = max(seen, key=lambda k: seen[k])
         lo = min(seen, key=lambda k: seen[k])
