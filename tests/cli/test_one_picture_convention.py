@@ -101,7 +101,7 @@ def test_compare_show_and_report_draw_a_sample_with_identical_colours(
 
     engine = get_engine()
     block = sample_block(engine, get_job(engine, 1), 3, "")
-    assert block.startswith("<img")
+    assert '<img alt="sample 3' in block and 'data-panels="3"' in block
     assert len(captured) == 3
     compare, show, report = (_layers(f) for f in captured)
     for drawn in (show, report):
@@ -111,8 +111,11 @@ def test_compare_show_and_report_draw_a_sample_with_identical_colours(
             # the job computes IG in a batch, compare on one image: equal up to float noise
             np.testing.assert_allclose(values, want, rtol=1e-4, atol=1e-6 * want_clim[1])
             assert clim == pytest.approx(want_clim, rel=1e-4)
-            assert (cmap, alpha) == (want_cmap, want_alpha) == ("RdBu_r", 0.65)
-            assert clim[0] == -clim[1]  # signed maps: centred on zero
+            assert (cmap, alpha) == (want_cmap, want_alpha)
+            if values.min() < 0:  # signed maps (IG): diverging, centred on zero
+                assert cmap == "RdBu_r" and clim[0] == -clim[1]
+            else:  # non-negative maps (|Saliency|): sequential from 0
+                assert cmap == "magma" and clim[0] == 0.0
     # and the same title facts: true label, prediction and probability, readable names
     titles = [f._suptitle.get_text() for f in captured]
     assert all("true 3" in t and "predicted" in t for t in titles)

@@ -1,0 +1,49 @@
+"""Which colour scale a map gets, and what its colour bar says."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xaiq.xai.figures import MapStyle, comparison_figure, map_images, method_title
+
+
+def _bars(fig) -> list[str]:
+    return [ax.get_ylabel() for ax in fig.axes if ax.get_label() == "<colorbar>"]
+
+
+def test_non_negative_maps_get_a_sequential_scale_from_zero_and_signed_maps_a_diverging_one():
+    rng = np.random.default_rng(0)
+    rise = 0.25 + 0.17 * rng.random((12, 12))  # RISE-like: every value in [0.25, 0.42]
+    signed = rng.normal(size=(12, 12))
+    fig = comparison_figure(rng.random((12, 12)), {"rise": rise, "integrated_gradients": signed})
+    seq, div = map_images(fig)
+    assert seq.cmap.name == "magma" and seq.get_clim()[0] == 0.0
+    assert div.cmap.name == "RdBu_r" and div.get_clim()[0] == -div.get_clim()[1]
+    assert _bars(fig) == ["non-negative map (from 0)", "signed (diverging, 0 at centre)"]
+
+
+def test_sign_negative_on_a_non_negative_map_says_so_instead_of_an_empty_panel():
+    rng = np.random.default_rng(1)
+    fig = comparison_figure(
+        rng.random((12, 12)),
+        {"grad_cam": rng.random((12, 12)), "saliency": rng.normal(size=(12, 12))},
+        style=MapStyle(sign="negative"),
+    )
+    assert len(map_images(fig)) == 1  # only the map that has a negative part is drawn
+    assert _bars(fig) == ["negative part, magnitude (from 0)"]  # no invented colour bar
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert "no negative attribution" in texts
+
+
+def test_more_than_four_panels_wrap_into_balanced_rows():
+    rng = np.random.default_rng(2)
+    maps = {m: rng.normal(size=(8, 8)) for m in ("saliency", "grad_cam", "rise", "occlusion")}
+    fig = comparison_figure(rng.random((8, 8)), maps)
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>" and ax.axison]
+    lefts = {round(ax.get_position().x0, 2) for ax in panels}
+    assert len(panels) == 5 and len(lefts) == 3  # 3 + 2
+
+
+def test_cross_model_map_names_read_as_model_then_method():
+    assert method_title("digits-cnn-weak:grad_cam") == "digits-cnn-weak: Grad-CAM"
+    assert method_title("grad_cam") == "Grad-CAM"
