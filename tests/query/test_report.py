@@ -268,3 +268,40 @@ def test_report_renders_with_its_plots_in_headless_chromium(store, tmp_path):
     assert saturated.mean() > 0.02, saturated.mean()
     assert ((b > 150) & (r < 120)).sum() > 1000  # blue: boxes and negative attributions
     assert ((r > 150) & (b < 120)).sum() > 1000  # red/orange: boxes and positive attributions
+
+
+@pytest.mark.slow
+def test_the_verdict_leads_and_every_figure_is_shown_at_least_at_its_readable_size(store, tmp_path):
+    """In the browser: the verdict table comes first, and no figure is displayed narrower
+    than 300 px per panel column (``data-panels``) at the page's width."""
+    browser = _chromium()
+    if browser is None:
+        if os.environ.get("XAIQ_REQUIRE_SERVICES") == "1":
+            pytest.fail("chromium is required (XAIQ_REQUIRE_SERVICES=1) but not installed")
+        pytest.skip("chromium not installed")
+    from xaiq.report.format import PANEL_PX
+
+    page = build_report(store.engine, store.disagreement_job, tmp_path / "v.html")
+    probe = (
+        "<script>document.title = JSON.stringify({"
+        "first: document.querySelector('h2').textContent,"
+        "verdict: Array.from(document.querySelectorAll('table.verdict tbody tr')).length,"
+        "img: Array.from(document.images).map(i => [i.alt, i.getBoundingClientRect().width,"
+        " Number(i.dataset.panels), i.naturalWidth])})"
+        "</script>"
+    )
+    probed = tmp_path / "probe.html"
+    probed.write_text(page.read_text().replace("</body>", probe + "</body>"))
+    dom = _chromium_run(
+        browser, tmp_path, "--window-size=1400,3000", "--dump-dom", probed.resolve().as_uri()
+    ).stdout
+    import html as html_lib
+    import json as json_lib
+
+    got = json_lib.loads(html_lib.unescape(dom[dom.index("<title>") + 7 : dom.index("</title>")]))
+    assert got["first"] == "Verdict: which explanation to trust"
+    assert got["verdict"] == 3  # one row per method of the job
+    assert len(got["img"]) == 10
+    for alt, shown, panels, natural in got["img"]:
+        assert panels >= 1 and natural > 0, alt
+        assert shown >= panels * PANEL_PX - 1, (alt, shown, panels, natural)

@@ -83,7 +83,7 @@ def attack_figure(original: np.ndarray | None, final: np.ndarray, title: str = "
         shown_o, shown_f = (
             np.clip((_first3(a) - lo) / ((hi - lo) or 1.0), 0.0, 1.0) for a in (original, final)
         )
-        fig, axes = plt.subplots(1, 4, figsize=(10.4, 2.9))
+        fig, axes = plt.subplots(1, 4, figsize=(13.6, 3.6))  # >= 300 px per panel at 100 dpi
         gray = "gray" if shown_o.ndim == 2 else None
         axes[0].imshow(shown_o, cmap=gray, vmin=0, vmax=1)
         axes[0].set_title("original", fontsize=9)
