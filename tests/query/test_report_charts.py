@@ -63,7 +63,7 @@ def test_boxes_only_where_n_allows_and_the_values_are_not_binary():
     assert _drawn([few]) == (0, 1)  # n < 10: mean and interval
     assert _drawn([binary]) == (0, 1)  # 0/1 values: never a box
     mean, low, high = charts.mean_and_interval(binary, "feature_disagreement")
-    from xaiq.db.intervals import wilson_interval
+    from xaiq.analysis.intervals import wilson_interval
 
     assert (low, high) == pytest.approx(wilson_interval(int(binary.sum()), binary.size))
     assert low <= mean <= high

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from xaiq.analysis.verdict import model_verdicts, split_name
 from xaiq.db.errors import QueryError
 from xaiq.report.rank_config import choose_config, parse_rank_at
-from xaiq.report.verdict import model_verdicts, split_name
 from xaiq.xai.figures import method_title
 
 METHODS = ["integrated_gradients", "saliency", "grad_cam"]

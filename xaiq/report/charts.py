@@ -90,7 +90,7 @@ def is_binary(v: np.ndarray) -> bool:
 def mean_and_interval(v: np.ndarray, metric: str = "") -> tuple[float, float, float] | None:
     """Mean with its 95% interval: Wilson for 0/1 values, Student-t otherwise (clipped to
     the metric's range); the mean alone (low = high) for one value."""
-    from xaiq.db.intervals import mean_interval_of, wilson_interval
+    from xaiq.analysis.intervals import mean_interval_of, wilson_interval
 
     if not v.size:
         return None

@@ -15,10 +15,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from sqlalchemy import Engine, select
 
+from xaiq.analysis.verdict import split_name
 from xaiq.db.models import SanityCheck
 from xaiq.report import data
 from xaiq.report.sources import loaded_model, original_display, original_input
-from xaiq.report.verdict import split_name
 from xaiq.xai.figures import draw_map, method_title, model_title
 
 MAX_METHODS = 8

@@ -1,7 +1,7 @@
 """The report's opening: one verdict table per model and the paragraph generated from it.
 
 Reads the rows (faithfulness, sanity, disagreement at the ranking configuration) through the
-same statistics functions as ``xaiq stats``; :mod:`xaiq.report.verdict` turns them into the
+same statistics functions as ``xaiq stats``; :mod:`xaiq.analysis.verdict` turns them into the
 verdict. Columns a job lacks (no ``--faithfulness``, no ``--sanity``, no random baseline, no
 stored sparseness) are left out.
 """
@@ -13,12 +13,12 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from xaiq.db.faithfulness import faithfulness_stats, sanity_stats
-from xaiq.db.glossary import GLOSSARY
-from xaiq.db.stats_table import disagreement_table
+from xaiq.analysis.faithfulness import faithfulness_stats, sanity_stats
+from xaiq.analysis.glossary import GLOSSARY
+from xaiq.analysis.stats_table import disagreement_table
+from xaiq.analysis.verdict import Interval, MethodVerdict, ModelVerdict, model_verdicts
 from xaiq.report import data
 from xaiq.report.format import num, table
-from xaiq.report.verdict import Interval, MethodVerdict, ModelVerdict, model_verdicts
 from xaiq.xai.figures import method_title, model_title
 
 
