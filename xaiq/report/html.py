@@ -209,6 +209,7 @@ def _details(engine: Engine, job: Any) -> str:
 
 def _attack_section(engine: Engine, job: Any) -> str:
     attack = (job.spec or {}).get("attack") or {}
+    progress(f"job {job.id}: reading attack rows...")
     out = ["<h2>Attack</h2>"]
     if attack.get("compare"):
         # a --compare job is about the strategies: their own table and curves come first
@@ -240,6 +241,7 @@ def _attack_section(engine: Engine, job: Any) -> str:
     out.append(guides_section(engine, job, strategies=not attack.get("compare")))
     ok = [r for r in rows if r["success"]][:N_ATTACK_EXAMPLES]
     failed = [r for r in rows if not r["success"]][: max(1, N_ATTACK_EXAMPLES // 2)]
+    progress(f"job {job.id}: drawing {len(ok) + len(failed)} before / after figures...")
     out.append("<h3>Before / after examples</h3>")
     for r in ok + failed:
         final = load_artifact(r["artifact"], r["checksum"])
@@ -260,6 +262,7 @@ def _attribution_section(engine: Engine, job: Any) -> str:
     from xaiq.db.errors import NotFoundError
     from xaiq.report.show import sample_map_figure
 
+    progress(f"job {job.id}: drawing {N_EXAMPLES} example figures...")
     out = ["<h2>Attribution examples</h2>"]
     for idx in data.sample_indices(engine, job.id, N_EXAMPLES):
         try:
