@@ -73,7 +73,11 @@ def layer_maps(
             continue
         if shown is None:
             shown = original_display(job.dataset, model_name, idx)
-        names = [n for n in targets if split_name(n, models)[0] == model_name][:MAX_METHODS]
+        order = {m: i for i, m in enumerate(data.job_methods(job))}
+        names = sorted(
+            (n for n in targets if split_name(n, models)[0] == model_name),
+            key=lambda n: order.get(split_name(n, models)[1], len(order)),
+        )[:MAX_METHODS]
         inputs = torch.as_tensor(x)[None].to(loaded.device)
         for name in names:
             if name in trained:

@@ -366,7 +366,11 @@ def comparison_figure(
             for k, v in metrics.items()
         )
         fig.text(0.5, 0.02, text, ha="center", fontsize=8)
-    fig.tight_layout(rect=(0.0, 0.06 if metrics else 0.0, 1.0, 0.93 if title else 1.0))
+    height = fig.get_figheight()
+    lines = title.count("\n") + 1 if title else 0
+    top = 1.0 - (0.12 + 0.2 * lines) / height if title else 1.0  # room for the title only
+    bottom = 0.2 / height if metrics else 0.0
+    fig.tight_layout(rect=(0.0, bottom, 1.0, top))
     return fig
 
 
