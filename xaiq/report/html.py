@@ -103,11 +103,10 @@ def build_report(
         body = f'<div class="job">{sections[0]}</div>'
         title = f"xaiq report: job {jobs[0].id}"
     else:
-        columns = f"grid-template-columns: repeat({len(jobs)}, minmax(0, 1fr));"
+        # the headline table compares the jobs; then each job's verdict and evidence follow
+        # at the page's full width (columns would shrink every figure below readable size)
         body = _side_by_side(engine, jobs, metric) + (
-            f'<div class="side" style="{columns}">'
-            + "".join(f"<div>{s}</div>" for s in sections)
-            + "</div>"
+            '<div class="side">' + "".join(f"<div>{s}</div>" for s in sections) + "</div>"
         )
         title = "xaiq report: jobs " + ", ".join(str(j.id) for j in jobs)
     page = (
@@ -169,6 +168,9 @@ def _side_by_side(engine: Engine, jobs: list[Any], metric: str) -> str:
         cell = "NULL" if r["mean"] is None else f"{num(r['mean'])} {ci_text(r)}"
         row[f"job {r['job']}"] = f"{cell} (n={r['n']})"
     cols = [*group, *(f"job {j}" for j in ids)]
+    for row in merged.values():  # a configuration one job does not have is not a NULL
+        for c in cols[len(group) :]:
+            row.setdefault(c, "— (not in this job)")
     heads = "; ".join(
         f"job {j.id}: {model_title(j.model)} on {j.dataset}"
         + (f", target {(j.spec or {}).get('target')}" if (j.spec or {}).get("target") else "")
