@@ -101,6 +101,27 @@ def test_the_report_plots_success_against_iterations_and_the_reliability_diagram
     assert 'alt="success rate against iterations"' in page
     assert 'alt="reliability diagram"' in page
     assert "Wilson" in page and "least:grad_cam" in page
+    # a --compare job leads with its strategies, and says what it is doing on stderr
+    assert page.index("Per strategy") < page.index("first listed strategy that succeeded")
+    assert "reading job 1..." in done.stderr and "before / after figures" in done.stderr
+
+
+def test_every_strategy_row_is_exported_and_read_as_a_dataframe(compare_job):
+    env, root = compare_job
+    out = root / "strategies.csv"
+    done = _xaiq(env, "export", "1", "--what", "attack_strategies", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    import pandas as pd
+
+    import xaiq.results
+
+    exported = pd.read_csv(out)
+    frame = xaiq.results.open(env["XAIQ_DB_URL"]).attack_strategies(1)
+    rows = _rows(env, "select strategy, success from attack_strategy_results")
+    assert len(exported) == len(frame) == len(rows)
+    assert list(dict.fromkeys(frame.strategy)) == STRATEGIES.split(",")
+    assert sorted(exported.strategy) == sorted(r["strategy"] for r in rows)
+    assert {"label", "correct", "confidence"} <= set(frame.columns)  # sample fields joined
 
 
 def test_calibration_error_is_the_count_weighted_gap_between_accuracy_and_confidence():
