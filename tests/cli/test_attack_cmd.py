@@ -77,8 +77,8 @@ def test_attack_on_one_image_prints_a_table_and_writes_the_four_panel_figure(
     assert rc == 0
     out = capsys.readouterr().out
     assert "attack results" in out and "rise-least" in out
-    with Image.open(fig) as img:
-        assert img.format == "PNG" and img.width == 1000 and img.height == 260
+    with Image.open(fig) as img:  # four panels of 300 px, one row per image
+        assert img.format == "PNG" and img.width == 1200 and img.height == 300
 
 
 @pytest.mark.parametrize(
@@ -151,3 +151,18 @@ def test_an_unknown_guide_parameter_is_a_usage_error(capsys):
     rc = main([*args, "--strategies", "least:saliency", "--param", "saliency.absolute=true"])
     assert rc == 2
     assert "absolute" in capsys.readouterr().err
+
+
+def test_the_attack_figure_names_the_guide_map_and_the_pixels_really_shown():
+    from types import SimpleNamespace
+
+    from xaiq.cli.attack_cmd import guide_title
+
+    # the default chain: the map is RISE's, the undimmed pixels are those of the last
+    # strategy tried (central won: not "chosen bright")
+    chain = SimpleNamespace(strategies_tried=("rise-least", "central"), target=2)
+    assert guide_title(chain) == "RISE map (target 2)\nundimmed: pixels of central"
+    guided = SimpleNamespace(strategies_tried=("least:saliency",), target=5)
+    assert guide_title(guided) == "Saliency map (target 5)\nundimmed: pixels of least:saliency"
+    control = SimpleNamespace(strategies_tried=("random",), target=1)
+    assert guide_title(control) == "no guide map (target 1)"

@@ -277,14 +277,14 @@ def _median(values: list[int]) -> float | None:
     return float(statistics.median(values)) if values else None
 
 
-def _guide(r: Any) -> str | None:
+def guide_of(r: Any) -> str | None:
     """The last guided strategy tried (whose map ``r.saliency`` is), or None."""
     guided = [t for t in r.strategies_tried if t.startswith(("least:", "most:", "rise-"))]
     return guided[-1] if guided else None
 
 
-def _guide_title(r: Any) -> str:
-    guide = _guide(r)
+def guide_title(r: Any) -> str:
+    guide = guide_of(r)
     if guide is None:
         return f"no guide map (target {r.target})"
     method = "rise" if guide.startswith("rise-") else guide.partition(":")[2]
@@ -324,7 +324,7 @@ def save_figure(
         its = f"{r.iterations} iterations{' (chain total)' if chain else ''}"
         axes[i][0].imshow(orig.squeeze(-1) if grey else orig, cmap=cmap)
         axes[i][0].set_title(f"{keys[i]}  pred {r.pred_before}", fontsize=8)
-        draw_map(axes[i][1], orig, r.saliency.numpy(), _guide_title(r))
+        draw_map(axes[i][1], orig, r.saliency.numpy(), guide_title(r))
         axes[i][1].title.set_fontsize(8)
         mask = r.mask.numpy()
         overlay = np.zeros((*mask.shape, 4))
