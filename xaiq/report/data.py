@@ -63,9 +63,21 @@ def sample_maps(engine: Engine, job: Job, sample_index: int) -> dict[str, np.nda
             .where(Attribution.job_id == maps_job_id(job))
             .where(Attribution.sample_index == int(sample_index))
         ).all()
+    from xaiq.analysis.verdict import split_name
+
+    models = job_models(job)
     order = {m: i for i, m in enumerate(job_methods(job))}
+
+    def rank(name: str) -> tuple[int, float, str]:  # models in the spec's order, then methods
+        model, method = split_name(name, models)
+        return (
+            models.index(model) if model in models else len(models),
+            order.get(method, 1e9),
+            name,
+        )
+
     out: dict[str, np.ndarray] = {}
-    for method, rel, checksum in sorted(rows, key=lambda r: (order.get(r[0], 1e9), r[0])):
+    for method, rel, checksum in sorted(rows, key=lambda r: rank(r[0])):
         arr = load_artifact(rel, checksum)
         if arr is not None and arr.ndim == 2:
             out[method] = arr.astype(np.float32)
