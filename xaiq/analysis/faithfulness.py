@@ -91,7 +91,8 @@ def faithfulness_stats(
 ) -> list[dict[str, Any]]:
     """Per group (the keys, any of :data:`FAITH_CONFIG` that varies in the selected rows, then
     ``unit`` and ``n_segments``): ``n``, deletion and insertion AUC mean with its 95% interval
-    and median, and ``score`` (insertion - deletion)."""
+    and median, and ``score`` (insertion - deletion). Every column is over the same ``n``
+    games, those with both AUCs; ``nulls`` counts the games with a NULL AUC."""
     keys = _check_keys(group_by, FAITH_KEYS)
     jobs = check_jobs(engine, job_ids)
     keys += [k for k in FAITH_CONFIG if k not in keys and _varies(engine, jobs, k)]
@@ -123,11 +124,15 @@ def faithfulness_stats(
     for group in sorted(groups, key=lambda g: tuple(str(x) for x in g)):
         pairs = groups[group]
         dele, ins = _floats([p[0] for p in pairs]), _floats([p[1] for p in pairs])
+        # one n for every column: the games with both AUCs (a NULL in either leaves the row
+        # out of every mean and interval, and counts in ``nulls``)
+        complete = ~np.isnan(dele) & ~np.isnan(ins)
+        dele, ins = dele[complete], ins[complete]
         out.append(
             {
                 **dict(zip(names, group, strict=True)),
-                "n": int(np.count_nonzero(~np.isnan(dele))),
-                "nulls": int(np.count_nonzero(np.isnan(dele))),
+                "n": int(np.count_nonzero(complete)),
+                "nulls": int(np.count_nonzero(~complete)),
                 **_mean_cells("deletion", dele, (0.0, 1.0)),
                 **_mean_cells("insertion", ins, (0.0, 1.0)),
                 **_mean_cells("score", ins - dele),
@@ -272,16 +277,21 @@ def sanity_stats(
         row: dict[str, Any] = dict(
             zip(("job", "method", "mode", "layer_order", "layer"), key, strict=True)
         )
-        row["n"] = len(values)
         for i, m in enumerate(SANITY_MEASURES):
-            cells = _mean_cells(m, _floats([v[i] for v in values]))
+            measured = _floats([v[i] for v in values])
+            cells = _mean_cells(m, measured)
             row.update(
                 {
+                    f"{m}_n": int(np.count_nonzero(~np.isnan(measured))),
                     f"{m}_mean": cells[f"{m}_mean"],
                     f"{m}_low": cells[f"{m}_low"],
                     f"{m}_high": cells[f"{m}_high"],
                 }
             )
+        # n: the values the headline mean, its interval and the verdict use; every other
+        # measure has its own ``<measure>_n``
+        row["n"] = row[f"{SANITY_MEASURES[0]}_n"]
+        row["nulls"] = len(values) - row["n"]
         per_layer.append(row)
     verdicts = []
     last: dict[tuple, dict[str, Any]] = {}
@@ -300,6 +310,7 @@ def sanity_stats(
                 "layers": row["layer_order"],
                 "last_layer": row["layer"],
                 "n": row["n"],
+                "nulls": row["nulls"],
                 "spearman_abs_mean": row["spearman_abs_mean"],
                 "spearman_abs_high": high,
                 "spearman_signed_mean": row["spearman_signed_mean"],

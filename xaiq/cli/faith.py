@@ -135,8 +135,10 @@ def stats_sanity(
         measures = ["spearman_abs_mean", "spearman_abs_low", "spearman_abs_high"]
         measures += [f"{m}_mean" for m in SANITY_MEASURES[1:]]
     else:
-        measures = [f"{m}_{s}" for m in SANITY_MEASURES for s in ("mean", "low", "high")]
-    cols = ["job", "method", "mode", "layer_order", "layer", "n", *measures]
+        measures = [f"{m}_{s}" for m in SANITY_MEASURES for s in ("n", "mean", "low", "high")]
+    # n: the values the headline mean and its interval use (NULLs apart); csv/json carry
+    # each measure's own n
+    cols = ["job", "method", "mode", "layer_order", "layer", "n", "nulls", *measures]
     if not verdicts_only:
         emit(per_layer, out_fmt, title="sanity check per layer (95% intervals)", columns=cols)
         if out_fmt is not OutputFormat.table:
@@ -148,6 +150,7 @@ def stats_sanity(
         "layers",
         "last_layer",
         "n",
+        "nulls",
         "spearman_abs_mean",
         "spearman_abs_high",
         "spearman_signed_mean",
