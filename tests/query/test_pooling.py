@@ -48,15 +48,16 @@ def test_a_sweep_job_without_group_by_gives_one_row_per_configuration_and_pair(s
         capsys, "stats", "disagreement", "--job", str(job), "-M", "euclidean", "-f", "json"
     )
     rows = json.loads(out)
-    # 3 pairs x 2 configurations (n_segments 16 with k_frac 0.05, 49 with 0.1): never pooled
+    # 3 pairs x 2 configurations (n_segments 16 with k_frac 0.05, 49 with 0.1): never pooled;
+    # euclidean does not depend on k_frac, so its rows leave it empty
     assert sorted((r["pair"], r["n_segments"], r["k_frac"]) for r in rows) == sorted(
-        (p, n, k)
+        (p, n, None)
         for p in (
             "integrated_gradients vs saliency",
             "integrated_gradients vs grad_cam",
             "saliency vs grad_cam",
         )
-        for n, k in ((16, 0.05), (49, 0.1))
+        for n in (16, 49)
     )
     n_samples = 12
     for r in rows:
@@ -82,7 +83,18 @@ def test_pool_flag_pools_the_configurations_and_the_title_says_so(store, capsys)
         capsys, "stats", "disagreement", "--job", job, "-M", "euclidean", "--pool", "-f", "json"
     )
     rows = json.loads(out)
-    assert len(rows) == 3 and all(r["n"] + r["nulls"] == 24 for r in rows)
+    # 12 samples x 2 configurations: n counts the samples with a value, rows the values
+    assert len(rows) == 3 and all(r["rows"] + r["nulls"] == 24 for r in rows)
+    for r in rows:
+        members = [
+            d
+            for d in store.disagreements
+            if d["job_id"] == store.disagreement_job
+            and f"{d['method_a']} vs {d['method_b']}" == r["pair"]
+            and d["euclidean"] is not None
+        ]
+        assert r["rows"] == len(members)
+        assert r["n"] == len({d["sample_index"] for d in members}) < r["rows"]
     unpooled, _ = _run(capsys, "stats", "disagreement", "--job", job, "-M", "euclidean")
     assert "POOLED" not in unpooled and "model digits-cnn-weak" in unpooled
 

@@ -70,20 +70,41 @@ def _check(actual: dict, expected: dict) -> None:
 def test_every_aggregate_matches_python_for_each_group_key(store, keys):
     jobs = [store.disagreement_job, store.second_job]
     rows = disagreement_stats(store.engine, jobs, keys, "all")
+    _check_rows(store, rows, keys)
+
+
+def _check_rows(store, rows: list[dict], keys: list[str]) -> None:
     groups: dict[tuple, list[dict]] = {}
     for d in store.disagreements:
         groups.setdefault(tuple(_key(store, d, k) for k in keys), []).append(d)
-    assert len(rows) == len(groups) * len(METRIC_COLUMNS)
+    # euclidean and euclidean_abs do not depend on k_frac: never a key of theirs
+    free_groups = {tuple(None if k == "k_frac" else v for k, v in zip(keys, g)) for g in groups}
+    assert len(rows) == len(groups) * (len(METRIC_COLUMNS) - 2) + len(free_groups) * 2
     for r in rows:
-        members = groups[tuple(r[k] for k in keys)]
-        _check(r, _expected([d[r["metric"]] for d in members]))
+        members = [
+            d
+            for d in store.disagreements
+            if all(r[k] is None and k == "k_frac" or _key(store, d, k) == r[k] for k in keys)
+        ]
+        values = [d[r["metric"]] for d in members]
+        expected = _expected(values)
+        # the values used are ``rows``; ``n`` counts the distinct samples (dataset, index)
+        _check({**r, "n": r["rows"]}, expected)
+        samples = {
+            (store.jobs[d["job_id"]]["dataset"], d["sample_index"])
+            for d in members
+            if d[r["metric"]] is not None
+        }
+        assert r["n"] == len(samples)
 
 
 def test_job_filter_restricts_rows_to_that_job(store):
     rows = disagreement_stats(store.engine, [store.second_job], ["job"], ["euclidean"])
     assert [r["job"] for r in rows] == [store.second_job]
     members = [d for d in store.disagreements if d["job_id"] == store.second_job]
-    _check(rows[0], _expected([d["euclidean"] for d in members]))
+    # every pair and configuration of 7 samples pooled: 7 samples, 42 rows
+    _check({**rows[0], "n": rows[0]["rows"]}, _expected([d["euclidean"] for d in members]))
+    assert rows[0]["n"] == 7
 
 
 def _insert(engine, values: list[float | None], pair=("a", "b")) -> int:
@@ -145,8 +166,9 @@ def test_single_value_has_null_std_and_all_null_group_has_only_counts(engine):
 def test_sql_and_client_strategies_agree(store):
     if store.engine.dialect.name != "postgresql":
         pytest.skip("the server-side strategy exists on PostgreSQL only")
-    a = disagreement_stats(store.engine, None, ["pair", "n_segments"], "all", strategy="sql")
-    b = disagreement_stats(store.engine, None, ["pair", "n_segments"], "all", strategy="client")
+    keys = ONE_ROW_PER_SAMPLE
+    a = disagreement_stats(store.engine, None, keys, "all", strategy="sql")
+    b = disagreement_stats(store.engine, None, keys, "all", strategy="client")
     assert len(a) == len(b) > 0
     for ra, rb in zip(a, b, strict=True):
         assert (ra["pair"], ra["n_segments"], ra["metric"]) == (
@@ -200,13 +222,13 @@ def test_attack_stats_group_by_label_partitions_the_rows(store):
         assert r["successes"] == sum(a["success"] for a in mine)
 
 
-@pytest.mark.parametrize("keys", [["pair", "label", "correct"], ["job"]])
+# groups of one row per sample (the unclustered paths): pair, configuration and job fixed
+ONE_ROW_PER_SAMPLE = ["pair", "n_segments", "k_frac", "job"]
+
+
+@pytest.mark.parametrize("keys", [[*ONE_ROW_PER_SAMPLE, "label", "correct"], ONE_ROW_PER_SAMPLE])
 def test_many_groups_path_fetching_the_keys_gives_the_same_numbers(store, monkeypatch, keys):
     monkeypatch.setattr("xaiq.analysis.exact._MAX_CODED", 0)  # as if there were many groups
     rows = disagreement_stats(store.engine, None, keys, "all", strategy="client")
-    groups: dict[tuple, list[dict]] = {}
-    for d in store.disagreements:
-        groups.setdefault(tuple(_key(store, d, k) for k in keys), []).append(d)
-    assert len(rows) == len(groups) * len(METRIC_COLUMNS)
-    for r in rows:
-        _check(r, _expected([d[r["metric"]] for d in groups[tuple(r[k] for k in keys)]]))
+    assert all(r["rows"] == r["n"] for r in rows)
+    _check_rows(store, rows, keys)

@@ -168,9 +168,12 @@ def _cells(
     job_ids: Sequence[int],
     metrics: Sequence[str],
     build: bool,
+    dedupe_k_frac: bool = False,
 ) -> list[tuple[tuple, dict[str, dict[str, Any]]]] | None:
     """``[(raw group key, {metric: digest cell row})]``, one cell per group, or ``None``
-    when the digests cannot answer (see :func:`digest_groups`)."""
+    when the digests cannot answer (see :func:`digest_groups`). ``dedupe_k_frac``: of the
+    cells that differ only in ``k_frac`` keep the smallest one's (the metrics asked for do
+    not depend on it: :mod:`xaiq.analysis.units`)."""
     fields = _fields(cols)
     if fields is None or any(m not in METRIC_COLUMNS for m in metrics):
         return None
@@ -212,6 +215,8 @@ def _cells(
     for row in rows:
         values = dict(zip((*STAT_COLUMNS, "zero_map_nulls"), row[nc + 1 :], strict=True))
         by_cell.setdefault(tuple(row[:nc]), {})[row[nc]] = values
+    if dedupe_k_frac:
+        by_cell = _smallest_k_frac(by_cell)
     groups: dict[tuple, dict[str, dict[str, Any]]] = {}
     for cell, stats in by_cell.items():
         values = dict(zip(CELL_FIELDS, cell, strict=True)) | per_job[cell[0]]
@@ -222,6 +227,16 @@ def _cells(
     return list(groups.items())
 
 
+def _smallest_k_frac(by_cell: dict[Cell, Any]) -> dict[Cell, Any]:
+    k = CELL_FIELDS.index("k_frac")
+    kept: dict[Cell, Cell] = {}
+    for cell in by_cell:
+        rest = cell[:k] + cell[k + 1 :]
+        if rest not in kept or cell[k] < kept[rest][k]:
+            kept[rest] = cell
+    return {cell: by_cell[cell] for cell in kept.values()}
+
+
 def digest_groups(
     engine: Engine,
     cols: Sequence[Any],
@@ -229,12 +244,15 @@ def digest_groups(
     metrics: Sequence[str],
     *,
     build: bool = True,
+    dedupe_k_frac: bool = False,
 ) -> Groups | None:
     """``[(raw group key, [stats per metric])]`` as the exact path returns them, from the
     digests of ``job_ids`` (all disagreement jobs when empty), or ``None`` when a digest
     cannot answer: a key column that is not job-level, a job not finished, a group holding
-    more than one cell. ``build``: build missing or stale digests of finished jobs first."""
-    cells = _cells(engine, cols, job_ids, metrics, build)
+    more than one cell. ``build``: build missing or stale digests of finished jobs first.
+    ``dedupe_k_frac``: as the exact path, one ``k_frac`` per configuration (metrics that do
+    not depend on it)."""
+    cells = _cells(engine, cols, job_ids, metrics, build, dedupe_k_frac)
     if cells is None:
         return None
     return [
@@ -243,12 +261,17 @@ def digest_groups(
 
 
 def digest_null_counts(
-    engine: Engine, cols: Sequence[Any], job_ids: Sequence[int], metrics: Sequence[str]
+    engine: Engine,
+    cols: Sequence[Any],
+    job_ids: Sequence[int],
+    metrics: Sequence[str],
+    *,
+    dedupe_k_frac: bool = False,
 ) -> list[tuple[tuple, list[tuple[int, int]]]] | None:
     """``[(raw group key, [(zero-map NULLs, other NULLs) per metric])]`` from the digests
     (never building one), or ``None`` when they cannot answer (as :func:`digest_groups`, or
     a digest built before the counts were kept)."""
-    cells = _cells(engine, cols, job_ids, metrics, build=False)
+    cells = _cells(engine, cols, job_ids, metrics, build=False, dedupe_k_frac=dedupe_k_frac)
     if cells is None:
         return None
     out = []

@@ -5,6 +5,9 @@
   (``stddev_samp``, ``percentile_cont`` = linear interpolation); constant client memory.
 - SQLite (:func:`stats_client`): one unsorted streaming query, the values grouped and
   summarised in numpy on the client (:class:`xaiq.analysis.summary.GroupedColumns`).
+- Groups that can repeat a sample (:mod:`xaiq.analysis.units`), on both backends
+  (:func:`stats_clustered`): the client path with each row's sample, so that ``n`` counts
+  distinct samples and the interval is clustered by sample.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from sqlalchemy.dialects.postgresql import ARRAY as PG_ARRAY
 from sqlalchemy.dialects.postgresql import array as pg_array
 from sqlalchemy.sql.elements import ColumnElement
 
-from xaiq.analysis.summary import QUANTILES, STAT_COLUMNS, GroupedColumns
+from xaiq.analysis.intervals import cluster_interval
+from xaiq.analysis.summary import QUANTILES, STAT_COLUMNS, GroupedColumns, summarize
 from xaiq.db.errors import QueryError
 from xaiq.db.models import Disagreement
 
@@ -70,6 +74,43 @@ def stats_client(
     if nk == 1:  # itemgetter of one index gives the bare value
         return [((key,), stats) for key, stats in acc.results()]
     return acc.results()
+
+
+def stats_clustered(
+    engine: Engine,
+    cols: list[ColumnElement[Any]],
+    base: Select[Any],
+    values: list[Any],
+    dataset_code: dict[int, int],
+) -> list[tuple[tuple, list[dict[str, Any]]]]:
+    """Per group and value column: :data:`STAT_COLUMNS` over the rows (``nulls``, ``std``,
+    quantiles), but ``n`` = distinct samples with a value, ``rows`` = values used, and
+    ``ci_low``/``ci_high`` the cluster-robust interval of the mean
+    (:func:`xaiq.analysis.intervals.cluster_interval`). A sample is ``(dataset,
+    sample_index)``; ``dataset_code``: job id -> dataset number."""
+    acc = GroupedColumns(1 + len(values))
+    nk = len(cols)
+    stmt = base.add_columns(*cols, Disagreement.job_id, Disagreement.sample_index, *values)
+    key_of = itemgetter(*range(nk)) if nk else (lambda row: ())
+    value_of = [itemgetter(nk + 2 + j) for j in range(len(values))]
+    with engine.connect() as conn:
+        for part in _raw_chunks(conn, stmt, _CHUNK):
+            # a sample's id: dataset number in the high bits, index in the low 32 (exact in
+            # float64 up to 2**21 datasets)
+            sample = (dataset_code[r[nk]] * 2**32 + r[nk + 1] for r in part)
+            acc.add(map(key_of, part), len(part), [sample, *(map(v, part) for v in value_of)])
+    out = []
+    for key, arrays in acc.arrays():
+        samples, stats = arrays[0].astype(np.int64), []
+        for v in arrays[1:]:
+            keep = ~np.isnan(v)
+            st = summarize(v[keep], nulls=int(v.size - keep.sum()))
+            cm = cluster_interval(v, samples)
+            low, high = cm.interval if cm.interval is not None else (None, None)
+            st.update(n=cm.units, rows=cm.rows, ci_low=low, ci_high=high)
+            stats.append(st)
+        out.append(((key,) if nk == 1 else key, stats))
+    return out
 
 
 def _stats_coded(

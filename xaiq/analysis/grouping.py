@@ -19,7 +19,7 @@ costs nothing at ten million rows.
 
 ``target`` is the explained class (``pred`` | ``label``; NULL on rows written before the
 choice existed). A new configuration key needs its word in :data:`CONFIG_KEYS` (and in
-``DISAGREEMENT_KEYS``) and its spec/row source in :data:`_ROW_KEYS`.
+``DISAGREEMENT_KEYS``) and its spec/row source in :data:`xaiq.analysis.units.WITHIN_JOB`.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from xaiq.analysis.queries import DISAGREEMENT_KEYS, check_group_by
+from xaiq.analysis.units import WITHIN_JOB, spec_config_values
 from xaiq.db.jobs import check_jobs
 from xaiq.db.models import Disagreement, Job, JobKind
 
@@ -45,12 +46,7 @@ CONFIG_KEYS: tuple[str, ...] = (
     "target",
 )
 # stored per row as well as in the spec: key -> row column (read when a spec lacks the key)
-_ROW_KEYS = {
-    "superpixels": "superpixels",
-    "n_segments": "n_segments",
-    "k_frac": "k_frac",
-    "target": "target_kind",
-}
+_ROW_KEYS = WITHIN_JOB
 
 
 @dataclass(frozen=True)
@@ -80,25 +76,6 @@ def _show(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _spec_values(job: Job) -> dict[str, list[Any] | None]:
-    """Each configuration key's values from the job's spec (a list, or one scalar); ``None``
-    when the spec does not say (then the rows are read)."""
-    spec = job.spec or {}
-    out: dict[str, list[Any] | None] = {"model": [job.model], "dataset": [job.dataset]}
-    for key in _ROW_KEYS:
-        value = spec.get(key)
-        if isinstance(value, list):
-            out[key] = list(value) or None
-        elif isinstance(value, str | int | float) and not isinstance(value, bool):
-            out[key] = [value]
-        else:
-            out[key] = None
-    if out["target"] is None:
-        # a spec without the key predates the choice: its rows store NULL (see models)
-        out["target"] = [None]
-    return out
-
-
 def config_values(engine: Engine, job_ids: Iterable[int] | None = None) -> dict[str, list[Any]]:
     """Every value each configuration key takes over the selected disagreement jobs (all
     disagreement jobs when ``job_ids`` is empty), sorted; plus ``params``: one JSON text per
@@ -111,7 +88,7 @@ def config_values(engine: Engine, job_ids: Iterable[int] | None = None) -> dict[
     from_rows: set[str] = set()
     with Session(engine) as session:
         for job in session.scalars(stmt):
-            spec_values = _spec_values(job)
+            spec_values = spec_config_values(job)
             for key in CONFIG_KEYS:
                 vals = spec_values.get(key)
                 if vals is None:

@@ -28,18 +28,21 @@ from sqlalchemy import Engine, Select, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from xaiq.analysis.digest import digest_groups
-from xaiq.analysis.exact import default_strategy, stats_client, stats_sql
+from xaiq.analysis.exact import default_strategy, stats_client, stats_clustered, stats_sql
 from xaiq.analysis.glossary import clip_to_range
 from xaiq.analysis.intervals import mean_interval
 from xaiq.analysis.summary import STAT_COLUMNS, summarize
+from xaiq.analysis.units import JobUnits, MetricSet, dataset_codes, job_units, metric_sets
 from xaiq.db.errors import QueryError
 from xaiq.db.jobs import check_jobs
 from xaiq.db.models import METRIC_COLUMNS, AttackResult, Disagreement, Job, SampleRow
 
 DEFAULT_METRICS = ("feature_disagreement", "sign_disagreement", "euclidean", "euclidean_abs")
-# the columns of a disagreement statistic: STAT_COLUMNS with the mean's 95% Student-t
-# interval (xaiq.analysis.intervals.mean_interval, from n, mean and std alone) after the mean
-DISAGREEMENT_COLUMNS = ("n", "nulls", "mean", "ci_low", "ci_high", *STAT_COLUMNS[3:])
+# the columns of a disagreement statistic: STAT_COLUMNS with ``rows`` (values used; ``n`` is
+# the distinct samples, the same unless a group repeats a sample: xaiq.analysis.units) and
+# the mean's 95% Student-t interval (xaiq.analysis.intervals.mean_interval, from n, mean and
+# std alone; clustered by sample where samples repeat) after the mean
+DISAGREEMENT_COLUMNS = ("n", "rows", "nulls", "mean", "ci_low", "ci_high", *STAT_COLUMNS[3:])
 
 
 @dataclass(frozen=True)
@@ -174,11 +177,17 @@ def disagreement_stats(
     strategy: str | None = None,
 ) -> list[dict[str, Any]]:
     """One row per (group, metric): the group's keys, ``metric`` and
-    :data:`DISAGREEMENT_COLUMNS` (:data:`STAT_COLUMNS` plus ``ci_low``/``ci_high``, the
-    mean's 95% Student-t interval, clipped to the metric's range; NULL when n < 2).
+    :data:`DISAGREEMENT_COLUMNS` (:data:`STAT_COLUMNS` plus ``rows`` and ``ci_low``/
+    ``ci_high``, the mean's 95% Student-t interval, clipped to the metric's range; NULL when
+    n < 2).
 
     This groups by exactly the keys given: the pooling rule (configuration keys added
     unless pooling) is :func:`xaiq.analysis.grouping.resolve_grouping`'s, applied by callers.
+    The unit rules of :mod:`xaiq.analysis.units` always hold: ``euclidean`` and
+    ``euclidean_abs`` are read once per sample and configuration whatever the ``k_frac``
+    values (their rows show ``k_frac`` as NULL when it is a key), and a group that can
+    hold several rows of one sample reports ``n`` = distinct samples, ``rows`` = values
+    used, and an interval clustered by sample. Elsewhere ``rows`` = ``n``.
 
     ``job_ids``: restrict to these jobs (each must exist), default all. ``group_by``: words
     of :data:`DISAGREEMENT_KEYS` (``pair`` prints as ``"a vs b"``); empty = one overall
@@ -186,16 +195,57 @@ def disagreement_stats(
     :data:`DEFAULT_METRICS`). ``strategy``: ``"digest"`` (the stored per-cell statistics of
     finished jobs, :mod:`xaiq.analysis.digest`), ``"sql"`` (server-side, PostgreSQL only) or
     ``"client"``; default: the digest when it can answer, else per backend as in the module
-    docstring.
+    docstring. Clustered groups always take the client path.
     """
     keys = check_group_by(group_by, DISAGREEMENT_KEYS)
     names = check_metrics(metrics)
     jobs = check_jobs(engine, job_ids)
-    cols, base = grouped_select(Disagreement, keys, DISAGREEMENT_KEYS, jobs)
-    values = [getattr(Disagreement, m) for m in names]
+    units = job_units(engine, jobs)
+    order = {m: i for i, m in enumerate(names)}
+    rows: list[dict[str, Any]] = []
+    for mset in metric_sets(engine, units, keys, names):
+        groups = _set_groups(engine, jobs, units, mset, strategy)
+        for raw, stats in groups:
+            key_values = group_key_values(raw, mset.keys, DISAGREEMENT_KEYS)
+            key_values.update(dict.fromkeys(mset.dropped))
+            for name, st in zip(mset.metrics, stats, strict=True):
+                if "ci_low" in st:  # clustered: the interval came with the values
+                    ci = None if st["ci_low"] is None else (st["ci_low"], st["ci_high"])
+                else:
+                    ci = mean_interval(st["n"], st["mean"], st["std"])
+                low, high = clip_to_range(name, *ci) if ci is not None else (None, None)
+                rows.append(
+                    {
+                        **{k: key_values[k] for k in keys},
+                        "metric": name,
+                        **st,
+                        "rows": st.get("rows", st["n"]),
+                        "ci_low": low,
+                        "ci_high": high,
+                    }
+                )
+    rows.sort(key=lambda r: (group_sort_key(tuple(r[k] for k in keys)), order[r["metric"]]))
+    return rows
+
+
+def _set_groups(
+    engine: Engine,
+    jobs: list[int],
+    units: dict[int, JobUnits],
+    mset: MetricSet,
+    strategy: str | None,
+) -> list[tuple[tuple, list[dict[str, Any]]]]:
+    cols, base = grouped_select(Disagreement, mset.keys, DISAGREEMENT_KEYS, jobs)
+    if mset.where is not None:
+        base = base.where(mset.where)
+    values = [getattr(Disagreement, m) for m in mset.metrics]
+    if mset.clustered:
+        if strategy == "digest":
+            raise QueryError("no digest can answer groups that repeat a sample (clustered)")
+        return stats_clustered(engine, cols, base, values, dataset_codes(units))
     groups = None
     if strategy in (None, "digest"):
-        groups = digest_groups(engine, cols, jobs, names)
+        groups = digest_groups(engine, cols, jobs, mset.metrics, dedupe_k_frac=mset.dedupe_k_frac)
         if groups is None and strategy == "digest":
             raise QueryError("no digest can answer this query (see xaiq.analysis.digest)")
     if groups is None:
@@ -206,14 +256,7 @@ def disagreement_stats(
             groups = stats_client(engine, cols, base, values)
         else:
             raise QueryError(f"unknown stats strategy {strategy!r}; known: digest, sql, client")
-    rows: list[dict[str, Any]] = []
-    for raw, stats in sorted(groups, key=lambda g: group_sort_key(g[0])):
-        key_values = group_key_values(raw, keys, DISAGREEMENT_KEYS)
-        for name, st in zip(names, stats, strict=True):
-            ci = mean_interval(st["n"], st["mean"], st["std"])
-            low, high = clip_to_range(name, *ci) if ci is not None else (None, None)
-            rows.append({**key_values, "metric": name, **st, "ci_low": low, "ci_high": high})
-    return rows
+    return groups
 
 
 ATTACK_COLUMNS = (

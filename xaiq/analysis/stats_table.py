@@ -29,6 +29,7 @@ from xaiq.analysis.queries import (
     group_key_values,
     grouped_select,
 )
+from xaiq.analysis.units import K_FRAC_FREE, MetricSet, job_units, metric_sets
 from xaiq.db.jobs import check_jobs
 from xaiq.db.models import Disagreement
 
@@ -49,17 +50,37 @@ def null_reasons(
     engine: Engine, job_ids: list[int], keys: list[str], metrics: list[str]
 ) -> dict[tuple[Any, ...], dict[str, str]]:
     """``{(key values..., metric): "zero map 3, constant |map| 12"}`` for the groups that
-    hold NULLs: from the digests of finished jobs when they can answer
-    (:func:`xaiq.analysis.digest.digest_null_counts`), else one grouped counting query (bound
-    columns only)."""
+    hold NULLs, over the same rows and keys as the statistics (the unit rules of
+    :mod:`xaiq.analysis.units`: a dropped key is ``None``): from the digests of finished
+    jobs when they can answer (:func:`xaiq.analysis.digest.digest_null_counts`), else one
+    grouped counting query (bound columns only)."""
+    out: dict[tuple[Any, ...], dict[str, str]] = {}
+    units = job_units(engine, job_ids)
+    for mset in metric_sets(engine, units, keys, metrics):
+        found = _set_reasons(engine, job_ids, mset)
+        for key, reason in found.items():
+            values = dict(zip(mset.keys, key[:-1], strict=True)) | dict.fromkeys(mset.dropped)
+            out[(*(values[k] for k in keys), key[-1])] = reason
+    return out
+
+
+def _set_reasons(
+    engine: Engine, job_ids: list[int], mset: MetricSet
+) -> dict[tuple[Any, ...], dict[str, str]]:
+    keys, metrics = mset.keys, mset.metrics
     cols, base = grouped_select(Disagreement, keys, DISAGREEMENT_KEYS, job_ids)
-    counted = digest_null_counts(engine, cols, job_ids, metrics)  # finished jobs: stored
-    if counted is not None:
-        return _reasons(
-            ((raw, [n for pair in counts for n in pair]) for raw, counts in counted),
-            keys,
-            metrics,
+    if mset.where is not None:
+        base = base.where(mset.where)
+    if not mset.clustered:  # finished jobs: stored
+        counted = digest_null_counts(
+            engine, cols, job_ids, metrics, dedupe_k_frac=mset.dedupe_k_frac
         )
+        if counted is not None:
+            return _reasons(
+                ((raw, [n for pair in counts for n in pair]) for raw, counts in counted),
+                keys,
+                metrics,
+            )
     zero = Disagreement.euclidean.is_(None)
     aggs = []
     for m in metrics:
@@ -115,7 +136,19 @@ def disagreement_table(
         key = (*(r[k] for k in grouping.keys), r["metric"])
         r["null_reason"] = reasons.get(key, {}).get("null_reason", "")
     columns = [*grouping.keys, "metric", *DISAGREEMENT_COLUMNS, "null_reason"]
-    return StatsTable(rows, columns, grouping.title("disagreement"), grouping)
+    return StatsTable(rows, columns, unit_title(grouping.title("disagreement"), rows), grouping)
 
 
-__all__ = ["StatsTable", "disagreement_table", "null_reasons"]
+def unit_title(title: str, rows: Sequence[dict[str, Any]]) -> str:
+    """``title`` plus what the unit rules did to these rows: ``n`` = distinct samples
+    where a group repeats a sample; the distances shown once, without ``k_frac``."""
+    notes = []
+    if any(r.get("rows", r["n"]) != r["n"] for r in rows):
+        notes.append("n = distinct samples (rows = values), intervals clustered by sample")
+    free = sorted({r["metric"] for r in rows if r["metric"] in K_FRAC_FREE})
+    if free and any("k_frac" in r and r["k_frac"] is None for r in rows if r["metric"] in free):
+        notes.append(f"{', '.join(free)} do not depend on k_frac: one row each, k_frac empty")
+    return " — ".join([title, *notes])
+
+
+__all__ = ["StatsTable", "disagreement_table", "null_reasons", "unit_title"]

@@ -80,8 +80,9 @@ class GroupedColumns:
             self._codes[k]  # noqa: B018 - registers the key in order
         self._chunks.append((code.astype(np.int64, copy=False), list(values)))
 
-    def results(self) -> list[tuple[Any, list[dict[str, Any]]]]:
-        """``[(group key, [summary of column j for j in columns])]`` in first-seen key order."""
+    def arrays(self) -> list[tuple[Any, list[np.ndarray]]]:
+        """``[(group key, [float64 values of column j, NaN for NULL])]`` in first-seen key
+        order (the rows of a group in the order they were added)."""
         if not self._chunks:
             return []
         code = np.concatenate([c for c, _ in self._chunks])
@@ -91,12 +92,17 @@ class GroupedColumns:
             np.concatenate([vals[j] for _, vals in self._chunks])[order]
             for j in range(self.n_columns)
         ]
+        return [
+            (key, [col[bounds[g] : bounds[g + 1]] for col in cols])
+            for key, g in self._codes.items()
+        ]
+
+    def results(self) -> list[tuple[Any, list[dict[str, Any]]]]:
+        """``[(group key, [summary of column j for j in columns])]`` in first-seen key order."""
         out = []
-        for key, g in self._codes.items():
-            lo, hi = bounds[g], bounds[g + 1]
+        for key, cols in self.arrays():
             stats = []
-            for col in cols:
-                v = col[lo:hi]
+            for v in cols:
                 finite = v[~np.isnan(v)]
                 stats.append(summarize(finite, nulls=int(v.size - finite.size)))
             out.append((key, stats))
