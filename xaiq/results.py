@@ -122,11 +122,15 @@ class Results:
         metrics: str | Iterable[str] | None = None,
         *,
         pool: bool = False,
+        adjust: str = "holm",
     ) -> pd.DataFrame:
-        """``xaiq stats disagreement --compare KEY`` as a frame."""
+        """``xaiq stats disagreement --compare KEY`` as a frame (``p_adjusted``: ``p_value``
+        adjusted over the table's tests, ``adjust`` = holm, bh or none)."""
         from xaiq.analysis.compare import compare_table
 
-        table = compare_table(self.engine, _jobs(job), group_by, key, metrics, pool=pool)
+        table = compare_table(
+            self.engine, _jobs(job), group_by, key, metrics, pool=pool, adjust=adjust
+        )
         return _table_frame(table)
 
     def faithfulness_stats(

@@ -21,6 +21,7 @@ from scipy import stats
 from sqlalchemy import Engine, and_, select
 
 from xaiq.analysis.intervals import mean_interval_of, wilson_interval
+from xaiq.analysis.multiplicity import adjust_rows, check_adjust
 from xaiq.analysis.queries import parse_names
 from xaiq.db.errors import QueryError
 from xaiq.db.jobs import check_jobs
@@ -165,6 +166,7 @@ def faithfulness_pairs(
     metric: str = "feature_disagreement",
     criterion: str = "score",
     unit: str = "pixels",
+    adjust: str | None = None,
 ) -> list[dict[str, Any]]:
     """The joined pair view. Per job, method pair and disagreement configuration: over the
     samples where both maps have a faithfulness row of ``unit`` (``pixels``, or the pair's
@@ -172,7 +174,10 @@ def faithfulness_pairs(
     samples where A's map is more faithful than B's by ``criterion`` (``score``: insertion -
     deletion; ``deletion``: lower; ``insertion``: higher; ties count for neither), with its
     Wilson interval, and the Spearman correlation (and p-value) between the pair's
-    disagreement ``metric`` and the absolute faithfulness gap ``|f(A) - f(B)|``."""
+    disagreement ``metric`` and the absolute faithfulness gap ``|f(A) - f(B)|``, whose
+    ``p_value`` is adjusted over the rows' tests into ``p_adjusted`` by ``adjust``
+    (:mod:`xaiq.analysis.multiplicity`; default Holm)."""
+    method = check_adjust(adjust)
     if metric not in METRIC_COLUMNS:
         raise QueryError(f"unknown metric {metric!r}; known: {', '.join(METRIC_COLUMNS)}")
     if criterion not in CRITERIA:
@@ -246,6 +251,7 @@ def faithfulness_pairs(
                 "p_value": p,
             }
         )
+    adjust_rows(out, method)
     return out
 
 

@@ -44,6 +44,8 @@ class StatsTable:
     columns: list[str]
     title: str
     grouping: Grouping
+    tests: int = 0  # p-values in the table (the family adjusted together)
+    adjust: str | None = None  # how: xaiq.analysis.multiplicity.ADJUST_METHODS
 
 
 def null_reasons(

@@ -10,7 +10,7 @@ import typer
 from xaiq.cli.errors import CliError
 from xaiq.cli.options import FormatOption
 from xaiq.cli.output import OutputFormat, emit, info
-from xaiq.cli.query import stats_app
+from xaiq.cli.query import AdjustOpt, human_format, stats_app
 
 JobsOpt = typer.Option(None, "--job", "-j", help="job id (repeatable); default: every job")
 
@@ -49,6 +49,7 @@ _PAIR_COLUMNS = [
     "mean_gap",
     "rho_disagreement_gap",
     "p_value",
+    "p_adjusted",
 ]
 
 
@@ -79,6 +80,7 @@ def stats_faithfulness(
     unit: str = typer.Option(
         "pixels", "--unit", help="--pairs: pixels, or superpixels (the pair's own configuration)"
     ),
+    adjust: str = AdjustOpt,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Deletion and insertion AUCs (the RISE paper's causal metrics) per method: n, mean
@@ -89,9 +91,18 @@ def stats_faithfulness(
     out_fmt = OutputFormat(fmt)
     rows: list[dict[str, Any]]
     if pairs:
-        rows = faithfulness_pairs(_engine(), job, metric=metric, criterion=by, unit=unit)
+        from xaiq.analysis.multiplicity import adjustment_note, check_adjust, for_display
+
+        method = check_adjust(adjust)
+        rows = faithfulness_pairs(
+            _engine(), job, metric=metric, criterion=by, unit=unit, adjust=method
+        )
         columns = [*_PAIR_COLUMNS[:11], f"{metric}_mean", *_PAIR_COLUMNS[11:]]
+        tests = sum(1 for r in rows if r["p_value"] is not None)
         title = f"which map is more faithful ({by}, {unit}) vs {metric}"
+        title += f" — Spearman {adjustment_note(method, tests)}"
+        if human_format(out_fmt):
+            rows, columns = for_display(rows, columns, method, tests)
     else:
         keys = group_by if group_by is not None else ["method"]
         rows = faithfulness_stats(_engine(), job, keys)

@@ -24,6 +24,18 @@ app.add_typer(stats_app, name="stats")
 JobsOpt = typer.Option(
     None, "--job", "-j", help="job id (repeatable); default: every job", min=1, max=JOB_ID_MAX
 )
+AdjustOpt = typer.Option(
+    "holm",
+    "--adjust",
+    help="p-value adjustment over the table's tests: holm (family-wise error, default), bh"
+    " (Benjamini-Hochberg, false discovery rate) or none; the title and the column say which",
+)
+
+
+def human_format(fmt: OutputFormat) -> bool:
+    """A format read by people (a table), not parsed (csv, json): raw p-values stay in the
+    parsed formats as ``p_value`` beside ``p_adjusted``."""
+    return fmt.value not in ("csv", "json")
 
 
 def _engine() -> Any:
@@ -71,6 +83,7 @@ def stats_disagreement(
         " interval, Mann-Whitney U p-value and rank-biserial effect size per group (paired"
         " by sample, Wilcoxon signed-rank, for n_segments, k_frac, superpixels)",
     ),
+    adjust: str = AdjustOpt,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Per group and metric: n, NULLs, mean with its 95% interval, sample std (ddof=1),
@@ -80,14 +93,19 @@ def stats_disagreement(
     k_frac, target; job when method parameters differ) that takes more than one value in the
     selected jobs is added to the groups, unless --pool. Interval: mean +- t(0.975, n-1) *
     std / sqrt(n) (Student-t). Percentiles interpolate linearly between order statistics
-    (numpy's default, PostgreSQL's percentile_cont); NULLs are excluded and counted."""
+    (numpy's default, PostgreSQL's percentile_cont); NULLs are excluded and counted.
+    n counts samples: a group holding several rows of one sample (pooled configurations)
+    shows rows apart and its interval is clustered by sample. euclidean and euclidean_abs
+    do not depend on k_frac: one row each. --compare p-values are adjusted (--adjust)."""
     from xaiq.analysis.compare import compare_table
+    from xaiq.analysis.multiplicity import check_adjust, for_display
     from xaiq.analysis.stats_table import disagreement_table
 
     out_fmt = _format(fmt)
     keys = group_by if group_by is not None else ["pair"]
+    method = check_adjust(adjust)
     if compare is not None:
-        table = compare_table(_engine(), job, keys, compare, metric, pool=pool)
+        table = compare_table(_engine(), job, keys, compare, metric, pool=pool, adjust=method)
     else:
         table = disagreement_table(_engine(), job, keys, metric, pool=pool)
     if not table.rows and out_fmt is OutputFormat.table:
@@ -95,7 +113,10 @@ def stats_disagreement(
         return
     if table.grouping.added and out_fmt is not OutputFormat.table:
         info(f"grouped by the configuration keys that vary: {', '.join(table.grouping.added)}")
-    emit(table.rows, out_fmt, title=table.title, columns=table.columns)
+    rows, columns = table.rows, table.columns
+    if compare is not None and human_format(out_fmt):
+        rows, columns = for_display(rows, columns, method, table.tests)
+    emit(rows, out_fmt, title=table.title, columns=columns)
 
 
 @stats_app.command("attack")
@@ -250,11 +271,18 @@ def print_demo_summary(
     pivot: dict[tuple, dict[str, Any]] = {}
     for r in disagreement_stats(engine, job_ids, keys):
         row = pivot.setdefault(tuple(r[k] for k in keys), {k: r[k] for k in keys})
-        row["n"] = max(row.get("n", 0), r["n"] + r["nulls"])
-        cell = "NULL" if r["mean"] is None else f"{r['mean']:.3f}"
-        if r["ci_low"] is not None:
-            cell += f" [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
-        row[r["metric"]] = cell
+        row.setdefault("cells", []).append(r)
+    for row in pivot.values():
+        # n: the samples most metrics use; a metric whose mean uses fewer says so
+        cells = row.pop("cells")
+        row["n"] = max(c["n"] for c in cells)
+        for r in cells:
+            cell = "NULL" if r["mean"] is None else f"{r['mean']:.3f}"
+            if r["ci_low"] is not None:
+                cell += f" [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+            if r["n"] != row["n"]:
+                cell += f" (n={r['n']})"
+            row[r["metric"]] = cell
     if pivot:
         cols = [*keys, "n", *DEFAULT_METRICS]
         title = "disagreement per pair: mean [95% interval]"

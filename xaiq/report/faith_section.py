@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 from sqlalchemy import Engine, select
 
 from xaiq.analysis.faithfulness import faithfulness_pairs, faithfulness_stats, sanity_stats
+from xaiq.analysis.multiplicity import adjustment_note, for_display
 from xaiq.db.models import Faithfulness
 from xaiq.report.format import img, table
 from xaiq.report.sanity_maps import layer_maps_html
@@ -120,7 +121,11 @@ def faithfulness_section(engine: Engine, job: Any) -> str:
             "rho_disagreement_gap",
             "p_value",
         ]
-        parts.append(table(pairs, pcols))
+        tests = sum(1 for r in pairs if r["p_value"] is not None)
+        shown, pcols = for_display(pairs, pcols, "holm", tests)
+        parts.append(
+            f'<p class="note">Spearman {adjustment_note("holm", tests)}.</p>' + table(shown, pcols)
+        )
     return "\n".join(parts)
 
 

@@ -18,6 +18,7 @@ from xaiq.analysis.compare import compare_table
 from xaiq.analysis.glossary import GLOSSARY, glossary_rows
 from xaiq.analysis.grouping import resolve_grouping
 from xaiq.analysis.intervals import wilson_interval
+from xaiq.analysis.multiplicity import adjusted_label, adjustment_note
 from xaiq.analysis.stats_table import disagreement_table
 from xaiq.db.errors import QueryError
 from xaiq.db.models import METRIC_COLUMNS
@@ -44,7 +45,14 @@ def _pivot(rows: list[dict], keys: list[str], metrics: list[str]) -> list[dict]:
         if r["nulls"]:
             cell += f" · {r['nulls']} NULL"
         row[r["metric"]] = cell
-        row["n"] = max(row.get("n", 0), r["n"] + r["nulls"])
+        row.setdefault("used", {})[r["metric"]] = r["n"]
+    for row in out.values():
+        # n: the samples most metrics use; a metric whose mean uses fewer says so
+        used = row.pop("used")
+        row["n"] = max(used.values())
+        for m, n in used.items():
+            if n != row["n"]:
+                row[m] += f" (n={n})"
     return list(out.values())
 
 
@@ -158,6 +166,8 @@ def correctness_section(engine: Engine, job: Any, values: charts.Values, metric:
     except QueryError as exc:  # every sample correct, or no labels
         out.append(f'<p class="note">no comparison: {html.escape(str(exc))}</p>')
     else:
+        p_label = f"Mann-Whitney {adjusted_label(cmp.adjust or 'holm', cmp.tests)}"
+        note = adjustment_note(cmp.adjust or "holm", cmp.tests)
         rows = []
         for r in cmp.rows:
             diff = "NULL" if r["diff"] is None else num(r["diff"])
@@ -172,16 +182,16 @@ def correctness_section(engine: Engine, job: Any, values: charts.Values, metric:
                     "correct n": r["n_b"],
                     "correct mean": r["mean_b"],
                     "difference [95% CI]": diff,
-                    "Mann-Whitney p": r["p_value"],
+                    p_label: r["p_adjusted"],
                     "rank-biserial": r["rank_biserial"],
                 }
             )
         cols = [*cmp.grouping.keys, "misclassified n", "misclassified mean", "correct n"]
-        cols += ["correct mean", "difference [95% CI]", "Mann-Whitney p", "rank-biserial"]
+        cols += ["correct mean", "difference [95% CI]", p_label, "rank-biserial"]
         out.append(
             f'<p class="note">{html.escape(GLOSSARY[metric].title)}: difference ='
             " misclassified − correct (Welch 95% interval); rank-biserial &gt; 0: misclassified"
-            " samples tend higher; p-values per row, not adjusted.</p>" + table(rows, cols)
+            f" samples tend higher; Mann-Whitney {html.escape(note)}.</p>" + table(rows, cols)
         )
     out.extend(
         img(fig, f"correctness and confidence at {config}", 2)
