@@ -78,7 +78,9 @@ def _check_rows(store, rows: list[dict], keys: list[str]) -> None:
     for d in store.disagreements:
         groups.setdefault(tuple(_key(store, d, k) for k in keys), []).append(d)
     # euclidean and euclidean_abs do not depend on k_frac: never a key of theirs
-    free_groups = {tuple(None if k == "k_frac" else v for k, v in zip(keys, g)) for g in groups}
+    free_groups = {
+        tuple(None if k == "k_frac" else v for k, v in zip(keys, g, strict=True)) for g in groups
+    }
     assert len(rows) == len(groups) * (len(METRIC_COLUMNS) - 2) + len(free_groups) * 2
     for r in rows:
         members = [
