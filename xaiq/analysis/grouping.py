@@ -84,7 +84,10 @@ def _spec_values(job: Job) -> dict[str, list[Any] | None]:
     """Each configuration key's values from the job's spec (a list, or one scalar); ``None``
     when the spec does not say (then the rows are read)."""
     spec = job.spec or {}
-    out: dict[str, list[Any] | None] = {"model": [job.model], "dataset": [job.dataset]}
+    models = spec.get("models")
+    # a cross-model job's configuration is every model it compares, not its first one
+    model = ",".join(models) if isinstance(models, list) and len(models) > 1 else job.model
+    out: dict[str, list[Any] | None] = {"model": [model], "dataset": [job.dataset]}
     for key in _ROW_KEYS:
         value = spec.get(key)
         if isinstance(value, list):

@@ -84,9 +84,12 @@ def errors_cmd(
     job: int = typer.Argument(..., help="job id", min=1, max=JOB_ID_MAX),
     limit: int = typer.Option(None, "--limit", help="only the first N"),
     fmt: FormatOption = OutputFormat.table,
+    as_json: JsonFlag = False,
 ) -> None:
     """What failed in a job: failed samples (stage and message) and failed shards."""
     from xaiq.db.lifecycle import job_errors
+
+    fmt = output_format(fmt, as_json)
     from xaiq.db.session import read_session
 
     with read_session() as session:

@@ -189,6 +189,10 @@ def submit_cmd(
     queue: str = typer.Option(None, "--queue", help="cpu or gpu (default cpu)"),
     max_attempts: int = typer.Option(None, "--max-attempts", help="attempts per shard (default 3)"),
     spec_file: Path = typer.Option(None, "--spec", help="a JSON spec file; flags override it"),
+    name: str = typer.Option(None, "--name", help="a name for the job (`--job NAME` selects it)"),
+    tag: list[str] = typer.Option(
+        None, "--tag", "-t", help="a tag (repeatable, or comma-separated); `xaiq list --tag`"
+    ),
     local: bool = typer.Option(False, "--local", help="run in-process even with a broker"),
     wait: bool = typer.Option(False, "--wait", help="wait for a distributed job to finish"),
     device: str = typer.Option(None, "--device", help="device for --local runs (cpu, cuda:0)"),
@@ -262,7 +266,7 @@ def submit_cmd(
     }
     spec = build_spec(kind.value, options, spec_file)
     run_here = local or broker_url() is None
-    done = submit(spec, local=run_here)
+    done = submit(spec, local=run_here, name=name, tags=_split(tag) or [])
     if not as_json:
         where = "in-process" if run_here else f"queue {done.queue}"
         info(f"job {done.job_id}: {done.n_samples} samples in {done.n_shards} shards ({where})")
@@ -389,29 +393,46 @@ def status_cmd(
 
 LIST_COLUMNS = [
     "job",
+    "name",
     "kind",
     "status",
-    "priority",
-    "queue",
-    "dataset",
     "model",
     "samples",
     "shards_done",
+    "tags",
+    "dataset",
+    "queue",
+    "priority",
     "created_at",
 ]
+# what a narrow terminal leaves out first (the last first)
+LIST_OPTIONAL = ["tags", "dataset", "queue", "priority", "created_at"]
+
+
+def job_models(job: Any) -> str:
+    """Every model a job uses (a cross-model job's ``models``), comma-separated."""
+    models = (job.spec or {}).get("models")
+    if isinstance(models, list) and len(models) > 1:
+        return ",".join(str(m) for m in models)
+    return str(job.model)
 
 
 @app.command("list")
 def list_cmd(
     status: list[str] = typer.Option(None, "--status", help="only these job statuses"),
+    tag: list[str] = typer.Option(
+        None, "--tag", "-t", help="only jobs with every one of these tags (repeatable)"
+    ),
+    name: str = typer.Option(None, "--name", help="only jobs of this name"),
     limit: int = typer.Option(50, "--limit", help="newest N jobs"),
     fmt: FormatOption = OutputFormat.table,
     as_json: JsonFlag = False,
 ) -> None:
-    """The newest jobs with their status and progress."""
+    """The newest jobs with their name, tags, status and progress."""
     out = output_format(fmt, as_json)
     as_json = out is OutputFormat.json
     from xaiq.db.jobs import jobs_list, shard_counts
+    from xaiq.db.labels import job_tags
     from xaiq.db.models import JobStatus
     from xaiq.db.session import read_session
 
@@ -419,37 +440,46 @@ def list_cmd(
     for s in wanted or []:
         if s not in JobStatus.__members__:
             raise CliError(f"unknown job status {s!r}; known: {', '.join(JobStatus.__members__)}")
+    tags = _split(tag) or []
     reap_local()
     with read_session() as session:
+        jobs = jobs_list(session, limit, wanted, tags=tags, name=name)
+        labels = job_tags(session, [j.id for j in jobs])
         rows = []
-        for job in jobs_list(session, limit, wanted):
+        for job in jobs:
             counts = shard_counts(session, job.id)
             total = sum(counts.values())
+            created = job.created_at.isoformat(timespec="seconds")
             rows.append(
                 {
                     "job": job.id,
+                    "name": job.name if as_json else (job.name or ""),
                     "kind": job.kind.value,
                     "status": job.status.value,
-                    "priority": job.priority,
-                    "queue": job.queue,
-                    "dataset": job.dataset,
-                    "model": job.model,
+                    "model": job_models(job),
                     "samples": job.n_samples,
                     "shards_done": f"{counts['done']}/{total}",
-                    "created_at": job.created_at.isoformat(timespec="seconds"),
+                    "tags": labels.get(job.id, []) if as_json else ",".join(labels.get(job.id, [])),
+                    "dataset": job.dataset,
+                    "queue": job.queue,
+                    "priority": job.priority,
+                    "created_at": created.replace("T", " ") if out is OutputFormat.table else created,
                 }
             )
     if not rows:  # say so (on stderr), naming the store; csv/json still print their header/[]
         from xaiq.db.session import get_engine
 
         where = get_engine().url.render_as_string(hide_password=True)
-        info(f"no jobs in {where}" + (f" with status {', '.join(wanted)}" if wanted else ""))
+        which = [f"status {', '.join(wanted)}"] if wanted else []
+        which += [f"tags {', '.join(tags)}"] if tags else []
+        which += [f"name {name!r}"] if name else []
+        info(f"no jobs in {where}" + (f" with {'; '.join(which)}" if which else ""))
         if out is OutputFormat.table:
             return
     if as_json:
         emit_json(rows)
     else:
-        emit(rows, out, title="jobs", columns=LIST_COLUMNS)
+        emit(rows, out, title="jobs", columns=LIST_COLUMNS, optional=LIST_OPTIONAL)
 
 
 @app.command("wait")
@@ -477,11 +507,17 @@ def cancel_cmd(
     job: int = typer.Argument(..., help="job id", min=1, max=JOB_ID_MAX), as_json: JsonFlag = False
 ) -> None:
     """Cancel a job that has not finished: unstarted shards at once, running shards after
-    their current batch (their finished batches are kept)."""
-    from xaiq.db.jobs import request_cancel
-    from xaiq.db.session import get_engine
+    their current batch (their finished batches are kept). A finished job: exit 1."""
+    from xaiq.db.jobs import get_job, request_cancel
+    from xaiq.db.session import get_engine, read_session
 
     reap_local(job)
+    with read_session() as session:
+        j = get_job(session, job)
+        finished = j.status.value if j.finished_at is not None else None
+    if finished is not None:
+        info(f"job {job} already finished ({finished}); nothing to cancel")
+        raise typer.Exit(1)
     counts = request_cancel(get_engine(), job)
     if as_json:
         emit_json({"job": job, "shards": counts})
