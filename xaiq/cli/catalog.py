@@ -130,4 +130,5 @@ def metrics_cmd(fmt: FormatOption = OutputFormat.table, as_json: JsonFlag = Fals
     agree, definition and when a value is NULL."""
     from xaiq.analysis.glossary import glossary_rows
 
-    emit(glossary_rows(), output_format(fmt, as_json), title="metrics (n superpixels, k = max(1, floor(k_frac n)))")
+    title = "metrics (n superpixels, k = max(1, floor(k_frac n)))"
+    emit(glossary_rows(), output_format(fmt, as_json), title=title)

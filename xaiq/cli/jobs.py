@@ -450,6 +450,8 @@ def list_cmd(
             counts = shard_counts(session, job.id)
             total = sum(counts.values())
             created = job.created_at.isoformat(timespec="seconds")
+            if out is OutputFormat.table:  # a space: the date and the time wrap apart
+                created = created.replace("T", " ")
             rows.append(
                 {
                     "job": job.id,
@@ -463,7 +465,7 @@ def list_cmd(
                     "dataset": job.dataset,
                     "queue": job.queue,
                     "priority": job.priority,
-                    "created_at": created.replace("T", " ") if out is OutputFormat.table else created,
+                    "created_at": created,
                 }
             )
     if not rows:  # say so (on stderr), naming the store; csv/json still print their header/[]

@@ -31,8 +31,7 @@ JobsOption = Annotated[
         "--job",
         "-j",
         metavar="LIST",
-        help="job ids or names (`submit --name`), comma-separated or repeated;"
-        " default: every job",
+        help="job ids or names (`submit --name`), comma-separated or repeated; default: every job",
     ),
 ]
 JobArgument = Annotated[

@@ -130,10 +130,7 @@ def wrap(text: str, width: int, numeric: bool = False) -> list[str]:
     for paragraph in text.split("\n"):
         line = ""
         for word in _words(paragraph):
-            if not line:
-                candidate = word
-            else:
-                candidate = f"{line} {word}"
+            candidate = f"{line} {word}" if line else word
             if len(candidate) <= width:
                 line = candidate
                 continue

@@ -75,9 +75,7 @@ def _table(what: str) -> Table:
     return EXPORT_TABLES[what].__table__
 
 
-def export_job(
-    engine: Engine, job_id: int, what: str, fmt: str, out: str | Path | IO[Any]
-) -> int:
+def export_job(engine: Engine, job_id: int, what: str, fmt: str, out: str | Path | IO[Any]) -> int:
     """Write job ``job_id``'s ``what`` rows (ordered by sample index) to ``out`` (a path, or
     an open stream: text for csv/json, binary for parquet; left open); return the row count.
     ``what``: one of :data:`EXPORT_TABLES`; ``fmt``: one of :data:`EXPORT_FORMATS`. Raises

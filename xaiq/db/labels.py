@@ -7,6 +7,7 @@ A name is not unique: ``--job baseline`` selects every job named ``baseline``. T
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import Engine, Select, func, select
 from sqlalchemy.orm import Session
@@ -27,7 +28,7 @@ def job_tags(session: Session, job_ids: Iterable[int]) -> dict[int, list[str]]:
     return out
 
 
-def jobs_with_tags(tags: Sequence[str]) -> Select[tuple[int]]:
+def jobs_with_tags(tags: Sequence[str]) -> Select[Any]:
     """A subquery of the ids of the jobs that carry every tag of ``tags``."""
     return (
         select(JobTag.job_id)
