@@ -510,14 +510,17 @@ def cancel_cmd(
 ) -> None:
     """Cancel a job that has not finished: unstarted shards at once, running shards after
     their current batch (their finished batches are kept). A finished job: exit 1."""
-    from xaiq.db.jobs import get_job, request_cancel
+    from xaiq.db.jobs import get_job, request_cancel, shard_counts
     from xaiq.db.session import get_engine, read_session
 
     reap_local(job)
     with read_session() as session:
         j = get_job(session, job)
         finished = j.status.value if j.finished_at is not None else None
+        counts = shard_counts(session, job)
     if finished is not None:
+        if as_json:
+            emit_json({"job": job, "status": finished, "shards": counts})
         info(f"job {job} already finished ({finished}); nothing to cancel")
         raise typer.Exit(1)
     counts = request_cancel(get_engine(), job)
