@@ -17,7 +17,20 @@ import pytest
 
 from xaiq.cli.output import column_formatter
 
-from .test_console_script import ROOT, _script
+from .test_console_script import LEAVES, ROOT
+
+
+def script() -> str:
+    """The venv's console script (``make install`` puts it beside the interpreter)."""
+    import shutil
+    import sys
+
+    beside = Path(sys.executable).with_name("xaiq")
+    found = str(beside) if beside.exists() else shutil.which("xaiq")
+    if found is None:
+        pytest.fail("the xaiq console script is not installed (run `make install`)")
+    return found
+
 
 SUBMIT = [
     "submit",
@@ -41,7 +54,7 @@ def run(home: Path, *args: str, columns: int = 100, ok: bool = True) -> subproce
     env["XAIQ_HOME"] = str(home)
     env["COLUMNS"] = str(columns)
     done = subprocess.run(
-        [_script(), *args], env=env, capture_output=True, text=True, timeout=180, cwd=home
+        [script(), *args], env=env, capture_output=True, text=True, timeout=180, cwd=home
     )
     if ok:
         assert done.returncode == 0, done.stderr
@@ -174,12 +187,16 @@ def test_cross_model_jobs_name_every_model(home: Path, jobs_json: dict[int, dict
 
 
 def test_every_command_with_format_takes_json() -> None:
-    from .test_console_script import LEAVES
-    from .test_help import _command, _tree
+    import typer
 
-    root = _tree()
+    from xaiq.cli.main import app
+
+    root = typer.main.get_command(app)
     for leaf in LEAVES:
-        opts = {o for p in _command(root, leaf).params for o in p.opts}
+        command = root
+        for name in leaf:
+            command = command.commands[name]
+        opts = {o for p in command.params for o in p.opts}
         if "--format" in opts and leaf != ("export",):  # export's --format is a file format
             assert "--json" in opts, leaf
 
