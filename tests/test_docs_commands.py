@@ -58,10 +58,7 @@ def _check(line: str) -> None:
         name = argv.pop(0)
         assert name in command.commands, f"`{line}`: no command {name!r}"
         command = command.commands[name]
-    # a group runs alone only with one of its own options (`xaiq --version`) or a callback
-    assert not hasattr(command, "commands") or command.invoke_without_command or argv, (
-        f"`{line}` names a group, not a command"
-    )
+    # a group alone (`xaiq submit`) prints its sub-commands and exits 0: it runs as written
     known = {opt for p in command.params for opt in p.opts + p.secondary_opts}
     for token in argv:
         if token.startswith("-") and token != "-":

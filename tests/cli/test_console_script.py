@@ -51,7 +51,6 @@ CASES: list[tuple[list[str], str]] = [
     (["db", "frobnicate"], "frobnicate"),
     (["models", "frobnicate"], "frobnicate"),
     # missing arguments and options
-    (["submit"], "kind"),
     (["status"], "job"),
     (["wait"], "job"),
     (["cancel"], "job"),
@@ -85,6 +84,8 @@ CASES: list[tuple[list[str], str]] = [
     (["list", "--limit", "ten"], "ten"),
     (["submit", "attack", "--limit", "ten"], "ten"),
     (["submit", "attack", "--seed", "1.5"], "1.5"),
+    (["submit", "attribution", "--limit", "ten"], "ten"),
+    (["submit", "disagreement", "--from-job", "x"], "x"),
     (["attack", "-m", "digits-cnn", "--max-iters", "many"], "many"),
     (["attack", "-m", "digits-cnn", "--frac", "half"], "half"),
     (["compare", "digits:1", "-m", "digits-cnn", "--n-segments", "many"], "many"),

@@ -243,3 +243,17 @@ def test_cancel_of_a_finished_job_says_so_and_exits_1(home: Path) -> None:
     assert out.returncode == 1
     assert "job 1 already finished (succeeded); nothing to cancel" in out.stderr
     assert "cancel requested" not in out.stderr
+
+
+def test_each_job_kind_has_its_own_submit_command_with_only_its_options(tmp_path: Path) -> None:
+    out = run(tmp_path, "submit", "disagreement", "--help", columns=200).stdout
+    assert "--superpixels" in out and "--models" in out and "--max-iters" not in out
+    assert "required unless --models" in out
+    model_line = next(line for line in out.splitlines() if "--model " in line)
+    assert "required]" not in model_line  # not flagged [required]: --models replaces it
+    attack = run(tmp_path, "submit", "attack", "--help", columns=200).stdout
+    assert "--max-iters" in attack and "--superpixels" not in attack
+    attribution = run(tmp_path, "submit", "attribution", "--help", columns=200).stdout
+    assert "--methods" in attribution and "--compare" not in attribution
+    listing = run(tmp_path, "submit", columns=200).stdout
+    assert all(kind in listing for kind in ("attribution", "disagreement", "attack"))

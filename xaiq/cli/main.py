@@ -25,7 +25,9 @@ from xaiq.cli import (  # noqa: F401
     helptext,
     jobs,
     onefile,
+    processes,
     query,
+    submit,
 )
 from xaiq.cli.app import app
 from xaiq.cli.errors import CliError

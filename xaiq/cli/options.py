@@ -72,10 +72,14 @@ def selected_jobs(values: list[str] | None) -> list[int] | None:
             raise CliError(f"--job {item} is not a job id (1..{JOB_ID_MAX})")
         if item.lstrip("-").isdigit() and item.startswith("-"):
             raise CliError(f"--job {item} is not a job id (1..{JOB_ID_MAX})")
+    from xaiq.db.errors import NotFoundError
     from xaiq.db.labels import resolve_jobs
     from xaiq.db.session import get_engine
 
-    return resolve_jobs(get_engine(), items)
+    try:
+        return resolve_jobs(get_engine(), items)
+    except NotFoundError as exc:  # a name no job has: a bad value of --job (exit 2, hint)
+        raise typer.BadParameter(str(exc), param_hint="'--job'") from None
 
 
 # The attack's search options, spelled the same on `xaiq attack` and `xaiq submit attack`.
