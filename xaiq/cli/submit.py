@@ -56,9 +56,7 @@ Dataset = Annotated[
 ]
 Model = Annotated[
     str | None,
-    typer.Option(
-        "--model", "-m", help="model name, see `xaiq models` (required unless in --spec)"
-    ),
+    typer.Option("--model", "-m", help="model name, see `xaiq models` (required unless in --spec)"),
 ]
 Methods = Annotated[list[str] | None, typer.Option("--methods", help="explainers, comma-separated")]
 Param = Annotated[
@@ -185,9 +183,7 @@ def submit_disagreement(
     ] = None,
     methods: Annotated[
         list[str] | None,
-        typer.Option(
-            "--methods", help="explainers, comma-separated: two or more (or --from-job)"
-        ),
+        typer.Option("--methods", help="explainers, comma-separated: two or more (or --from-job)"),
     ] = None,
     param: Param = None,
     superpixels: Annotated[
@@ -203,16 +199,12 @@ def submit_disagreement(
     ] = None,
     from_job: Annotated[
         int | None,
-        typer.Option(
-            "--from-job", help="reuse an attribution job's maps", min=1, max=JOB_ID_MAX
-        ),
+        typer.Option("--from-job", help="reuse an attribution job's maps", min=1, max=JOB_ID_MAX),
     ] = None,
     target: ExplainTarget = None,
     models: Annotated[
         list[str] | None,
-        typer.Option(
-            "--models", help="across models: names, comma-separated (replaces --model)"
-        ),
+        typer.Option("--models", help="across models: names, comma-separated (replaces --model)"),
     ] = None,
     faithfulness: Annotated[
         bool, typer.Option("--faithfulness", help="deletion/insertion AUCs per map")
