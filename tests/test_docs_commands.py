@@ -59,7 +59,7 @@ def _check(line: str) -> None:
         assert name in command.commands, f"`{line}`: no command {name!r}"
         command = command.commands[name]
     # a group alone (`xaiq submit`) prints its sub-commands and exits 0: it runs as written
-    known = {opt for p in command.params for opt in p.opts + p.secondary_opts}
+    known = {opt for p in command.params for opt in p.opts + p.secondary_opts} | {"--help", "-h"}
     for token in argv:
         if token.startswith("-") and token != "-":
             for option in token.split("=")[0].split("/"):  # `--device/--threads`
