@@ -34,6 +34,7 @@ ParamOpt = typer.Option(
     None,
     "--param",
     "-p",
+    metavar="METHOD.KEY=VALUE",
     help="explainer parameter METHOD.KEY=VALUE (or KEY=VALUE for every method that has KEY), "
     "e.g. -p integrated_gradients.n_steps=20; repeatable",
 )

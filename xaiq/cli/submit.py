@@ -61,7 +61,12 @@ Model = Annotated[
 Methods = Annotated[list[str] | None, typer.Option("--methods", help="explainers, comma-separated")]
 Param = Annotated[
     list[str] | None,
-    typer.Option("--param", "-p", help="explainer parameter METHOD.KEY=VALUE (repeatable)"),
+    typer.Option(
+        "--param",
+        "-p",
+        metavar="METHOD.KEY=VALUE",
+        help="explainer parameter (repeatable)",
+    ),
 ]
 Seed = Annotated[int | None, typer.Option("--seed", help="job seed (default 0)")]
 ShardSize = Annotated[
@@ -211,14 +216,19 @@ def submit_disagreement(
     ] = False,
     faith_param: Annotated[
         list[str] | None,
-        typer.Option("--faith-param", help="step, substrate, order, superpixels, ...=VALUE"),
+        typer.Option(
+            "--faith-param",
+            metavar="KEY=VALUE",
+            help="step, substrate, order, superpixels, ... (repeatable)",
+        ),
     ] = None,
     sanity: Annotated[
         str | None,
         typer.Option("--sanity", help="model-randomisation check, cascading|independent"),
     ] = None,
     sanity_param: Annotated[
-        list[str] | None, typer.Option("--sanity-param", help="max_layers=N")
+        list[str] | None,
+        typer.Option("--sanity-param", metavar="KEY=VALUE", help="max_layers=N (repeatable)"),
     ] = None,
     seed: Seed = None,
     shard_size: ShardSize = None,
@@ -275,11 +285,20 @@ def submit_attack(
     p1: P1Option = None,  # type: ignore[assignment]
     param: Annotated[
         list[str] | None,
-        typer.Option("--param", "-p", help="a guide's parameter METHOD.KEY=VALUE (repeatable)"),
+        typer.Option(
+            "--param",
+            "-p",
+            metavar="METHOD.KEY=VALUE",
+            help="a guide's parameter (repeatable)",
+        ),
     ] = None,
     attack_param: Annotated[
         list[str] | None,
-        typer.Option("--attack-param", help="any other search parameter KEY=VALUE (repeatable)"),
+        typer.Option(
+            "--attack-param",
+            metavar="KEY=VALUE",
+            help="any other search parameter (repeatable)",
+        ),
     ] = None,
     seed: Seed = None,
     shard_size: ShardSize = None,
