@@ -263,7 +263,7 @@ def test_list_with_no_jobs_says_so_naming_the_store(tmp_path: Path) -> None:
     assert proc.returncode == 0 and proc.stdout == "", proc
     assert proc.stderr.strip() == f"no jobs in sqlite:///{tmp_path}/xaiq.sqlite", proc.stderr
     csv = xaiq("list", "--format", "csv", home=tmp_path)
-    assert csv.stdout.strip().startswith("job,kind,status"), csv
+    assert csv.stdout.strip().startswith("job,name,kind,status"), csv
 
 
 def test_the_demo_ends_by_saying_how_to_query_its_results(
