@@ -10,6 +10,8 @@
     d.groupby(["method_a", "method_b", "n_segments", "correct"]).euclidean.mean()
     res.stats(1)                                   # `xaiq stats disagreement --job 1`
     res.compare("correct", 1)                      # `... --compare correct`
+    res.jobs()                                     # `xaiq list`: one row per job
+    res.stats("baseline")                          # a job name selects every job of that name
 
 Every result frame (:meth:`Results.disagreements`, :meth:`~Results.attributions`,
 :meth:`~Results.attacks`, :meth:`~Results.attack_strategies`, :meth:`~Results.faithfulness`,
@@ -17,9 +19,12 @@ Every result frame (:meth:`Results.disagreements`, :meth:`~Results.attributions`
 has the table's columns and then :data:`xaiq.db.joined.SAMPLE_FIELDS`: ``key``, ``label``,
 ``pred``, ``correct`` and ``confidence`` (the softmax probability of the prediction). NULL is
 ``NaN`` / ``None`` / ``<NA>`` as pandas types the column. ``job`` is one id, a list of
-ids, or ``None`` for every job. :meth:`Results.stats` and :meth:`Results.compare` return
-the statistics tables of ``xaiq stats disagreement`` (the pooling rule, intervals and NULL
-reasons included) with the title in ``DataFrame.attrs["title"]``.
+ids, a job name (``submit --name``: every job of that name), a list of ids and names, or
+``None`` for every job. :meth:`Results.stats` and :meth:`Results.compare` return the
+statistics tables of ``xaiq stats disagreement`` (the pooling rule, intervals and NULL
+reasons included) with the title in ``DataFrame.attrs["title"]``. Every method returns one
+DataFrame; :meth:`Results.sanity` keeps the verdicts in ``attrs["verdicts"]`` as well as
+returning them from :meth:`Results.sanity_verdicts`.
 """
 
 from __future__ import annotations
@@ -32,23 +37,37 @@ from sqlalchemy import Engine, select
 
 from xaiq.db.jobs import check_jobs
 from xaiq.db.joined import joined_select
+from xaiq.db.labels import job_tags, jobs_with_tags, resolve_jobs
 from xaiq.db.models import (
     AttackResult,
     AttackStrategyResult,
     Attribution,
     Disagreement,
     Faithfulness,
+    Job,
     SampleRow,
     SanityCheck,
 )
 
-JobSelection = int | Iterable[int] | None
-
-
-def _jobs(job: JobSelection) -> list[int]:
-    if job is None:
-        return []
-    return [int(job)] if isinstance(job, int) else [int(j) for j in job]
+JobSelection = int | str | Iterable[int | str] | None
+JOB_COLUMNS = [
+    "job",
+    "name",
+    "tags",
+    "kind",
+    "status",
+    "dataset",
+    "model",
+    "models",
+    "samples",
+    "priority",
+    "queue",
+    "seed",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "error",
+]
 
 
 class Results:
@@ -57,8 +76,61 @@ class Results:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
+    def _jobs(self, job: JobSelection) -> list[int]:
+        """The ids ``job`` selects (names resolved), each checked to exist."""
+        if job is None:
+            return []
+        items = [job] if isinstance(job, int | str) else list(job)
+        return check_jobs(self.engine, resolve_jobs(self.engine, items))
+
+    def jobs(
+        self, job: JobSelection = None, *, tags: str | Iterable[str] = (), name: str | None = None
+    ) -> pd.DataFrame:
+        """One row per job, newest first (``xaiq list``): id, name, tags (a list), kind,
+        status, dataset, model (the first) and models (every model of a cross-model job),
+        samples, priority, queue, seed and its times; ``tags``: only the jobs with every one
+        of them, ``name``: only the jobs of that name."""
+        from sqlalchemy.orm import Session
+
+        ids = self._jobs(job)
+        wanted = [tags] if isinstance(tags, str) else list(tags)
+        stmt = select(Job).order_by(Job.id.desc())
+        if ids:
+            stmt = stmt.where(Job.id.in_(ids))
+        if wanted:
+            stmt = stmt.where(Job.id.in_(jobs_with_tags(wanted)))
+        if name is not None:
+            stmt = stmt.where(Job.name == name)
+        rows = []
+        with Session(self.engine) as session:
+            found = list(session.scalars(stmt))
+            labels = job_tags(session, [j.id for j in found])
+            for j in found:
+                models = (j.spec or {}).get("models") or [j.model]
+                rows.append(
+                    {
+                        "job": j.id,
+                        "name": j.name,
+                        "tags": labels.get(j.id, []),
+                        "kind": j.kind.value,
+                        "status": j.status.value,
+                        "dataset": j.dataset,
+                        "model": j.model,
+                        "models": list(models),
+                        "samples": j.n_samples,
+                        "priority": j.priority,
+                        "queue": j.queue,
+                        "seed": j.seed,
+                        "created_at": j.created_at,
+                        "started_at": j.started_at,
+                        "finished_at": j.finished_at,
+                        "error": j.error,
+                    }
+                )
+        return pd.DataFrame(rows, columns=JOB_COLUMNS)
+
     def _frame(self, model: Any, job: JobSelection) -> pd.DataFrame:
-        jobs = check_jobs(self.engine, _jobs(job))
+        jobs = self._jobs(job)
         stmt = joined_select(model.__table__, jobs)
         with self.engine.connect() as conn:
             result = conn.execute(stmt)
@@ -91,7 +163,7 @@ class Results:
 
     def samples(self, job: JobSelection = None) -> pd.DataFrame:
         """The model's view of every sample (label, prediction, probabilities)."""
-        jobs = check_jobs(self.engine, _jobs(job))
+        jobs = self._jobs(job)
         cols = [c for c in SampleRow.__table__.columns if c.name != "id"]
         stmt = select(*cols).order_by(SampleRow.job_id, SampleRow.sample_index)
         if jobs:
@@ -111,7 +183,7 @@ class Results:
         """``xaiq stats disagreement`` as a frame (one row per group and metric)."""
         from xaiq.analysis.stats_table import disagreement_table
 
-        table = disagreement_table(self.engine, _jobs(job), group_by, metrics, pool=pool)
+        table = disagreement_table(self.engine, self._jobs(job), group_by, metrics, pool=pool)
         return _table_frame(table)
 
     def compare(
@@ -129,7 +201,7 @@ class Results:
         from xaiq.analysis.compare import compare_table
 
         table = compare_table(
-            self.engine, _jobs(job), group_by, key, metrics, pool=pool, adjust=adjust
+            self.engine, self._jobs(job), group_by, key, metrics, pool=pool, adjust=adjust
         )
         return _table_frame(table)
 
@@ -139,23 +211,35 @@ class Results:
         """``xaiq stats faithfulness`` as a frame (one row per group and unit)."""
         from xaiq.analysis.faithfulness import faithfulness_stats
 
-        return pd.DataFrame(faithfulness_stats(self.engine, _jobs(job), group_by))
+        return pd.DataFrame(faithfulness_stats(self.engine, self._jobs(job), group_by))
 
     def faithfulness_pairs(self, job: JobSelection = None, **options: Any) -> pd.DataFrame:
         """``xaiq stats faithfulness --pairs`` as a frame (``metric``, ``criterion``,
         ``unit`` as :func:`xaiq.analysis.faithfulness.faithfulness_pairs`)."""
         from xaiq.analysis.faithfulness import faithfulness_pairs
 
-        return pd.DataFrame(faithfulness_pairs(self.engine, _jobs(job), **options))
+        return pd.DataFrame(faithfulness_pairs(self.engine, self._jobs(job), **options))
 
-    def sanity(
-        self, job: JobSelection = None, threshold: float = 0.5
-    ) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """``xaiq stats sanity``: (per method and layer, verdict per method) frames."""
+    def sanity(self, job: JobSelection = None, threshold: float = 0.5) -> pd.DataFrame:
+        """``xaiq stats sanity``: one row per method and randomised layer; the verdict per
+        method is in ``attrs["verdicts"]`` (also :meth:`sanity_verdicts`)."""
         from xaiq.analysis.faithfulness import sanity_stats
 
-        per_layer, verdicts = sanity_stats(self.engine, _jobs(job), threshold=threshold)
-        return pd.DataFrame(per_layer), pd.DataFrame(verdicts)
+        per_layer, verdicts = sanity_stats(self.engine, self._jobs(job), threshold=threshold)
+        frame = pd.DataFrame(per_layer)
+        frame.attrs["title"] = "sanity check per layer (95% intervals)"
+        frame.attrs["verdicts"] = pd.DataFrame(verdicts)
+        return frame
+
+    def sanity_verdicts(self, job: JobSelection = None, threshold: float = 0.5) -> pd.DataFrame:
+        """``xaiq stats sanity --verdicts``: one verdict per method (a map that survives the
+        model's randomisation fails)."""
+        from xaiq.analysis.faithfulness import sanity_stats
+
+        _, verdicts = sanity_stats(self.engine, self._jobs(job), threshold=threshold)
+        frame = pd.DataFrame(verdicts)
+        frame.attrs["title"] = "sanity verdicts (a map that survives fails)"
+        return frame
 
 
 def _table_frame(table: Any) -> pd.DataFrame:

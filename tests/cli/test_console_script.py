@@ -51,7 +51,6 @@ CASES: list[tuple[list[str], str]] = [
     (["db", "frobnicate"], "frobnicate"),
     (["models", "frobnicate"], "frobnicate"),
     # missing arguments and options
-    (["submit"], "kind"),
     (["status"], "job"),
     (["wait"], "job"),
     (["cancel"], "job"),
@@ -85,6 +84,8 @@ CASES: list[tuple[list[str], str]] = [
     (["list", "--limit", "ten"], "ten"),
     (["submit", "attack", "--limit", "ten"], "ten"),
     (["submit", "attack", "--seed", "1.5"], "1.5"),
+    (["submit", "attribution", "--limit", "ten"], "ten"),
+    (["submit", "disagreement", "--from-job", "x"], "x"),
     (["attack", "-m", "digits-cnn", "--max-iters", "many"], "many"),
     (["attack", "-m", "digits-cnn", "--frac", "half"], "half"),
     (["compare", "digits:1", "-m", "digits-cnn", "--n-segments", "many"], "many"),
@@ -262,7 +263,7 @@ def test_list_with_no_jobs_says_so_naming_the_store(tmp_path: Path) -> None:
     assert proc.returncode == 0 and proc.stdout == "", proc
     assert proc.stderr.strip() == f"no jobs in sqlite:///{tmp_path}/xaiq.sqlite", proc.stderr
     csv = xaiq("list", "--format", "csv", home=tmp_path)
-    assert csv.stdout.strip().startswith("job,kind,status"), csv
+    assert csv.stdout.strip().startswith("job,name,kind,status"), csv
 
 
 def test_the_demo_ends_by_saying_how_to_query_its_results(

@@ -76,7 +76,8 @@ def test_attack_options_are_spelled_the_same_on_attack_and_submit() -> None:
     shared = {"--mode", "--target", "--all", "--frac", "--sigma", "--clamp", "--no-clamp"}
     shared |= {"--max-iters", "--candidates", "-k", "--strategies", "--compare", "--n-masks"}
     shared |= {"--s", "--p1", "--seed", "--batch-size", "--limit", "-m", "-d", "--param"}
-    assert shared <= spellings(root.commands["attack"]) & spellings(root.commands["submit"])
+    submit_attack = root.commands["submit"].commands["attack"]
+    assert shared <= spellings(root.commands["attack"]) & spellings(submit_attack)
 
 
 def test_submit_attack_options_reach_the_stored_spec(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001

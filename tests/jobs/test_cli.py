@@ -125,8 +125,11 @@ def test_retry_reruns_failed_shards_and_cancel_of_a_finished_job_changes_nothing
         )
     assert main(["retry", str(job_id), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["status"] == "succeeded"
-    assert main(["cancel", str(job_id), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["shards"]["done"] == 3
+    # a finished job is not cancelled: exit 1 (the job ended, not as asked), shards unchanged
+    assert main(["cancel", str(job_id), "--json"]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["shards"]["done"] == 3
+    assert "already finished (succeeded)" in captured.err
 
 
 def test_the_job_commands_do_not_import_torch_at_module_level() -> None:

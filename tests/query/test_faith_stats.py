@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 from sqlalchemy.orm import Session
@@ -224,7 +225,10 @@ def test_the_dataframe_api_carries_the_faithfulness_tables(engine) -> None:  # n
     assert len(frame) == N * 2 * 2 and {"deletion_auc", "label", "key"} <= set(frame.columns)
     assert len(res.faithfulness_stats()) == 4
     assert res.faithfulness_pairs(criterion="insertion").loc[0, "n"] == N - 1
-    _, verdicts = res.sanity()
+    per_layer = res.sanity()
+    assert isinstance(per_layer, pd.DataFrame) and len(per_layer) > 0
+    verdicts = per_layer.attrs["verdicts"]
+    pd.testing.assert_frame_equal(verdicts, res.sanity_verdicts())
     assert dict(zip(verdicts.method, verdicts.verdict, strict=True)) == {
         "ig": "fail",
         "saliency": "pass",

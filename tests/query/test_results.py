@@ -54,3 +54,50 @@ def test_stats_and_compare_frames_are_the_cli_tables(store):
     assert "model digits-cnn-weak" in stats.attrs["title"]
     cmp = res.compare("correct", store.disagreement_job, metrics="euclidean")
     assert set(cmp["a"]) == {False} and {"p_value", "rank_biserial"} <= set(cmp.columns)
+
+
+def _label(engine, job_id: int, name: str | None, tags: list[str]) -> None:  # noqa: ANN001
+    from sqlalchemy import update
+    from sqlalchemy.orm import Session
+
+    from xaiq.db.models import Job, JobTag
+
+    with Session(engine) as session, session.begin():
+        session.execute(update(Job).where(Job.id == job_id).values(name=name))
+        session.add_all(JobTag(job_id=job_id, tag=t) for t in tags)
+
+
+def test_jobs_frame_has_names_and_tags_and_filters_on_them(store):
+    _label(store.engine, store.disagreement_job, "baseline", ["paper", "fig2"])
+    _label(store.engine, store.attack_job, "baseline", ["paper"])
+    res = xaiq.results.open(store.engine)
+    jobs = res.jobs()
+    assert list(jobs.columns) == xaiq.results.JOB_COLUMNS
+    assert list(jobs["job"]) == sorted(store.jobs, reverse=True)
+    row = jobs.set_index("job").loc[store.disagreement_job]
+    assert row["name"] == "baseline" and row["tags"] == ["fig2", "paper"]
+    assert set(res.jobs(tags="paper")["job"]) == {store.disagreement_job, store.attack_job}
+    assert list(res.jobs(tags=["paper", "fig2"])["job"]) == [store.disagreement_job]
+    assert set(res.jobs(name="baseline")["job"]) == {store.disagreement_job, store.attack_job}
+    # a name selects every job of that name, in every method
+    assert len(res.attacks("baseline")) == len(store.attacks)
+    with pytest.raises(NotFoundError, match="no job named 'nobody'"):
+        res.disagreements("nobody")
+
+
+def test_every_public_results_method_returns_one_dataframe(store):
+    import inspect
+
+    import pandas as pd
+
+    res = xaiq.results.open(store.engine)
+    methods = [
+        name
+        for name, fn in inspect.getmembers(xaiq.results.Results, inspect.isfunction)
+        if not name.startswith("_")
+    ]
+    assert {"jobs", "sanity", "sanity_verdicts", "stats"} <= set(methods)
+    for name in methods:
+        args = ("correct",) if name == "compare" else ()
+        out = getattr(res, name)(*args)
+        assert isinstance(out, pd.DataFrame), name

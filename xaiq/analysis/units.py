@@ -52,7 +52,10 @@ def spec_config_values(job: Job) -> dict[str, list[Any] | None]:
     when the spec does not say (then the rows must be read). ``target`` of a spec without the
     key is ``[None]``: its rows predate the choice and store NULL."""
     spec = job.spec or {}
-    out: dict[str, list[Any] | None] = {"model": [job.model], "dataset": [job.dataset]}
+    models = spec.get("models")
+    # a cross-model job's configuration is every model it compares, not its first one
+    model = ",".join(models) if isinstance(models, list) and len(models) > 1 else job.model
+    out: dict[str, list[Any] | None] = {"model": [model], "dataset": [job.dataset]}
     for key in WITHIN_JOB:
         value = spec.get(key)
         if isinstance(value, list):

@@ -262,7 +262,8 @@ def paragraph(mv: ModelVerdict) -> str:
     for v in methods:
         for other, value in v.disagreement.items():
             if value is not None:
-                seen[tuple(sorted((v.name, other), key=rank))] = value  # type: ignore[assignment]
+                first, second = sorted((v.name, other), key=rank)
+                seen[(first, second)] = value
     if len(seen) >= 2:
         hi = max(seen, key=lambda k: seen[k])
         lo = min(seen, key=lambda k: seen[k])

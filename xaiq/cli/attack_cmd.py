@@ -66,7 +66,10 @@ def attack_cmd(
     strategies: StrategiesOption = ATTACK_DEFAULTS["strategies"],
     compare: CompareFlag = False,
     param: list[str] = typer.Option(
-        None, "--param", help="a guide's parameter METHOD.KEY=VALUE (repeatable)"
+        None,
+        "--param",
+        metavar="METHOD.KEY=VALUE",
+        help="a guide's parameter (repeatable)",
     ),
     fill: int = typer.Option(
         ATTACK_DEFAULTS["fill"],

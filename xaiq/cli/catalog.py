@@ -7,13 +7,14 @@ from pathlib import Path
 import typer
 
 from xaiq.cli.app import app, models_app
+from xaiq.cli.options import FormatOption, JsonFlag, output_format
 from xaiq.cli.output import OutputFormat, emit, info
-
-FormatOpt = typer.Option(OutputFormat.table, "--format", "-f", help="table, csv or json")
 
 
 @models_app.callback(invoke_without_command=True)
-def models_list(ctx: typer.Context, fmt: OutputFormat = FormatOpt) -> None:
+def models_list(
+    ctx: typer.Context, fmt: FormatOption = OutputFormat.table, as_json: JsonFlag = False
+) -> None:
     """List the bundled models; any torchvision classifier name works too.
 
     torchscript:FILE is code (it runs when loaded): refused unless XAIQ_TRUST_TORCHSCRIPT=1.
@@ -31,7 +32,7 @@ def models_list(ctx: typer.Context, fmt: OutputFormat = FormatOpt) -> None:
             "input": "3x224x224 ImageNet",
         },
     ]
-    emit(rows, fmt, title="models")
+    emit(rows, output_format(fmt, as_json), title="models")
 
 
 @models_app.command("train-digits")
@@ -68,7 +69,7 @@ def fetch_cmd(name: str = typer.Argument(..., help="torchvision model name")) ->
 
 
 @app.command("datasets")
-def datasets_cmd(fmt: OutputFormat = FormatOpt) -> None:
+def datasets_cmd(fmt: FormatOption = OutputFormat.table, as_json: JsonFlag = False) -> None:
     """List the dataset specs."""
     rows = [
         {"spec": "digits", "labels": "yes", "what": "scikit-learn digits, 1,797 8x8 grey"},
@@ -78,11 +79,11 @@ def datasets_cmd(fmt: OutputFormat = FormatOpt) -> None:
         {"spec": "mnist:ROOT[:test]", "labels": "yes", "what": "torchvision MNIST, local root"},
         {"spec": "cifar10:ROOT[:test]", "labels": "yes", "what": "torchvision CIFAR-10, local"},
     ]
-    emit(rows, fmt, title="datasets")
+    emit(rows, output_format(fmt, as_json), title="datasets")
 
 
 @app.command("methods")
-def methods_cmd(fmt: OutputFormat = FormatOpt) -> None:
+def methods_cmd(fmt: FormatOption = OutputFormat.table, as_json: JsonFlag = False) -> None:
     """List explainers with each parameter, its default and allowed values (set them with
     --param METHOD.KEY=VALUE), and the superpixel methods with theirs. `xaiq metrics` lists
     the metrics."""
@@ -116,7 +117,7 @@ def methods_cmd(fmt: OutputFormat = FormatOpt) -> None:
                     "about": "",
                 }
             )
-    emit(rows, fmt, title="methods and their parameters")
+    emit(rows, output_format(fmt, as_json), title="methods and their parameters")
 
 
 def _default(value: object) -> str:
@@ -124,9 +125,10 @@ def _default(value: object) -> str:
 
 
 @app.command("metrics")
-def metrics_cmd(fmt: OutputFormat = FormatOpt) -> None:
+def metrics_cmd(fmt: FormatOption = OutputFormat.table, as_json: JsonFlag = False) -> None:
     """The glossary of the ten disagreement metrics: range, kind, which end means the maps
     agree, definition and when a value is NULL."""
     from xaiq.analysis.glossary import glossary_rows
 
-    emit(glossary_rows(), fmt, title="metrics (n superpixels, k = max(1, floor(k_frac n)))")
+    title = "metrics (n superpixels, k = max(1, floor(k_frac n)))"
+    emit(glossary_rows(), output_format(fmt, as_json), title=title)

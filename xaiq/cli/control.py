@@ -84,9 +84,12 @@ def errors_cmd(
     job: int = typer.Argument(..., help="job id", min=1, max=JOB_ID_MAX),
     limit: int = typer.Option(None, "--limit", help="only the first N"),
     fmt: FormatOption = OutputFormat.table,
+    as_json: JsonFlag = False,
 ) -> None:
     """What failed in a job: failed samples (stage and message) and failed shards."""
     from xaiq.db.lifecycle import job_errors
+
+    fmt = output_format(fmt, as_json)
     from xaiq.db.session import read_session
 
     with read_session() as session:
@@ -100,33 +103,3 @@ def errors_cmd(
         title=f"failures of job {job}",
         columns=["sample_index", "key", "stage", "message"],
     )
-
-
-@app.command("health")
-def health_cmd(
-    component: str = typer.Argument(..., help="scheduler or worker"),
-    max_age: float = typer.Option(30.0, "--max-age", help="seconds since the last heartbeat"),
-) -> None:
-    """Exit 0 when the component has a fresh heartbeat in the store (the scheduler; a worker
-    process on this host), else 1: for container healthchecks."""
-    import socket
-
-    from xaiq.cli.errors import CliError
-    from xaiq.db.jobs import last_beat, live_workers
-    from xaiq.db.models import utcnow
-    from xaiq.db.session import read_session
-    from xaiq.scheduler.submit import SCHEDULER_COMPONENT
-
-    if component not in ("scheduler", "worker"):
-        raise CliError(f"health takes scheduler or worker, got {component!r}")
-    with read_session() as session:
-        if component == "scheduler":
-            beat = last_beat(session, SCHEDULER_COMPONENT)
-            age = None if beat is None else (utcnow() - beat.last_seen).total_seconds()
-            ok = age is not None and age <= max_age
-        else:
-            host = socket.gethostname()
-            ok = any(w.hostname == host for w in live_workers(session, max_age))
-    if not ok:
-        info(f"{component}: no heartbeat in the last {max_age:g} s")
-        raise typer.Exit(1)

@@ -8,11 +8,9 @@ from typing import Any
 import typer
 
 from xaiq.cli.errors import CliError
-from xaiq.cli.options import FormatOption
+from xaiq.cli.options import FormatOption, JobsOption, JsonFlag, output_format, selected_jobs
 from xaiq.cli.output import OutputFormat, emit, info
 from xaiq.cli.query import AdjustOpt, human_format, stats_app
-
-JobsOpt = typer.Option(None, "--job", "-j", help="job id (repeatable); default: every job")
 
 
 def _engine() -> Any:
@@ -55,7 +53,7 @@ _PAIR_COLUMNS = [
 
 @stats_app.command("faithfulness")
 def stats_faithfulness(
-    job: list[int] | None = JobsOpt,
+    job: JobsOption = None,
     group_by: list[str] | None = typer.Option(
         None,
         "--group-by",
@@ -82,20 +80,22 @@ def stats_faithfulness(
     ),
     adjust: str = AdjustOpt,
     fmt: FormatOption = OutputFormat.table,
+    as_json: JsonFlag = False,
 ) -> None:
     """Deletion and insertion AUCs (the RISE paper's causal metrics) per method: n, mean
     with its 95% Student-t interval, median; score = insertion - deletion (higher: more
     faithful). Games over pixels and over each superpixel configuration are separate rows."""
     from xaiq.analysis.faithfulness import faithfulness_pairs, faithfulness_stats
 
-    out_fmt = OutputFormat(fmt)
+    out_fmt = output_format(fmt, as_json)
+    jobs = selected_jobs(job)
     rows: list[dict[str, Any]]
     if pairs:
         from xaiq.analysis.multiplicity import adjustment_note, check_adjust, for_display
 
         method = check_adjust(adjust)
         rows = faithfulness_pairs(
-            _engine(), job, metric=metric, criterion=by, unit=unit, adjust=method
+            _engine(), jobs, metric=metric, criterion=by, unit=unit, adjust=method
         )
         columns = [*_PAIR_COLUMNS[:11], f"{metric}_mean", *_PAIR_COLUMNS[11:]]
         tests = sum(1 for r in rows if r["p_value"] is not None)
@@ -105,7 +105,7 @@ def stats_faithfulness(
             rows, columns = for_display(rows, columns, method, tests)
     else:
         keys = group_by if group_by is not None else ["method"]
-        rows = faithfulness_stats(_engine(), job, keys)
+        rows = faithfulness_stats(_engine(), jobs, keys)
         # the groups: the keys asked for, any configuration key that varies, unit, n_segments
         columns = [*list(rows[0])[: list(rows[0]).index("n")], *_METHOD_COLUMNS] if rows else []
         title = "deletion / insertion AUC (95% intervals)"
@@ -117,7 +117,7 @@ def stats_faithfulness(
 
 @stats_app.command("sanity")
 def stats_sanity(
-    job: list[int] | None = JobsOpt,
+    job: JobsOption = None,
     threshold: float = typer.Option(
         0.5,
         "--threshold",
@@ -128,6 +128,7 @@ def stats_sanity(
         False, "--verdicts", help="only the verdict per method (csv/json print one table)"
     ),
     fmt: FormatOption = OutputFormat.table,
+    as_json: JsonFlag = False,
 ) -> None:
     """Model-randomisation sanity check (Adebayo et al. 2018) per method and layer, from the
     logits down: mean Spearman correlation of |map| and of the signed map, SSIM and the rank
@@ -135,10 +136,11 @@ def stats_sanity(
     then one verdict per method (a map that survives randomisation fails)."""
     from xaiq.analysis.faithfulness import SANITY_MEASURES, sanity_stats
 
-    out_fmt = OutputFormat(fmt)
+    out_fmt = output_format(fmt, as_json)
+    jobs = selected_jobs(job)
     if not 0.0 < threshold <= 1.0:
         raise CliError(f"--threshold must be in (0, 1], got {threshold}")
-    per_layer, verdicts = sanity_stats(_engine(), job, threshold=threshold)
+    per_layer, verdicts = sanity_stats(_engine(), jobs, threshold=threshold)
     if not per_layer:
         info("no sanity-check rows match (submit a disagreement job with --sanity cascading)")
         return

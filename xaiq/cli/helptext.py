@@ -27,6 +27,19 @@ EXAMPLES: dict[str, list[str]] = {
         " --methods integrated_gradients,saliency,rise --superpixels grid --n-segments 16,49",
         "xaiq submit attack -d digits -m digits-cnn-weak --limit 200 --max-iters 2000",
     ],
+    "submit attribution": [
+        "xaiq submit attribution -d digits -m digits-cnn --methods saliency,grad_cam --limit 100",
+    ],
+    "submit disagreement": [
+        "xaiq submit disagreement -d digits -m digits-cnn-weak --limit 200"
+        " --methods integrated_gradients,saliency,rise --superpixels grid --n-segments 16,49",
+        "xaiq submit disagreement -d digits --models digits-cnn,digits-cnn-weak"
+        " --methods saliency,grad_cam --faithfulness --name cross --tag paper",
+    ],
+    "submit attack": [
+        "xaiq submit attack -d digits -m digits-cnn-weak --limit 200 --max-iters 2000",
+        "xaiq submit attack -d digits -m digits-cnn-weak --compare --strategies rise-least,central",
+    ],
     "status": ["xaiq status 1", "xaiq status 1 --format json"],
     "list": ["xaiq list", "xaiq list --status failed,partial --format csv"],
     "wait": ["xaiq wait 1 --timeout 600"],

@@ -25,7 +25,9 @@ from xaiq.cli import (  # noqa: F401
     helptext,
     jobs,
     onefile,
+    processes,
     query,
+    submit,
 )
 from xaiq.cli.app import app
 from xaiq.cli.errors import CliError
@@ -47,9 +49,12 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 
 
 def _show_help(exc: BaseException) -> int:
-    ctx = getattr(exc, "ctx", None)
-    if ctx is not None:
-        sys.stdout.write(ctx.get_help() + "\n")
+    # the error's message is the help: plain Click formats it into the message, Typer's
+    # Rich help prints it while the error is built and leaves the message empty (printing
+    # ``ctx.get_help()`` again here showed it twice)
+    text = exc.format_message() if hasattr(exc, "format_message") else ""
+    if text.strip():
+        sys.stdout.write(text.rstrip("\n") + "\n")
     return 0
 
 

@@ -34,6 +34,7 @@ ParamOpt = typer.Option(
     None,
     "--param",
     "-p",
+    metavar="METHOD.KEY=VALUE",
     help="explainer parameter METHOD.KEY=VALUE (or KEY=VALUE for every method that has KEY), "
     "e.g. -p integrated_gradients.n_steps=20; repeatable",
 )
@@ -217,7 +218,8 @@ def explain_cmd(
     param: list[str] | None = ParamOpt,
     seed: int = typer.Option(0, "--seed", help="seed for stochastic methods"),
     device: str | None = DeviceOpt,
-    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table|csv|json"),
+    fmt: FormatOption = OutputFormat.table,
+    as_json: JsonFlag = False,
 ) -> None:
     """Explain one image: save each method's map as OUT/<method>.npy ([H, W] float32 at the
     model's input size) and OUT/input.png (the model-size image, for compare-maps --image)."""
@@ -225,6 +227,7 @@ def explain_cmd(
 
     from xaiq.cli.steps import Steps
 
+    fmt = output_format(fmt, as_json)
     names = _methods(methods)
     params = _method_params(names, param)
     if out.exists() and not out.is_dir():

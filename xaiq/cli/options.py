@@ -13,7 +13,8 @@ from typing import Annotated
 
 import typer
 
-from xaiq.cli.output import OutputFormat
+from xaiq.cli.errors import CliError
+from xaiq.cli.output import FORMAT_HELP, OutputFormat
 
 MODEL_HELP = (
     "digits-cnn, digits-cnn-weak, a torchvision name (cached weights), "
@@ -22,10 +23,17 @@ MODEL_HELP = (
 )
 DATASET_HELP = "dataset spec: digits, folder:PATH, mnist:ROOT, ... (see `xaiq datasets`)"
 
-FormatOption = Annotated[
-    OutputFormat, typer.Option("--format", "-f", help="output format: table, csv or json")
-]
+FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help=FORMAT_HELP)]
 JsonFlag = Annotated[bool, typer.Option("--json", help="short for --format json")]
+JobsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--job",
+        "-j",
+        metavar="LIST",
+        help="job ids or names (`submit --name`), comma-separated or repeated; default: every job",
+    ),
+]
 JobArgument = Annotated[
     int, typer.Argument(help="job id (see `xaiq list`)", metavar="JOB", min=1, max=2**31 - 1)
 ]
@@ -42,6 +50,36 @@ DeviceOption = Annotated[
 def output_format(fmt: OutputFormat | str, as_json: bool = False) -> OutputFormat:
     """The format asked for: ``--json`` wins over ``--format``."""
     return OutputFormat.json if as_json else OutputFormat(fmt)
+
+
+def split_list(values: list[str] | None) -> list[str] | None:
+    """``["a,b", "c"]`` -> ``["a", "b", "c"]`` (list options accept both spellings)."""
+    if not values:
+        return None
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def selected_jobs(values: list[str] | None) -> list[int] | None:
+    """The job ids a ``--job`` selection names (ids, and names standing for every job of
+    that name); None when there is no selection (every job)."""
+    items = split_list(values)
+    if not items:
+        return None
+    from xaiq.cli.limits import JOB_ID_MAX
+
+    for item in items:
+        if item.isdigit() and not 1 <= int(item) <= JOB_ID_MAX:
+            raise CliError(f"--job {item} is not a job id (1..{JOB_ID_MAX})")
+        if item.lstrip("-").isdigit() and item.startswith("-"):
+            raise CliError(f"--job {item} is not a job id (1..{JOB_ID_MAX})")
+    from xaiq.db.errors import NotFoundError
+    from xaiq.db.labels import resolve_jobs
+    from xaiq.db.session import get_engine
+
+    try:
+        return resolve_jobs(get_engine(), items)
+    except NotFoundError as exc:  # a name no job has: a bad value of --job (exit 2, hint)
+        raise typer.BadParameter(str(exc), param_hint="'--job'") from None
 
 
 # The attack's search options, spelled the same on `xaiq attack` and `xaiq submit attack`.

@@ -15,15 +15,12 @@ import typer
 from xaiq.cli.app import app
 from xaiq.cli.errors import CliError
 from xaiq.cli.limits import JOB_ID_MAX
-from xaiq.cli.options import FormatOption
+from xaiq.cli.options import FormatOption, JobsOption, JsonFlag, output_format, selected_jobs
 from xaiq.cli.output import OutputFormat, console, emit, info
 
 stats_app = typer.Typer(help="Aggregate statistics over stored results.", no_args_is_help=True)
 app.add_typer(stats_app, name="stats")
 
-JobsOpt = typer.Option(
-    None, "--job", "-j", help="job id (repeatable); default: every job", min=1, max=JOB_ID_MAX
-)
 AdjustOpt = typer.Option(
     "holm",
     "--adjust",
@@ -44,17 +41,9 @@ def _engine() -> Any:
     return get_engine()
 
 
-def _format(value: str) -> OutputFormat:
-    try:
-        return OutputFormat(value)
-    except ValueError:
-        known = ", ".join(f.value for f in OutputFormat)
-        raise CliError(f"unknown format {value!r}; known: {known}") from None
-
-
 @stats_app.command("disagreement")
 def stats_disagreement(
-    job: list[int] | None = JobsOpt,
+    job: JobsOption = None,
     group_by: list[str] | None = typer.Option(
         None,
         "--group-by",
@@ -85,6 +74,7 @@ def stats_disagreement(
     ),
     adjust: str = AdjustOpt,
     fmt: FormatOption = OutputFormat.table,
+    as_json: JsonFlag = False,
 ) -> None:
     """Per group and metric: n, NULLs, mean with its 95% interval, sample std (ddof=1),
     min, p25, median, p75, max, and why the NULLs are NULL.
@@ -101,13 +91,14 @@ def stats_disagreement(
     from xaiq.analysis.multiplicity import check_adjust, for_display
     from xaiq.analysis.stats_table import disagreement_table
 
-    out_fmt = _format(fmt)
+    out_fmt = output_format(fmt, as_json)
+    jobs = selected_jobs(job)
     keys = group_by if group_by is not None else ["pair"]
     method = check_adjust(adjust)
     if compare is not None:
-        table = compare_table(_engine(), job, keys, compare, metric, pool=pool, adjust=method)
+        table = compare_table(_engine(), jobs, keys, compare, metric, pool=pool, adjust=method)
     else:
-        table = disagreement_table(_engine(), job, keys, metric, pool=pool)
+        table = disagreement_table(_engine(), jobs, keys, metric, pool=pool)
     if not table.rows and out_fmt is OutputFormat.table:
         info("no disagreement rows match")
         return
@@ -121,7 +112,7 @@ def stats_disagreement(
 
 @stats_app.command("attack")
 def stats_attack(
-    job: list[int] | None = JobsOpt,
+    job: JobsOption = None,
     group_by: list[str] | None = typer.Option(
         None,
         "--group-by",
@@ -131,6 +122,7 @@ def stats_attack(
         " group of sample x strategy attacks",
     ),
     fmt: FormatOption = OutputFormat.table,
+    as_json: JsonFlag = False,
 ) -> None:
     """Success rate, wins per strategy, median iterations / forward passes (all attacked
     samples), mean L0/L2/L-inf (successful ones), mean target probability before/after.
@@ -138,19 +130,20 @@ def stats_attack(
     median iterations to the goal and forward passes."""
     from xaiq.analysis.queries import ATTACK_COLUMNS, attack_stats, parse_names
 
-    out_fmt = _format(fmt)
+    out_fmt = output_format(fmt, as_json)
+    jobs = selected_jobs(job)
     keys = group_by if group_by is not None else ["job"]
     if {"strategy", "grad_decade", "confidence_bin"} & set(parse_names(keys)):
         from xaiq.analysis.attack_strategies import STRATEGY_COLUMNS, strategy_stats
 
-        rows = strategy_stats(_engine(), job, keys)
+        rows = strategy_stats(_engine(), jobs, keys)
         if not rows and out_fmt is OutputFormat.table:
             info("no per-strategy attack results match")
             return
         cols = [*parse_names(keys), *STRATEGY_COLUMNS]
         emit(rows, out_fmt, title="attacks per strategy", columns=cols)
         return
-    rows = attack_stats(_engine(), job, keys)
+    rows = attack_stats(_engine(), jobs, keys)
     if not rows and out_fmt is OutputFormat.table:
         info("no attack results match")
         return
@@ -168,13 +161,25 @@ def export_cmd(
         " strategy), samples, attributions, errors, faithfulness or sanity",
     ),
     fmt: str = typer.Option("csv", "--format", "-f", help="csv, json (JSON Lines) or parquet"),
-    out: Path = typer.Option(..., "--out", "-o", help="output file"),
+    out: str = typer.Option(..., "--out", "-o", help="output file, or - for stdout"),
 ) -> None:
-    """Stream a job's rows to a file in constant memory."""
+    """Stream a job's rows to a file (or stdout) in constant memory."""
+    import sys
+
     from xaiq.db.export import export_job
 
-    n = export_job(_engine(), job, what, fmt, out)
-    info(f"wrote {n} {what} rows of job {job} to {out}")
+    if out != "-":
+        n = export_job(_engine(), job, what, fmt, Path(out))
+        info(f"wrote {n} {what} rows of job {job} to {out}")
+        return
+    if fmt == "parquet":
+        if sys.stdout.isatty():
+            raise CliError("--out -: parquet is binary; redirect stdout to a file or a pipe")
+        sys.stdout.flush()
+        n = export_job(_engine(), job, what, fmt, sys.stdout.buffer)
+    else:
+        n = export_job(_engine(), job, what, fmt, sys.stdout)
+    info(f"wrote {n} {what} rows of job {job} to stdout")
 
 
 @app.command("show")

@@ -22,7 +22,7 @@ import datetime as dt
 import enum
 import json
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from sqlalchemy import Boolean, DateTime, Engine, Float, Integer, select
 from sqlalchemy.sql.schema import Table
@@ -75,11 +75,11 @@ def _table(what: str) -> Table:
     return EXPORT_TABLES[what].__table__
 
 
-def export_job(engine: Engine, job_id: int, what: str, fmt: str, out: str | Path) -> int:
-    """Write job ``job_id``'s ``what`` rows (ordered by sample index) to ``out``; return the
-    row count. ``what``: one of :data:`EXPORT_TABLES`; ``fmt``: one of
-    :data:`EXPORT_FORMATS`. Raises :class:`QueryError` / :class:`NotFoundError` first, before
-    creating the file."""
+def export_job(engine: Engine, job_id: int, what: str, fmt: str, out: str | Path | IO[Any]) -> int:
+    """Write job ``job_id``'s ``what`` rows (ordered by sample index) to ``out`` (a path, or
+    an open stream: text for csv/json, binary for parquet; left open); return the row count.
+    ``what``: one of :data:`EXPORT_TABLES`; ``fmt``: one of :data:`EXPORT_FORMATS`. Raises
+    :class:`QueryError` / :class:`NotFoundError` first, before creating the file."""
     table = _table(what)
     if fmt not in EXPORT_FORMATS:
         raise QueryError(f"unknown export format {fmt!r}; known: {', '.join(EXPORT_FORMATS)}")
@@ -92,8 +92,9 @@ def export_job(engine: Engine, job_id: int, what: str, fmt: str, out: str | Path
             SampleRow,
             (SampleRow.job_id == table.c.job_id) & (SampleRow.sample_index == table.c.sample_index),
         )
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(out, str | Path):
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
     sinks: dict[str, type[_Sink]] = {
         "csv": _CsvSink,
         "json": _JsonLinesSink,
@@ -120,15 +121,22 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _open(target: Path | IO[Any], mode: str, **kwargs: Any) -> tuple[IO[Any], bool]:
+    """The stream to write and whether this sink owns (closes) it."""
+    if isinstance(target, Path):
+        return target.open(mode, **kwargs), True
+    return target, False
+
+
 class _Sink(Protocol):
-    def __init__(self, path: Path, cols: list[Any]) -> None: ...
+    def __init__(self, path: Path | IO[Any], cols: list[Any]) -> None: ...
     def write(self, rows: list[tuple]) -> None: ...
     def close(self) -> None: ...
 
 
 class _CsvSink:
-    def __init__(self, path: Path, cols: list[Any]) -> None:
-        self._file = path.open("w", newline="", encoding="utf-8")
+    def __init__(self, path: Path | IO[Any], cols: list[Any]) -> None:
+        self._file, self._owned = _open(path, "w", newline="", encoding="utf-8")
         self._csv = csv.writer(self._file)
         self._csv.writerow([c.name for c in cols])
 
@@ -136,7 +144,10 @@ class _CsvSink:
         self._csv.writerows(["" if v is None else _csv_cell(v) for v in row] for row in rows)
 
     def close(self) -> None:
-        self._file.close()
+        if self._owned:
+            self._file.close()
+        else:
+            self._file.flush()
 
 
 def _csv_cell(value: Any) -> Any:
@@ -148,8 +159,8 @@ def _csv_cell(value: Any) -> Any:
 
 
 class _JsonLinesSink:
-    def __init__(self, path: Path, cols: list[Any]) -> None:
-        self._file = path.open("w", encoding="utf-8")
+    def __init__(self, path: Path | IO[Any], cols: list[Any]) -> None:
+        self._file, self._owned = _open(path, "w", encoding="utf-8")
         self._names = [c.name for c in cols]
 
     def write(self, rows: list[tuple]) -> None:
@@ -160,7 +171,10 @@ class _JsonLinesSink:
         )
 
     def close(self) -> None:
-        self._file.close()
+        if self._owned:
+            self._file.close()
+        else:
+            self._file.flush()
 
 
 def _json_default(value: Any) -> Any:
@@ -170,7 +184,7 @@ def _json_default(value: Any) -> Any:
 
 
 class _ParquetSink:
-    def __init__(self, path: Path, cols: list[Any]) -> None:
+    def __init__(self, path: Path | IO[Any], cols: list[Any]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -197,7 +211,7 @@ class _ParquetSink:
                     self._json_cols.add(len(fields))
             fields.append(pa.field(c.name, at, nullable=True))
         self._schema = pa.schema(fields)
-        self._writer = pq.ParquetWriter(str(path), self._schema)
+        self._writer = pq.ParquetWriter(str(path) if isinstance(path, Path) else path, self._schema)
 
     def write(self, rows: list[tuple]) -> None:
         if not rows:

@@ -28,6 +28,7 @@ from xaiq.db.models import (
     Job,
     JobKind,
     JobStatus,
+    JobTag,
     SampleErrorRow,
     SampleRow,
     SanityCheck,
@@ -92,8 +93,12 @@ def create_job(
     spec: Mapping[str, Any],
     ranges: Sequence[tuple[int, int]],
     queue: str,
+    name: str | None = None,
+    tags: Sequence[str] = (),
 ) -> int:
-    """Commit a job and its shards (contiguous ``[start, stop)`` ranges); returns the job id."""
+    """Commit a job, its shards (contiguous ``[start, stop)`` ranges) and its ``name`` and
+    ``tags`` (labels, checked by :func:`xaiq.scheduler.labels.check_labels`); returns the
+    job id."""
     with write_session(engine) as session:
         job = Job(
             kind=JobKind(kind),
@@ -106,9 +111,11 @@ def create_job(
             queue=queue,
             n_samples=sum(b - a for a, b in ranges),
             shard_size=int(spec.get("shard_size", 1)),
+            name=name,
         )
         session.add(job)
         session.flush()
+        session.add_all(JobTag(job_id=job.id, tag=t) for t in dict.fromkeys(tags))
         session.add_all(
             Shard(job_id=job.id, index=i, start=a, stop=b, status=ShardStatus.pending, attempts=0)
             for i, (a, b) in enumerate(ranges)
@@ -557,11 +564,24 @@ def rows_for(session: Session, table: str, job_id: int) -> list[dict[str, Any]]:
 
 
 def jobs_list(
-    session: Session, limit: int = 50, statuses: Iterable[str] | None = None
+    session: Session,
+    limit: int = 50,
+    statuses: Iterable[str] | None = None,
+    *,
+    tags: Sequence[str] = (),
+    name: str | None = None,
 ) -> list[Job]:
+    """The newest ``limit`` jobs, of these statuses, with every tag of ``tags``, named
+    ``name`` (each filter only when given)."""
     stmt = select(Job).order_by(Job.id.desc()).limit(limit)
     if statuses:
         stmt = stmt.where(Job.status.in_([JobStatus(s) for s in statuses]))
+    if tags:
+        from xaiq.db.labels import jobs_with_tags
+
+        stmt = stmt.where(Job.id.in_(jobs_with_tags(tags)))
+    if name is not None:
+        stmt = stmt.where(Job.name == name)
     return list(session.scalars(stmt))
 
 

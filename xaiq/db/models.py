@@ -102,6 +102,22 @@ class Job(Base):
     # the process running an in-process job (``host:pid``) and when it last said so
     owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
     owner_seen_at: Mapped[Timestamp]
+    # the user's label for the job (``submit --name``): not unique, `--job NAME` selects all
+    name: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+
+
+class JobTag(Base):
+    """One tag of a job (``submit --tag``, repeatable); ``xaiq list --tag`` filters on it."""
+
+    __tablename__ = "job_tags"
+    __table_args__ = (
+        UniqueConstraint("job_id", "tag", name="uq_job_tag"),
+        Index("ix_job_tags_tag", "tag"),
+    )
+
+    id: Mapped[IntPK]
+    job_id: Mapped[JobFK]
+    tag: Mapped[str] = mapped_column(String(64))
 
 
 class Shard(Base):

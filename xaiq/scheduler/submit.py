@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from xaiq.db.jobs import create_job, get_job, last_beat
 from xaiq.db.models import JobKind, JobStatus, utcnow
 from xaiq.db.session import get_engine, read_session
 from xaiq.scheduler.errors import BrokerError, SpecError
+from xaiq.scheduler.labels import check_name, check_tags
 from xaiq.scheduler.spec import plan_shards, validate_spec
 
 LOCAL_QUEUE = "local"
@@ -114,12 +115,16 @@ def submit(
     engine: Engine | None = None,
     local: bool | None = None,
     broker: str | None = None,
+    name: str | None = None,
+    tags: Iterable[str] = (),
 ) -> Submitted:
     """Validate ``raw`` and commit the job with its shards.
 
     ``local``: run on the embedded executor (default: when no broker URL is configured).
     ``broker``: the broker URL (default ``XAIQ_BROKER_URL``); checked before writing.
+    ``name``, ``tags``: the job's labels (:mod:`xaiq.scheduler.labels`).
     """
+    name, tag_list = check_name(name), check_tags(tags)
     spec = validate_spec(raw)
     engine = engine or get_engine()
     if spec["kind"] == "disagreement" and spec["from_job"] is not None:
@@ -133,7 +138,9 @@ def submit(
         check_broker(broker)
     ranges = plan_shards(spec["n_samples"], spec["shard_size"])
     queue = LOCAL_QUEUE if local else spec["queue"]
-    job_id = create_job(engine, kind=spec["kind"], spec=spec, ranges=ranges, queue=queue)
+    job_id = create_job(
+        engine, kind=spec["kind"], spec=spec, ranges=ranges, queue=queue, name=name, tags=tag_list
+    )
     alive = None
     if not local:
         from xaiq.broker.wake import notify
