@@ -188,6 +188,12 @@ def submit_cmd(
     priority: int = typer.Option(None, "--priority", help="higher runs first (default 0)"),
     queue: str = typer.Option(None, "--queue", help="cpu or gpu (default cpu)"),
     max_attempts: int = typer.Option(None, "--max-attempts", help="attempts per shard (default 3)"),
+    recompute: bool = typer.Option(
+        False, "--recompute", help="compute every map afresh (default: reuse stored maps)"
+    ),
+    map_dtype: str = typer.Option(
+        None, "--map-dtype", help="storage dtype of maps: float32 (default) or float16"
+    ),
     spec_file: Path = typer.Option(None, "--spec", help="a JSON spec file; flags override it"),
     local: bool = typer.Option(False, "--local", help="run in-process even with a broker"),
     wait: bool = typer.Option(False, "--wait", help="wait for a distributed job to finish"),
@@ -259,6 +265,8 @@ def submit_cmd(
         "priority": priority,
         "queue": queue,
         "max_attempts": max_attempts,
+        "recompute": recompute or None,
+        "map_dtype": map_dtype,
     }
     spec = build_spec(kind.value, options, spec_file)
     run_here = local or broker_url() is None
