@@ -17,6 +17,7 @@ MODULE_NAMES = (
     "faithfulness",
     "disagreement",
     "attack",
+    "dataplane",
     "jobs",
     "local",
     "stats",
