@@ -3,9 +3,10 @@ job again (every map reused), on a synthetic 224x224 folder dataset and a seeded
 ResNet-18 state dict.
 
 ``python -m bench.dataplane_probe --dataset DIR --weights PT --n N --store URL_OR_DIR``
-prints one JSON line: ``fresh_s`` / ``reuse_s`` (wall seconds of each job, submit to end;
-``fresh_cpu_s`` / ``reuse_cpu_s`` the process's CPU seconds over all threads), ``rows`` (disagreement rows of one job), ``bytes`` and ``objects`` (what the first job put in
-the store), ``maps`` (samples x methods), ``reused`` (maps the second job read back),
+prints one JSON line: ``fresh_s`` / ``reuse_s`` (wall seconds of each job, submit to end),
+``fresh_cpu_s`` / ``reuse_cpu_s`` (the process's CPU seconds over all threads), ``rows``
+(disagreement rows of one job), ``bytes`` and ``objects`` (what the first job put in the
+store), ``maps`` (samples x methods), ``reused`` (maps the second job read back),
 ``peak_bytes`` (the process's resident high-water mark, VmHWM, after both jobs).
 """
 
