@@ -46,8 +46,8 @@ def _probe(tmp: Path, tag: str, dataset: Path, weights: Path, n: int, shard: int
 def run(ctx: Context) -> list[Row]:
     from bench.dataplane_probe import METHODS, make_dataset, make_weights
 
-    small, large = ctx.pick((8, 8), (32, 64))
-    shard, ig = ctx.pick(8, 16), ctx.pick(4, 16)
+    small, large = ctx.pick((4, 4), (32, 64))
+    shard, ig = ctx.pick(4, 16), ctx.pick(4, 16)
     with tempfile.TemporaryDirectory(prefix="xaiq-bench-dataplane-") as tmp_name:
         tmp = Path(tmp_name)
         dataset = make_dataset(tmp / "images", large)
