@@ -177,4 +177,7 @@ def open_store(root: str | Path | ArtifactStore | None = None) -> ArtifactStore:
         from xaiq.db.session import artifact_location
 
         root = artifact_location()
-    return _store(str(root))
+    text = str(root)
+    if not _SCHEME.match(text):  # a relative directory is relative to the cwd of this call
+        text = os.path.abspath(text)
+    return _store(text)
