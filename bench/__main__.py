@@ -17,6 +17,7 @@ MODULE_NAMES = (
     "faithfulness",
     "disagreement",
     "attack",
+    "dataplane",
     "jobs",
     "local",
     "stats",
@@ -81,7 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run_suite(load_modules(), ctx, on_row=progress)
     console.print(render_table(result))
     meta = result.meta
-    per_module = ", ".join(f"{k} {v:.0f} s" for k, v in meta["module_seconds"].items())
+    cpu = meta.get("module_cpu_seconds", {})
+    per_module = ", ".join(
+        f"{k} {v:.0f} s ({cpu.get(k, 0):.0f} s CPU)" for k, v in meta["module_seconds"].items()
+    )
     console.print(
         f"elapsed {meta['elapsed_s']:.0f} s on {meta['machine']['device']} ({per_module}); "
         f"load average {meta['load_average_before'][0]:.1f} -> {meta['load_average_after'][0]:.1f}"

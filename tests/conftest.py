@@ -40,3 +40,23 @@ def resnet18_state_dict(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "resnet18-local.pt"
     torch.save(module.state_dict(), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """moto's S3 server on a free 127.0.0.1 port, for the whole session (tests/s3server.py)."""
+    from tests.s3server import start_or_skip
+
+    server = start_or_skip(tmp_path_factory.mktemp("moto") / "moto.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_server, monkeypatch):
+    """``XAIQ_ARTIFACTS=s3://<new bucket>/art`` and the server's AWS variables, in this
+    process; returns the environment to give subprocesses."""
+    env = {**s3_server.env(), "XAIQ_ARTIFACTS": f"s3://{s3_server.bucket()}/art"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env

@@ -12,6 +12,8 @@
     res.compare("correct", 1)                      # `... --compare correct`
     res.jobs()                                     # `xaiq list`: one row per job
     res.stats("baseline")                          # a job name selects every job of that name
+    res.map(1, 0, "saliency")                      # one stored map as numpy [H, W]
+    res.attack_image(2, 0)                         # an attack's final image [C, H, W]
 
 Every result frame (:meth:`Results.disagreements`, :meth:`~Results.attributions`,
 :meth:`~Results.attacks`, :meth:`~Results.attack_strategies`, :meth:`~Results.faithfulness`,
@@ -22,16 +24,23 @@ has the table's columns and then :data:`xaiq.db.joined.SAMPLE_FIELDS`: ``key``, 
 ids, a job name (``submit --name``: every job of that name), a list of ids and names, or
 ``None`` for every job. :meth:`Results.stats` and :meth:`Results.compare` return the
 statistics tables of ``xaiq stats disagreement`` (the pooling rule, intervals and NULL
-reasons included) with the title in ``DataFrame.attrs["title"]``. Every method returns one
+reasons included) with the title in ``DataFrame.attrs["title"]``. Every frame method returns one
 DataFrame; :meth:`Results.sanity` keeps the verdicts in ``attrs["verdicts"]`` as well as
 returning them from :meth:`Results.sanity_verdicts`.
+:meth:`Results.map` and
+:meth:`Results.attack_image` read one stored array from the artifact store (``XAIQ_ARTIFACTS``,
+or the ``artifacts`` given to :func:`open`) wherever and however it is stored: a directory or
+an object store, one object per sample or a ranged read of a shard's chunk, float32 or
+float16 (returned as stored), its sha256 checked.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, select
 
@@ -71,10 +80,59 @@ JOB_COLUMNS = [
 
 
 class Results:
-    """Read-only access to one store; every method returns a new ``pandas.DataFrame``."""
+    """Read-only access to one store; every frame method returns a new ``pandas.DataFrame``,
+    :meth:`map` and :meth:`attack_image` a ``numpy.ndarray``."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, artifacts: str | None = None) -> None:
         self.engine = engine
+        self.artifacts = artifacts  # None: XAIQ_ARTIFACTS when an array is read
+
+    def _array(self, what: str, found: Any) -> np.ndarray:
+        from xaiq.db.artifacts import read_artifact
+        from xaiq.db.store import open_store
+
+        if found is None or found[0] is None:
+            raise LookupError(f"{what}: no such row with a stored array")
+        data = read_artifact(found[0], found[1], open_store(self.artifacts))
+        return np.load(io.BytesIO(data), allow_pickle=False)
+
+    def map(self, job: int, sample_index: int, method: str, model: str | None = None) -> np.ndarray:
+        """The map ``[H, W]`` of ``method`` for one sample of ``job`` (an attribution or
+        disagreement job; a cross-model job names the map's ``model``, or the method as
+        ``model:method``). :class:`LookupError` when the job has no such map."""
+        check_jobs(self.engine, [int(job)])
+        name = method if model is None or ":" in method else f"{model}:{method}"
+        stmt = select(Attribution.artifact, Attribution.checksum).where(
+            Attribution.job_id == int(job),
+            Attribution.sample_index == int(sample_index),
+            Attribution.method.in_([name, method]),
+        )
+        if model is not None:
+            stmt = stmt.where(Attribution.model == model)
+        with self.engine.connect() as conn:
+            found = conn.execute(stmt.order_by(Attribution.id).limit(1)).first()
+        return self._array(f"job {job} sample {sample_index} method {method!r}", found)
+
+    def attack_image(self, job: int, sample_index: int, strategy: str | None = None) -> np.ndarray:
+        """The final image ``[C, H, W]`` (model input space) of an attack on one sample; with
+        ``strategy``, that strategy's image in a ``--compare`` job."""
+        check_jobs(self.engine, [int(job)])
+        if strategy is None:
+            stmt = select(AttackResult.artifact, AttackResult.checksum).where(
+                AttackResult.job_id == int(job), AttackResult.sample_index == int(sample_index)
+            )
+        else:
+            stmt = select(AttackStrategyResult.artifact, AttackStrategyResult.checksum).where(
+                AttackStrategyResult.job_id == int(job),
+                AttackStrategyResult.sample_index == int(sample_index),
+                AttackStrategyResult.strategy == strategy,
+            )
+        with self.engine.connect() as conn:
+            found = conn.execute(stmt.limit(1)).first()
+        what = f"job {job} sample {sample_index} attack image" + (
+            f" of strategy {strategy!r}" if strategy else ""
+        )
+        return self._array(what, found)
 
     def _jobs(self, job: JobSelection) -> list[int]:
         """The ids ``job`` selects (names resolved), each checked to exist."""
@@ -248,14 +306,17 @@ def _table_frame(table: Any) -> pd.DataFrame:
     return frame
 
 
-def open(store: str | Engine | None = None) -> Results:  # noqa: A001 - the documented name
+def open(  # noqa: A001 - the documented name
+    store: str | Engine | None = None, artifacts: str | None = None
+) -> Results:
     """Results of the store at ``store``: an SQLAlchemy ``Engine``, a database URL, or
-    ``None`` for the configured default (``XAIQ_DB_URL``, else SQLite under ``XAIQ_HOME``)."""
+    ``None`` for the configured default (``XAIQ_DB_URL``, else SQLite under ``XAIQ_HOME``).
+    ``artifacts``: where the arrays are (a path or URL; default ``XAIQ_ARTIFACTS``)."""
     if isinstance(store, Engine):
-        return Results(store)
+        return Results(store, artifacts)
     from xaiq.db.session import get_engine
 
-    return Results(get_engine(store))
+    return Results(get_engine(store), artifacts)
 
 
 __all__ = ["Results", "open"]

@@ -291,3 +291,11 @@ def test_every_short_flag_means_one_option_across_all_commands() -> None:
     clashes = {flag: names for flag, names in meanings.items() if len(names) > 1}
     assert not clashes, clashes
     assert meanings["-m"] == {"--model"}
+
+
+def test_submit_refuses_a_bad_map_dtype_naming_it(tmp_path: Path) -> None:
+    proc = xaiq(
+        "submit", "attribution", "-d", "digits", "-m", "digits-cnn", "--methods", "saliency",
+        "--map-dtype", "int8", home=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "map_dtype" in proc.stderr and "int8" in proc.stderr

@@ -67,7 +67,9 @@ def _running_mid_shard(cluster: Cluster, job_id: int) -> bool:
 def _comparable(cluster: Cluster, job_id: int, table: str) -> list[dict]:
     with read_session(get_engine(cluster.db_url)) as session:
         rows = rows_for(session, table, job_id)
-    return [{k: v for k, v in r.items() if k not in ("job_id", "artifact")} for r in rows]
+    # "reused": a map an earlier job of this module stored is read back, not recomputed
+    skip = ("job_id", "artifact", "reused")
+    return [{k: v for k, v in r.items() if k not in skip} for r in rows]
 
 
 def _xaiq(cluster: Cluster, *args: str, **env: str) -> subprocess.Popen:

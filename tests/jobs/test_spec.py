@@ -20,6 +20,7 @@ BASE = {
 def test_a_valid_spec_gets_every_default_and_its_parameters_filled_in() -> None:
     spec = validate_spec({**BASE, "methods": ["saliency", "integrated_gradients"], "limit": 10})
     assert spec["n_samples"] == 10 and spec["seed"] == 0 and spec["queue"] == "cpu"
+    assert spec["map_dtype"] == "float32" and spec["recompute"] is False
     assert spec["params"]["integrated_gradients"]["n_steps"] == 50
     assert spec["params"]["saliency"] == {"abs": True}
 
@@ -59,6 +60,8 @@ def test_the_dataset_size_caps_the_limit() -> None:
         ({"limit": 0}, "limit must be >= 1, got 0"),
         ({"seed": True}, "seed must be an integer, got True"),
         ({"queue": "tpu"}, "queue must be one of cpu, gpu, got 'tpu'"),
+        ({"map_dtype": "int8"}, "map_dtype must be one of float32, float16, got 'int8'"),
+        ({"recompute": "yes"}, "recompute must be true or false, got 'yes'"),
         ({"model": "no-such-model"}, "model: unknown model 'no-such-model'"),
         ({"dataset": "nowhere/at/all"}, "dataset: dataset not found: nowhere/at/all"),
     ],

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any
 
@@ -91,6 +92,7 @@ def assert_every_sample_accounted(db_url: str, job_id: int, artifacts=None) -> d
     assert got == expected, f"missing {expected - got}, extra {got - expected}"
     if artifacts is not None:
         for r in tables["attributions"]:
-            assert r["artifact"] == f"job-{job_id}/{r['method']}/{r['sample_index']}.npy"
+            form = rf"job-{job_id}/{r['method']}/chunk-\d+\.npys#\d+:\d+"  # shard's chunk
+            assert re.fullmatch(form, r["artifact"]), r["artifact"]
             load_array(r["artifact"], r["checksum"], root=artifacts)  # exists, checksum matches
     return {"ok": len(samples), "errors": len(errors), "failed_shard_samples": len(in_failed)}

@@ -160,11 +160,11 @@ def test_file_names_with_traversal_never_steer_where_artifacts_land(
     after = {p for p in tmp_path.rglob("*") if not p.is_relative_to(artifacts)}
     new = sorted(str(p.relative_to(tmp_path)) for p in after - before)
     assert all(p.startswith("home") for p in new), new  # only the store's own files
-    written = sorted(str(p.relative_to(artifacts)) for p in artifacts.rglob("*.npy"))
-    allowed = {f"job-{attribution}/saliency/{i}.npy" for i in range(len(names))}
+    written = sorted(str(p.relative_to(artifacts)) for p in artifacts.rglob("*") if p.is_file())
+    # one object per shard and group, named by ids only: the attribution maps (saliency/),
     # an attack's final images (attack/) and each strategy's best image (attack-central/)
-    for folder in ("attack", "attack-central"):
-        allowed |= {f"job-{attack}/{folder}/{i}.npy" for i in range(len(names))}
+    allowed = {f"job-{attribution}/saliency/chunk-0.npys"}
+    allowed |= {f"job-{attack}/{g}/chunk-0.npys" for g in ("attack", "attack-central")}
     assert written and set(written) <= allowed, written
     with read_session() as session:
         from xaiq.db.jobs import rows_for
@@ -172,4 +172,5 @@ def test_file_names_with_traversal_never_steer_where_artifacts_land(
         keys = {r["key"] for r in rows_for(session, "samples", attribution)}
         arts = {r["artifact"] for r in rows_for(session, "attributions", attribution)}
     assert keys == set(names)  # the names are kept as data...
-    assert arts == {f"job-{attribution}/saliency/{i}.npy" for i in range(len(names))}
+    assert {a.split("#")[0] for a in arts} == {f"job-{attribution}/saliency/chunk-0.npys"}
+    assert len(arts) == len(names)  # a byte range of its own per sample

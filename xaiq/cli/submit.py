@@ -98,6 +98,14 @@ Wait = Annotated[bool, typer.Option("--wait", help="wait for a distributed job t
 Device = Annotated[
     str | None, typer.Option("--device", help="device for in-process runs (cpu, cuda:0)")
 ]
+Recompute = Annotated[
+    bool,
+    typer.Option("--recompute", help="compute every map afresh (default: reuse stored maps)"),
+]
+MapDtype = Annotated[
+    str | None,
+    typer.Option("--map-dtype", help="storage dtype of maps: float32 (default) or float16"),
+]
 ExplainTarget = Annotated[
     str | None, typer.Option("--target", help="explain 'pred' (default) or 'label'")
 ]
@@ -149,6 +157,8 @@ def submit_attribution(
     priority: Priority = None,
     queue: Queue = None,
     max_attempts: MaxAttempts = None,
+    recompute: Recompute = False,
+    map_dtype: MapDtype = None,
     spec_file: SpecFile = None,
     name: Name = None,
     tag: Tag = None,
@@ -237,6 +247,8 @@ def submit_disagreement(
     priority: Priority = None,
     queue: Queue = None,
     max_attempts: MaxAttempts = None,
+    recompute: Recompute = False,
+    map_dtype: MapDtype = None,
     spec_file: SpecFile = None,
     name: Name = None,
     tag: Tag = None,

@@ -365,6 +365,14 @@ def job_progress(session: Session, job_id: int) -> dict[str, Any]:
         )
         or 0
     )
+    # maps this job computed vs read from an earlier job (same identity, xaiq.worker.reuse)
+    maps = {False: 0, True: 0}
+    for reused, n in session.execute(
+        select(Attribution.reused, func.count())
+        .where(Attribution.job_id == job_id)
+        .group_by(Attribution.reused)
+    ):
+        maps[bool(reused)] += int(n)
     rate = eta = None
     if job.started_at is not None:
         end = job.finished_at or utcnow()
@@ -382,6 +390,8 @@ def job_progress(session: Session, job_id: int) -> dict[str, Any]:
         "samples_finished": int(finished_samples),
         "samples_done": int(done),
         "samples_failed": int(failed),
+        "maps_computed": maps[False],
+        "maps_reused": maps[True],
         "shards": shards,
         "rate": rate,
         "eta_seconds": eta,

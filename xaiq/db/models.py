@@ -165,7 +165,10 @@ class SampleRow(Base):
 
 class Attribution(Base):
     __tablename__ = "attributions"
-    __table_args__ = (UniqueConstraint("job_id", "sample_index", "method", name="uq_attribution"),)
+    __table_args__ = (
+        UniqueConstraint("job_id", "sample_index", "method", name="uq_attribution"),
+        Index("ix_attributions_map_key", "map_key"),
+    )
 
     id: Mapped[IntPK]
     job_id: Mapped[JobFK]
@@ -175,7 +178,7 @@ class Attribution(Base):
     target_kind: Mapped[TargetKind]
     model: Mapped[OptModel]
     artifact: Mapped[str] = mapped_column(String(1024))  # relative to the artifact root
-    checksum: Mapped[str] = mapped_column(String(64))  # sha256 of the file
+    checksum: Mapped[str] = mapped_column(String(64))  # sha256 of the artifact's bytes
     height: Mapped[int] = mapped_column(Integer)
     width: Mapped[int] = mapped_column(Integer)
     min: Mapped[OptFloat]
@@ -183,6 +186,9 @@ class Attribution(Base):
     mean: Mapped[OptFloat]
     abs_mean: Mapped[OptFloat]
     std: Mapped[OptFloat]
+    # the map's identity (xaiq.worker.reuse) and whether this job read it from an earlier one
+    map_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reused: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
 
 METRIC_COLUMNS = (

@@ -1,7 +1,8 @@
 """Engines and sessions: SQLite (default, WAL, busy timeout, immediate writes) or PostgreSQL.
 
 Configuration: ``XAIQ_DB_URL`` (default ``sqlite:///$XAIQ_HOME/xaiq.sqlite``),
-``XAIQ_ARTIFACTS`` (default ``$XAIQ_HOME/artifacts``), ``XAIQ_HOME`` (default ``./xaiq-data``).
+``XAIQ_ARTIFACTS`` (a path or an fsspec URL, default ``$XAIQ_HOME/artifacts``),
+``XAIQ_HOME`` (default ``./xaiq-data``).
 
 ``get_engine(url)`` is cached per URL. Readers use :func:`read_session`; writers use
 :func:`write_session`, which on SQLite opens the transaction with ``BEGIN IMMEDIATE`` so two
@@ -48,8 +49,15 @@ def default_db_url() -> str:
     return f"sqlite:///{xaiq_home() / 'xaiq.sqlite'}"
 
 
+def artifact_location() -> str:
+    """``XAIQ_ARTIFACTS`` as given (a path or an fsspec URL such as ``s3://bucket/prefix``);
+    default ``$XAIQ_HOME/artifacts``."""
+    return os.environ.get("XAIQ_ARTIFACTS") or str(xaiq_home() / "artifacts")
+
+
 def artifact_root() -> Path:
-    return Path(os.environ.get("XAIQ_ARTIFACTS", str(xaiq_home() / "artifacts")))
+    """:func:`artifact_location` as a local path (meaningful only for a local store)."""
+    return Path(artifact_location())
 
 
 def _first_line(exc: BaseException, url: str = "") -> str:

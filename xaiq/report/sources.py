@@ -1,37 +1,35 @@
 """What the pictures show: attribution maps and attack images from artifacts, originals from
 the dataset.
 
-Artifacts are ``.npy`` files under :func:`xaiq.db.session.artifact_root`, verified against the
-row's sha256 and read with ``allow_pickle=False``. The original image is not in the store:
-:func:`original_input` re-reads it from the job's dataset and runs the model's preprocessing
-(imported lazily from ``xaiq.xai``, so the report works without torch until an original is
-actually needed). When that is impossible (dataset gone, weights not cached, no torch) it
-returns ``None`` and the figures show the maps / final images alone, saying so.
+Artifacts are ``.npy`` bytes in the artifact store (``XAIQ_ARTIFACTS``: a directory or an
+object-store URL; one object per sample, or a ranged read of a shard's chunk), verified
+against the row's sha256 and read with ``allow_pickle=False``. The original image is not in
+the store: :func:`original_input` re-reads it from the job's dataset and runs the model's
+preprocessing (imported lazily from ``xaiq.xai``, so the report works without torch until an
+original is actually needed). When that is impossible (dataset gone, weights not cached, no
+torch) it returns ``None`` and the figures show the maps / final images alone, saying so.
 """
 
 from __future__ import annotations
 
 import functools
 import io
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from xaiq.db.artifacts import ArtifactError, artifact_path, verify
-from xaiq.db.session import artifact_root
+from xaiq.db.artifacts import ArtifactError, read_artifact
+from xaiq.db.store import StoreError, open_store
 
 
 def load_artifact(rel: str | None, checksum: str | None = None) -> np.ndarray | None:
-    """The array at ``artifact_root()/rel``; ``None`` if missing, unreadable or its sha256
-    differs from ``checksum`` (a report shows what it can rather than failing)."""
+    """The array ``rel`` names in the artifact store; ``None`` if missing, unreadable or its
+    sha256 differs from ``checksum`` (a report shows what it can rather than failing)."""
     if not rel:
         return None
-    try:  # a path that leaves the artifact form, or no checksum: not read (see db.artifacts)
-        path = artifact_path(rel, Path(artifact_root()))
-        data = path.read_bytes()
-        verify(data, checksum, path)
-    except (OSError, ArtifactError):
+    try:  # a path that leaves the artifact forms, or no checksum: not read (see db.artifacts)
+        data = read_artifact(rel, checksum, open_store())
+    except (OSError, ArtifactError, StoreError):
         return None
     try:
         return np.load(io.BytesIO(data), allow_pickle=False)

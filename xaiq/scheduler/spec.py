@@ -6,7 +6,9 @@ spec alone determines the results; workers rebuild everything from it.
 
 Keys (all kinds): ``kind``, ``dataset``, ``model``, ``seed`` (0), ``shard_size`` (64),
 ``batch_size`` (32), ``limit`` (None: the first N samples), ``priority`` (0), ``queue``
-(``cpu`` | ``gpu``), ``max_attempts`` (3).
+(``cpu`` | ``gpu``), ``max_attempts`` (3), ``map_dtype`` (``float32`` | ``float16``: how maps
+are stored; rows are computed from the float32 maps either way), ``recompute`` (False: a
+map the store already has, same identity, is reused; True: computed afresh).
 attribution: ``methods`` (non-empty list), ``params`` ({method: {param: value}}), ``target``
 (``pred``: explain the model's prediction, as the source pipeline does; ``label``: the true
 label, the prediction for a sample without one).
@@ -39,7 +41,10 @@ _COMMON: dict[str, Any] = {
     "priority": 0,
     "queue": "cpu",
     "max_attempts": 3,
+    "map_dtype": "float32",
+    "recompute": False,
 }
+MAP_DTYPES = ("float32", "float16")
 _KIND_KEYS: dict[str, dict[str, Any]] = {
     "attribution": {"methods": None, "params": {}, "target": "pred"},
     "disagreement": {
@@ -187,6 +192,12 @@ def validate_spec(raw: Mapping[str, Any], *, check_dataset: bool = True) -> dict
     spec["max_attempts"] = _int("max_attempts", spec["max_attempts"], 1)
     if spec["limit"] is not None:
         spec["limit"] = _int("limit", spec["limit"], 1)
+    if spec["map_dtype"] not in MAP_DTYPES:
+        raise SpecError(
+            f"map_dtype must be one of {', '.join(MAP_DTYPES)}, got {spec['map_dtype']!r}"
+        )
+    if not isinstance(spec["recompute"], bool):
+        raise SpecError(f"recompute must be true or false, got {spec['recompute']!r}")
     if spec["queue"] not in QUEUES:
         raise SpecError(f"queue must be one of {', '.join(QUEUES)}, got {spec['queue']!r}")
 

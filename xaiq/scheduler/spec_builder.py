@@ -98,7 +98,9 @@ def common_options(flags: Mapping[str, Any]) -> dict[str, Any]:
     """The keys every kind takes: dataset, model, seed, shard and batch sizes, limit,
     priority, queue, max_attempts."""
     keys = ("dataset", "model", "seed", "shard_size", "batch_size", "limit", "priority")
-    return {k: flags.get(k) for k in (*keys, "queue", "max_attempts")}
+    out = {k: flags.get(k) for k in (*keys, "queue", "max_attempts", "map_dtype")}
+    out["recompute"] = flags.get("recompute") or None  # absent unless asked for
+    return out
 
 
 def attribution_spec(flags: Mapping[str, Any], spec_file: Path | None = None) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Attack shards: run the guided search on the samples the spec selects and turn each
 :class:`~xaiq.xai.attack.AttackResult` into an ``attack_results`` row plus an artifact (the
-final image, ``job-<id>/attack/<sample_index>.npy``), and each of its per-strategy outcomes
-into an ``attack_strategy_results`` row plus that strategy's image
-(``job-<id>/attack-<strategy>/<sample_index>.npy``, the strategy name with ``:`` as ``-``).
+final image, in the shard's ``job-<id>/attack/chunk-<first>.npys``), and each of its
+per-strategy outcomes into an ``attack_strategy_results`` row plus that strategy's image
+(group ``attack-<strategy>``, the strategy name with ``:`` as ``-``; see
+:mod:`xaiq.worker.artifacts`).
 
 In ``repair`` mode only misclassified samples are attacked unless the spec's
 ``attack.only_misclassified`` is false; every sample still gets its ``samples`` row.
@@ -14,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from xaiq.db.jobs import Claim
-from xaiq.worker.artifacts import artifact_relpath, save_array
 from xaiq.worker.compute import SAMPLE_FAILURES, Batch, ShardRows, error_message
 from xaiq.xai.models import LoadedModel
 
@@ -75,9 +75,7 @@ def attack_batch(
     order = {name: i for i, name in enumerate(params["strategies"])}
     for j, res in results:
         idx = batch.ids[positions[j]]
-        rel = artifact_relpath(claim.job_id, "attack", idx)
-        checksum = save_array(rel, res.final.detach().cpu().numpy(), root)
-        rows.add(
+        rows.add_array(
             "attack_results",
             {
                 "sample_index": idx,
@@ -94,12 +92,13 @@ def attack_batch(
                 "l0": int(res.l0),
                 "l2": float(res.l2),
                 "linf": float(res.linf),
-                "artifact": rel,
-                "checksum": checksum,
                 "grad_norm_logit": _opt(res.grad_norm_logit),
                 "grad_norm_logprob": _opt(res.grad_norm_logprob),
                 "confidence": _opt(res.confidence),
             },
+            "attack",
+            idx,
+            res.final.detach().cpu().numpy(),
         )
         for out in res.outcomes:
             _strategy_row(claim, rows, root, idx, out, order[out.strategy])
@@ -117,9 +116,7 @@ def strategy_group(name: str) -> str:
 def _strategy_row(
     claim: Claim, rows: ShardRows, root: Path, idx: int, out: Any, position: int
 ) -> None:
-    rel = artifact_relpath(claim.job_id, strategy_group(out.strategy), idx)
-    checksum = save_array(rel, out.final.detach().cpu().numpy(), root)
-    rows.add(
+    rows.add_array(
         "attack_strategy_results",
         {
             "sample_index": idx,
@@ -135,7 +132,8 @@ def _strategy_row(
             "l0": int(out.l0),
             "l2": float(out.l2),
             "linf": float(out.linf),
-            "artifact": rel,
-            "checksum": checksum,
         },
+        strategy_group(out.strategy),
+        idx,
+        out.final.detach().cpu().numpy(),
     )

@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from xaiq.db.jobs import Claim
 from xaiq.worker import stages
-from xaiq.worker.artifacts import artifact_relpath, save_array
+from xaiq.worker.artifacts import ArtifactError, ChunkWriter, load_arrays
 from xaiq.worker.checkpoint import Checkpoint, ShardInterrupted
 from xaiq.xai.datasets import Dataset, Sample, open_dataset
 from xaiq.xai.models import LoadedModel, load_model
@@ -76,9 +76,35 @@ class ShardRows:
     # a kind that computes a batch in one long call (the attack) reports the samples of the
     # batch it has finished so far; the shard's progress in the store moves with it
     on_progress: Callable[[int], None] | None = None
+    # the shard's arrays, one object per group (xaiq.worker.artifacts); None: XAIQ_ARTIFACTS
+    chunks: ChunkWriter | None = None
+    map_dtype: str = "float32"  # storage dtype of maps (the spec's map_dtype)
+    recompute: bool = False  # the spec's recompute: never read a stored map
 
     def add(self, table: str, row: dict[str, Any]) -> None:
         self.tables[table].append({"job_id": self.job_id, **row})
+
+    def writer(self) -> ChunkWriter:
+        if self.chunks is None:
+            from xaiq.db.store import open_store
+
+            self.chunks = ChunkWriter(self.job_id, open_store())
+        return self.chunks
+
+    def add_array(
+        self,
+        table: str,
+        row: dict[str, Any],
+        group: str,
+        index: int,
+        array: np.ndarray,
+        dtype: str | None = None,
+    ) -> None:
+        """``row`` plus its array, stored with the shard's other arrays of ``group``; the
+        row's ``artifact`` and ``checksum`` are set when the shard's rows are taken."""
+        full = {"job_id": self.job_id, **row}
+        self.writer().stage(group, index, array, full, dtype)
+        self.tables[table].append(full)
 
     def error(self, index: int, stage: str, message: str) -> None:
         if index not in self.errors:  # the first failure of a sample is the one recorded
@@ -92,6 +118,9 @@ class ShardRows:
             }
 
     def as_tables(self) -> dict[str, list[dict[str, Any]]]:
+        """Every row, after the staged arrays are in the store (rows name their bytes)."""
+        if self.chunks is not None:
+            self.chunks.flush()
         return {**self.tables, "sample_errors": list(self.errors.values())}
 
 
@@ -106,6 +135,18 @@ class Batch:
     preds: list[int]
     samples: list[Sample] = field(default_factory=list)  # as loaded (other models re-preprocess)
     target_kind: str = "label"
+
+    def subset(self, positions: list[int]) -> Batch:
+        """The batch's samples at ``positions`` (in that order)."""
+        return Batch(
+            ids=[self.ids[p] for p in positions],
+            inputs=self.inputs[positions],
+            targets=self.targets[positions],
+            labels=[self.labels[p] for p in positions],
+            preds=[self.preds[p] for p in positions],
+            samples=[self.samples[p] for p in positions] if self.samples else [],
+            target_kind=self.target_kind,
+        )
 
 
 def explained_class(target_kind: str, label: int | None, pred: int) -> int:
@@ -220,43 +261,90 @@ def explain_batch(
     return maps
 
 
+@dataclass
+class MapSet:
+    """Maps of one method over a batch, and where each came from."""
+
+    maps: dict[int, np.ndarray]  # sample index -> [H, W] float32
+    keys: dict[int, str] = field(default_factory=dict)  # sample index -> map identity
+    reused: dict[int, tuple[str, str]] = field(default_factory=dict)  # -> (artifact, checksum)
+
+
+def explain_maps(
+    method: str,
+    model: LoadedModel,
+    batch: Batch,
+    params: dict[str, Any],
+    seed: int,
+    rows: ShardRows,
+) -> MapSet:
+    """The batch's maps of ``method``: those the store already has (same identity, see
+    :mod:`xaiq.worker.reuse`) are read back, the others computed. A stored map that cannot
+    be read (gone, checksum differs) is computed again."""
+    from xaiq.worker.reuse import map_keys, stored_maps
+
+    targets = batch.targets.tolist()
+    key_list = map_keys(
+        model, method, params, batch.inputs, targets, batch.ids, seed, rows.map_dtype
+    )
+    keys = dict(zip(batch.ids, key_list, strict=True))
+    found = {} if rows.recompute else stored_maps(rows.engine, key_list)
+    out = MapSet({}, keys)
+    hits = [i for i, k in enumerate(key_list) if k in found]
+    if hits:
+        refs = [found[key_list[i]] for i in hits]
+        shape = tuple(batch.inputs.shape[2:])
+        for i, ref, arr in zip(hits, refs, load_arrays(refs, rows.writer().store), strict=True):
+            if isinstance(arr, ArtifactError) or tuple(arr.shape) != shape:
+                continue
+            out.maps[batch.ids[i]] = np.asarray(arr, dtype=np.float32)
+            out.reused[batch.ids[i]] = ref
+    todo = [i for i, idx in enumerate(batch.ids) if idx not in out.maps]
+    if todo:
+        sub = batch if len(todo) == len(batch.ids) else batch.subset(todo)
+        out.maps.update(explain_batch(method, model, sub, params, seed, rows))
+    return out
+
+
 def store_maps(
     claim: Claim,
     method: str,
-    maps: dict[int, np.ndarray],
+    got: MapSet,
     batch: Batch,
     rows: ShardRows,
-    root: Path,
     *,
     name: str | None = None,
     group: str | None = None,
     model: str | None = None,
 ) -> None:
-    """``attributions`` rows and artifacts; ``name`` is the row's method (default ``method``;
-    ``model:method`` in cross-model jobs), ``group`` the artifact folder, ``model`` the map's
-    model (default: the job's)."""
+    """``attributions`` rows; computed maps are staged for the shard's chunk of ``group``
+    (default ``method``), reused ones point at the bytes an earlier job stored. ``name`` is
+    the row's method (default ``method``; ``model:method`` in cross-model jobs), ``model``
+    the map's model (default: the job's)."""
     targets = dict(zip(batch.ids, batch.targets.tolist(), strict=True))
-    for idx, m in maps.items():
-        rel = artifact_relpath(claim.job_id, group or method, idx)
-        rows.add(
-            "attributions",
-            {
-                "sample_index": idx,
-                "method": name or method,
-                "target": int(targets[idx]),
-                "target_kind": batch.target_kind,
-                "model": model or claim.spec["model"],
-                "artifact": rel,
-                "checksum": save_array(rel, m, root),
-                "height": int(m.shape[0]),
-                "width": int(m.shape[1]),
-                "min": float(m.min()),
-                "max": float(m.max()),
-                "mean": float(m.mean()),
-                "abs_mean": float(np.abs(m).mean()),
-                "std": float(m.std()),
-            },
-        )
+    for idx in sorted(got.maps):
+        m = got.maps[idx]
+        row = {
+            "sample_index": idx,
+            "method": name or method,
+            "target": int(targets[idx]),
+            "target_kind": batch.target_kind,
+            "model": model or claim.spec["model"],
+            "height": int(m.shape[0]),
+            "width": int(m.shape[1]),
+            "min": float(m.min()),
+            "max": float(m.max()),
+            "mean": float(m.mean()),
+            "abs_mean": float(np.abs(m).mean()),
+            "std": float(m.std()),
+            "map_key": got.keys.get(idx),
+            "reused": idx in got.reused,
+        }
+        if idx in got.reused:
+            artifact, checksum = got.reused[idx]
+            rows.add("attributions", {**row, "artifact": artifact, "checksum": checksum})
+        else:
+            rows.add_array("attributions", row, group or method, idx, m, rows.map_dtype)
 
 
 def _attribution(
@@ -265,9 +353,9 @@ def _attribution(
     spec = claim.spec
     all_maps = {}
     for method in spec["methods"]:
-        maps = explain_batch(method, model, batch, spec["params"][method], spec["seed"], rows)
-        store_maps(claim, method, maps, batch, rows, root)
-        all_maps[method] = maps
+        got = explain_maps(method, model, batch, spec["params"][method], spec["seed"], rows)
+        store_maps(claim, method, got, batch, rows)
+        all_maps[method] = got.maps
     return all_maps
 
 
@@ -315,7 +403,7 @@ def compute_shard(
     claim: Claim,
     *,
     device: str | torch.device | None = None,
-    root: Path | None = None,
+    root: str | Path | None = None,
     engine: Engine | None = None,
     checkpoint: Checkpoint | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
@@ -324,13 +412,17 @@ def compute_shard(
     ``checkpoint`` (called after each batch but the last) reports progress and may stop the
     shard with :class:`~xaiq.worker.checkpoint.ShardInterrupted` carrying the rows so far;
     its ``skip`` samples (already written) are left out."""
-    from xaiq.db.session import artifact_root
+    from xaiq.db.session import artifact_location
+    from xaiq.db.store import open_store
 
     spec = claim.spec
-    root = root or artifact_root()
+    root = root or artifact_location()
     model = cached_model(spec["model"], device)
     dataset = cached_dataset(spec["dataset"])
     rows = ShardRows(claim.job_id, claim.attempt, engine)
+    rows.chunks = ChunkWriter(claim.job_id, open_store(root))
+    rows.map_dtype = str(spec.get("map_dtype", "float32"))
+    rows.recompute = bool(spec.get("recompute", False))
     # samples written by an interrupted run of this shard are not computed again; they are
     # whole leading batches, so the remaining batches are the ones an uninterrupted run makes
     skip = checkpoint.skip if checkpoint is not None else set()

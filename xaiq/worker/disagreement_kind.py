@@ -26,7 +26,7 @@ from xaiq.worker.compute import (
     ShardRows,
     cached_model,
     error_message,
-    explain_batch,
+    explain_maps,
     explained_class,
     store_maps,
 )
@@ -114,7 +114,7 @@ def _source_maps(claim: Claim, batch: Batch, rows: ShardRows, root: Path) -> Map
                 rows.error(idx, "load", f"job {spec['from_job']} has no {method} map for it")
                 continue
             try:
-                out[method][idx] = load_array(*where[(method, idx)], root=root)
+                out[method][idx] = load_array(*where[(method, idx)], root=rows.writer().store)
             except SAMPLE_FAILURES as exc:
                 rows.error(idx, "load", error_message(exc))
     return out
@@ -127,13 +127,13 @@ def _maps(claim: Claim, sides: list[Side], rows: ShardRows, root: Path) -> Maps:
     out: Maps = {}
     for side in sides:
         for method in spec["methods"]:
-            got = explain_batch(
+            got = explain_maps(
                 method, side.model, side.batch, spec["params"][method], spec["seed"], rows
             )
             name = side.map_name(method)
             kw = {"name": name, "group": side.group(method), "model": side.name}
-            store_maps(claim, method, got, side.batch, rows, root, **kw)
-            out[name] = got
+            store_maps(claim, method, got, side.batch, rows, **kw)
+            out[name] = got.maps
     return out
 
 

@@ -1,7 +1,7 @@
 """Deletion/insertion rows of a disagreement shard: one ``faithfulness`` row per sample x map x
-unit (``pixels``, then every superpixel configuration when asked), the curves as artifacts
-``job-<id>/faith-<unit><n_segments>-<map group>/<sample>.npy`` (``[2, n_steps + 1]`` float32:
-deletion, insertion)."""
+unit (``pixels``, then every superpixel configuration when asked), the curves as artifacts in
+group ``faith-<unit><n_segments>-<map group>`` (``[2, n_steps + 1]`` float32: deletion,
+insertion; one object per shard, see :mod:`xaiq.worker.artifacts`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from xaiq.db.jobs import Claim
-from xaiq.worker.artifacts import artifact_relpath, save_array
 from xaiq.worker.compute import SAMPLE_FAILURES, ShardRows, error_message
 from xaiq.worker.disagreement_kind import Labels, Maps, Side
 
@@ -31,9 +30,8 @@ def _add_rows(
     group = f"faith-{unit[0]}{unit[1]}-{side.group(method)}"
     for j, idx in enumerate(have):
         curves = result.curves(j).astype(np.float32)
-        rel = artifact_relpath(claim.job_id, group, idx)
         finite = bool(np.all(np.isfinite(curves)))
-        rows.add(
+        rows.add_array(
             "faithfulness",
             {
                 "sample_index": idx,
@@ -50,9 +48,10 @@ def _add_rows(
                 "prob_full": float(curves[0, 0]) if finite else None,
                 "deletion_auc": float(result.deletion_auc[j]) if finite else None,
                 "insertion_auc": float(result.insertion_auc[j]) if finite else None,
-                "artifact": rel,
-                "checksum": save_array(rel, curves, root),
             },
+            group,
+            idx,
+            curves,
         )
 
 
