@@ -330,6 +330,10 @@ def compute_shard(
     root = root or artifact_root()
     model = cached_model(spec["model"], device)
     dataset = cached_dataset(spec["dataset"])
+    from xaiq.worker.provenance import record_runtime
+
+    names = spec.get("models") or [spec["model"]]
+    record_runtime(engine, claim, {n: cached_model(n, device) for n in names})
     rows = ShardRows(claim.job_id, claim.attempt, engine)
     # samples written by an interrupted run of this shard are not computed again; they are
     # whole leading batches, so the remaining batches are the ones an uninterrupted run makes
