@@ -1,5 +1,4 @@
-"""Blur kernels and pixel orders of the deletion/insertion protocol (DESIGN.md §11 in
-docs/architecture.md).
+"""Blur kernels and pixel orders of the deletion/insertion protocol (docs/faithfulness.md).
 
 Kernels (``kernel=``):
 
