@@ -160,12 +160,14 @@ def test_the_submit_flags_reach_the_stored_spec_and_rows(home, capsys) -> None: 
     args += ["--methods", "saliency", "--superpixels", "grid", "--n-segments", "16"]
     args += ["--limit", "2", "--target", "label", "--faithfulness"]
     args += ["--faith-param", "superpixels=false", "--faith-param", "order=abs"]
+    args += ["--faith-param", "ties=index", "--faith-param", "kernel=sampled"]
     args += ["--sanity", "independent", "--sanity-param", "max_layers=1", "--json"]
     assert main(args) == 0
     job = json.loads(capsys.readouterr().out)["job"]
     faith = _rows(job, "faithfulness")
-    assert len(faith) == 2 * 2 and {(r["order"], r["target_kind"]) for r in faith} == {
-        ("abs", "label")
+    assert len(faith) == 2 * 2
+    assert {(r["order"], r["target_kind"], r["ties"], r["kernel"]) for r in faith} == {
+        ("abs", "label", "index", "sampled")
     }
     sanity = _rows(job, "sanity_checks")
     assert {(r["mode"], r["layer"], r["model"]) for r in sanity} == {
@@ -211,3 +213,18 @@ def test_rows_do_not_depend_on_the_shard_size_with_random_ties_and_road(home) ->
     assert len(one) == len(two) == 8
     for a, b in zip(one, two, strict=True):
         assert [a[k] for k in keys] == pytest.approx([b[k] for k in keys], abs=1e-5)
+
+
+def test_an_attack_jobs_card_records_the_attack_settings_the_spec_states() -> None:
+    from xaiq.scheduler.protocol import protocol_card
+
+    spec = validate_spec(
+        {"kind": "attack", "dataset": "digits", "model": "digits-cnn-weak", "limit": 4,
+         "attack": {"sigma": 0.5, "max_iters": 20}}
+    )  # fmt: skip
+    card = protocol_card(spec)
+    assert "faithfulness" not in card and card["seeds"]["job"] == 0
+    attack = card["attack"]
+    assert attack["clamp"] == spec["attack"]["clamp"] and attack["sigma"] == 0.5
+    assert attack["max_iters"] == 20 and attack["strategies"] == spec["attack"]["strategies"]
+    assert "domain" in attack
