@@ -48,18 +48,14 @@ from xaiq.xai.device import module_device
 from xaiq.xai.errors import InvalidParameterError
 from xaiq.xai.faith_orders import (
     KERNELS,
-    STREAM_RANDOM_ORDER,
-    STREAM_TIES,
     TIES,
     blur,
     blur_kernel_of,
     check_ties,
     gaussian_kernel,
-    order_units,
-    ranks_of,
     reference_kernel,
-    sample_keys,
-    tied_share,
+    superpixel_units,
+    unit_ranks,
 )
 from xaiq.xai.faith_play import play_games
 from xaiq.xai.rise import default_batch_size
@@ -264,40 +260,6 @@ def _games(
     return _assemble(probs, lengths, n, step, sets)
 
 
-def _unit_ranks(
-    scores: torch.Tensor,
-    n_units: torch.Tensor,
-    ids: torch.Tensor,
-    ties: str,
-    seed: int,
-    lerf: bool,
-    random_baseline: bool,
-) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Unit ranks ``[N, U]`` of the MoRF order (then LeRF, random as asked) for scores
-    padded with ``-inf`` beyond ``n_units[j]`` (padding always ranks last), and the share of
-    tied units per image."""
-    u = scores.shape[1]
-    dev = scores.device
-    keys = sample_keys(seed, ids, u, STREAM_TIES).to(dev) if ties == "random" else None
-    morf = ranks_of(order_units(scores, ties, keys))
-    sets = [morf]
-    real = torch.arange(u, device=dev)[None, :] < n_units[:, None]
-    if lerf:
-        sets.append(torch.where(real, n_units[:, None] - 1 - morf, morf))
-    if random_baseline:
-        rkeys = sample_keys(seed, ids, u, STREAM_RANDOM_ORDER).to(dev)
-        flat = torch.where(real, torch.zeros_like(scores), torch.full_like(scores, -np.inf))
-        sets.append(ranks_of(order_units(flat, "random", rkeys)))
-    tied = (
-        torch.stack(
-            [tied_share(scores[j : j + 1, : int(n_units[j])])[0] for j in range(scores.shape[0])]
-        )
-        if scores.shape[0]
-        else torch.zeros(0, dtype=torch.float64)
-    )
-    return sets, tied.double().cpu()
-
-
 def _pixel_setup(
     model: Any, images: Any, maps: Any, targets: Any, order: str
 ) -> tuple[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -344,12 +306,12 @@ def faithfulness_games(
     if labels is None:
         unit_step = int(step) if step is not None else w
         n_units = torch.full((n,), h * w, dtype=torch.int64, device=x.device)
-        sets, tied = _unit_ranks(scores, n_units, ids, ties, seed, lerf, random_baseline)
+        sets, tied = unit_ranks(scores, n_units, ids, ties, seed, lerf, random_baseline)
         pixel_sets = sets
     else:
         unit_step = int(step) if step is not None else 1
-        inv, unit_scores, n_units = _superpixel_units(m, labels, order, x.device)
-        sets, tied = _unit_ranks(unit_scores, n_units, ids, ties, seed, lerf, random_baseline)
+        inv, unit_scores, n_units = superpixel_units(m, labels, order, x.device)
+        sets, tied = unit_ranks(unit_scores, n_units, ids, ties, seed, lerf, random_baseline)
         pixel_sets = [r.gather(1, inv) for r in sets]
     n_steps = (n_units + unit_step - 1) // unit_step
     proto = _Protocol(
@@ -362,33 +324,6 @@ def faithfulness_games(
         played[-1] if random_baseline else None,
         tied,
     )
-
-
-def _superpixel_units(
-    m: torch.Tensor, labels: Any, order: str, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per image: pixel -> unit index ``[N, H*W]``, unit scores padded with ``-inf`` ``[N, U]``
-    (mean attribution, or ``|mean|``), units per image ``[N]``."""
-    n, h, w = m.shape
-    lab = labels.detach().cpu().numpy() if hasattr(labels, "detach") else np.asarray(labels)
-    if lab.shape != (n, h, w) or not np.issubdtype(lab.dtype, np.integer):
-        raise InvalidParameterError(f"labels must be integers [{n}, {h}, {w}], got {lab.shape}")
-    flat_maps = m.reshape(n, h * w).double().cpu()
-    invs, means = [], []
-    for j in range(n):  # one relabelling per image; the superpixel means are one scatter
-        ids, inverse = np.unique(lab[j].reshape(-1), return_inverse=True)
-        inv = torch.from_numpy(inverse.reshape(-1).astype(np.int64))
-        sums = torch.zeros(ids.size, dtype=torch.float64).index_add_(0, inv, flat_maps[j])
-        mean = sums / torch.bincount(inv, minlength=ids.size).double()
-        invs.append(inv)
-        means.append(mean.abs() if order == "abs" else mean)
-    u = max((v.numel() for v in means), default=1)
-    scores = torch.full((n, u), -np.inf, dtype=torch.float64)
-    for j, v in enumerate(means):
-        scores[j, : v.numel()] = v
-    n_units = torch.tensor([v.numel() for v in means], dtype=torch.int64)
-    inv_t = torch.stack(invs) if invs else torch.zeros(0, h * w, dtype=torch.int64)
-    return inv_t.to(device), scores.to(device), n_units.to(device)
 
 
 def deletion_insertion(
