@@ -11,10 +11,11 @@ neighbours, so the values solve a sparse linear system per image and channel:
 
 with ``s_i`` the sum of pixel ``i``'s in-image neighbour weights and ``v`` the image. The
 matrix is symmetric and diagonally dominant, so it is solved by conjugate gradients with the
-diagonal as preconditioner, all systems of a batch at once (a 3 x 3 depthwise convolution per
-iteration), each stopped on its own when its residual falls below ``tol`` times its
-right-hand side. A removed region that touches no kept pixel (everything removed) has a zero
-right-hand side and gets 0, the model-input baseline. Then N(0, ``noise``^2) is added to the
+diagonal as preconditioner, all systems of a batch at once (per iteration, the neighbour sum
+is 8 shifted adds of a zero-padded copy, which beat a depthwise 3 x 3 ``conv2d`` on the CPU),
+each stopped on its own when its residual falls below ``tol`` times its right-hand side. A
+removed region that touches no kept pixel (everything removed) has a zero right-hand side and
+gets 0, the model-input baseline. Then N(0, ``noise``^2) is added to the
 removed pixels only (ROAD's default noise is 0.01), from counter-based streams so that a
 sample's noise does not depend on its batch.
 """
@@ -31,13 +32,12 @@ ROAD_TOL = 1e-5
 DIRECT, DIAGONAL = 1.0 / 6.0, 1.0 / 12.0
 
 
-def neighbour_weights(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """``[3, 3]``: 1/6 direct, 1/12 diagonal, 0 at the centre."""
-    w = torch.tensor(
-        [[DIAGONAL, DIRECT, DIAGONAL], [DIRECT, 0.0, DIRECT], [DIAGONAL, DIRECT, DIAGONAL]],
-        dtype=dtype,
-    )
-    return w.to(device)
+_OFFSETS = [
+    ((dy, dx), DIRECT if 0 in (dy, dx) else DIAGONAL)
+    for dy in (-1, 0, 1)
+    for dx in (-1, 0, 1)
+    if (dy, dx) != (0, 0)
+]
 
 
 def check_road_params(noise: float, tol: float) -> None:
@@ -73,18 +73,17 @@ def road_impute(
     mask = removed.reshape(b_count, 1, h, w).to(images.dtype)
     if max_iter is None:
         max_iter = 4 * (h + w)
-    weights = neighbour_weights(images.dtype, images.device)
-    kern = weights.expand(c, 1, 3, 3)
 
-    def conv(v: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(v, kern, padding=1, groups=c)
+    def conv(v: torch.Tensor) -> torch.Tensor:  # sum of w_ij v_j over in-image neighbours
+        padded = F.pad(v, (1, 1, 1, 1))
+        out = torch.zeros_like(v)
+        for (dy, dx), weight in _OFFSETS:
+            out.add_(padded[..., 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w], alpha=weight)
+        return out
 
-    rem = mask.expand(b_count, c, h, w)
-    s = F.conv2d(
-        torch.ones(1, 1, h, w, dtype=images.dtype, device=images.device),
-        weights.view(1, 1, 3, 3),
-        padding=1,
-    )  # in-image neighbour weight per pixel
+    rem = mask.expand(b_count, c, h, w).contiguous()
+    # in-image neighbour weight per pixel
+    s = conv(torch.ones(1, 1, h, w, dtype=images.dtype, device=images.device))
 
     def apply(v: torch.Tensor) -> torch.Tensor:  # A v on the removed pixels, 0 elsewhere
         return (s * v - conv(v * rem)) * rem
