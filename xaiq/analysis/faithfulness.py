@@ -144,13 +144,14 @@ VALUES = (
 
 
 def faith_cells(v: dict[str, np.ndarray]) -> dict[str, Any]:
-    """The cells of one group from its rows' :data:`VALUES` (NaN for NULL): ``n`` (rows with
-    both AUCs; every column uses these), ``nulls``; deletion, insertion and ``score`` (insertion - deletion) with
-    95% intervals; against chance, the paired differences ``deletion_vs_random`` (method -
-    random: below 0 is better than chance) and ``insertion_vs_random`` (above 0 is better),
-    each over the rows that have both (``n_random``); least relevant first, the
-    combinations ``deletion_gap`` = LeRF - MoRF and ``insertion_gap`` = MoRF - LeRF (above 0:
-    the order carries information; ``n_lerf``); the maps' mean sparseness and complexity."""
+    """The cells of one group from its rows' :data:`VALUES` (NaN for NULL): ``n`` (rows
+    with both AUCs; every column uses these), ``nulls``; deletion, insertion and ``score``
+    (insertion - deletion) with 95% intervals; against chance, the paired differences
+    ``deletion_vs_random`` (method - random: below 0 is better than chance) and
+    ``insertion_vs_random`` (above 0 is better), each over the rows that have both
+    (``n_random``); least relevant first, the combinations ``deletion_gap`` = LeRF - MoRF and
+    ``insertion_gap`` = MoRF - LeRF (above 0: the order carries information; ``n_lerf``); the
+    maps' mean sparseness and complexity."""
     # one n for every column: the games with both AUCs (a NULL in either leaves the row out
     # of every mean and interval, and counts in ``nulls``)
     complete = ~np.isnan(v["deletion_auc"]) & ~np.isnan(v["insertion_auc"])
