@@ -146,7 +146,7 @@ def stats_faithfulness(
         keys = group_by if group_by is not None else ["method"]
         rows = faithfulness_stats(_engine(), jobs, keys)
         # the groups: the keys asked for, any configuration key that varies, unit, n_segments
-        shown = _TABLE_COLUMNS if out_fmt is OutputFormat.table else _METHOD_COLUMNS
+        shown = _TABLE_COLUMNS if human_format(out_fmt) else _METHOD_COLUMNS
         columns = [*list(rows[0])[: list(rows[0]).index("n")], *shown] if rows else []
         title = "deletion / insertion AUC, vs the random order and LeRF (95% intervals)"
     if not rows:
@@ -156,7 +156,9 @@ def stats_faithfulness(
 
 
 @stats_app.command("maps")
-def stats_maps(job: list[int] | None = JobsOpt, fmt: FormatOption = OutputFormat.table) -> None:
+def stats_maps(
+    job: JobsOption = None, fmt: FormatOption = OutputFormat.table, as_json: JsonFlag = False
+) -> None:
     """Map properties per method, as Quantus defines them: sparseness (Gini index of |map|,
     higher: sparser) and complexity (entropy of |map| / sum |map|, higher: more spread),
     mean with its 95% interval, and their Spearman correlation with the faithfulness score
@@ -164,18 +166,17 @@ def stats_maps(job: list[int] | None = JobsOpt, fmt: FormatOption = OutputFormat
     of disagreement jobs run with --faithfulness; an all-zero map has neither (nulls)."""
     from xaiq.analysis.map_stats import map_property_stats
 
-    rows = map_property_stats(_engine(), job)
+    out_fmt = output_format(fmt, as_json)
+    rows = map_property_stats(_engine(), selected_jobs(job))
     if not rows:
         info("no map properties match (submit a disagreement job with --faithfulness)")
         return
     cols = ["job", "model", "method", "n", "nulls"]
     for m in ("sparseness", "complexity"):
         cols += [f"{m}_mean", f"{m}_low", f"{m}_high"]
-        cols += [] if OutputFormat(fmt) is OutputFormat.table else [f"{m}_median"]
+        cols += [] if human_format(out_fmt) else [f"{m}_median"]
     cols += ["rho_sparseness_score", "rho_complexity_score"]
-    emit(
-        rows, OutputFormat(fmt), title="map sparseness and complexity (95% intervals)", columns=cols
-    )
+    emit(rows, out_fmt, title="map sparseness and complexity (95% intervals)", columns=cols)
 
 
 @stats_app.command("sanity")
