@@ -1,5 +1,6 @@
-"""README.md and docs/operations.md name only commands and options that exist, and every
-command line of their code blocks parses as written (types, choices, required options)."""
+"""README.md, docs/operations.md and docs/faithfulness.md name only commands and options that
+exist, and every command line of their code blocks parses as written (types, choices, required
+options)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from xaiq.cli import helptext
 from xaiq.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = {name: (ROOT / name).read_text() for name in ("README.md", "docs/operations.md")}
+DOCS = {
+    name: (ROOT / name).read_text()
+    for name in ("README.md", "docs/operations.md", "docs/faithfulness.md")
+}
 
 
 def _blocks(text: str) -> list[str]:

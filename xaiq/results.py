@@ -278,6 +278,31 @@ class Results:
 
         return pd.DataFrame(faithfulness_pairs(self.engine, self._jobs(job), **options))
 
+    def map_stats(self, job: JobSelection = None) -> pd.DataFrame:
+        """``xaiq stats maps`` as a frame: sparseness and complexity per job, model and
+        method (:func:`xaiq.analysis.map_stats.map_property_stats`)."""
+        from xaiq.analysis.map_stats import map_property_stats
+
+        return pd.DataFrame(map_property_stats(self.engine, self._jobs(job)))
+
+    def protocol(self, job: int) -> dict[str, Any] | None:
+        """Job ``job``'s protocol card (a dict as stored; None for a job planned before
+        cards existed)."""
+        from xaiq.db.protocol import job_protocols
+
+        return job_protocols(self.engine, [int(job)])[int(job)]
+
+    def protocols(self, job: JobSelection = None) -> pd.DataFrame:
+        """One row per job: ``job`` and the card's fields as dotted columns
+        (``faithfulness.ties``, ``runtime[0].device``, ...)."""
+        from xaiq.db.protocol import job_protocols, protocol_rows
+
+        rows = []
+        for j, card in job_protocols(self.engine, self._jobs(job)).items():
+            fields = {r["field"]: r["value"] for r in protocol_rows(card)}
+            rows.append({"job": j, **fields})
+        return pd.DataFrame(rows)
+
     def sanity(self, job: JobSelection = None, threshold: float = 0.5) -> pd.DataFrame:
         """``xaiq stats sanity``: one row per method and randomised layer; the verdict per
         method is in ``attrs["verdicts"]`` (also :meth:`sanity_verdicts`)."""

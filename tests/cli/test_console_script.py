@@ -97,6 +97,7 @@ CASES: list[tuple[list[str], str]] = [
     (["stats", "disagreement", "--job", "x1"], "x1"),
     (["stats", "attack", "--job", "x1"], "x1"),
     (["stats", "faithfulness", "--job", "x1"], "x1"),
+    (["stats", "maps", "--job", "x1"], "x1"),
     (["stats", "sanity", "--threshold", "high"], "high"),
     (["models", "train-digits", "--seed", "s"], "'s'"),
     (["attack", "-m", "digits-cnn", "--clamp=yes"], "--clamp"),

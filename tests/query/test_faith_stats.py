@@ -19,6 +19,13 @@ from xaiq.db.models import Disagreement, Faithfulness, Job, JobKind, JobStatus, 
 
 N = 40
 METHODS = ("ig", "saliency")
+CARD = {
+    "card": 1,
+    "kind": "disagreement",
+    "seeds": {"job": 0, "rule": "per sample"},
+    "faithfulness": {"substrate": "baseline", "ties": "random", "kernel": "reference"},
+    "runtime": [{"device": "cpu", "model_sha256": {"digits-cnn": "ab" * 32}}],
+}
 
 
 def _fill(engine) -> dict:  # noqa: ANN001
@@ -33,6 +40,7 @@ def _fill(engine) -> dict:  # noqa: ANN001
             model="digits-cnn",
             n_samples=N,
             shard_size=8,
+            protocol=CARD,
         )
         s.add(job)
         s.flush()
@@ -44,6 +52,15 @@ def _fill(engine) -> dict:  # noqa: ANN001
                     if m == "ig" and i == 3 and unit == "pixels":
                         dele = ins = None  # a NULL row is counted, not averaged
                     data["faith"][(i, m, unit)] = (dele, ins)
+                    # random baseline: one per sample and unit; LeRF and map properties per map
+                    rand = data.setdefault("rand", {}).setdefault(
+                        (i, unit), tuple(float(x) for x in rng.uniform(0, 1, 2))
+                    )
+                    lerf = tuple(float(x) for x in rng.uniform(0, 1, 2))
+                    props = data.setdefault("props", {}).setdefault(
+                        (i, m), (float(rng.uniform(0, 1)), float(rng.uniform(0, 6)))
+                    )
+                    data.setdefault("lerf", {})[(i, m, unit)] = lerf
                     s.add(
                         Faithfulness(
                             job_id=job.id,
@@ -60,6 +77,14 @@ def _fill(engine) -> dict:  # noqa: ANN001
                             n_steps=28,
                             deletion_auc=dele,
                             insertion_auc=ins,
+                            deletion_auc_random=rand[0],
+                            insertion_auc_random=rand[1],
+                            deletion_auc_lerf=lerf[0],
+                            insertion_auc_lerf=lerf[1],
+                            ties="random",
+                            kernel="reference",
+                            sparseness=props[0],
+                            complexity=props[1],
                         )
                     )
             fd = float(rng.integers(0, 5)) / 4
@@ -123,6 +148,51 @@ def test_method_rows_keep_units_apart_and_match_numpy(engine) -> None:  # noqa: 
         low, high = mean_interval_of(dele)
         assert (r["deletion_low"], r["deletion_high"]) == pytest.approx((max(0, low), min(1, high)))
         assert r["score_mean"] == pytest.approx((ins - dele).mean())
+
+
+def test_every_auc_is_read_against_the_random_order_and_lerf(engine) -> None:  # noqa: ANN001
+    data = _fill(engine)
+    for r in faithfulness_stats(engine, None, ["method"]):
+        keep = [i for i in range(N) if data["faith"][(i, r["method"], r["unit"])][0] is not None]
+        dele = np.array([data["faith"][(i, r["method"], r["unit"])][0] for i in keep])
+        ins = np.array([data["faith"][(i, r["method"], r["unit"])][1] for i in keep])
+        rand = np.array([data["rand"][(i, r["unit"])] for i in keep])
+        lerf = np.array([data["lerf"][(i, r["method"], r["unit"])] for i in keep])
+        assert r["n_random"] == r["n_lerf"] == len(keep)
+        paired = dele - rand[:, 0]  # method - random, sample by sample
+        assert r["deletion_vs_random_mean"] == pytest.approx(paired.mean())
+        assert (r["deletion_vs_random_low"], r["deletion_vs_random_high"]) == pytest.approx(
+            mean_interval_of(paired)
+        )
+        assert r["insertion_vs_random_mean"] == pytest.approx((ins - rand[:, 1]).mean())
+        assert r["deletion_gap_mean"] == pytest.approx((lerf[:, 0] - dele).mean())  # LeRF - MoRF
+        assert r["insertion_gap_mean"] == pytest.approx((ins - lerf[:, 1]).mean())  # MoRF - LeRF
+        props = np.array([data["props"][(i, r["method"])] for i in range(N)])
+        all_rows = r["unit"] == "grid" or r["method"] != "ig"  # the NULL row keeps its props
+        if all_rows:
+            assert r["sparseness_mean"] == pytest.approx(props[:, 0].mean())
+
+
+def test_map_properties_per_method_match_numpy(engine) -> None:  # noqa: ANN001
+    from xaiq.analysis.map_stats import map_property_stats
+
+    data = _fill(engine)
+    rows = map_property_stats(engine, None)
+    assert [(r["method"], r["n"]) for r in rows] == [("ig", N), ("saliency", N)]
+    for r in rows:
+        props = np.array([data["props"][(i, r["method"])] for i in range(N)])
+        assert r["sparseness_mean"] == pytest.approx(props[:, 0].mean())
+        assert (r["complexity_low"], r["complexity_high"]) == pytest.approx(
+            mean_interval_of(props[:, 1])
+        )
+        keep = [i for i in range(N) if data["faith"][(i, r["method"], "pixels")][0] is not None]
+        score = [
+            data["faith"][(i, r["method"], "pixels")][1]
+            - data["faith"][(i, r["method"], "pixels")][0]
+            for i in keep
+        ]
+        want = stats.spearmanr(props[keep, 0], score).statistic
+        assert r["rho_sparseness_score"] == pytest.approx(want)
 
 
 def test_an_order_that_varies_becomes_a_group_instead_of_being_pooled(engine) -> None:  # noqa: ANN001
@@ -212,6 +282,18 @@ def test_the_cli_prints_the_pair_view_and_the_verdicts_as_json(tmp_path, monkeyp
         "ig": "fail",
         "saliency": "pass",
     }
+    maps = xaiq("stats", "maps", "--format", "json")
+    assert maps.returncode == 0, maps.stderr
+    assert [(r["method"], r["n"]) for r in json.loads(maps.stdout)] == [("ig", N), ("saliency", N)]
+    table = xaiq("stats", "faithfulness")
+    assert table.returncode == 0 and "random" in table.stdout and "LeRF" in table.stdout
+    status = xaiq("status", "1")
+    assert status.returncode == 0, status.stderr
+    assert "protocol" in status.stdout + status.stderr and "ties=random" in status.stdout
+    out = tmp_path / "card.json"
+    exported = xaiq("export", "1", "--what", "protocol", "--format", "json", "-o", str(out))
+    assert exported.returncode == 0, exported.stderr
+    assert json.loads(out.read_text()) == CARD
     bad = xaiq("stats", "faithfulness", "--pairs", "--by", "speed")
     assert bad.returncode == 2 and "error: unknown criterion 'speed'" in bad.stderr
 
@@ -219,12 +301,16 @@ def test_the_cli_prints_the_pair_view_and_the_verdicts_as_json(tmp_path, monkeyp
 def test_the_dataframe_api_carries_the_faithfulness_tables(engine) -> None:  # noqa: ANN001
     import xaiq.results
 
-    _fill(engine)
+    data = _fill(engine)
     res = xaiq.results.open(engine)
     frame = res.faithfulness()
     assert len(frame) == N * 2 * 2 and {"deletion_auc", "label", "key"} <= set(frame.columns)
     assert len(res.faithfulness_stats()) == 4
     assert res.faithfulness_pairs(criterion="insertion").loc[0, "n"] == N - 1
+    assert list(res.map_stats().method) == ["ig", "saliency"]
+    assert res.protocol(data["job"]) == CARD
+    cards = res.protocols()
+    assert list(cards.job) == [data["job"]] and "faithfulness.ties" in cards.columns
     per_layer = res.sanity()
     assert isinstance(per_layer, pd.DataFrame) and len(per_layer) > 0
     verdicts = per_layer.attrs["verdicts"]
@@ -244,3 +330,5 @@ def test_the_report_has_the_faithfulness_and_sanity_sections(engine, tmp_path) -
     assert "<h2>Sanity check: model randomisation</h2>" in page
     assert page.count(">fail</td>") == 1 and page.count(">pass</td>") == 1
     assert 'alt="Spearman correlation per randomised layer"' in page
+    assert "<h2>Protocol card</h2>" in page and "faithfulness.ties" in page
+    assert "sparseness" in page and "vs random" in page

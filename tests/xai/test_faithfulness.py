@@ -21,11 +21,21 @@ from xaiq.xai.superpixels import segment
 
 
 def _blur_reference(img: np.ndarray, size: int, sigma: float) -> np.ndarray:
-    """Per-channel convolution with zero padding, by scipy, from a kernel built by hand."""
+    """Per-channel convolution with zero padding, by scipy, from the sampled kernel built by
+    hand (``kernel="sampled"``)."""
     r = np.arange(size) - size // 2
     g = np.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * sigma**2))
     g /= g.sum()
     return np.stack([ndimage.convolve(ch, g, mode="constant", cval=0.0) for ch in img])
+
+
+def _rise_blur(img: np.ndarray) -> np.ndarray:
+    """The RISE authors' insertion blur: an 11x11 impulse through gaussian_filter(sigma=5,
+    reflect mode), then conv2d(padding=5) per channel (zero padding)."""
+    impulse = np.zeros((11, 11))
+    impulse[5, 5] = 1.0
+    kern = ndimage.gaussian_filter(impulse, 5.0)
+    return np.stack([ndimage.correlate(ch, kern, mode="constant", cval=0.0) for ch in img])
 
 
 def _game(module, start, finish, order, step, target) -> list[float]:
@@ -62,7 +72,17 @@ def case(digits_model, digits_batch):
 )
 def test_pixel_curves_and_aucs_equal_a_one_image_loop(digits_model, case, order, substrate, step):
     x, maps, t = case
-    got = deletion_insertion(digits_model, x, maps, t, order=order, substrate=substrate, step=step)
+    got = deletion_insertion(
+        digits_model,
+        x,
+        maps,
+        t,
+        order=order,
+        substrate=substrate,
+        step=step,
+        kernel="sampled",
+        ties="index",
+    )
     module = digits_model.module
     for j in range(x.shape[0]):
         img = x[j].numpy().astype(np.float64)
@@ -88,7 +108,9 @@ def test_superpixel_curves_equal_a_one_image_loop_over_whole_superpixels(digits_
     x, maps, t = case
     labels = segment(x[:, 0].numpy(), "grid", n_segments=16)
     labels[1] = labels[1] * 3 + 5  # gaps in the label ids change nothing
-    got = superpixel_deletion_insertion(digits_model, x, maps, t, labels, step=3)
+    got = superpixel_deletion_insertion(
+        digits_model, x, maps, t, labels, step=3, kernel="sampled", ties="index"
+    )
     for j in range(x.shape[0]):
         img = x[j].numpy().astype(np.float64)
         ids = np.unique(labels[j])
@@ -149,7 +171,9 @@ def test_step_images_hold_exactly_the_start_or_the_finish_pixels(digits_model, c
     x, maps, t = case
     x = x * 3.7 - 1.3  # values whose difference does not round-trip in float32
     rec = _InputRecorder(digits_model.module)
-    deletion_insertion(rec, x, maps, t, substrate="blur", step=100, batch_size=5)
+    deletion_insertion(
+        rec, x, maps, t, substrate="blur", step=100, batch_size=5, kernel="sampled", ties="index"
+    )
     shown = torch.cat(rec.inputs)
     n, _, h, w = x.shape
     blurred = torch.nn.functional.conv2d(
@@ -191,7 +215,11 @@ def test_the_blur_kernel_is_a_normalised_11_by_11_gaussian():
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
     [
-        ({"substrate": "noise"}, "substrate must be one of baseline, blur, mean"),
+        ({"substrate": "noise"}, "substrate must be one of baseline, blur, mean, road"),
+        ({"kernel": "box"}, "kernel must be one of reference, sampled"),
+        ({"ties": "lower"}, "ties must be one of random, index, reverse"),
+        ({"first": "middle"}, "first must be one of most, least"),
+        ({"road_noise": -1.0}, "road_noise must be in"),
         ({"order": "random"}, "order must be one of signed, abs"),
         ({"step": 0}, "step must be an integer >= 1"),
         ({"blur_kernel": 10}, "blur_kernel must be an odd integer"),

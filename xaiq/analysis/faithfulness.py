@@ -34,6 +34,8 @@ FAITH_KEYS: dict[str, Any] = {
     "target": Faithfulness.target_kind,
     "order": Faithfulness.order,
     "substrate": Faithfulness.substrate,
+    "ties": Faithfulness.ties,
+    "kernel": Faithfulness.kernel,
     "label": SampleRow.label,
     "pred": SampleRow.pred,
     "correct": SampleRow.correct,
@@ -42,7 +44,7 @@ FAITH_KEYS: dict[str, Any] = {
 FAITH_ALWAYS = ("unit", "n_segments")
 # configuration keys added to the groups when they vary in the selected rows (never pooled
 # silently: AUCs of another order, substrate or explained class measure something else)
-FAITH_CONFIG = ("order", "substrate", "target", "dataset")
+FAITH_CONFIG = ("order", "substrate", "ties", "kernel", "target", "dataset")
 CRITERIA = ("score", "deletion", "insertion")
 SANITY_MEASURES = ("spearman_abs", "spearman_signed", "ssim", "rank_correlation")
 SANITY_THRESHOLD = 0.5
@@ -69,7 +71,7 @@ def _varies(engine: Engine, jobs: list[int], key: str) -> bool:
         return len(conn.execute(_where(stmt, Faithfulness, jobs)).all()) > 1
 
 
-def _mean_cells(
+def mean_cells(
     prefix: str, values: np.ndarray, bounds: tuple[float, float] = (-1.0, 1.0)
 ) -> dict[str, Any]:
     """Mean, its 95% interval clipped to the measure's range ``bounds``, median."""
@@ -91,9 +93,10 @@ def faithfulness_stats(
     engine: Engine, job_ids: Iterable[int] | None = None, group_by: Any = ("method",)
 ) -> list[dict[str, Any]]:
     """Per group (the keys, any of :data:`FAITH_CONFIG` that varies in the selected rows, then
-    ``unit`` and ``n_segments``): ``n``, deletion and insertion AUC mean with its 95% interval
-    and median, and ``score`` (insertion - deletion). Every column is over the same ``n``
-    games, those with both AUCs; ``nulls`` counts the games with a NULL AUC."""
+    ``unit`` and ``n_segments``): the cells of :func:`faith_cells` (deletion and insertion
+    AUC mean with its 95% interval and median, ``score``, the paired differences against the
+    random-order baseline, the LeRF combinations, map properties). Every column is over the
+    games with both AUCs (``n``); ``nulls`` counts the games with a NULL AUC."""
     keys = _check_keys(group_by, FAITH_KEYS)
     jobs = check_jobs(engine, job_ids)
     keys += [k for k in FAITH_CONFIG if k not in keys and _varies(engine, jobs, k)]
@@ -102,8 +105,7 @@ def faithfulness_stats(
         *cols,
         Faithfulness.unit,
         Faithfulness.n_segments,
-        Faithfulness.deletion_auc,
-        Faithfulness.insertion_auc,
+        *[getattr(Faithfulness, v) for v in VALUES],
     )
     if any(k in ("label", "pred", "correct") for k in keys):
         stmt = stmt.join(
@@ -115,31 +117,75 @@ def faithfulness_stats(
         )
     if "dataset" in keys:
         stmt = stmt.join(Job, Job.id == Faithfulness.job_id)
-    groups: dict[tuple, list[tuple[Any, Any]]] = {}
+    groups: dict[tuple, list[tuple[Any, ...]]] = {}
+    width = len(VALUES)
     with engine.connect() as conn:
         for found in conn.execute(_where(stmt, Faithfulness, jobs)):
             values = tuple(found)
-            groups.setdefault(values[:-2], []).append((values[-2], values[-1]))
+            groups.setdefault(values[:-width], []).append(values[-width:])
     out = []
     names = [*keys, *FAITH_ALWAYS]
     for group in sorted(groups, key=lambda g: tuple(str(x) for x in g)):
-        pairs = groups[group]
-        dele, ins = _floats([p[0] for p in pairs]), _floats([p[1] for p in pairs])
-        # one n for every column: the games with both AUCs (a NULL in either leaves the row
-        # out of every mean and interval, and counts in ``nulls``)
-        complete = ~np.isnan(dele) & ~np.isnan(ins)
-        dele, ins = dele[complete], ins[complete]
-        out.append(
-            {
-                **dict(zip(names, group, strict=True)),
-                "n": int(np.count_nonzero(complete)),
-                "nulls": int(np.count_nonzero(~complete)),
-                **_mean_cells("deletion", dele, (0.0, 1.0)),
-                **_mean_cells("insertion", ins, (0.0, 1.0)),
-                **_mean_cells("score", ins - dele),
-            }
-        )
+        cols_of = {v: _floats([r[i] for r in groups[group]]) for i, v in enumerate(VALUES)}
+        out.append({**dict(zip(names, group, strict=True)), **faith_cells(cols_of)})
     return out
+
+
+VALUES = (
+    "deletion_auc",
+    "insertion_auc",
+    "deletion_auc_random",
+    "insertion_auc_random",
+    "deletion_auc_lerf",
+    "insertion_auc_lerf",
+    "sparseness",
+    "complexity",
+)
+
+
+def faith_cells(v: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The cells of one group from its rows' :data:`VALUES` (NaN for NULL): ``n`` (rows
+    with both AUCs; every column uses these), ``nulls``; deletion, insertion and ``score``
+    (insertion - deletion) with 95% intervals; against chance, the paired differences
+    ``deletion_vs_random`` (method - random: below 0 is better than chance) and
+    ``insertion_vs_random`` (above 0 is better), each over the rows that have both
+    (``n_random``); least relevant first, the combinations ``deletion_gap`` = LeRF - MoRF and
+    ``insertion_gap`` = MoRF - LeRF (above 0: the order carries information; ``n_lerf``); the
+    maps' mean sparseness and complexity."""
+    # one n for every column: the games with both AUCs (a NULL in either leaves the row out
+    # of every mean and interval, and counts in ``nulls``)
+    complete = ~np.isnan(v["deletion_auc"]) & ~np.isnan(v["insertion_auc"])
+    nulls = int(np.count_nonzero(~complete))
+    v = {k: a[complete] for k, a in v.items()}
+    dele, ins = v["deletion_auc"], v["insertion_auc"]
+    d_rand = dele - v["deletion_auc_random"]
+    i_rand = ins - v["insertion_auc_random"]
+    d_gap = v["deletion_auc_lerf"] - dele
+    i_gap = ins - v["insertion_auc_lerf"]
+    return {
+        "n": int(dele.size),
+        "nulls": nulls,
+        **mean_cells("deletion", dele, (0.0, 1.0)),
+        **mean_cells("insertion", ins, (0.0, 1.0)),
+        **mean_cells("score", ins - dele),
+        "n_random": int(np.count_nonzero(~np.isnan(d_rand))),
+        **mean_cells("deletion_random", v["deletion_auc_random"], (0.0, 1.0)),
+        **mean_cells("insertion_random", v["insertion_auc_random"], (0.0, 1.0)),
+        **mean_cells("deletion_vs_random", d_rand),
+        **mean_cells("insertion_vs_random", i_rand),
+        "n_lerf": int(np.count_nonzero(~np.isnan(d_gap))),
+        **mean_cells("deletion_lerf", v["deletion_auc_lerf"], (0.0, 1.0)),
+        **mean_cells("insertion_lerf", v["insertion_auc_lerf"], (0.0, 1.0)),
+        **mean_cells("deletion_gap", d_gap),
+        **mean_cells("insertion_gap", i_gap),
+        "sparseness_mean": _nanmean(v["sparseness"]),
+        "complexity_mean": _nanmean(v["complexity"]),
+    }
+
+
+def _nanmean(values: np.ndarray) -> float | None:
+    ok = values[~np.isnan(values)]
+    return float(ok.mean()) if ok.size else None
 
 
 FAITH_COLUMNS = (
@@ -285,7 +331,7 @@ def sanity_stats(
         )
         for i, m in enumerate(SANITY_MEASURES):
             measured = _floats([v[i] for v in values])
-            cells = _mean_cells(m, measured)
+            cells = mean_cells(m, measured)
             row.update(
                 {
                     f"{m}_n": int(np.count_nonzero(~np.isnan(measured))),

@@ -31,6 +31,40 @@ _METHOD_COLUMNS = [
     "score_mean",
     "score_low",
     "score_high",
+    "n_random",
+    "deletion_random_mean",
+    "deletion_vs_random_mean",
+    "deletion_vs_random_low",
+    "deletion_vs_random_high",
+    "insertion_random_mean",
+    "insertion_vs_random_mean",
+    "insertion_vs_random_low",
+    "insertion_vs_random_high",
+    "n_lerf",
+    "deletion_lerf_mean",
+    "insertion_lerf_mean",
+    "deletion_gap_mean",
+    "deletion_gap_low",
+    "deletion_gap_high",
+    "insertion_gap_mean",
+    "insertion_gap_low",
+    "insertion_gap_high",
+    "sparseness_mean",
+    "complexity_mean",
+]
+# the terminal table: the AUCs, each against chance (method - random) and the LeRF gap
+_TABLE_COLUMNS = [
+    "n",
+    "deletion_mean",
+    "deletion_vs_random_mean",
+    "deletion_vs_random_low",
+    "deletion_vs_random_high",
+    "deletion_gap_mean",
+    "insertion_mean",
+    "insertion_vs_random_mean",
+    "insertion_vs_random_low",
+    "insertion_vs_random_high",
+    "insertion_gap_mean",
 ]
 _PAIR_COLUMNS = [
     "job",
@@ -58,8 +92,9 @@ def stats_faithfulness(
         None,
         "--group-by",
         "-g",
-        help="comma-separated: method, model, job, target, order, substrate, label, pred,"
-        " correct, dataset (default: method); unit and n_segments are always added",
+        help="comma-separated: method, model, job, target, order, substrate, ties, kernel,"
+        " label, pred, correct, dataset (default: method); unit and n_segments are always"
+        " added",
     ),
     pairs: bool = typer.Option(
         False,
@@ -84,7 +119,11 @@ def stats_faithfulness(
 ) -> None:
     """Deletion and insertion AUCs (the RISE paper's causal metrics) per method: n, mean
     with its 95% Student-t interval, median; score = insertion - deletion (higher: more
-    faithful). Games over pixels and over each superpixel configuration are separate rows."""
+    faithful). Each AUC is read against chance: vs_random = method - the random-order
+    baseline of the same samples (paired; deletion below 0 and insertion above 0 beat
+    chance). gap: deletion LeRF - MoRF, insertion MoRF - LeRF (above 0: the order carries
+    information). The table shows these; --format csv/json every column. Games over pixels
+    and over each superpixel configuration are separate rows."""
     from xaiq.analysis.faithfulness import faithfulness_pairs, faithfulness_stats
 
     out_fmt = output_format(fmt, as_json)
@@ -107,12 +146,37 @@ def stats_faithfulness(
         keys = group_by if group_by is not None else ["method"]
         rows = faithfulness_stats(_engine(), jobs, keys)
         # the groups: the keys asked for, any configuration key that varies, unit, n_segments
-        columns = [*list(rows[0])[: list(rows[0]).index("n")], *_METHOD_COLUMNS] if rows else []
-        title = "deletion / insertion AUC (95% intervals)"
+        shown = _TABLE_COLUMNS if human_format(out_fmt) else _METHOD_COLUMNS
+        columns = [*list(rows[0])[: list(rows[0]).index("n")], *shown] if rows else []
+        title = "deletion / insertion AUC, vs the random order and LeRF (95% intervals)"
     if not rows:
         info("no faithfulness rows match (submit a disagreement job with --faithfulness)")
         return
     emit(rows, out_fmt, title=title, columns=columns)
+
+
+@stats_app.command("maps")
+def stats_maps(
+    job: JobsOption = None, fmt: FormatOption = OutputFormat.table, as_json: JsonFlag = False
+) -> None:
+    """Map properties per method, as Quantus defines them: sparseness (Gini index of |map|,
+    higher: sparser) and complexity (entropy of |map| / sum |map|, higher: more spread),
+    mean with its 95% interval, and their Spearman correlation with the faithfulness score
+    across samples (is the more faithful map just the blurrier one?). From the pixel rows
+    of disagreement jobs run with --faithfulness; an all-zero map has neither (nulls)."""
+    from xaiq.analysis.map_stats import map_property_stats
+
+    out_fmt = output_format(fmt, as_json)
+    rows = map_property_stats(_engine(), selected_jobs(job))
+    if not rows:
+        info("no map properties match (submit a disagreement job with --faithfulness)")
+        return
+    cols = ["job", "model", "method", "n", "nulls"]
+    for m in ("sparseness", "complexity"):
+        cols += [f"{m}_mean", f"{m}_low", f"{m}_high"]
+        cols += [] if human_format(out_fmt) else [f"{m}_median"]
+    cols += ["rho_sparseness_score", "rho_complexity_score"]
+    emit(rows, out_fmt, title="map sparseness and complexity (95% intervals)", columns=cols)
 
 
 @stats_app.command("sanity")

@@ -63,7 +63,10 @@ EXAMPLES: dict[str, list[str]] = {
         "xaiq compare-maps maps/integrated_gradients.npy maps/grad_cam.npy"
         " --image maps/input.png --superpixels grid --n-segments 49",
     ],
-    "export": ["xaiq export 1 --what disagreements --format parquet --out job1.parquet"],
+    "export": [
+        "xaiq export 1 --what disagreements --format parquet --out job1.parquet",
+        "xaiq export 1 --what protocol --format json --out card1.json",
+    ],
     "show": ["xaiq show 1 0 --out sample0.png"],
     "report": ["xaiq report 1 --out job1.html"],
     "models": ["xaiq models", "xaiq models fetch resnet18"],
@@ -77,8 +80,10 @@ EXAMPLES: dict[str, list[str]] = {
     "stats attack": ["xaiq stats attack --job 2 --group-by label"],
     "stats faithfulness": [
         "xaiq stats faithfulness --job 1",
+        "xaiq stats faithfulness --job 1 --group-by method,ties --format json",
         "xaiq stats faithfulness --job 1 --pairs -M feature_disagreement",
     ],
+    "stats maps": ["xaiq stats maps --job 1", "xaiq stats maps --job 1 --format csv"],
     "stats sanity": ["xaiq stats sanity --job 1 --verdicts"],
 }
 

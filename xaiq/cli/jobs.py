@@ -107,25 +107,27 @@ def status_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Progress of a job: shards per status, samples done/failed (and the first failures),
-    rate, ETA."""
+    rate, ETA, and its protocol card in one line (`xaiq export JOB --what protocol`: all)."""
     out = output_format(fmt, as_json)
     as_json = out is OutputFormat.json
-    from xaiq.db.jobs import job_progress
+    from xaiq.db.jobs import get_job, job_progress
     from xaiq.db.lifecycle import job_errors
+    from xaiq.db.protocol import protocol_summary
     from xaiq.db.session import read_session
 
     reap_local(job)
     with read_session() as session:
         p = job_progress(session, job)
+        card = get_job(session, job).protocol
         first = (
             job_errors(session, job, limit=5)
             if p["samples_failed"] or p["shards"]["failed"]
             else []
         )
     if as_json:
-        emit_json({**p, "first_errors": first})
+        emit_json({**p, "first_errors": first, "protocol": card})
         return
-    print_progress(p, out)
+    print_progress({**p, "protocol": protocol_summary(card)}, out)
     if first and out is OutputFormat.table:
         emit(first, out, title=f"first failures (all: `xaiq errors {job}`)")
 

@@ -158,7 +158,8 @@ def export_cmd(
         "--what",
         "-w",
         help="disagreements, attacks, attack_strategies (--compare jobs: one row per sample x"
-        " strategy), samples, attributions, errors, faithfulness or sanity",
+        " strategy), samples, attributions, errors, faithfulness, sanity, or protocol (the"
+        " job's protocol card: json the card, csv/parquet field,value rows)",
     ),
     fmt: str = typer.Option("csv", "--format", "-f", help="csv, json (JSON Lines) or parquet"),
     out: str = typer.Option(..., "--out", "-o", help="output file, or - for stdout"),
@@ -170,7 +171,8 @@ def export_cmd(
 
     if out != "-":
         n = export_job(_engine(), job, what, fmt, Path(out))
-        info(f"wrote {n} {what} rows of job {job} to {out}")
+        noun = "protocol card fields" if what == "protocol" else f"{what} rows"
+        info(f"wrote {n} {noun} of job {job} to {out}")
         return
     if fmt == "parquet":
         if sys.stdout.isatty():

@@ -79,7 +79,15 @@ def export_job(engine: Engine, job_id: int, what: str, fmt: str, out: str | Path
     """Write job ``job_id``'s ``what`` rows (ordered by sample index) to ``out`` (a path, or
     an open stream: text for csv/json, binary for parquet; left open); return the row count.
     ``what``: one of :data:`EXPORT_TABLES`; ``fmt``: one of :data:`EXPORT_FORMATS`. Raises
-    :class:`QueryError` / :class:`NotFoundError` first, before creating the file."""
+    :class:`QueryError` / :class:`NotFoundError` first, before creating the file.
+    ``what="protocol"`` writes the job's protocol card instead
+    (:func:`xaiq.db.protocol.export_protocol`) and returns its field count."""
+    if what == "protocol":
+        from xaiq.db.protocol import export_protocol
+
+        if fmt not in EXPORT_FORMATS:
+            raise QueryError(f"unknown export format {fmt!r}; known: {', '.join(EXPORT_FORMATS)}")
+        return export_protocol(engine, job_id, fmt, out)
     table = _table(what)
     if fmt not in EXPORT_FORMATS:
         raise QueryError(f"unknown export format {fmt!r}; known: {', '.join(EXPORT_FORMATS)}")

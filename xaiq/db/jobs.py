@@ -95,10 +95,11 @@ def create_job(
     queue: str,
     name: str | None = None,
     tags: Sequence[str] = (),
+    protocol: Mapping[str, Any] | None = None,
 ) -> int:
-    """Commit a job, its shards (contiguous ``[start, stop)`` ranges) and its ``name`` and
-    ``tags`` (labels, checked by :func:`xaiq.scheduler.labels.check_labels`); returns the
-    job id."""
+    """Commit a job, its shards (contiguous ``[start, stop)`` ranges), its ``name`` and
+    ``tags`` (labels, checked by :func:`xaiq.scheduler.labels.check_labels`) and its protocol
+    card; returns the job id."""
     with write_session(engine) as session:
         job = Job(
             kind=JobKind(kind),
@@ -112,6 +113,7 @@ def create_job(
             n_samples=sum(b - a for a, b in ranges),
             shard_size=int(spec.get("shard_size", 1)),
             name=name,
+            protocol=dict(protocol) if protocol is not None else None,
         )
         session.add(job)
         session.flush()

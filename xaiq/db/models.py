@@ -104,6 +104,9 @@ class Job(Base):
     owner_seen_at: Mapped[Timestamp]
     # the user's label for the job (``submit --name``): not unique, `--job NAME` selects all
     name: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    # the protocol card (docs/faithfulness.md): what the numbers mean, written at submit;
+    # each worker that runs the job adds its device, versions and weights' sha256
+    protocol: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class JobTag(Base):
@@ -282,6 +285,17 @@ class Faithfulness(Base):
     insertion_auc: Mapped[OptFloat]
     artifact: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     checksum: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # the tie rule (random, index, reverse) and the insertion blur (reference, sampled);
+    # NULL: rows written before they were recorded (index, sampled)
+    ties: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    kernel: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    deletion_auc_lerf: Mapped[OptFloat]  # least relevant first
+    insertion_auc_lerf: Mapped[OptFloat]
+    deletion_auc_random: Mapped[OptFloat]  # the random-order baseline of the same sample
+    insertion_auc_random: Mapped[OptFloat]
+    tied_share: Mapped[OptFloat]  # share of units whose value ties another's
+    sparseness: Mapped[OptFloat]  # Gini index of |map| (the pixel map, on every unit's row)
+    complexity: Mapped[OptFloat]  # entropy of |map| / sum |map|
 
 
 class SanityCheck(Base):

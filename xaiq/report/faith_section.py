@@ -11,8 +11,10 @@ from matplotlib.figure import Figure
 from sqlalchemy import Engine, select
 
 from xaiq.analysis.faithfulness import faithfulness_pairs, faithfulness_stats, sanity_stats
+from xaiq.analysis.map_stats import map_property_stats
 from xaiq.analysis.multiplicity import adjustment_note, for_display
 from xaiq.db.models import Faithfulness
+from xaiq.db.protocol import protocol_rows
 from xaiq.report.format import img, table
 from xaiq.report.sanity_maps import layer_maps_html
 from xaiq.report.sources import load_artifact
@@ -79,6 +81,10 @@ def faithfulness_section(engine: Engine, job: Any) -> str:
         r["deletion AUC [95% CI]"] = _ci(r, "deletion")
         r["insertion AUC [95% CI]"] = _ci(r, "insertion")
         r["insertion - deletion"] = _ci(r, "score")
+        r["deletion vs random"] = _ci(r, "deletion_vs_random")
+        r["insertion vs random"] = _ci(r, "insertion_vs_random")
+        r["deletion LeRF - MoRF"] = _ci(r, "deletion_gap")
+        r["insertion MoRF - LeRF"] = _ci(r, "insertion_gap")
     cols = [
         "method",
         "unit",
@@ -88,14 +94,47 @@ def faithfulness_section(engine: Engine, job: Any) -> str:
         "deletion AUC [95% CI]",
         "insertion AUC [95% CI]",
         "insertion - deletion",
+        "deletion vs random",
+        "insertion vs random",
+        "deletion LeRF - MoRF",
+        "insertion MoRF - LeRF",
     ]
     parts = [
         "<h2>Faithfulness: deletion and insertion</h2>",
         '<p class="note">The RISE paper\'s causal metrics: pixels (or superpixels) are removed '
         "in decreasing order of attribution (deletion) or restored into a blurred copy "
-        "(insertion); the curve is the probability of the explained class.</p>",
+        "(insertion); the curve is the probability of the explained class. "
+        "<b>vs random</b>: the method's AUC minus the AUC of a random pixel order on the same "
+        "sample (paired mean, 95% interval; deletion below 0 and insertion above 0 beat "
+        "chance). <b>LeRF - MoRF</b> (deletion) and <b>MoRF - LeRF</b> (insertion): the "
+        "least-relevant-first game against the most-relevant-first one (above 0: the order "
+        "carries information). Protocol: the card below.</p>",
         table(rows, cols),
     ]
+    props = map_property_stats(engine, [job.id])
+    if props:
+        for r in props:
+            r["sparseness (Gini) [95% CI]"] = _ci(r, "sparseness")
+            r["complexity (entropy) [95% CI]"] = _ci(r, "complexity")
+        parts.append("<h3>Map properties: sparseness and complexity</h3>")
+        parts.append(
+            '<p class="note">As Quantus defines them: the Gini index of |map| (higher: '
+            "sparser) and the entropy of |map| / sum |map| (higher: more spread), with their "
+            "Spearman correlation with the insertion - deletion score across samples (is the "
+            "more faithful map just the blurrier one?). Pixel maps; an all-zero map has "
+            "neither (nulls).</p>"
+        )
+        mcols = [
+            "model",
+            "method",
+            "n",
+            "nulls",
+            "sparseness (Gini) [95% CI]",
+            "complexity (entropy) [95% CI]",
+            "rho_sparseness_score",
+            "rho_complexity_score",
+        ]
+        parts.append(table(props, mcols))
     curves = _mean_curves(engine, job.id)
     if curves:
         parts.append(img(curves_figure(curves), "mean deletion and insertion curves"))
@@ -228,3 +267,19 @@ def faith_sections(engine: Engine, job: Any) -> str:
 
 
 __all__ = ["faith_sections"]
+
+
+def protocol_section(job: Any) -> str:
+    """The job's protocol card as a field/value table (nothing for a job without one)."""
+    card = getattr(job, "protocol", None)
+    if not card:
+        return ""
+    return "\n".join(
+        [
+            "<h2>Protocol card</h2>",
+            '<p class="note">What the numbers of this job mean: the settings it was run with '
+            "and, per worker runtime, the device, library versions and the sha256 of the "
+            "model weights (<code>xaiq export JOB --what protocol</code> writes it).</p>",
+            table(protocol_rows(card), ["field", "value"]),
+        ]
+    )

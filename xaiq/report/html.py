@@ -142,6 +142,9 @@ def _job_report(
         parts.append(_attack_section(engine, job))
     else:
         parts.append(_attribution_section(engine, job))
+    from xaiq.report.faith_section import protocol_section
+
+    parts.append(protocol_section(job))
     parts.append(_details(engine, job))
     return "\n".join(parts)
 

@@ -5,8 +5,9 @@ the model-randomisation sanity check.
   (model, method) map is compared with every other; the models must take the same input shape.
   Rows of such a job name a map ``model:method`` (``method_a``, ``method`` columns) and carry
   the model in their own columns.
-- ``faithfulness``: null, or ``{step, substrate, order, blur_kernel, blur_sigma,
-  superpixels, superpixel_step}`` (defaults of :func:`xaiq.xai.faithfulness.deletion_insertion`;
+- ``faithfulness``: null, or ``{step, substrate, order, blur_kernel, blur_sigma, kernel, ties,
+  road_noise, superpixels, superpixel_step}`` (defaults of
+  :func:`xaiq.xai.faithfulness.deletion_insertion`: the RISE reference protocol;
   ``superpixels`` true also plays the game over every superpixel configuration of the sweep,
   ``superpixel_step`` superpixels at a time, default 1).
 - ``sanity``: null, or ``{mode, max_layers}`` (``cascading`` or ``independent``; default all
@@ -27,6 +28,9 @@ FAITHFULNESS_DEFAULTS: dict[str, Any] = {
     "order": "signed",
     "blur_kernel": 11,
     "blur_sigma": 5.0,
+    "kernel": "reference",
+    "ties": "random",
+    "road_noise": 0.01,
     "superpixels": True,
     "superpixel_step": 1,
 }
@@ -72,7 +76,8 @@ def validate_faithfulness(spec: dict[str, Any]) -> None:
             raise SpecError(
                 f"faithfulness.superpixels must be true/false, got {opts['superpixels']!r}"
             )
-        args = [opts[k] for k in ("substrate", "order", "step", "blur_kernel", "blur_sigma")]
+        names = ("substrate", "order", "step", "blur_kernel", "blur_sigma", "kernel", "ties")
+        args = [*(opts[k] for k in names), "most", opts["road_noise"]]
         _xai("faithfulness", check_faithfulness_params, *args)
     spec["faithfulness"] = opts
 

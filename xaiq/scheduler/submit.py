@@ -138,8 +138,17 @@ def submit(
         check_broker(broker)
     ranges = plan_shards(spec["n_samples"], spec["shard_size"])
     queue = LOCAL_QUEUE if local else spec["queue"]
+    from xaiq.scheduler.protocol import protocol_card
+
     job_id = create_job(
-        engine, kind=spec["kind"], spec=spec, ranges=ranges, queue=queue, name=name, tags=tag_list
+        engine,
+        kind=spec["kind"],
+        spec=spec,
+        ranges=ranges,
+        queue=queue,
+        name=name,
+        tags=tag_list,
+        protocol=protocol_card(spec),
     )
     alive = None
     if not local:

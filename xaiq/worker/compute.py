@@ -419,6 +419,10 @@ def compute_shard(
     root = root or artifact_location()
     model = cached_model(spec["model"], device)
     dataset = cached_dataset(spec["dataset"])
+    from xaiq.worker.provenance import record_runtime
+
+    names = spec.get("models") or [spec["model"]]
+    record_runtime(engine, claim, {n: cached_model(n, device) for n in names})
     rows = ShardRows(claim.job_id, claim.attempt, engine)
     rows.chunks = ChunkWriter(claim.job_id, open_store(root))
     rows.map_dtype = str(spec.get("map_dtype", "float32"))

@@ -1,25 +1,34 @@
-"""Deletion and insertion: the causal metrics of the RISE paper (Petsiuk et al. 2018).
+"""Deletion and insertion: the causal metrics of the RISE paper (Petsiuk et al. 2018), by
+default exactly the authors' reference protocol (docs/faithfulness.md).
 
 For one image ``x``, its map ``m`` and the explained class ``t``: order the pixels by
-decreasing attribution (the signed value, as the authors' reference does; ``order="abs"``
-orders by ``|m|``; ties go to the lower flat index), then play two games of
+decreasing attribution (the signed value, as the reference does; ``order="abs"`` orders by
+``|m|``; equal values in the ``ties`` rule's order, by default a seeded random order per
+sample: :mod:`xaiq.xai.faith_orders`), then play two games of
 ``n_steps = ceil(H * W / step)`` steps:
 
 - **deletion** starts from ``x`` and, at step ``i``, has the first ``i * step`` pixels of the
-  order replaced by the substrate (default ``baseline``: zeros, the model-input baseline IG
-  uses; every channel of a chosen pixel is replaced);
-- **insertion** starts from a blurred copy of ``x`` (Gaussian kernel ``blur_kernel`` square,
-  ``blur_sigma``, per channel, zero padding) and puts the original pixels back in that order.
+  order replaced by the substrate (default ``baseline``: zeros, the model-input baseline;
+  every channel of a chosen pixel is replaced; ``road``: ROAD's noisy linear imputation of
+  the removed pixels, :mod:`xaiq.xai.road`);
+- **insertion** starts from a blurred copy of ``x`` (per channel, zero padding; by default
+  the reference kernel, ``kernel="sampled"`` the normalised sampled Gaussian) and puts the
+  original pixels back in that order.
 
 At every step ``i = 0 .. n_steps`` (the first and the last included) the curve records
 ``softmax(f(x_i))_t``, and ``AUC = (sum - first / 2 - last / 2) / n_steps`` (the trapezoid
 rule on ``[0, 1]``). A faithful map has a low deletion AUC and a high insertion AUC.
+``first="least"`` plays the least-relevant-first (LeRF) games: the same order backwards.
+
+:func:`faithfulness_games` plays, in the same forward batches, the most-relevant-first
+games, the LeRF games and the random-order baseline (the units in a seeded random order per
+sample, ignoring the map), so every AUC can be read against chance.
 
 :func:`superpixel_deletion_insertion` plays the same games over superpixels: whole
 superpixels are removed (or put back) ``step`` at a time (default 1) in the order of their mean
 attribution.
 
-Batching: the step images of every image and both games are one flat list; it is cut into
+Batching: the step images of every image and game are one flat list; it is cut into
 forward batches of ``batch_size`` images made on the fly (image ``j`` at step ``i`` is
 ``where(rank_j < i * step, finish_j, start_j)``), so memory does not grow with the number of
 steps and several images share a forward when their games are short.
@@ -27,21 +36,52 @@ steps and several images share a forward when their games are short.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from xaiq.xai.device import module_device
 from xaiq.xai.errors import InvalidParameterError
+from xaiq.xai.faith_orders import (
+    KERNELS,
+    TIES,
+    blur,
+    blur_kernel_of,
+    check_ties,
+    gaussian_kernel,
+    reference_kernel,
+    superpixel_units,
+    unit_ranks,
+)
+from xaiq.xai.faith_play import play_games
 from xaiq.xai.rise import default_batch_size
+from xaiq.xai.road import ROAD_NOISE, ROAD_TOL, check_road_params
+
+__all__ = [
+    "FIRST",
+    "KERNELS",
+    "ORDERS",
+    "SUBSTRATES",
+    "TIES",
+    "DeletionInsertion",
+    "FaithfulnessGames",
+    "blur",
+    "check_faithfulness_params",
+    "deletion_insertion",
+    "faithfulness_games",
+    "gaussian_kernel",
+    "reference_kernel",
+    "superpixel_deletion_insertion",
+]
 
 ORDERS = ("signed", "abs")
+FIRST = ("most", "least")
+SUBSTRATES = ("baseline", "blur", "mean", "road")
+"""Deletion substrates: zeros, the blurred copy, each channel's mean, ROAD's imputation."""
 
 
 @dataclass(frozen=True)
@@ -67,38 +107,29 @@ class DeletionInsertion:
         return torch.stack((self.deletion[i, :k], self.insertion[i, :k])).numpy()
 
 
-def gaussian_kernel(size: int = 11, sigma: float = 5.0) -> torch.Tensor:
-    """``[size, size]`` float32 sampled Gaussian ``exp(-(dx^2 + dy^2) / (2 sigma^2))`` at
-    integer offsets from the centre, normalised to sum 1."""
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1 or size % 2 == 0:
-        raise InvalidParameterError(f"blur_kernel must be an odd integer >= 1, got {size!r}")
-    if not isinstance(sigma, int | float) or not float(sigma) > 0.0:
-        raise InvalidParameterError(f"blur_sigma must be > 0, got {sigma!r}")
-    d = torch.arange(size, dtype=torch.float64) - size // 2
-    g = torch.exp(-(d**2) / (2.0 * float(sigma) ** 2))
-    k = torch.outer(g, g)
-    return (k / k.sum()).to(torch.float32)
+@dataclass(frozen=True)
+class FaithfulnessGames:
+    """The games of :func:`faithfulness_games`: ``morf`` (most relevant first), ``lerf``
+    (least relevant first; None when not asked) and ``random`` (the random-order baseline;
+    None when not asked). ``tied``: ``[N]`` float64, the share of units whose attribution
+    equals another unit's (ordered by the tie rule)."""
 
-
-def blur(images: torch.Tensor, size: int = 11, sigma: float = 5.0) -> torch.Tensor:
-    """``images [N, C, H, W]`` convolved per channel with :func:`gaussian_kernel`, zero
-    padding (the output has the input's shape, dtype and device)."""
-    c = images.shape[1]
-    k = gaussian_kernel(size, sigma).to(images.device, images.dtype)
-    return F.conv2d(images, k.expand(c, 1, size, size), padding=size // 2, groups=c)
-
-
-Substrate = Callable[[torch.Tensor, int, float], torch.Tensor]
-SUBSTRATES: dict[str, Substrate] = {
-    "baseline": lambda x, k, s: torch.zeros_like(x),  # the model-input baseline (zeros)
-    "blur": lambda x, k, s: blur(x, k, s),
-    "mean": lambda x, k, s: x.mean(dim=(2, 3), keepdim=True).expand_as(x).contiguous(),
-}
-"""Deletion substrates: ``fn(images, blur_kernel, blur_sigma) -> [N, C, H, W]``."""
+    morf: DeletionInsertion
+    lerf: DeletionInsertion | None
+    random: DeletionInsertion | None
+    tied: torch.Tensor
 
 
 def check_faithfulness_params(
-    substrate: str, order: str, step: int | None, blur_kernel: int, blur_sigma: float
+    substrate: str,
+    order: str,
+    step: int | None,
+    blur_kernel: int,
+    blur_sigma: float,
+    kernel: str = "reference",
+    ties: str = "random",
+    first: str = "most",
+    road_noise: float = ROAD_NOISE,
 ) -> None:
     """Raise :class:`InvalidParameterError` naming the first bad value."""
     if substrate not in SUBSTRATES:
@@ -106,18 +137,13 @@ def check_faithfulness_params(
         raise InvalidParameterError(f"substrate must be one of {known}, got {substrate!r}")
     if order not in ORDERS:
         raise InvalidParameterError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
+    if first not in FIRST:
+        raise InvalidParameterError(f"first must be one of {', '.join(FIRST)}, got {first!r}")
     if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 1):
         raise InvalidParameterError(f"step must be an integer >= 1, got {step!r}")
-    gaussian_kernel(blur_kernel, blur_sigma)
-
-
-def _ranks_from_scores(scores: torch.Tensor) -> torch.Tensor:
-    """``[N, U]`` scores -> ``[N, U]`` int64 position of each unit in decreasing order
-    (ties: the lower index first)."""
-    order = torch.sort(-scores, dim=1, stable=True).indices
-    ranks = torch.empty_like(order)
-    ranks.scatter_(1, order, torch.arange(scores.shape[1], device=scores.device).expand_as(order))
-    return ranks
+    check_ties(ties)
+    check_road_params(road_noise, ROAD_TOL)
+    blur_kernel_of(kernel, blur_kernel, blur_sigma)
 
 
 def _check_inputs(
@@ -143,68 +169,24 @@ def _check_inputs(
     return x, m, t
 
 
+def _sample_ids(sample_ids: Any, n: int) -> torch.Tensor:
+    if sample_ids is None:
+        return torch.arange(n, dtype=torch.int64)
+    ids = torch.as_tensor(sample_ids, dtype=torch.int64).reshape(-1).cpu()
+    if ids.numel() != n or bool((ids < 0).any()):
+        raise InvalidParameterError(f"sample_ids must be {n} non-negative ints")
+    return ids
+
+
 def _module(model: Any) -> nn.Module:
     return model.module if hasattr(model, "module") and hasattr(model, "preprocess") else model
 
 
-@torch.no_grad()
-def _play(
-    model: nn.Module,
-    starts: torch.Tensor,
-    finishes: torch.Tensor,
-    ranks: torch.Tensor,
-    n_steps: torch.Tensor,
-    step: int,
-    targets: torch.Tensor,
-    batch_size: int,
-) -> tuple[torch.Tensor, list[int]]:
-    """The curves of ``G`` games, concatenated (float32 on the device), and their lengths
-    ``n_steps[g] + 1``: game ``g`` at step ``i``
-    shows ``finishes[g]`` where ``ranks[g] < i * step`` and ``starts[g]`` elsewhere.
-
-    The step images of a forward are written into one buffer game by game: each game's rows
-    are a run of consecutive steps, made by broadcasting its start, finish and ranks against
-    the run's thresholds (no per-row copies of them, which took a fifth of the time on
-    digits). The choice is ``lerp(start, finish, changed)`` with ``changed`` 0 or 1: exact
-    for finite values (``torch.lerp`` computes ``finish - (finish - start) * 0`` at weight 1)
-    and twice as fast as ``where`` on a boolean mask."""
-    g_count, c, h, w = starts.shape
-    device = starts.device
-    lengths = (n_steps + 1).tolist()
-    total = sum(lengths)
-    offsets = [0]
-    for n in lengths:
-        offsets.append(offsets[-1] + n)
-    # ranks and thresholds compared as floats (5x faster than int64 into a float mask);
-    # float32 holds every integer below 2**24 exactly, float64 the larger images
-    exact = torch.float32 if h * w + step < (1 << 24) else torch.float64
-    ranks4 = ranks.view(g_count, 1, h, w).to(exact)
-    steps = (torch.arange(max(lengths), device=device).view(-1, 1, 1, 1) * step).to(exact)
-    rows = min(batch_size, total)
-    buffer = torch.empty(rows, c, h, w, dtype=starts.dtype, device=device)
-    changed = torch.empty(rows, 1, h, w, dtype=starts.dtype, device=device)
-    row_targets = torch.repeat_interleave(targets, n_steps + 1).view(-1, 1)
-    probs = torch.empty(total, dtype=torch.float32, device=device)
-    game = 0
-    for a in range(0, total, batch_size):
-        b = min(total, a + batch_size)
-        while offsets[game + 1] <= a:
-            game += 1
-        j = game
-        while j < g_count and offsets[j] < b:  # the games with rows in [a, b)
-            lo, hi = max(a, offsets[j]), min(b, offsets[j + 1])
-            run = slice(lo - a, hi - a)
-            s0, s1 = lo - offsets[j], hi - offsets[j]
-            torch.lt(ranks4[j], steps[s0:s1], out=changed[run])
-            torch.lerp(starts[j], finishes[j], changed[run], out=buffer[run])
-            j += 1
-        p = model(buffer[: b - a]).float().softmax(dim=1)
-        probs[a:b] = p.gather(1, row_targets[a:b]).squeeze(1)
-    return probs, lengths
-
-
-def _assemble(probs: torch.Tensor, lengths: list[int], n: int, step: int) -> DeletionInsertion:
-    """The ``2n`` concatenated curves (deletion games first) as NaN-padded rows and AUCs."""
+def _assemble(
+    probs: torch.Tensor, lengths: list[int], n: int, step: int, sets: int
+) -> list[DeletionInsertion]:
+    """``sets`` x (deletion games, insertion games) of ``n`` images each, concatenated, as
+    NaN-padded rows and AUCs."""
     p = probs.double().cpu()
     sizes = torch.tensor(lengths, dtype=torch.int64)
     game_of = torch.repeat_interleave(torch.arange(len(lengths)), sizes)
@@ -213,42 +195,135 @@ def _assemble(probs: torch.Tensor, lengths: list[int], n: int, step: int) -> Del
     out[game_of, torch.arange(p.numel()) - first[game_of]] = p
     sums = torch.zeros(len(lengths), dtype=torch.float64).index_add_(0, game_of, p)
     aucs = (sums - p[first] / 2 - p[first + sizes - 1] / 2) / (sizes - 1)
-    return DeletionInsertion(out[:n], out[n:], aucs[:n], aucs[n:], sizes[:n] - 1, step)
+    results = []
+    for k in range(sets):
+        d, i = slice(2 * k * n, (2 * k + 1) * n), slice((2 * k + 1) * n, (2 * k + 2) * n)
+        results.append(DeletionInsertion(out[d], out[i], aucs[d], aucs[i], sizes[d] - 1, step))
+    return results
+
+
+@dataclass(frozen=True)
+class _Protocol:
+    step: int
+    substrate: str
+    blur_kernel: int
+    blur_sigma: float
+    kernel: str
+    seed: int
+    road_noise: float
+    batch_size: int | None
 
 
 def _games(
-    model: nn.Module,
+    module: nn.Module,
     x: torch.Tensor,
     t: torch.Tensor,
-    ranks: torch.Tensor,
+    rank_sets: list[torch.Tensor],
     n_steps: torch.Tensor,
-    step: int,
-    substrate: str,
-    blur_kernel: int,
-    blur_sigma: float,
-    batch_size: int | None,
-) -> DeletionInsertion:
-    if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) < 1):
-        raise InvalidParameterError(f"batch_size must be >= 1, got {batch_size!r}")
-    bs = int(batch_size) if batch_size is not None else default_batch_size(x.shape[1:], x.device)
-    n = x.shape[0]
+    ids: torch.Tensor,
+    proto: _Protocol,
+) -> list[DeletionInsertion]:
+    bs_in = proto.batch_size
+    if bs_in is not None and (isinstance(bs_in, bool) or int(bs_in) < 1):
+        raise InvalidParameterError(f"batch_size must be >= 1, got {bs_in!r}")
+    bs = int(bs_in) if bs_in is not None else default_batch_size(x.shape[1:], x.device)
+    n, step = x.shape[0], proto.step
     if n == 0:
         empty = torch.zeros(0, 1, dtype=torch.float64)
         none = torch.zeros(0, dtype=torch.float64)
-        return DeletionInsertion(empty, empty, none, none, none.long(), step)
-    sub = SUBSTRATES[substrate](x, blur_kernel, blur_sigma)
-    blurred = blur(x, blur_kernel, blur_sigma)
-    probs, lengths = _play(
-        model,
-        torch.cat((x, blurred)),  # deletion starts from x, insertion from the blurred copy
-        torch.cat((sub, x)),
-        torch.cat((ranks, ranks)),
-        torch.cat((n_steps, n_steps)),
+        return [DeletionInsertion(empty, empty, none, none, none.long(), step)] * len(rank_sets)
+    blurred = blur(x, proto.blur_kernel, proto.blur_sigma, proto.kernel)
+    if proto.substrate == "baseline":
+        sub = torch.zeros_like(x)
+    elif proto.substrate == "blur":
+        sub = blurred
+    elif proto.substrate == "mean":
+        sub = x.mean(dim=(2, 3), keepdim=True).expand_as(x).contiguous()
+    else:  # road: the step images are imputed; the finish shows x until then
+        sub = x
+    sets = len(rank_sets)
+    road = proto.substrate == "road"
+    probs, lengths = play_games(
+        module,
+        torch.cat([torch.cat((x, blurred))] * sets),  # deletion from x, insertion from blur
+        torch.cat([torch.cat((sub, x))] * sets),
+        torch.cat([torch.cat((r, r)) for r in rank_sets]),
+        torch.cat([n_steps] * 2 * sets),
         step,
-        torch.cat((t, t)),
+        torch.cat([t] * 2 * sets),
         bs,
+        impute=[road and g % (2 * n) < n for g in range(2 * n * sets)],
+        sample_ids=torch.cat([ids] * 2 * sets),
+        seed=proto.seed,
+        road_noise=proto.road_noise,
     )
-    return _assemble(probs, lengths, n, step)
+    return _assemble(probs, lengths, n, step, sets)
+
+
+def _pixel_setup(
+    model: Any, images: Any, maps: Any, targets: Any, order: str
+) -> tuple[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    module = _module(model)
+    x, m, t = _check_inputs(module, images, maps, targets)
+    n, _, h, w = x.shape
+    scores = m.reshape(n, h * w)
+    return module, x, t, (scores.abs() if order == "abs" else scores), m
+
+
+def faithfulness_games(
+    model: Any,
+    images: torch.Tensor,
+    maps: Any,
+    targets: torch.Tensor | Sequence[int] | int,
+    *,
+    labels: Any = None,
+    step: int | None = None,
+    substrate: str = "baseline",
+    blur_kernel: int = 11,
+    blur_sigma: float = 5.0,
+    order: str = "signed",
+    batch_size: int | None = None,
+    kernel: str = "reference",
+    ties: str = "random",
+    seed: int = 0,
+    sample_ids: Any = None,
+    road_noise: float = ROAD_NOISE,
+    lerf: bool = True,
+    random_baseline: bool = True,
+) -> FaithfulnessGames:
+    """Most-relevant-first games, and (``lerf``, ``random_baseline``) the least-relevant-first
+    games and the random-order baseline, all in the same forward batches. Over pixels, or over
+    superpixels when ``labels [N, H, W]`` is given (as :func:`superpixel_deletion_insertion`).
+    ``seed`` and ``sample_ids`` (``[N]``, default ``0..N-1``) seed the random tie order, the
+    random baseline and ROAD's noise per sample. Other arguments as
+    :func:`deletion_insertion`."""
+    check_faithfulness_params(
+        substrate, order, step, blur_kernel, blur_sigma, kernel, ties, "most", road_noise
+    )
+    module, x, t, scores, m = _pixel_setup(model, images, maps, targets, order)
+    n, _, h, w = x.shape
+    ids = _sample_ids(sample_ids, n)
+    if labels is None:
+        unit_step = int(step) if step is not None else w
+        n_units = torch.full((n,), h * w, dtype=torch.int64, device=x.device)
+        sets, tied = unit_ranks(scores, n_units, ids, ties, seed, lerf, random_baseline)
+        pixel_sets = sets
+    else:
+        unit_step = int(step) if step is not None else 1
+        inv, unit_scores, n_units = superpixel_units(m, labels, order, x.device)
+        sets, tied = unit_ranks(unit_scores, n_units, ids, ties, seed, lerf, random_baseline)
+        pixel_sets = [r.gather(1, inv) for r in sets]
+    n_steps = (n_units + unit_step - 1) // unit_step
+    proto = _Protocol(
+        unit_step, substrate, blur_kernel, blur_sigma, kernel, int(seed), road_noise, batch_size
+    )
+    played = _games(module, x, t, pixel_sets, n_steps, ids, proto)
+    return FaithfulnessGames(
+        played[0],
+        played[1] if lerf else None,
+        played[-1] if random_baseline else None,
+        tied,
+    )
 
 
 def deletion_insertion(
@@ -263,6 +338,12 @@ def deletion_insertion(
     blur_sigma: float = 5.0,
     order: str = "signed",
     batch_size: int | None = None,
+    kernel: str = "reference",
+    ties: str = "random",
+    first: str = "most",
+    seed: int = 0,
+    sample_ids: Any = None,
+    road_noise: float = ROAD_NOISE,
 ) -> DeletionInsertion:
     """Pixel deletion and insertion curves and AUCs (module docstring).
 
@@ -274,26 +355,44 @@ def deletion_insertion(
         targets: the explained class per image, ``[N]`` ints or one int.
         step: pixels changed per step (default ``W``: one image row's worth, as the
             reference's 224 at 224 x 224).
-        substrate: what deletion puts in: ``baseline`` (zeros), ``blur`` (the blurred copy)
-            or ``mean`` (each channel's mean).
-        blur_kernel, blur_sigma: the insertion start's Gaussian blur (odd size, sigma > 0).
+        substrate: what deletion puts in: ``baseline`` (zeros), ``blur`` (the blurred copy),
+            ``mean`` (each channel's mean) or ``road`` (ROAD's noisy linear imputation).
+        blur_kernel, blur_sigma: size (odd) and sigma (> 0) of the insertion start's blur.
         order: ``signed`` (decreasing attribution) or ``abs`` (decreasing ``|attribution|``).
         batch_size: step images per forward (default: RISE's ``default_batch_size``).
+        kernel: ``reference`` (the RISE authors' kernel) or ``sampled`` (normalised Gaussian).
+        ties: ``random`` (seeded per sample), ``index`` (lower index first) or ``reverse``
+            (higher index first, the reference code's order).
+        first: ``most`` (most relevant first, the paper's games) or ``least`` (LeRF).
+        seed, sample_ids: the job seed and the samples' stable indices ``[N]`` (default
+            ``0..N-1``): the random tie order and ROAD's noise are functions of them.
+        road_noise: standard deviation of the noise ROAD adds to imputed pixels.
 
     Returns:
         :class:`DeletionInsertion` with ``n_steps = ceil(H * W / step)`` for every image.
     """
-    check_faithfulness_params(substrate, order, step, blur_kernel, blur_sigma)
-    module = _module(model)
-    x, m, t = _check_inputs(module, images, maps, targets)
-    n, _, h, w = x.shape
-    step = int(step) if step is not None else w
-    scores = m.reshape(n, h * w)
-    ranks = _ranks_from_scores(scores.abs() if order == "abs" else scores)
-    n_steps = torch.full((n,), math.ceil(h * w / step), dtype=torch.int64, device=x.device)
-    return _games(
-        module, x, t, ranks, n_steps, step, substrate, blur_kernel, blur_sigma, batch_size
+    if first not in FIRST:
+        raise InvalidParameterError(f"first must be one of {', '.join(FIRST)}, got {first!r}")
+    games = faithfulness_games(
+        model,
+        images,
+        maps,
+        targets,
+        step=step,
+        substrate=substrate,
+        blur_kernel=blur_kernel,
+        blur_sigma=blur_sigma,
+        order=order,
+        batch_size=batch_size,
+        kernel=kernel,
+        ties=ties,
+        seed=seed,
+        sample_ids=sample_ids,
+        road_noise=road_noise,
+        lerf=first == "least",
+        random_baseline=False,
     )
+    return games.lerf if first == "least" and games.lerf is not None else games.morf
 
 
 def superpixel_deletion_insertion(
@@ -309,42 +408,40 @@ def superpixel_deletion_insertion(
     blur_sigma: float = 5.0,
     order: str = "signed",
     batch_size: int | None = None,
+    kernel: str = "reference",
+    ties: str = "random",
+    first: str = "most",
+    seed: int = 0,
+    sample_ids: Any = None,
+    road_noise: float = ROAD_NOISE,
 ) -> DeletionInsertion:
     """Deletion and insertion over superpixels: whole superpixels change ``step`` at a time
-    (default 1) in decreasing order of their mean attribution (``abs``: of ``|mean|``; ties
-    to the lower label). ``labels``: ``[N, H, W]`` integer superpixels (as from
-    :func:`xaiq.xai.superpixels.segment`; gaps allowed). Image ``j`` with ``n_j`` superpixels
-    has ``ceil(n_j / step)`` steps; other arguments and the result as
-    :func:`deletion_insertion` (curves NaN-padded to the longest)."""
-    check_faithfulness_params(substrate, order, step, blur_kernel, blur_sigma)
-    module = _module(model)
-    x, m, t = _check_inputs(module, images, maps, targets)
-    n, _, h, w = x.shape
-    lab = labels.detach().cpu().numpy() if hasattr(labels, "detach") else np.asarray(labels)
-    if lab.shape != (n, h, w) or not np.issubdtype(lab.dtype, np.integer):
-        raise InvalidParameterError(f"labels must be integers [{n}, {h}, {w}], got {lab.shape}")
-    step = int(step) if step is not None else 1
-    ranks = torch.empty(n, h * w, dtype=torch.int64)
-    n_steps = torch.empty(n, dtype=torch.int64)
-    flat_maps = m.reshape(n, h * w).double().cpu()
-    for j in range(n):  # one relabelling per image; the superpixel means are one scatter
-        ids, inverse = np.unique(lab[j].reshape(-1), return_inverse=True)
-        inv = torch.from_numpy(inverse.reshape(-1).astype(np.int64))
-        sums = torch.zeros(ids.size, dtype=torch.float64).index_add_(0, inv, flat_maps[j])
-        means = sums / torch.bincount(inv, minlength=ids.size).double()
-        sp_rank = _ranks_from_scores((means.abs() if order == "abs" else means)[None])[0]
-        ranks[j] = sp_rank[inv]
-        n_steps[j] = math.ceil(ids.size / step)
-    dev = x.device
-    return _games(
-        module,
-        x,
-        t,
-        ranks.to(dev),
-        n_steps.to(dev),
-        step,
-        substrate,
-        blur_kernel,
-        blur_sigma,
-        batch_size,
+    (default 1) in decreasing order of their mean attribution (``abs``: of ``|mean|``; equal
+    means by the ``ties`` rule over superpixels in increasing label order). ``labels``:
+    ``[N, H, W]`` integer superpixels (as from :func:`xaiq.xai.superpixels.segment`; gaps
+    allowed). Image ``j`` with ``n_j`` superpixels has ``ceil(n_j / step)`` steps; other
+    arguments and the result as :func:`deletion_insertion` (curves NaN-padded to the
+    longest)."""
+    if first not in FIRST:
+        raise InvalidParameterError(f"first must be one of {', '.join(FIRST)}, got {first!r}")
+    games = faithfulness_games(
+        model,
+        images,
+        maps,
+        targets,
+        labels=labels,
+        step=step,
+        substrate=substrate,
+        blur_kernel=blur_kernel,
+        blur_sigma=blur_sigma,
+        order=order,
+        batch_size=batch_size,
+        kernel=kernel,
+        ties=ties,
+        seed=seed,
+        sample_ids=sample_ids,
+        road_noise=road_noise,
+        lerf=first == "least",
+        random_baseline=False,
     )
+    return games.lerf if first == "least" and games.lerf is not None else games.morf

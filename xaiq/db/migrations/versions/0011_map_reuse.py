@@ -4,7 +4,7 @@ Additive: two nullable columns and an index on the identity. Rows written before
 (never looked up for reuse, counted as computed).
 
 Revision ID: 0011
-Revises: 0010
+Revises: 0009
 Create Date: 2026-12-03 14:20:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
