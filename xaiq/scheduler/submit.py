@@ -19,6 +19,7 @@ from xaiq.db.models import JobKind, JobStatus, utcnow
 from xaiq.db.session import get_engine, read_session
 from xaiq.scheduler.errors import BrokerError, SpecError
 from xaiq.scheduler.labels import check_name, check_tags
+from xaiq.scheduler.pins import pin_samples
 from xaiq.scheduler.spec import plan_shards, validate_spec
 
 LOCAL_QUEUE = "local"
@@ -124,6 +125,8 @@ def submit(
     ``broker``: the broker URL (default ``XAIQ_BROKER_URL``); checked before writing.
     ``name``, ``tags``: the job's labels (:mod:`xaiq.scheduler.labels`).
     """
+    from xaiq.xai.datasets import open_dataset
+
     name, tag_list = check_name(name), check_tags(tags)
     spec = validate_spec(raw)
     engine = engine or get_engine()
@@ -138,8 +141,16 @@ def submit(
         check_broker(broker)
     ranges = plan_shards(spec["n_samples"], spec["shard_size"])
     queue = LOCAL_QUEUE if local else spec["queue"]
+    pins = pin_samples(open_dataset(spec["dataset"]), spec["n_samples"])
     job_id = create_job(
-        engine, kind=spec["kind"], spec=spec, ranges=ranges, queue=queue, name=name, tags=tag_list
+        engine,
+        kind=spec["kind"],
+        spec=spec,
+        ranges=ranges,
+        queue=queue,
+        name=name,
+        tags=tag_list,
+        pins=pins,
     )
     alive = None
     if not local:
