@@ -37,7 +37,14 @@ class Submitted:
 
 
 def broker_url() -> str | None:
-    return os.environ.get("XAIQ_BROKER_URL") or None
+    """``XAIQ_BROKER_URL`` with ``XAIQ_BROKER_PASSWORD`` in it (see :mod:`xaiq.broker.urls`)."""
+    from xaiq.broker.urls import BrokerUrlError
+    from xaiq.broker.urls import broker_url as configured
+
+    try:
+        return configured()
+    except BrokerUrlError as exc:
+        raise BrokerError(str(exc)) from None
 
 
 def redact_broker(url: str) -> str:
