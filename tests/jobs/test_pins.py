@@ -150,3 +150,27 @@ def test_a_shard_records_a_sample_that_changed_as_failed_not_as_rows(
     assert len(samples) == 5 and all(
         r["key"] == f"img-{r['sample_index']:02d}.png" for r in samples
     )
+
+
+def test_a_disagreement_refuses_maps_of_a_job_whose_samples_changed(
+    home: Path, tmp_path: Path
+) -> None:
+    from xaiq.scheduler.errors import SpecError
+
+    folder = _folder(tmp_path / "d", 4)
+    spec = {**_spec(folder), "methods": ["saliency", "input_x_gradient"]}
+    source = submit(spec, local=True).job_id
+    assert run_local(source)["status"] == "succeeded"
+    reuse = {
+        "kind": "disagreement",
+        "dataset": f"folder:{folder}",
+        "model": "digits-cnn",
+        "from_job": source,
+        "superpixels": ["grid"],
+        "n_segments": [4],
+    }
+    Image.fromarray(_digit(60)).save(folder / "img-01.png")
+    with pytest.raises(SpecError, match=r"sample 1 \('img-01.png'\) has other content now"):
+        submit(reuse, local=True)
+    Image.fromarray(_digit(1)).save(folder / "img-01.png")  # the same pixels, the same bytes
+    assert run_local(submit(reuse, local=True).job_id)["status"] == "succeeded"

@@ -117,6 +117,21 @@ def _check_source(engine: Engine, spec: dict[str, Any], target: str | None) -> N
     spec["n_samples"] = min(spec["n_samples"], src.n_samples)
 
 
+def _check_source_pins(engine: Engine, source: int, pins: list[tuple[str, str]]) -> None:
+    """A ``from_job``'s maps are by sample index: its samples must be the ones pinned now."""
+    from xaiq.db.pins import read_pins
+
+    before = read_pins(engine, source, 0, len(pins))
+    for index, (key, fp) in enumerate(pins):
+        if index in before and before[index] != (key, fp):
+            was = before[index][0]
+            what = f"is {key!r} now" if was != key else "has other content now"
+            raise SpecError(
+                f"from_job: job {source}'s sample {index} ({was!r}) {what}; the dataset"
+                " changed since its maps were computed"
+            )
+
+
 def submit(
     raw: Mapping[str, Any],
     *,
@@ -149,6 +164,8 @@ def submit(
     ranges = plan_shards(spec["n_samples"], spec["shard_size"])
     queue = LOCAL_QUEUE if local else spec["queue"]
     pins = pin_samples(open_dataset(spec["dataset"]), spec["n_samples"])
+    if spec["kind"] == "disagreement" and spec["from_job"] is not None:
+        _check_source_pins(engine, spec["from_job"], pins)
     job_id = create_job(
         engine,
         kind=spec["kind"],
