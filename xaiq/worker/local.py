@@ -34,6 +34,11 @@ Progress = Callable[[dict[str, Any]], None]
 OTHERS_POLL_SECONDS = 0.5
 
 
+def _taken_over(owner: str | None, me: str) -> bool:
+    """Another process owns the job now (it took it over while this one was stopped)."""
+    return owner is not None and owner != me
+
+
 def _leased_elsewhere(session: Session, job_id: int, owner: str) -> bool:
     """Whether a shard of the job runs under another owner's live lease (a process this one
     took the job over from, stopped and then continued, finishing its current batch)."""
@@ -122,7 +127,7 @@ def run_local(
                 reap_expired(engine, job_id)
                 with read_session(engine) as session:
                     job = get_job(session, job_id)
-                    if job.cancel_requested or job.owner != me:  # cancelled, or taken over
+                    if job.cancel_requested or _taken_over(job.owner, me):
                         break
                     ids = pending_shard_ids(session, job_id)
                     others = not ids and _leased_elsewhere(session, job_id, owner)
@@ -134,7 +139,7 @@ def run_local(
                 for shard_id in ids:
                     with read_session(engine) as session:
                         job = get_job(session, job_id)
-                        if job.cancel_requested or job.owner != me or stop.is_set():
+                        if job.cancel_requested or _taken_over(job.owner, me) or stop.is_set():
                             break
                     slot.fit()  # another job may have started or ended on this machine
                     outcomes.append(
