@@ -7,7 +7,6 @@ run by the embedded executor gets the queue ``local``: the scheduler never publi
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
