@@ -6,6 +6,8 @@
 FROM python:3.11-slim
 
 ARG TORCH_VARIANT=cpu
+# optional extras of the project, e.g. flower (the compose stack's flower image)
+ARG XAIQ_EXTRAS=
 ARG TORCH_INDEX=https://download.pytorch.org/whl/${TORCH_VARIANT}
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -21,7 +23,7 @@ RUN pip install --no-cache-dir --no-deps --index-url "$TORCH_INDEX" \
     $(grep -E '^(torch|torchvision)==' requirements.lock)
 COPY pyproject.toml README.md ./
 COPY xaiq ./xaiq
-RUN pip install --no-cache-dir -c requirements.lock . && useradd --create-home --uid 1000 xaiq \
+RUN pip install --no-cache-dir -c requirements.lock ".${XAIQ_EXTRAS:+[$XAIQ_EXTRAS]}" && useradd --create-home --uid 1000 xaiq \
     && mkdir -p /data/artifacts && chown -R xaiq /data
 USER xaiq
 VOLUME ["/data"]

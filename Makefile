@@ -51,7 +51,7 @@ lock:
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/python -m pip install -q --upgrade pip packaging
 	$(LOCK_VENV)/bin/python -m pip install -q --dry-run --ignore-installed \
-		--report $(LOCK_VENV)/report.json $(TORCH_PINS) -e '.[dev]'
+		--report $(LOCK_VENV)/report.json $(TORCH_PINS) -e '.[dev,flower]'
 	$(LOCK_VENV)/bin/python tools/lock.py --report $(LOCK_VENV)/report.json --out $(LOCK)
 	rm -rf $(LOCK_VENV)
 

@@ -74,8 +74,98 @@ def test_gpu_workers_reserve_one_nvidia_gpu_each_and_use_it() -> None:
 
 
 def test_flower_watches_the_broker_the_workers_use() -> None:
-    broker = COMPOSE["x-xaiq"]["environment"]["XAIQ_BROKER_URL"]
-    assert f"--broker={broker}" in SERVICES["flower"]["command"]
+    env = COMPOSE["x-xaiq"]["environment"]
+    flower = SERVICES["flower"]
+    assert flower["command"][0] == "flower"  # `xaiq flower`: the broker URL of xaiq's config
+    for name in ("XAIQ_BROKER_URL", "XAIQ_BROKER_PASSWORD"):
+        assert flower["environment"][name] == env[name], name
+
+
+def test_flower_is_published_on_this_host_only_by_default() -> None:
+    ports = SERVICES["flower"]["ports"]
+    assert ports, "flower publishes its port"
+    for entry in ports:
+        assert str(entry).startswith(("127.0.0.1:", "${FLOWER_HOST:-127.0.0.1}:")), entry
+    argv = [str(a) for a in SERVICES["flower"]["command"]]
+    command, _ = _resolve(argv)
+    address = next(p for p in command.params if p.name == "address")
+    assert address.default == "127.0.0.1"  # outside compose too, `xaiq flower` is local
+
+
+def test_the_flower_image_has_flower_from_the_projects_extra() -> None:
+    import tomllib
+
+    build = SERVICES["flower"]["build"]
+    assert "flower" in build["args"]["XAIQ_EXTRAS"].split(",")
+    assert SERVICES["flower"]["image"] != COMPOSE["x-xaiq"]["image"]  # not the plain image
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    assert any(r.startswith("flower") for r in extras["flower"])
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "ARG XAIQ_EXTRAS" in dockerfile and "[$XAIQ_EXTRAS]" in dockerfile
+
+
+def test_redis_requires_the_password_the_services_use() -> None:
+    redis = SERVICES["redis"]
+    script = " ".join(str(a) for a in redis["command"])
+    assert '--requirepass "$$REDISCLI_AUTH"' in script
+    password = redis["environment"]["REDISCLI_AUTH"]  # redis-cli (the healthcheck) reads it
+    assert password.startswith("${REDIS_PASSWORD:?")
+    assert COMPOSE["x-xaiq"]["environment"]["XAIQ_BROKER_PASSWORD"] == password
+    assert "redis-cli ping" in " ".join(redis["healthcheck"]["test"])
+
+
+def _example_values() -> dict[str, str]:
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_the_example_passwords_are_the_ones_the_services_refuse() -> None:
+    from xaiq.cli.services import EXAMPLE_PASSWORDS
+
+    values = _example_values()
+    passwords = [values["POSTGRES_PASSWORD"], values["REDIS_PASSWORD"]]
+    passwords += [pair.partition(":")[2] for pair in values["FLOWER_BASIC_AUTH"].split(",")]
+    assert set(passwords) <= EXAMPLE_PASSWORDS
+    script = " ".join(str(a) for a in SERVICES["redis"]["command"])
+    for password in EXAMPLE_PASSWORDS:  # redis-server itself would take it: the script refuses
+        assert f'"$$REDISCLI_AUTH" = {password} ]' in script and "exit 2" in script
+
+
+@pytest.mark.parametrize(
+    ("argv", "variable"),
+    [
+        (["db", "upgrade"], "XAIQ_DB_URL"),
+        (["scheduler"], "XAIQ_BROKER_PASSWORD"),
+        (["worker", "--queues", "cpu"], "XAIQ_BROKER_PASSWORD"),
+        (["flower"], "FLOWER_BASIC_AUTH"),
+    ],
+)
+def test_the_services_refuse_to_start_with_the_example_passwords(
+    argv: list[str], variable: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from xaiq.cli.main import main
+
+    values = _example_values()
+    good = "x9#Qv?/w@"
+    env = {
+        "XAIQ_DB_URL": f"postgresql://xaiq:{good}@127.0.0.1:1/xaiq",
+        "XAIQ_BROKER_URL": "redis://127.0.0.1:1/0",
+        "XAIQ_BROKER_PASSWORD": good,
+        "FLOWER_BASIC_AUTH": f"admin:{good}",
+    }
+    if variable == "XAIQ_DB_URL":
+        env[variable] = f"postgresql://xaiq:{values['POSTGRES_PASSWORD']}@postgres:5432/xaiq"
+    elif variable == "XAIQ_BROKER_PASSWORD":
+        env[variable] = values["REDIS_PASSWORD"]
+    else:
+        env[variable] = values["FLOWER_BASIC_AUTH"]
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and variable in err[0] and "example password" in err[0], err
 
 
 def test_services_start_after_the_migration() -> None:
@@ -125,11 +215,13 @@ def test_flower_requires_a_login_from_the_environment() -> None:
 def test_no_password_is_written_in_the_compose_file() -> None:
     env = COMPOSE["x-xaiq"]["environment"]
     assert "${POSTGRES_PASSWORD" in env["XAIQ_DB_URL"]
+    assert env["XAIQ_BROKER_PASSWORD"].startswith("${REDIS_PASSWORD:?")
+    assert "@" not in env["XAIQ_BROKER_URL"]  # the password is added (percent-encoded) by xaiq
     assert SERVICES["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith(
         "${POSTGRES_PASSWORD:?"
     )
     example = (ROOT / ".env.example").read_text()
-    for name in ("POSTGRES_PASSWORD", "FLOWER_BASIC_AUTH"):
+    for name in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "FLOWER_BASIC_AUTH"):
         assert re.search(rf"^{name}=", example, re.M), name
     assert ".env" in (ROOT / ".gitignore").read_text().split()
 

@@ -181,3 +181,61 @@ def test_cancel_stops_a_running_in_process_job_at_its_next_batch(store: dict[str
     assert p["status"] == "cancelled" and p["finished_at"] is not None, err
     assert 0 < p["samples_done"] < 96  # the batches before the cancel are kept
     assert p["shards"] == {**p["shards"], "cancelled": 1, "running": 0}
+
+
+HOOKS = Path(__file__).resolve().parents[1] / "reliability" / "hooks"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+def test_sigterm_right_after_the_job_row_is_committed_leaves_a_resumable_job(
+    store: dict[str, str],
+) -> None:
+    get_engine()
+    env = {**store, "PYTHONPATH": os.pathsep.join([str(HOOKS), str(ROOT)])}
+    env["XAIQ_TEST_SIGNAL_AFTER_COMMIT"] = str(int(signal.SIGTERM))
+    args = ["attribution", "-d", "digits", "-m", "digits-cnn", "--methods", "saliency"]
+    first = xaiq(env, "submit", *args, "--limit", "8", "--shard-size", "4")
+    out, err = first.communicate(timeout=300)
+    assert first.returncode == 130, err  # not 143 (killed by the default handler)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines[-1] == "job 1 interrupted: 0 of 8 samples kept; resume with `xaiq resume 1`"
+    assert "Traceback" not in err
+    p = progress(1)
+    assert p["status"] == "interrupted" and p["owner"] is None, p  # not a pending orphan
+    resumed = xaiq(store, "resume", "1")
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    p = progress(1)
+    assert p["status"] == "succeeded" and p["samples_done"] == 8, p
+
+
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+def test_a_resume_that_takes_over_a_stopped_owner_exits_0_when_the_job_succeeds(
+    store: dict[str, str],
+) -> None:
+    get_engine()
+    # six shards of 8: the stopped owner, once continued, would claim shards of its own
+    args = [*SPEC_ARGS[:-1], "integrated_gradients.n_steps=200"]
+    args[args.index("--shard-size") + 1] = "8"
+    first = xaiq(store, "submit", *args)
+    stop_midway(first, 1, 0, signal.SIGSTOP)
+    try:
+        time.sleep(float(store["XAIQ_OWNER_STALE_SECONDS"]) + 1)  # the owner looks gone
+        second = xaiq(store, "resume", "1")
+        kept = progress(1)["samples_finished"]
+        wait_for(lambda: progress(1)["samples_finished"] > kept, 240, "the resume to run")
+    finally:
+        first.send_signal(signal.SIGCONT)  # it wakes up in the middle of its batch
+    # the first owner stops at its next batch (its lease is gone) and claims no other shard
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 1, err
+    assert "taken over by process" in err.splitlines()[-1], err
+    out, err = second.communicate(timeout=600)
+    assert second.returncode == 0, err
+    assert "job 1 interrupted" not in err and "stopping" not in err
+    p = progress(1)
+    assert p["status"] == "succeeded" and p["samples_done"] == 48, p
+    got = comparable(1)
+    assert [r["sample_index"] for r in got["samples"]] == list(range(48))
+    assert len(got["attributions"]) == 96 and got["sample_errors"] == []

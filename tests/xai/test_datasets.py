@@ -101,3 +101,45 @@ def test_missing_paths_and_unknown_names_are_clear(tmp_path):
         open_dataset("imagenet")
     with pytest.raises(DatasetError, match="mnist"):
         open_dataset(f"mnist:{tmp_path}")
+
+
+def test_images_in_sub_folders_of_a_class_belong_to_that_class(tmp_path):
+    # torchvision's ImageFolder walks class folders recursively; so does a folder dataset
+    write_png(tmp_path / "cat" / "a.png", 10)
+    write_png(tmp_path / "cat" / "deep" / "er" / "b.png", 20)
+    write_png(tmp_path / "cat" / "c.png", 30)
+    write_png(tmp_path / "dog" / "x" / "d.png", 40)
+    (tmp_path / "dog" / "x" / "notes.txt").write_text("not an image")
+    (tmp_path / "dog" / "loop").symlink_to(tmp_path / "dog")  # followed once, no endless walk
+    ds = open_dataset(f"folder:{tmp_path}")
+    keys = [ds.key(i) for i in range(len(ds))]
+    assert keys == ["cat/a.png", "cat/c.png", "cat/deep/er/b.png", "dog/x/d.png"]
+    assert [ds.label(i) for i in range(len(ds))] == [0, 0, 0, 1]
+    assert ds.class_names == ("cat", "dog")
+    assert ds.load(2).image.max() == pytest.approx(20 / 255)
+
+
+def test_escaped_names_round_trip_to_the_original_bytes():
+    import os
+
+    from xaiq.xai.datasets import escape_name, unescape_name
+
+    for raw in (b"caf\xe9/a.png", b"back\\slash\\xe9.png", b"\xff\x80.jpg", b"plain.png"):
+        name = os.fsdecode(raw)
+        key = escape_name(name)
+        key.encode("utf-8")  # every store accepts it
+        assert os.fsencode(unescape_name(key)) == raw
+    assert escape_name(os.fsdecode(b"caf\xe9")) == "caf\\xe9"
+    with pytest.raises(ValueError):
+        unescape_name("a\\q")
+
+
+def test_fingerprints_follow_the_content_not_the_name(tmp_path):
+    write_png(tmp_path / "a.png", 10)
+    write_png(tmp_path / "b.png", 10)
+    ds = open_dataset(f"folder:{tmp_path}")
+    assert ds.fingerprint(0) == ds.fingerprint(1)
+    write_png(tmp_path / "b.png", 11)
+    assert ds.fingerprint(0) != ds.fingerprint(1)
+    digits = open_dataset("digits")
+    assert digits.fingerprint(3) == open_dataset("digits").fingerprint(3) != digits.fingerprint(4)

@@ -2,17 +2,18 @@
 backend (the database is the source of truth), queues ``gpu`` and ``cpu``.
 
 Task events are on (``worker_send_task_events``, ``task_send_sent_event``) so Flower and
-``celery events`` see workers and tasks. The broker URL comes from ``XAIQ_BROKER_URL``.
+``celery events`` see workers and tasks. The broker URL comes from ``XAIQ_BROKER_URL`` (and
+``XAIQ_BROKER_PASSWORD``: :mod:`xaiq.broker.urls`).
 Importing this module imports no torch and no worker code: the worker's tasks are named in
 ``include`` and imported only by a worker.
 """
 
 from __future__ import annotations
 
-import os
-
 from celery import Celery
 from kombu import Queue
+
+from xaiq.broker.urls import broker_url as configured_broker_url
 
 QUEUES = ("gpu", "cpu")
 TASK_RUN_SHARD = "xaiq.run_shard"
@@ -21,7 +22,7 @@ DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 
 def make_app(broker_url: str | None = None) -> Celery:
     """A Celery app on ``broker_url`` (default ``XAIQ_BROKER_URL``) with xaiq's settings."""
-    app = Celery("xaiq", broker=broker_url or os.environ.get("XAIQ_BROKER_URL") or DEFAULT_BROKER)
+    app = Celery("xaiq", broker=broker_url or configured_broker_url() or DEFAULT_BROKER)
     app.conf.update(
         accept_content=["json"],
         task_serializer="json",

@@ -74,7 +74,7 @@ def datasets_cmd(fmt: FormatOption = OutputFormat.table, as_json: JsonFlag = Fal
     rows = [
         {"spec": "digits", "labels": "yes", "what": "scikit-learn digits, 1,797 8x8 grey"},
         {"spec": "skimage[:cat,...]", "labels": "no", "what": "scikit-image sample photos"},
-        {"spec": "folder:PATH | PATH/", "labels": "subfolders", "what": "image folder"},
+        {"spec": "folder:PATH | PATH/", "labels": "subfolders", "what": "image folder (recursive)"},
         {"spec": "file:PATH | PATH", "labels": "no", "what": "one image file"},
         {"spec": "mnist:ROOT[:test]", "labels": "yes", "what": "torchvision MNIST, local root"},
         {"spec": "cifar10:ROOT[:test]", "labels": "yes", "what": "torchvision CIFAR-10, local"},

@@ -29,6 +29,7 @@ def resume_job_here(
     from xaiq.db.lifecycle import LOCAL_QUEUE, resume_job
     from xaiq.db.session import get_engine, read_session
     from xaiq.scheduler.errors import JobStateError
+    from xaiq.scheduler.pins import check_job_dataset
     from xaiq.scheduler.submit import broker_url, check_broker
 
     engine = get_engine()
@@ -36,10 +37,12 @@ def resume_job_here(
     with read_session(engine) as session:
         j = get_job(session, job)
         status, queue, spec_queue = j.status.value, j.queue, str(j.spec.get("queue", "cpu"))
+        spec = dict(j.spec)
     if status == "succeeded":
         raise JobStateError(f"job {job} succeeded; there is nothing to resume")
     if status in ("pending", "running") and queue != LOCAL_QUEUE:
         raise JobStateError(f"job {job} is {status} on the workers; `xaiq wait {job}` follows it")
+    check_job_dataset(engine, job, spec)  # rows are by sample index: the samples must agree
     url = broker_url()
     here = local or url is None
     if not here:
@@ -69,7 +72,9 @@ def resume_cmd(
 ) -> None:
     """Continue an interrupted job (Ctrl-C, a killed process) from its committed rows; also
     re-runs the failed and cancelled shards of a finished job. In-process without a broker
-    (or with --local), else on the workers. Every row is written once."""
+    (or with --local), else on the workers. Every row is written once. Refused (exit 2) when
+    the dataset no longer holds the samples the job was planned on (a sample added, removed
+    or modified): restore it, or submit a new job."""
     from xaiq.db.jobs import job_progress
     from xaiq.db.session import read_session
 

@@ -54,6 +54,7 @@ EXAMPLES: dict[str, list[str]] = {
     ],
     "workers": ["xaiq workers --format json"],
     "scheduler": ["xaiq scheduler --max-in-flight 8"],
+    "flower": ["xaiq flower", "xaiq flower --address 0.0.0.0 --port 5555"],
     "explain": ["xaiq explain digits:5 -m digits-cnn --methods integrated_gradients,grad_cam"],
     "compare": [
         "xaiq compare digits:5 -m digits-cnn --superpixels grid --n-segments 49 --out d5.png",

@@ -288,6 +288,7 @@ def retry_cmd(
     from xaiq.db.jobs import get_job, reset_failed_shards
     from xaiq.db.session import get_engine, read_session
     from xaiq.scheduler.errors import JobStateError
+    from xaiq.scheduler.pins import check_job_dataset
     from xaiq.scheduler.submit import LOCAL_QUEUE
 
     engine = get_engine()
@@ -301,7 +302,8 @@ def retry_cmd(
             return
         if j.finished_at is None:
             raise JobStateError(f"job {job} is still {j.status.value}; retry it once it finished")
-        queue = j.queue
+        queue, spec = j.queue, dict(j.spec)
+    check_job_dataset(engine, job, spec)  # rows are by sample index: the samples must agree
     n = reset_failed_shards(engine, job)
     if not as_json:
         info(f"job {job}: {n} shards back to pending")

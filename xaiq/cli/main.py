@@ -27,6 +27,7 @@ from xaiq.cli import (  # noqa: F401
     onefile,
     processes,
     query,
+    services,
     submit,
 )
 from xaiq.cli.app import app

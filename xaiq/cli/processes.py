@@ -11,6 +11,7 @@ from xaiq.cli.app import app
 from xaiq.cli.errors import CliError
 from xaiq.cli.options import FormatOption, JsonFlag, output_format
 from xaiq.cli.output import OutputFormat, emit, emit_json, info
+from xaiq.cli.services import refuse_example_passwords
 
 db_app = typer.Typer(help="The SQL store: migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -32,6 +33,7 @@ def worker_cmd(
     from xaiq.scheduler.submit import broker_url, check_broker
 
     wanted = check_worker_options(queues, concurrency, threads, device)
+    refuse_example_passwords()
     url = broker_url()
     if url is None:
         raise CliError("XAIQ_BROKER_URL is not set; workers need a broker")
@@ -114,6 +116,7 @@ def scheduler_cmd(
     from xaiq.scheduler.submit import broker_url, check_broker
 
     wanted = tuple(check_scheduler_options(queues, max_in_flight, interval))
+    refuse_example_passwords()
     url = broker_url()
     if url is None:
         raise CliError("XAIQ_BROKER_URL is not set; the scheduler publishes to a broker")
@@ -137,6 +140,7 @@ def db_upgrade_cmd(
     from xaiq.db.migrations import current_revision
     from xaiq.db.session import get_engine, redact_url, upgrade
 
+    refuse_example_passwords()
     engine = get_engine(url, migrate=False)
     upgrade(engine, revision)
     info(

@@ -239,17 +239,42 @@ def interrupted_exit(p: dict[str, Any]) -> typer.Exit:
     return typer.Exit(130)
 
 
+def _say_stopping() -> None:
+    info("stopping after the current batch (Ctrl-C again to stop at once)")
+
+
+@contextlib.contextmanager
+def stop_requests() -> Iterator[threading.Event]:
+    """The process's :data:`~xaiq.worker.checkpoint.STOP`, cleared, then set by the first
+    SIGINT or SIGTERM while inside (:func:`stop_on_signals`). ``submit`` enters it before
+    the job row is committed, so a signal at any moment leaves a job that ``xaiq resume``
+    continues (never a ``pending`` job and exit 143)."""
+    from xaiq.worker.checkpoint import STOP
+
+    STOP.clear()
+    with stop_on_signals(STOP, _say_stopping):
+        yield STOP
+
+
 def run_local_with_progress(job_id: int, device: str | None, quiet: bool) -> dict[str, Any]:
     """Run an in-process job here with a progress display. Ctrl-C or SIGTERM stops it after
     the current batch: the job is left ``interrupted`` and this raises ``typer.Exit(130)``
     after one line saying how to resume."""
+    with stop_requests():
+        return run_local_here(job_id, device, quiet)
+
+
+def run_local_here(job_id: int, device: str | None, quiet: bool) -> dict[str, Any]:
+    """:func:`run_local_with_progress` inside the caller's :func:`stop_requests`. A job that
+    another process took over (this one was stopped past the stale period) ends this run
+    with one line naming that process, exit 1."""
     from xaiq.db.jobs import job_progress
+    from xaiq.db.lifecycle import this_owner
     from xaiq.db.session import get_engine, read_session
     from xaiq.worker import stages
     from xaiq.worker.checkpoint import STOP
     from xaiq.worker.local import run_local
 
-    STOP.clear()
     engine = get_engine()
     with read_session(engine) as session:
         first = job_progress(session, job_id)
@@ -261,13 +286,8 @@ def run_local_with_progress(job_id: int, device: str | None, quiet: bool) -> dic
         view.stages = lambda: stages.snapshot(job_id)
         view.update(first)
         poller = poll_progress(job_id, view, done)
-
-        def say_stopping() -> None:
-            info("stopping after the current batch (Ctrl-C again to stop at once)")
-
         try:
-            with stop_on_signals(STOP, say_stopping):
-                result = run_local(job_id, engine=engine, device=device, stop=STOP)
+            result = run_local(job_id, engine=engine, device=device, stop=STOP)
         except KeyboardInterrupt:
             result = None
         finally:
@@ -277,6 +297,13 @@ def run_local_with_progress(job_id: int, device: str | None, quiet: bool) -> dic
             with read_session(engine) as session:
                 result = job_progress(session, job_id)
         view.update(result, force=True)
+    owner = result.get("owner")
+    if result.get("finished_at") is None and owner and owner != this_owner():
+        info(
+            f"job {job_id}: taken over by process {escape(owner)} while this one was stopped;"
+            f" `xaiq wait {job_id}` follows it"
+        )
+        raise typer.Exit(1)
     if result["status"] == "interrupted":
         raise interrupted_exit(result)
     return result

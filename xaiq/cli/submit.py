@@ -15,7 +15,6 @@ from xaiq.cli.app import app
 from xaiq.cli.jobs import (
     exit_unless_succeeded,
     print_progress,
-    run_local_with_progress,
     wait_for_job,
 )
 from xaiq.cli.limits import JOB_ID_MAX
@@ -111,6 +110,10 @@ ExplainTarget = Annotated[
 ]
 
 
+def _planned(done: Any) -> str:
+    return f"job {done.job_id}: {done.n_samples} samples in {done.n_shards} shards"
+
+
 def run_submission(
     spec: dict[str, Any],
     *,
@@ -125,16 +128,26 @@ def run_submission(
     from xaiq.scheduler.submit import broker_url, submit
 
     as_json = fmt is OutputFormat.json
-    run_here = local or broker_url() is None
-    done = submit(spec, local=run_here, name=name, tags=split_list(tags) or [])
+    labels = {"name": name, "tags": split_list(tags) or []}
+    if local or broker_url() is None:
+        from xaiq.cli.progress import run_local_here, stop_requests
+
+        # Ctrl-C/SIGTERM from before the job row is committed leave a resumable job (exit
+        # 130), never a pending one killed by the default handler (exit 143)
+        with stop_requests():
+            done = submit(spec, local=True, **labels)
+            if not as_json:
+                info(f"{_planned(done)} (in-process)")
+            result = run_local_here(done.job_id, device, quiet=as_json)
+        print_progress(result, fmt)
+        exit_unless_succeeded(result)
+        return
+    done = submit(spec, local=False, **labels)
     if not as_json:
-        where = "in-process" if run_here else f"queue {done.queue}"
-        info(f"job {done.job_id}: {done.n_samples} samples in {done.n_shards} shards ({where})")
+        info(f"{_planned(done)} (queue {done.queue})")
     if done.scheduler_alive is False:
         info("no live scheduler: start one with `xaiq scheduler` to run this job")
-    if run_here:
-        result = run_local_with_progress(done.job_id, device, quiet=as_json)
-    elif wait:
+    if wait:
         result = wait_for_job(done.job_id, timeout=None, quiet=as_json)
     else:
         print_progress({"job": done.job_id, "status": "pending", "queue": done.queue}, fmt)

@@ -37,6 +37,7 @@ from xaiq.db.models import (
     WorkerRow,
     utcnow,
 )
+from xaiq.db.pins import add_pins
 from xaiq.db.session import write_session
 
 IN_FLIGHT = (ShardStatus.queued, ShardStatus.running)
@@ -96,10 +97,12 @@ def create_job(
     name: str | None = None,
     tags: Sequence[str] = (),
     protocol: Mapping[str, Any] | None = None,
+    pins: Sequence[tuple[str, str]] = (),
 ) -> int:
     """Commit a job, its shards (contiguous ``[start, stop)`` ranges), its ``name`` and
-    ``tags`` (labels, checked by :func:`xaiq.scheduler.labels.check_labels`) and its protocol
-    card; returns the job id."""
+    ``tags`` (labels, checked by :func:`xaiq.scheduler.labels.check_labels`), its protocol
+    card and the ``pins`` ``(key, fingerprint)`` of its samples ``0..`` (:mod:`xaiq.db.pins`);
+    returns the job id."""
     with write_session(engine) as session:
         job = Job(
             kind=JobKind(kind),
@@ -122,6 +125,7 @@ def create_job(
             Shard(job_id=job.id, index=i, start=a, stop=b, status=ShardStatus.pending, attempts=0)
             for i, (a, b) in enumerate(ranges)
         )
+        add_pins(session, job.id, pins)
         return int(job.id)
 
 

@@ -103,10 +103,13 @@ def touch_job(engine: Engine, job_id: int, owner: str) -> bool:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def release_job(engine: Engine, job_id: int, owner: str, *, interrupted: bool) -> None:
+def release_job(
+    engine: Engine, job_id: int, owner: str, *, interrupted: bool, shard_owner: str | None = None
+) -> None:
     """The owner lets go; with ``interrupted``, an unfinished job becomes ``interrupted`` and
-    a shard it left running (stopped mid-batch) goes back to pending, its attempt not
-    counted (an in-process job's shards run only in its owner)."""
+    a shard it left running (stopped mid-batch; leased by ``shard_owner``, or by anyone when
+    not given) goes back to pending, its attempt not counted. A shard another live process
+    still runs under its lease is left to it (the lease reaper takes it back if it dies)."""
     with write_session(engine) as session:
         job = get_job(session, job_id)
         if job.owner != owner:
@@ -114,15 +117,14 @@ def release_job(engine: Engine, job_id: int, owner: str, *, interrupted: bool) -
         job.owner, job.owner_seen_at = None, utcnow()  # when it stopped (see _restart)
         if interrupted and job.finished_at is None and job.status in OPEN:
             job.status = JobStatus.interrupted
-            _shards_back_to_pending(session, job_id)
+            _shards_back_to_pending(session, job_id, shard_owner)
 
 
-def _shards_back_to_pending(session: Session, job_id: int) -> int:
-    shards = list(
-        session.scalars(
-            select(Shard).where(Shard.job_id == job_id, Shard.status == ShardStatus.running)
-        )
-    )
+def _shards_back_to_pending(session: Session, job_id: int, lease_owner: str | None = None) -> int:
+    stmt = select(Shard).where(Shard.job_id == job_id, Shard.status == ShardStatus.running)
+    if lease_owner is not None:
+        stmt = stmt.where(Shard.lease_owner == lease_owner)
+    shards = list(session.scalars(stmt))
     for shard in shards:
         shard.status = ShardStatus.pending
         shard.attempts = max((shard.attempts or 1) - 1, 0)
@@ -180,15 +182,18 @@ def reap_orphans(engine: Engine, job_id: int | None = None) -> list[Orphan]:
 
 
 def shard_progress(engine: Engine, shard_id: int, owner: str, samples_done: int) -> bool:
-    """Record a running shard's progress (lease-guarded); returns whether its job was asked
-    to cancel."""
+    """Record a running shard's progress (lease-guarded); returns whether the shard should
+    stop: its job was asked to cancel, or ``owner`` lost the lease (the shard was given to
+    another process, whose rows will count: this one's would be refused)."""
     with write_session(engine) as session:
-        session.execute(
+        result = session.execute(
             update(Shard)
             .where(Shard.id == shard_id, Shard.lease_owner == owner)
             .where(Shard.status == ShardStatus.running)
             .values(samples_done=samples_done)
         )
+        if not result.rowcount:  # type: ignore[attr-defined]
+            return True
         cancel = session.scalar(
             select(Job.cancel_requested)
             .join(Shard, Shard.job_id == Job.id)

@@ -417,6 +417,20 @@ class SampleErrorRow(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=1)
 
 
+class SamplePin(Base):
+    """What a job runs on, pinned when it is planned: each sample's key and a sha256 of its
+    content. A resume or a shard compares the dataset with it (``xaiq.db.pins``)."""
+
+    __tablename__ = "sample_pins"
+    __table_args__ = (UniqueConstraint("job_id", "sample_index", name="uq_sample_pin"),)
+
+    id: Mapped[IntPK]
+    job_id: Mapped[JobFK]
+    sample_index: Mapped[SampleIndex]
+    key: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+
+
 class WorkerRow(Base):
     """A live worker's heartbeat: queues, device, the shard it is on."""
 

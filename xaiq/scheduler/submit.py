@@ -7,7 +7,6 @@ run by the embedded executor gets the queue ``local``: the scheduler never publi
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ from xaiq.db.models import JobKind, JobStatus, utcnow
 from xaiq.db.session import get_engine, read_session
 from xaiq.scheduler.errors import BrokerError, SpecError
 from xaiq.scheduler.labels import check_name, check_tags
+from xaiq.scheduler.pins import pin_samples
 from xaiq.scheduler.spec import plan_shards, validate_spec
 
 LOCAL_QUEUE = "local"
@@ -36,7 +36,14 @@ class Submitted:
 
 
 def broker_url() -> str | None:
-    return os.environ.get("XAIQ_BROKER_URL") or None
+    """``XAIQ_BROKER_URL`` with ``XAIQ_BROKER_PASSWORD`` in it (see :mod:`xaiq.broker.urls`)."""
+    from xaiq.broker.urls import BrokerUrlError
+    from xaiq.broker.urls import broker_url as configured
+
+    try:
+        return configured()
+    except BrokerUrlError as exc:
+        raise BrokerError(str(exc)) from None
 
 
 def redact_broker(url: str) -> str:
@@ -109,6 +116,21 @@ def _check_source(engine: Engine, spec: dict[str, Any], target: str | None) -> N
     spec["n_samples"] = min(spec["n_samples"], src.n_samples)
 
 
+def _check_source_pins(engine: Engine, source: int, pins: list[tuple[str, str]]) -> None:
+    """A ``from_job``'s maps are by sample index: its samples must be the ones pinned now."""
+    from xaiq.db.pins import read_pins
+
+    before = read_pins(engine, source, 0, len(pins))
+    for index, (key, fp) in enumerate(pins):
+        if index in before and before[index] != (key, fp):
+            was = before[index][0]
+            what = f"is {key!r} now" if was != key else "has other content now"
+            raise SpecError(
+                f"from_job: job {source}'s sample {index} ({was!r}) {what}; the dataset"
+                " changed since its maps were computed"
+            )
+
+
 def submit(
     raw: Mapping[str, Any],
     *,
@@ -124,6 +146,8 @@ def submit(
     ``broker``: the broker URL (default ``XAIQ_BROKER_URL``); checked before writing.
     ``name``, ``tags``: the job's labels (:mod:`xaiq.scheduler.labels`).
     """
+    from xaiq.xai.datasets import open_dataset
+
     name, tag_list = check_name(name), check_tags(tags)
     spec = validate_spec(raw)
     engine = engine or get_engine()
@@ -140,6 +164,9 @@ def submit(
     queue = LOCAL_QUEUE if local else spec["queue"]
     from xaiq.scheduler.protocol import protocol_card
 
+    pins = pin_samples(open_dataset(spec["dataset"]), spec["n_samples"])
+    if spec["kind"] == "disagreement" and spec["from_job"] is not None:
+        _check_source_pins(engine, spec["from_job"], pins)
     job_id = create_job(
         engine,
         kind=spec["kind"],
@@ -149,6 +176,7 @@ def submit(
         name=name,
         tags=tag_list,
         protocol=protocol_card(spec),
+        pins=pins,
     )
     alive = None
     if not local:

@@ -3,8 +3,10 @@
 ``compute_shard`` calls a :class:`Checkpoint` after every batch but the last. It raises
 :class:`ShardInterrupted` when this process was asked to stop (:data:`STOP`: Ctrl-C or
 SIGTERM) or, at most every ``XAIQ_PROGRESS_SECONDS`` (default 1 s) when it also writes the
-shard's progress, when the job was cancelled. The shard function then writes the batches
-done so far and puts the shard back (:func:`xaiq.db.lifecycle.suspend_shard`).
+shard's progress, when the job was cancelled or the shard's lease was taken over (its rows
+would be refused: the shard stops instead of computing them). The shard function then
+writes the batches done so far and puts the shard back
+(:func:`xaiq.db.lifecycle.suspend_shard`; nothing is written when the lease is lost).
 """
 
 from __future__ import annotations

@@ -39,10 +39,33 @@ def cached_model(name: str, device: str | torch.device | None) -> LoadedModel:
     return _models[key]
 
 
-def cached_dataset(spec: str) -> Dataset:
-    if spec not in _datasets:
+def cached_dataset(spec: str, *, reopen: bool = False) -> Dataset:
+    """``open_dataset(spec)``, once per process (``reopen``: list the dataset again)."""
+    if reopen or spec not in _datasets:
         _datasets[spec] = open_dataset(spec)
     return _datasets[spec]
+
+
+def pinned_dataset(
+    spec: str, engine: Engine | None, job_id: int, indices: Sequence[int]
+) -> tuple[Dataset, dict[int, str]]:
+    """The dataset and ``{index: why}`` for the ``indices`` whose key or content is not the
+    one the job pinned when it was planned (:mod:`xaiq.scheduler.pins`); a cached listing
+    that disagrees is refreshed first (the folder may have changed since this process
+    opened it). Without an engine or pins (a job planned before them) nothing is checked."""
+    from xaiq.db.pins import read_pins
+    from xaiq.db.retry import with_db_retry
+    from xaiq.scheduler.pins import changed_samples
+
+    dataset = cached_dataset(spec)
+    if engine is None or not indices:
+        return dataset, {}
+    pins = with_db_retry(read_pins, engine, job_id, min(indices), max(indices) + 1)
+    changed = changed_samples(dataset, pins, indices)
+    if changed:
+        dataset = cached_dataset(spec, reopen=True)
+        changed = changed_samples(dataset, pins, indices)
+    return dataset, changed
 
 
 def error_message(exc: BaseException) -> str:
@@ -418,7 +441,6 @@ def compute_shard(
     spec = claim.spec
     root = root or artifact_location()
     model = cached_model(spec["model"], device)
-    dataset = cached_dataset(spec["dataset"])
     from xaiq.worker.provenance import record_runtime
 
     names = spec.get("models") or [spec["model"]]
@@ -432,14 +454,18 @@ def compute_shard(
     skip = checkpoint.skip if checkpoint is not None else set()
     indices = [i for i in range(claim.start, claim.stop) if i not in skip]
     done = (claim.stop - claim.start) - len(indices)
+    # a sample that is not the one the job was planned on fails as if it could not be read
+    dataset, changed = pinned_dataset(spec["dataset"], engine, claim.job_id, indices)
     for idx in indices:
         with contextlib.suppress(*SAMPLE_FAILURES):
             rows.keys[idx] = dataset.key(idx)
+    for idx, why in changed.items():
+        rows.error(idx, "load", why)
     kind = KINDS[claim.kind]
     size = int(spec.get("batch_size", 32))
     for lo in range(0, len(indices), size):
         part = indices[lo : lo + size]
-        samples, errors = dataset.load_many(part)
+        samples, errors = dataset.load_many([i for i in part if i not in changed])
         for idx, msg in errors.items():
             rows.error(idx, "load", msg)
         batch = _predict(model, samples, rows, target_kind_of(spec))

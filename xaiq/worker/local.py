@@ -13,7 +13,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from xaiq.analysis.digest import build_digest_quietly
 from xaiq.db.jobs import finalize_job, get_job, job_progress, pending_shard_ids, reap_expired
@@ -24,11 +25,32 @@ from xaiq.db.lifecycle import (
     this_owner,
     touch_job,
 )
+from xaiq.db.models import Shard, ShardStatus, utcnow
 from xaiq.db.session import get_engine, read_session, write_session
 from xaiq.worker.checkpoint import STOP
 from xaiq.worker.shard import ShardOutcome, owner_name, process_shard
 
 Progress = Callable[[dict[str, Any]], None]
+OTHERS_POLL_SECONDS = 0.5
+
+
+def _taken_over(owner: str | None, me: str) -> bool:
+    """Another process owns the job now (it took it over while this one was stopped)."""
+    return owner is not None and owner != me
+
+
+def _leased_elsewhere(session: Session, job_id: int, owner: str) -> bool:
+    """Whether a shard of the job runs under another owner's live lease (a process this one
+    took the job over from, stopped and then continued, finishing its current batch)."""
+    return (
+        session.scalar(
+            select(Shard.id)
+            .where(Shard.job_id == job_id, Shard.status == ShardStatus.running)
+            .where(Shard.lease_owner != owner, Shard.lease_expires_at >= utcnow())
+            .limit(1)
+        )
+        is not None
+    )
 
 
 class _OwnerKeeper:
@@ -76,9 +98,14 @@ def run_local(
     is retried (up to the job's ``max_attempts``) before the job is finalised; cancellation
     (``xaiq cancel`` from another shell) stops the running shard at its next batch. ``stop``
     (default: :data:`xaiq.worker.checkpoint.STOP`) interrupts the job the same way and leaves
-    it ``interrupted``. Returns the final progress dict. Tunes this process's allocator for
-    the compute, as a worker does (:func:`xaiq.xai.allocator.tune_host_allocator`), and sizes
-    torch's threads to this process's share of the machine's cores before every shard
+    it ``interrupted``. When another process takes the job over (this one was stopped past
+    the stale period, see :mod:`xaiq.db.lifecycle`), this one stops claiming shards and
+    leaves the job to it; when this one took it over, it waits for a shard the other process
+    still runs under a live lease instead of calling the job interrupted.
+
+    Returns the final progress dict. Tunes this process's allocator for the compute, as a
+    worker does (:func:`xaiq.xai.allocator.tune_host_allocator`), and sizes torch's threads
+    to this process's share of the machine's cores before every shard
     (:class:`xaiq.worker.cores.ComputeSlot`; the caller's count is restored afterwards).
     """
     import torch
@@ -99,14 +126,20 @@ def run_local(
             while not stop.is_set():
                 reap_expired(engine, job_id)
                 with read_session(engine) as session:
-                    if get_job(session, job_id).cancel_requested:
+                    job = get_job(session, job_id)
+                    if job.cancel_requested or _taken_over(job.owner, me):
                         break
                     ids = pending_shard_ids(session, job_id)
+                    others = not ids and _leased_elsewhere(session, job_id, owner)
+                if others:  # another process finishes a shard it runs under a live lease
+                    stop.wait(OTHERS_POLL_SECONDS)  # (its lease expires if it died)
+                    continue
                 if not ids:
                     break
                 for shard_id in ids:
                     with read_session(engine) as session:
-                        if get_job(session, job_id).cancel_requested or stop.is_set():
+                        job = get_job(session, job_id)
+                        if job.cancel_requested or _taken_over(job.owner, me) or stop.is_set():
                             break
                     slot.fit()  # another job may have started or ended on this machine
                     outcomes.append(
@@ -124,7 +157,7 @@ def run_local(
                 finalize_job(session, job_id)
     finally:
         torch.set_num_threads(threads_before)
-        release_job(engine, job_id, me, interrupted=True)
+        release_job(engine, job_id, me, interrupted=True, shard_owner=owner)
     build_digest_quietly(engine, job_id)  # a no-op when the last shard's finaliser built it
     with read_session(engine) as session:
         return job_progress(session, job_id)

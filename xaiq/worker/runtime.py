@@ -25,6 +25,7 @@ import threading
 
 from celery import signals
 
+from xaiq.broker.urls import broker_url
 from xaiq.broker.wake import forget_clients, notify
 from xaiq.db.jobs import forget_worker, worker_beat
 from xaiq.db.session import dispose_engines, get_engine
@@ -163,5 +164,5 @@ def run_shard_here(shard_id: int) -> str:
         with contextlib.suppress(Exception):
             _beat()
         # a slot is free: the scheduler can publish the next shard now instead of at its tick
-        notify(os.environ.get("XAIQ_BROKER_URL"))
+        notify(broker_url())
     return outcome.status

@@ -4,19 +4,28 @@ Specs accepted by :func:`open_dataset`:
 
 - ``digits``: scikit-learn's bundled digits (1,797 grey 8x8 images, labels 0-9);
 - ``skimage`` or ``skimage:NAME[,NAME...]``: scikit-image's bundled sample photos (no labels);
-- ``folder:PATH`` or a directory path: class subfolders give labels (sorted names -> 0..C-1);
-  a flat folder has no labels (the model's prediction is the reference class);
+- ``folder:PATH`` or a directory path: class subfolders give labels (sorted names -> 0..C-1),
+  and every image below a class folder, at any depth, belongs to that class (as in
+  torchvision's ``ImageFolder``; image files beside the class folders are not samples); a flat
+  folder has no labels (the model's prediction is the reference class);
 - ``file:PATH`` or an image file path: one image, no label;
 - ``mnist:ROOT`` / ``cifar10:ROOT`` (``:test`` suffix for the test split): torchvision's
   datasets from a local root, never downloaded.
 
 Images come out as float32 ``[H, W]`` or ``[H, W, 3]`` in [0, 1]; a model's
 ``preprocess`` turns them into model inputs.
+
+Keys are text every store accepts: a file name whose bytes are not UTF-8 (legal on Linux) is
+written with ``\\xNN`` for each such byte and ``\\\\`` for a backslash (:func:`escape_name`;
+:func:`unescape_name` gives the name back, ``os.fsencode`` its bytes). Every sample also has a
+content :meth:`Dataset.fingerprint` (sha256), which a job pins when it is planned.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +63,12 @@ class Dataset:
 
     def _image(self, index: int) -> np.ndarray:
         raise NotImplementedError
+
+    def fingerprint(self, index: int) -> str:
+        """sha256 (hex) of the sample's content: its file's bytes, or for a built-in dataset
+        its stored array (dtype, shape and bytes). Raises :class:`SampleError` when the
+        sample cannot be read."""
+        return array_digest(self._image(index))
 
     def load(self, index: int) -> Sample:
         """The sample at ``index``; raises :class:`SampleError` if it cannot be read."""
@@ -101,6 +116,69 @@ class DigitsDataset(Dataset):
         return self._images[index]
 
 
+def array_digest(array: np.ndarray) -> str:
+    """sha256 (hex) of an array's dtype, shape and C-order bytes."""
+    arr = np.ascontiguousarray(array)
+    digest = hashlib.sha256(f"{arr.dtype.str}{arr.shape}".encode())
+    digest.update(arr.tobytes())
+    return digest.hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    """sha256 (hex) of a file's bytes; :class:`SampleError` naming the file if unreadable."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise SampleError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return digest.hexdigest()
+
+
+_HEX = re.compile(r"[0-9a-f]{2}")
+
+
+def escape_name(name: str) -> str:
+    """``name`` (from ``os.fsdecode``: bytes that are not UTF-8 are lone surrogates) as text
+    every store accepts: each such byte becomes ``\\xNN`` and a backslash ``\\\\``; anything
+    else is kept. :func:`unescape_name` reverses it."""
+    out = []
+    for ch in name:
+        code = ord(ch)
+        if ch == "\\":
+            out.append("\\\\")
+        elif 0xDC80 <= code <= 0xDCFF:  # surrogateescape's encoding of byte code - 0xDC00
+            out.append(f"\\x{code - 0xDC00:02x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def unescape_name(key: str) -> str:
+    """The name :func:`escape_name` escaped (``os.fsencode`` of it gives the original bytes).
+    Raises ``ValueError`` for a backslash that does not start an escape it writes."""
+    out = []
+    i = 0
+    while i < len(key):
+        ch = key[i]
+        if ch != "\\":
+            out.append(ch)
+            i += 1
+        elif key.startswith("\\\\", i):
+            out.append("\\")
+            i += 2
+        elif key.startswith("\\x", i) and _HEX.fullmatch(key[i + 2 : i + 4]):
+            value = int(key[i + 2 : i + 4], 16)
+            if value < 0x80:  # escape_name writes only bytes that are not UTF-8
+                raise ValueError(f"not an escaped name: {key!r}")
+            out.append(chr(0xDC00 + value))
+            i += 4
+        else:
+            raise ValueError(f"not an escaped name: {key!r}")
+    return "".join(out)
+
+
 SKIMAGE_SAMPLES = ("astronaut", "camera", "cat", "coffee", "coins", "rocket", "chelsea")
 
 
@@ -138,9 +216,9 @@ class FolderDataset(Dataset):
         subdirs = sorted(p for p in root.iterdir() if p.is_dir())
         files: list[tuple[Path, int | None]] = []
         if subdirs:
-            self.class_names = tuple(p.name for p in subdirs)
+            self.class_names = tuple(escape_name(p.name) for p in subdirs)
             for label, sub in enumerate(subdirs):
-                files += [(f, label) for f in _image_files(sub)]
+                files += [(f, label) for f in _image_files_below(sub)]
         else:
             files = [(f, None) for f in _image_files(root)]
         if not files:
@@ -151,7 +229,11 @@ class FolderDataset(Dataset):
         return len(self._files)
 
     def key(self, index: int) -> str:
-        return str(self._files[index][0].relative_to(self.root))
+        return escape_name(self._files[index][0].relative_to(self.root).as_posix())
+
+    def path(self, key: str) -> Path:
+        """The file of the sample with ``key`` (the inverse of :meth:`key`)."""
+        return self.root / unescape_name(key)
 
     def label(self, index: int) -> int | None:
         return self._files[index][1]
@@ -159,9 +241,39 @@ class FolderDataset(Dataset):
     def _image(self, index: int) -> np.ndarray:
         return read_image(self._files[index][0])
 
+    def fingerprint(self, index: int) -> str:
+        return file_digest(self._files[index][0])
+
+
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+
 
 def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in folder.iterdir() if _is_image(p))
+
+
+def _walk(folder: Path, seen: set[tuple[int, int]]) -> Iterator[Path]:
+    """Every file below ``folder``; a symlinked folder is followed once (no loops)."""
+    try:
+        st = folder.stat()
+    except OSError:
+        return
+    if (st.st_dev, st.st_ino) in seen:
+        return
+    seen.add((st.st_dev, st.st_ino))
+    for entry in folder.iterdir():
+        if entry.is_dir():
+            yield from _walk(entry, seen)
+        else:
+            yield entry
+
+
+def _image_files_below(folder: Path) -> list[Path]:
+    """Image files in ``folder`` and its sub-folders (at any depth), in the order of their
+    relative paths: a class folder without sub-folders keeps its order by name."""
+    found = [p for p in _walk(folder, set()) if _is_image(p)]
+    return sorted(found, key=lambda p: p.relative_to(folder).parts)
 
 
 class FileDataset(Dataset):
@@ -175,10 +287,13 @@ class FileDataset(Dataset):
         return 1
 
     def key(self, index: int) -> str:
-        return self.path.name
+        return escape_name(self.path.name)
 
     def _image(self, index: int) -> np.ndarray:
         return read_image(self.path)
+
+    def fingerprint(self, index: int) -> str:
+        return file_digest(self.path)
 
 
 class TorchvisionDataset(Dataset):
@@ -210,6 +325,10 @@ class TorchvisionDataset(Dataset):
     def _image(self, index: int) -> np.ndarray:
         img, _ = self._ds[index]
         return np.asarray(img, dtype=np.float32) / 255.0
+
+    def fingerprint(self, index: int) -> str:
+        data = self._ds.data[index]  # the stored uint8 array (a tensor for MNIST)
+        return array_digest(np.asarray(data.numpy() if hasattr(data, "numpy") else data))
 
 
 DATASETS.add("digits", DigitsDataset)

@@ -2,7 +2,9 @@
 (this directory is on their PYTHONPATH; nothing else imports it). Inert unless a test sets:
 
 - ``XAIQ_TEST_SAMPLE_DELAY=<seconds>``: each sample load sleeps that long;
-- ``XAIQ_TEST_CRASH_KEY=<sample key>``: loading that sample kills the process (``os._exit``).
+- ``XAIQ_TEST_CRASH_KEY=<sample key>``: loading that sample kills the process (``os._exit``);
+- ``XAIQ_TEST_SIGNAL_AFTER_COMMIT=<signal number>``: the process sends itself that signal the
+  moment a job row (and its shards) is committed.
 """
 
 import os
@@ -25,3 +27,17 @@ if _DELAY or _CRASH:
         return _original_load(self, index)
 
     _datasets.Dataset.load = _load_with_faults  # type: ignore[method-assign]
+
+_SIGNAL = int(os.environ.get("XAIQ_TEST_SIGNAL_AFTER_COMMIT") or 0)
+
+if _SIGNAL:
+    from xaiq.db import jobs as _jobs
+
+    _original_create = _jobs.create_job
+
+    def _create_then_signal(*args, **kwargs):  # type: ignore[no-untyped-def]
+        job_id = _original_create(*args, **kwargs)
+        os.kill(os.getpid(), _SIGNAL)
+        return job_id
+
+    _jobs.create_job = _create_then_signal
