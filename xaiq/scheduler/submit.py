@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from xaiq.db.jobs import create_job, get_job, last_beat
 from xaiq.db.models import JobKind, JobStatus, utcnow
 from xaiq.db.session import get_engine, read_session
+from xaiq.db.urls import normalise_url, redact_url, scrub
 from xaiq.scheduler.errors import BrokerError, SpecError
 from xaiq.scheduler.spec import plan_shards, validate_spec
 
@@ -35,13 +36,10 @@ class Submitted:
 
 
 def broker_url() -> str | None:
-    return os.environ.get("XAIQ_BROKER_URL") or None
-
-
-def redact_broker(url: str) -> str:
-    from kombu.utils.url import maybe_sanitize_url
-
-    return str(maybe_sanitize_url(url))
+    """``XAIQ_BROKER_URL`` with its password percent-encoded (:func:`normalise_url`): a
+    password holding ``?``, ``/`` or ``#`` would otherwise cut the URL in the wrong place."""
+    url = os.environ.get("XAIQ_BROKER_URL") or None
+    return None if url is None else normalise_url(url)
 
 
 def check_broker(url: str, timeout: float = 3.0) -> None:
@@ -52,8 +50,8 @@ def check_broker(url: str, timeout: float = 3.0) -> None:
         with Connection(url, connect_timeout=timeout) as conn:
             conn.ensure_connection(max_retries=1, timeout=timeout)
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise BrokerError(f"cannot reach the broker {redact_broker(url)}: {first}") from None
+        first = scrub((str(exc).strip().splitlines() or [type(exc).__name__])[0], url)
+        raise BrokerError(f"cannot reach the broker {redact_url(url)}: {first}") from None
 
 
 def scheduler_alive(engine: Engine, stale_seconds: float = SCHEDULER_STALE_SECONDS) -> bool:

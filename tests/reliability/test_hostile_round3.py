@@ -1,0 +1,123 @@
+"""Hardening, round three (issue 23, part A), through the CLI the way users run it: passwords
+holding URL-special characters never print, data-derived names are drawn literally in
+figures, non-finite and unbounded parameters are refused at submit, CSV cells cannot be read
+as spreadsheet formulas, ``--out`` files are written whole or not at all, impossible attack
+budgets and targets are refused at submit, and ``target_kind`` records the class explained."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from xaiq.db.urls import normalise_url, redact_url, scrub, split_url
+
+from .faults import STORE, one_line, sqlite_procs
+from .services import free_port
+
+# every character with a meaning somewhere in a URL, and a few that shells and parsers like
+SPECIALS = "@:/?#&=%;+[] !$'()*,~\"\\"
+# passwords built of letters no error message contains, so any 3-letter piece is a leak
+HOSTILE = [f"QZ{c}JX{c}KW" for c in SPECIALS] + [
+    "Qu?est9zz",
+    "x?password=zz",
+    "a&b?c",
+    "ha#sh?",
+    "s3cr?etpw",
+    "QZ@JX/KW?VZ#WQ&",
+    "QZJ%40XKW",
+    "/QZJXKW",
+    "QZJXKW@",
+    "@@QZJ??XKW##",
+]
+
+
+def grams(secret: str, n: int = 3) -> set[str]:
+    """Every ``n``-character substring of ``secret`` holding at least one letter or digit."""
+    subs = {secret[i : i + n] for i in range(len(secret) - n + 1)}
+    return {s for s in subs if any(ch.isalnum() for ch in s)}
+
+
+def leaked(text: str, secret: str, known: str) -> set[str]:
+    """The pieces of ``secret`` found in ``text`` that ``known`` (the text the URL shows with
+    its password masked, the driver's words) does not explain."""
+    return {g for g in grams(secret) if g in text and g not in known}
+
+
+@pytest.mark.parametrize("password", HOSTILE)
+def test_a_url_splitter_never_shows_any_piece_of_a_hostile_password(password: str) -> None:
+    for url in (
+        f"postgresql://xaiq:{password}@127.0.0.1:5432/xaiq",
+        f"postgresql://xaiq:{password}@127.0.0.1:5432/xaiq?sslmode=require",
+        f"redis://:{password}@127.0.0.1:6379/0",
+        f"postgresql://xaiq@127.0.0.1/xaiq?password={password.replace('&', '%26')}",
+    ):
+        shown = redact_url(url)
+        known = "postgresql redis xaiq 127.0.0.1 5432 6379 sslmode require password"
+        assert not leaked(shown, password, known), (url, shown)
+        assert "127.0.0.1" in shown and "***" in shown, shown
+        # a driver message quoting the password, or the pieces a parser cut at special chars
+        # (kombu said "Port could not be cast to integer value as 's3cr'")
+        pieces = re.split(r"[@:/?#&=%;]", password)
+        quoted = f"cannot log in with {password!r} ({normalise_url(url)}) as {pieces}"
+        assert not leaked(scrub(quoted, url), password, known), scrub(quoted, url)
+
+
+@pytest.mark.parametrize("password", HOSTILE)
+def test_normalising_a_url_keeps_its_host_and_its_password(password: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    url = normalise_url(f"postgresql://xaiq:{password}@db.example:5433/xaiq?sslmode=require")
+    parsed = make_url(url)
+    assert (parsed.host, parsed.port, parsed.database) == ("db.example", 5433, "xaiq")
+    # SQLAlchemy decodes %XX: a password typed already encoded stays what it meant
+    wanted = password if "%40" not in password else password.replace("%40", "@")
+    assert parsed.password == wanted
+    assert parsed.query == {"sslmode": "require"}
+    parts = split_url(normalise_url(f"redis://:{password}@127.0.0.1:6379/0"))
+    assert parts is not None and (parts.host, parts.path) == ("127.0.0.1:6379", "/0")
+
+
+def test_a_url_already_encoded_is_left_as_it_is() -> None:
+    for url in (
+        "postgresql://xaiq:Qu%3Fest@127.0.0.1:5432/xaiq",
+        "redis://127.0.0.1:6379/0",
+        "sqlite:////tmp/a@b:c/x.sqlite",
+        "postgresql:///xaiq?host=/var/run/postgresql",
+    ):
+        assert normalise_url(url) == url
+
+
+# the CLI: a sample of the hostile passwords, each a short subprocess
+CLI_PASSWORDS = ["Qu?est9zz", "x?password=zz", "a&b?c", "ha#sh?", "QZ/JX/KW", "QZ@JX#KW?V"]
+
+
+@pytest.mark.parametrize("password", CLI_PASSWORDS)
+def test_an_unreachable_store_with_a_hostile_password_is_one_masked_line(
+    tmp_path: Path, password: str
+) -> None:
+    url = f"postgresql://xaiq:{password}@127.0.0.1:{free_port()}/xaiq"
+    proc = sqlite_procs(tmp_path).run("list", XAIQ_DB_URL=url)
+    line = one_line(proc, STORE, "xaiq:***@127.0.0.1:")
+    assert not leaked(proc.stdout + proc.stderr, password, line.replace("***", "")), line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("submit", "attribution", "-d", "digits", "-m", "digits-cnn", "--methods", "saliency"),
+        ("worker",),
+        ("scheduler",),
+    ],
+    ids=["submit", "worker", "scheduler"],
+)
+def test_an_unreachable_broker_with_a_hostile_password_is_one_masked_line(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    port = free_port()
+    for password in ("s3cr?etpw", "QZ/JX#KW"):
+        url = f"redis://:{password}@127.0.0.1:{port}/0"
+        proc = sqlite_procs(tmp_path).run(*args, XAIQ_BROKER_URL=url)
+        line = one_line(proc, STORE, f"redis://:***@127.0.0.1:{port}/0")
+        assert not leaked(proc.stdout + proc.stderr, password, "Error connecting"), line
