@@ -6,14 +6,16 @@ budgets and targets are refused at submit, and ``target_kind`` records the class
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
-
-from xaiq.db.urls import normalise_url, redact_url, scrub, split_url
+from PIL import Image
 
 from .faults import STORE, one_line, sqlite_procs
+from .images import digit_image
 from .services import free_port
 
 # every character with a meaning somewhere in a URL, and a few that shells and parsers like
@@ -47,6 +49,8 @@ def leaked(text: str, secret: str, known: str) -> set[str]:
 
 @pytest.mark.parametrize("password", HOSTILE)
 def test_a_url_splitter_never_shows_any_piece_of_a_hostile_password(password: str) -> None:
+    from xaiq.db.urls import normalise_url, redact_url, scrub
+
     for url in (
         f"postgresql://xaiq:{password}@127.0.0.1:5432/xaiq",
         f"postgresql://xaiq:{password}@127.0.0.1:5432/xaiq?sslmode=require",
@@ -68,6 +72,8 @@ def test_a_url_splitter_never_shows_any_piece_of_a_hostile_password(password: st
 def test_normalising_a_url_keeps_its_host_and_its_password(password: str) -> None:
     from sqlalchemy.engine import make_url
 
+    from xaiq.db.urls import normalise_url, split_url
+
     url = normalise_url(f"postgresql://xaiq:{password}@db.example:5433/xaiq?sslmode=require")
     parsed = make_url(url)
     assert (parsed.host, parsed.port, parsed.database) == ("db.example", 5433, "xaiq")
@@ -80,6 +86,8 @@ def test_normalising_a_url_keeps_its_host_and_its_password(password: str) -> Non
 
 
 def test_a_url_already_encoded_is_left_as_it_is() -> None:
+    from xaiq.db.urls import normalise_url
+
     for url in (
         "postgresql://xaiq:Qu%3Fest@127.0.0.1:5432/xaiq",
         "redis://127.0.0.1:6379/0",
@@ -121,3 +129,73 @@ def test_an_unreachable_broker_with_a_hostile_password_is_one_masked_line(
         proc = sqlite_procs(tmp_path).run(*args, XAIQ_BROKER_URL=url)
         line = one_line(proc, STORE, f"redis://:***@127.0.0.1:{port}/0")
         assert not leaked(proc.stdout + proc.stderr, password, "Error connecting"), line
+
+
+# --- names read as formulas ------------------------------------------------------------------
+
+FORMULA_NAMES = ["$\\frac{a$", "a$x^$b", "$$", "\\$a$"]
+
+
+def test_literal_text_is_drawn_as_typed_never_as_mathtext() -> None:
+    from matplotlib.figure import Figure
+
+    from xaiq.xai.figures import comparison_figure, literal
+
+    for name in FORMULA_NAMES:
+        fig = Figure()
+        text = fig.text(0, 0, literal(name))
+        shown, is_math = text._preprocess_math(text.get_text())
+        assert (shown, is_math) == (name, False), (name, shown, is_math)
+    fig = comparison_figure(None, {"saliency": np.zeros((4, 4))}, title="true $\\frac{a$")
+    fig.canvas.draw()  # a parse error would raise here
+    assert fig._suptitle._preprocess_math(fig._suptitle.get_text()) == ("true $\\frac{a$", False)
+
+
+def formula_folder(root: Path) -> Path:
+    """A folder dataset whose class folders and file names are formulas to matplotlib."""
+    for i, name in enumerate(FORMULA_NAMES[:2]):
+        (root / name).mkdir(parents=True)
+        Image.fromarray(digit_image(i)).save(root / name / f"{name}.png")
+    return root
+
+
+def test_show_and_report_draw_formula_names_literally(tmp_path: Path) -> None:
+    data = formula_folder(tmp_path / "data")
+    procs = sqlite_procs(tmp_path)
+    ran = procs.run("submit", "disagreement", "-d", f"folder:{data}", "-m", "digits-cnn",
+                    "--methods", "saliency,input_x_gradient", "--superpixels", "grid",
+                    "--json")  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    job = str(json.loads(ran.stdout)["job"])
+    for sample in ("0", "1"):
+        out = tmp_path / f"s{sample}.png"
+        shown = procs.run("show", job, sample, "--out", str(out))
+        assert shown.returncode == 0 and "Traceback" not in shown.stderr, shown.stderr[-2000:]
+        assert out.stat().st_size > 1000
+    report = tmp_path / "r.html"
+    made = procs.run("report", job, "--out", str(report))
+    assert made.returncode == 0, made.stderr[-2000:]
+    page = report.read_text()
+    # every example is a picture: none replaced by a note quoting a mathtext parse error
+    assert 'class="note">sample' not in page and "ParseException" not in page
+    assert page.count("data:image/png;base64,") >= 2
+
+
+def test_a_model_file_named_as_a_formula_draws_its_name_literally(tmp_path: Path) -> None:
+    import torch
+
+    class Tiny(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.adaptive_avg_pool2d(x, 2).flatten(1)[:, :10] * 3.0
+
+    model = tmp_path / "$\\frac{a$.pt"
+    torch.jit.script(Tiny()).save(str(model))
+    image = tmp_path / "a$x^$b.png"
+    Image.fromarray(np.stack([digit_image(0)] * 3, axis=-1)).save(image)
+    out = tmp_path / "c.png"
+    procs = sqlite_procs(tmp_path, XAIQ_TRUST_TORCHSCRIPT="1")
+    methods = "saliency,input_x_gradient"
+    ran = procs.run("compare", str(image), "-m", f"torchscript:{model}", "--methods", methods,
+                    "--superpixels", "grid", "--out", str(out))  # fmt: skip
+    assert ran.returncode == 0 and "Traceback" not in ran.stderr, ran.stderr[-3000:]
+    assert out.stat().st_size > 1000
