@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .faults import STORE, one_line, sqlite_procs
+from .faults import STORE, USAGE, one_line, sqlite_procs
 from .images import digit_image
 from .services import free_port
 
@@ -199,3 +199,73 @@ def test_a_model_file_named_as_a_formula_draws_its_name_literally(tmp_path: Path
                     "--superpixels", "grid", "--out", str(out))  # fmt: skip
     assert ran.returncode == 0 and "Traceback" not in ran.stderr, ran.stderr[-3000:]
     assert out.stat().st_size > 1000
+
+
+# --- non-finite and unbounded numbers --------------------------------------------------------
+
+SUBMIT = ("submit", "attribution", "-d", "digits", "-m", "digits-cnn", "--limit", "1")
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        ((*SUBMIT, "--methods", "rise", "--param", "rise.n_masks=nan"), ("n_masks", "nan")),
+        ((*SUBMIT, "--methods", "rise", "--param", "rise.n_masks=inf"), ("n_masks", "inf")),
+        (
+            (*SUBMIT, "--methods", "integrated_gradients", "--param",
+             "integrated_gradients.n_steps=1e400"),
+            ("n_steps", "1e400"),
+        ),
+        ((*SUBMIT, "--methods", "occlusion", "--param", "occlusion.window=nan"), ("window", "nan")),
+        (
+            ("submit", "attack", "-d", "digits", "-m", "digits-cnn", "--limit", "1", "--param",
+             "rise.n_masks=inf"),
+            ("n_masks", "inf"),
+        ),
+        (
+            ("explain", "digits:0", "-m", "digits-cnn", "--methods", "occlusion", "--param",
+             "occlusion.window=1e400"),
+            ("window", "1e400"),
+        ),
+    ],
+    ids=["rise-nan", "rise-inf", "ig-1e400", "occlusion-nan", "attack-inf", "explain-1e400"],
+)  # fmt: skip
+def test_a_number_that_is_not_finite_is_refused_by_name(
+    tmp_path: Path, args: tuple[str, ...], named: tuple[str, ...]
+) -> None:
+    procs = sqlite_procs(tmp_path)
+    one_line(procs.run(*args), USAGE, *named)
+    if args[0] == "submit":  # nothing was written
+        assert procs.run("list", "--json").stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("param", "named"),
+    [
+        ("blur_kernel=100001", ("blur_kernel", "100001", "101")),
+        ("blur_kernel=10001", ("blur_kernel", "10001", "101")),
+        ("blur_sigma=1e308", ("blur_sigma", "1e+308", "1000")),
+        ("blur_sigma=nan", ("blur_sigma", "nan")),
+    ],
+)
+def test_unbounded_faithfulness_parameters_are_refused_at_submit(
+    tmp_path: Path, param: str, named: tuple[str, ...]
+) -> None:
+    procs = sqlite_procs(tmp_path)
+    ran = procs.run("submit", "disagreement", "-d", "digits", "-m", "digits-cnn", "--methods",
+                    "saliency,input_x_gradient", "--superpixels", "grid", "--limit", "1",
+                    "--faithfulness", "--faith-param", param, timeout=60)  # fmt: skip
+    one_line(ran, USAGE, *named)
+
+
+def test_the_faithfulness_maxima_hold_in_the_library_too() -> None:
+    import torch
+
+    from xaiq.xai.errors import InvalidParameterError
+    from xaiq.xai.faithfulness import MAX_BLUR_KERNEL, MAX_BLUR_SIGMA, blur
+
+    x = torch.rand(1, 1, 8, 8)
+    assert blur(x, MAX_BLUR_KERNEL, MAX_BLUR_SIGMA).shape == x.shape
+    for size, sigma in ((MAX_BLUR_KERNEL + 2, 5.0), (11, MAX_BLUR_SIGMA * 2), (11, float("inf"))):
+        with pytest.raises(InvalidParameterError, match="maximum"):
+            blur(x, size, sigma)

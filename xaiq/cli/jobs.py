@@ -7,6 +7,7 @@ registries and the embedded executor imports the compute only when it runs.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from enum import StrEnum
@@ -54,9 +55,16 @@ def _split(values: list[str] | None) -> list[str] | None:
     return [v.strip() for item in values for v in item.split(",") if v.strip()]
 
 
+def _finite_or_text(text: str) -> Any:
+    number = float(text)
+    return number if math.isfinite(number) else text
+
+
 def _value(text: str) -> Any:
+    """A ``KEY=VALUE`` value as JSON reads it; a number that is not finite (``NaN``,
+    ``Infinity``, ``1e400``) stays the text typed, which validation refuses by name."""
     try:
-        return json.loads(text)
+        return json.loads(text, parse_float=_finite_or_text, parse_constant=str)
     except json.JSONDecodeError:
         return text
 
