@@ -6,6 +6,8 @@ budgets and targets are refused at submit, and ``target_kind`` records the class
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from pathlib import Path
@@ -269,3 +271,43 @@ def test_the_faithfulness_maxima_hold_in_the_library_too() -> None:
     for size, sigma in ((MAX_BLUR_KERNEL + 2, 5.0), (11, MAX_BLUR_SIGMA * 2), (11, float("inf"))):
         with pytest.raises(InvalidParameterError, match="maximum"):
             blur(x, size, sigma)
+
+
+# --- CSV cells a spreadsheet would run ---------------------------------------------------------
+
+FORMULAS = ['=HYPERLINK("http:x","y")', "+1+cmd", "@SUM(1)", "-2+3", "-0.5"]
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_escaped_and_numbers_are_kept(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for i, name in enumerate(FORMULAS):
+        Image.fromarray(digit_image(i)).save(data / f"{name}.png")
+    (data / "@SUM(2).png").write_text("not an image")  # fails: its key is in `errors`
+    procs = sqlite_procs(tmp_path)
+    ran = procs.run("submit", "attribution", "-d", f"folder:{data}", "-m", "digits-cnn",
+                    "--methods", "saliency", "--json")  # fmt: skip
+    job = str(json.loads(ran.stdout)["job"])
+    out = tmp_path / "samples.csv"
+    assert procs.run("export", job, "--what", "samples", "--format", "csv", "--out",
+                     str(out)).returncode == 0  # fmt: skip
+    rows = list(csv.DictReader(out.open(newline="")))
+    keys = {r["key"] for r in rows}
+    assert keys == {"'" + f"{name}.png" for name in FORMULAS}, keys  # even "-0.5.png": text
+    for r in rows:  # the numbers of the same rows stay numbers
+        assert float(r["prob_pred"]) > 0 and not r["prob_pred"].startswith("'")
+    errors = procs.run("errors", job, "--format", "csv")
+    assert errors.returncode == 0, errors.stderr
+    failed = list(csv.DictReader(io.StringIO(errors.stdout)))
+    assert [r["key"] for r in failed] == ["'@SUM(2).png"]
+
+
+def test_csv_text_escapes_formulas_but_not_numbers() -> None:
+    from xaiq.db.export import csv_text
+
+    for text in ("=1+1", "+cmd", "-cmd", "@SUM(1)", "\tx", "\rx", "-", "+", "=", "-1-1"):
+        assert csv_text(text) == "'" + text
+    for kept in ("-0.5", "+3", "-1e-05", "1.5", "abc", "", "a=b", 0.5, -0.5, -3, None):
+        assert csv_text(kept) == kept

@@ -3,7 +3,9 @@
 Rows are read through a streaming cursor (server-side on PostgreSQL) ``EXPORT_BATCH`` at a
 time and written as they come: memory does not grow with the number of rows.
 
-- ``csv``: a header line, then one line per row; NULL is the empty field.
+- ``csv``: a header line, then one line per row; NULL is the empty field; a text cell that a
+  spreadsheet would run as a formula (``=HYPERLINK(...)``, ``+1+cmd``, ``@SUM(1)``) starts
+  with ``'`` (:func:`csv_text`).
 - ``json``: JSON Lines — one object per line (streamable, appendable; ``jq -s`` makes an
   array), NULL is ``null``.
 - ``parquet``: pyarrow ``ParquetWriter``, one row group per batch, typed columns; a
@@ -21,6 +23,7 @@ import csv
 import datetime as dt
 import enum
 import json
+import re
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -144,7 +147,20 @@ def _csv_cell(value: Any) -> Any:
         return repr(value)  # shortest exact round-trip
     if isinstance(value, dict | list):
         return json.dumps(value)
-    return value
+    return csv_text(value)
+
+
+# a text cell starting with one of these is a formula to a spreadsheet (OWASP, "CSV Injection")
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def csv_text(value: Any) -> Any:
+    """A CSV cell that no spreadsheet runs: text starting with ``= + - @``, a tab or a
+    carriage return gets a leading ``'`` (as OWASP recommends), unless the whole text is a
+    plain number (``-0.5`` stays a number). Non-text values are returned as they are."""
+    formula = isinstance(value, str) and value.startswith(_FORMULA_STARTS)
+    return "'" + value if formula and not _NUMBER.fullmatch(value) else value
 
 
 class _JsonLinesSink:
