@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .faults import STORE, USAGE, one_line, sqlite_procs
+from .faults import STORE, USAGE, fill, one_line, sqlite_procs, tmpfs
 from .images import digit_image
 from .services import free_port
 
@@ -311,3 +311,65 @@ def test_csv_text_escapes_formulas_but_not_numbers() -> None:
         assert csv_text(text) == "'" + text
     for kept in ("-0.5", "+3", "-1e-05", "1.5", "abc", "", "a=b", 0.5, -0.5, -3, None):
         assert csv_text(kept) == kept
+
+
+# --- --out files: whole or not at all ---------------------------------------------------------
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".xaiq-"))
+
+
+def test_a_full_disk_leaves_no_empty_or_partial_file_at_out(tmp_path: Path) -> None:
+    procs = sqlite_procs(tmp_path)
+    ran = procs.run("submit", "attribution", "-d", "digits", "-m", "digits-cnn", "--methods",
+                    "saliency", "--limit", "2", "--json")  # fmt: skip
+    job = str(json.loads(ran.stdout)["job"])
+    with tmpfs(tmp_path / "full", "256k") as mnt:
+        kept = mnt / "kept.csv"
+        kept.write_text("an earlier export\n")
+        fill(mnt, 0)
+        commands = {
+            "r.html": ("report", job),
+            "e.csv": ("export", job, "--what", "samples", "--format", "csv"),
+            "e.parquet": ("export", job, "--what", "samples", "--format", "parquet"),
+            "s.png": ("show", job, "0"),
+            "kept.csv": ("export", job, "--what", "samples", "--format", "csv"),
+        }
+        for name, args in commands.items():
+            proc = procs.run(*args, "--out", str(mnt / name))
+            one_line(proc, USAGE, str(mnt / name), "No space left")
+        assert not (mnt / "r.html").exists() and not (mnt / "e.csv").exists()
+        assert not (mnt / "e.parquet").exists() and not (mnt / "s.png").exists()
+        assert kept.read_text() == "an earlier export\n"  # the old file is still whole
+        assert leftovers(mnt) == []
+
+
+def test_an_unwritable_out_is_one_line_and_creates_nothing(tmp_path: Path) -> None:
+    procs = sqlite_procs(tmp_path)
+    ran = procs.run("submit", "attribution", "-d", "digits", "-m", "digits-cnn", "--methods",
+                    "saliency", "--limit", "1", "--json")  # fmt: skip
+    job = str(json.loads(ran.stdout)["job"])
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    for args in (("report", job), ("show", job, "0"), ("export", job, "--what", "samples")):
+        proc = procs.run(*args, "--out", str(blocker / "x" / "out.png"))
+        one_line(proc, USAGE, str(blocker))
+    assert blocker.read_text() == "not a folder" and leftovers(tmp_path) == []
+
+
+def test_a_write_that_fails_half_way_removes_its_temporary_file(tmp_path: Path) -> None:
+    import errno
+
+    from xaiq.db.files import atomic_output
+
+    out = tmp_path / "r.html"
+    out.write_text("old")
+    with pytest.raises(OSError, match="No space") as caught, atomic_output(out) as tmp:
+        tmp.write_text("half of it")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert caught.value.filename == str(out)  # the message names --out, not the temporary
+    assert out.read_text() == "old" and leftovers(tmp_path) == []
+    with atomic_output(out) as tmp:
+        tmp.write_text("new")
+    assert out.read_text() == "new" and leftovers(tmp_path) == []

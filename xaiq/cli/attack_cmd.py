@@ -342,5 +342,7 @@ def save_figure(
             ax.set_xticks([])
             ax.set_yticks([])
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=100)
+    from xaiq.db.files import atomic_output
+
+    with atomic_output(path) as tmp:  # whole or nothing at --out
+        fig.savefig(tmp, format="png", dpi=100)

@@ -31,6 +31,7 @@ from sqlalchemy import Boolean, DateTime, Engine, Float, Integer, select
 from sqlalchemy.sql.schema import Table
 
 from xaiq.db.errors import QueryError
+from xaiq.db.files import atomic_output
 from xaiq.db.jobs import check_jobs
 from xaiq.db.joined import joined_columns
 from xaiq.db.models import (
@@ -82,7 +83,7 @@ def export_job(engine: Engine, job_id: int, what: str, fmt: str, out: str | Path
     """Write job ``job_id``'s ``what`` rows (ordered by sample index) to ``out``; return the
     row count. ``what``: one of :data:`EXPORT_TABLES`; ``fmt``: one of
     :data:`EXPORT_FORMATS`. Raises :class:`QueryError` / :class:`NotFoundError` first, before
-    creating the file."""
+    creating the file; the file appears whole when done (:func:`~xaiq.db.files.atomic_output`)."""
     table = _table(what)
     if fmt not in EXPORT_FORMATS:
         raise QueryError(f"unknown export format {fmt!r}; known: {', '.join(EXPORT_FORMATS)}")
@@ -95,25 +96,24 @@ def export_job(engine: Engine, job_id: int, what: str, fmt: str, out: str | Path
             SampleRow,
             (SampleRow.job_id == table.c.job_id) & (SampleRow.sample_index == table.c.sample_index),
         )
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     sinks: dict[str, type[_Sink]] = {
         "csv": _CsvSink,
         "json": _JsonLinesSink,
         "parquet": _ParquetSink,
     }
-    writer = sinks[fmt](out, cols)
     count = 0
-    try:
-        with engine.connect() as conn:
-            result = conn.execution_options(stream_results=True, yield_per=EXPORT_BATCH).execute(
-                stmt
-            )
-            for batch in result.partitions():
-                writer.write([tuple(_plain(v) for v in row) for row in batch])
-                count += len(batch)
-    finally:
-        writer.close()
+    with atomic_output(out) as tmp:  # whole or nothing at ``out`` (a full disk, an error)
+        writer = sinks[fmt](tmp, cols)
+        try:
+            with engine.connect() as conn:
+                result = conn.execution_options(
+                    stream_results=True, yield_per=EXPORT_BATCH
+                ).execute(stmt)
+                for batch in result.partitions():
+                    writer.write([tuple(_plain(v) for v in row) for row in batch])
+                    count += len(batch)
+        finally:
+            writer.close()
     return count
 
 
