@@ -373,3 +373,62 @@ def test_a_write_that_fails_half_way_removes_its_temporary_file(tmp_path: Path) 
     with atomic_output(out) as tmp:
         tmp.write_text("new")
     assert out.read_text() == "new" and leftovers(tmp_path) == []
+
+
+# --- attack budgets and targets, checked at submit ----------------------------------------------
+
+ATTACK = ("submit", "attack", "-d", "digits", "-m", "digits-cnn", "--limit", "2")
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("--frac", "1e-9"), ("frac=1e-09", "0 pixels", "28x28")),
+        (("--mode", "targeted", "--target", "99"), ("target_class=99", "10 classes")),
+        (("--mode", "targeted", "--target", "10"), ("target_class=10", "10 classes")),
+    ],
+    ids=["budget-0", "class-99", "class-10"],
+)
+def test_an_attack_that_cannot_run_on_any_sample_is_refused_at_submit(
+    tmp_path: Path, args: tuple[str, ...], named: tuple[str, ...]
+) -> None:
+    procs = sqlite_procs(tmp_path)
+    one_line(procs.run(*ATTACK, *args), USAGE, *named)
+    assert procs.run("list", "--json").stdout.strip() == "[]"  # nothing was written
+
+
+def test_the_smallest_budget_and_the_last_class_are_accepted() -> None:
+    from xaiq.scheduler.spec import validate_spec
+
+    base = {"kind": "attack", "dataset": "digits", "model": "digits-cnn", "limit": 1}
+    spec = validate_spec({**base, "attack": {"frac": 1 / 784, "mode": "targeted",
+                                             "target_class": 9}})  # fmt: skip
+    assert spec["attack"]["target_class"] == 9 and spec["attack"]["frac"] == 1 / 784
+
+
+# --- target_kind records the class each map explains --------------------------------------------
+
+
+def test_target_label_on_unlabelled_samples_is_stored_and_grouped_as_pred(tmp_path: Path) -> None:
+    flat = tmp_path / "flat"  # a flat folder: no labels, the prediction is explained
+    flat.mkdir()
+    for i in range(2):
+        Image.fromarray(digit_image(i)).save(flat / f"{i}.png")
+    procs = sqlite_procs(tmp_path)
+    jobs = []
+    for dataset in (f"folder:{flat}", "digits"):
+        ran = procs.run("submit", "disagreement", "-d", dataset, "--limit", "2", "-m",
+                        "digits-cnn", "--methods", "saliency,input_x_gradient", "--superpixels",
+                        "grid", "--target", "label", "--faithfulness", "--json")  # fmt: skip
+        assert ran.returncode == 0, ran.stderr[-2000:]
+        jobs.append(str(json.loads(ran.stdout)["job"]))
+    stats = procs.run("stats", "disagreement", "-j", jobs[0], "-j", jobs[1], "--group-by",
+                      "target", "--format", "json")  # fmt: skip
+    assert stats.returncode == 0, stats.stderr
+    groups = {(r["target"], r["dataset"]) for r in json.loads(stats.stdout)}
+    assert groups == {("pred", f"folder:{flat}"), ("label", "digits")}, groups
+    for what in ("attributions", "faithfulness"):
+        out = tmp_path / f"{what}.csv"
+        assert procs.run("export", jobs[0], "--what", what, "--out", str(out)).returncode == 0
+        kinds = {r["target_kind"] for r in csv.DictReader(out.open(newline=""))}
+        assert kinds == {"pred"}, (what, kinds)
