@@ -87,7 +87,7 @@ def gaussian_kernel(size: int = 11, sigma: float = 5.0) -> torch.Tensor:
             f"blur_kernel={size!r} is above its maximum {MAX_BLUR_KERNEL} (odd, 1..101)"
         )
     if isinstance(sigma, bool) or not isinstance(sigma, int | float) or not sigma > 0.0:
-        raise InvalidParameterError(f"blur_sigma must be a number > 0, got {sigma!r}")
+        raise InvalidParameterError(f"blur_sigma must be > 0, got {sigma!r}")
     if not math.isfinite(sigma) or sigma > MAX_BLUR_SIGMA:
         raise InvalidParameterError(
             f"blur_sigma={sigma!r} is above its maximum {MAX_BLUR_SIGMA:g} (finite, in (0, 1000])"
