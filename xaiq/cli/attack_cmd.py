@@ -310,7 +310,7 @@ def save_figure(
     import torch
     from matplotlib.figure import Figure
 
-    from xaiq.xai.figures import draw_map
+    from xaiq.xai.figures import draw_map, literal
 
     finals = torch.stack([r.final for r in results]).to(originals.device)
     shown = model.to_display(torch.cat([originals[: len(results)], finals])).detach().cpu().numpy()
@@ -326,7 +326,7 @@ def save_figure(
         chain = len(r.strategies_tried) > 1
         its = f"{r.iterations} iterations{' (chain total)' if chain else ''}"
         axes[i][0].imshow(orig.squeeze(-1) if grey else orig, cmap=cmap)
-        axes[i][0].set_title(f"{keys[i]}  pred {r.pred_before}", fontsize=8)
+        axes[i][0].set_title(literal(f"{keys[i]}  pred {r.pred_before}"), fontsize=8)
         draw_map(axes[i][1], orig, r.saliency.numpy(), guide_title(r))
         axes[i][1].title.set_fontsize(8)
         mask = r.mask.numpy()
@@ -335,7 +335,7 @@ def save_figure(
         axes[i][1].imshow(overlay)
         won = r.strategy or ("already at goal" if r.success else "failed")
         axes[i][2].imshow(fin.squeeze(-1) if grey else fin, cmap=cmap)
-        axes[i][2].set_title(f"final: pred {r.pred_after} ({won})\n{its}", fontsize=8)
+        axes[i][2].set_title(literal(f"final: pred {r.pred_after} ({won})\n{its}"), fontsize=8)
         im = axes[i][3].imshow(diff, cmap="RdBu_r", vmin=-lim, vmax=lim)
         axes[i][3].set_title(f"difference (L0 {r.l0})", fontsize=8)
         bar = fig.colorbar(im, ax=axes[i][3], fraction=0.046, pad=0.03)
@@ -345,5 +345,7 @@ def save_figure(
             ax.set_xticks([])
             ax.set_yticks([])
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=100)
+    from xaiq.db.files import atomic_output
+
+    with atomic_output(path) as tmp:  # whole or nothing at --out
+        fig.savefig(tmp, format="png", dpi=100)

@@ -226,6 +226,7 @@ def explain_cmd(
     import numpy as np
 
     from xaiq.cli.steps import Steps
+    from xaiq.db.files import atomic_output
 
     fmt = output_format(fmt, as_json)
     names = _methods(methods)
@@ -241,7 +242,8 @@ def explain_cmd(
         for name in names:
             steps.start(f"explaining with {name}")
             arr, seconds = _explain(name, ctx, seed, params[name])
-            np.save(out / f"{name}.npy", arr.astype(np.float32), allow_pickle=False)
+            with atomic_output(out / f"{name}.npy") as tmp:  # each file whole or absent
+                np.save(tmp, arr.astype(np.float32), allow_pickle=False)
             rows.append(
                 {
                     "method": name,
@@ -263,8 +265,11 @@ def _save_png(path: Path, display: Any) -> None:
     import numpy as np
     from PIL import Image
 
+    from xaiq.db.files import atomic_output
+
     arr = np.clip(display * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(path)
+    with atomic_output(path) as tmp:
+        Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(tmp, format="PNG")
 
 
 @app.command("compare")
@@ -334,9 +339,11 @@ def compare_cmd(
         title = f"{model_title(ctx['model'].name)}: " + sample_title(
             ctx["label"], ctx["pred"], ctx["prob_pred"], names_
         )
-        figure = str(
+        from xaiq.db.files import atomic_output
+
+        with atomic_output(out) as tmp:  # whole or nothing at --out
             save_comparison_figure(
-                out,
+                tmp,
                 ctx["display"],
                 [map_a, map_b],
                 names,
@@ -347,7 +354,7 @@ def compare_cmd(
                 top_k=int(metrics["k"]) if boundaries and metrics["k"] else None,
                 dpi=dpi,
             )
-        )
+        figure = str(out)
     if as_json:
         emit_json(
             {

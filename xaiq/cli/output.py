@@ -423,10 +423,12 @@ def emit(
         sys.stdout.write("\n")
         return
     if fmt is OutputFormat.csv:
+        from xaiq.db.export import csv_text  # text a spreadsheet would run gets a "'"
+
         writer = csv.writer(sys.stdout)
-        writer.writerow(cols)
+        writer.writerow([csv_text(str(c)) for c in cols])
         for r in rows:
-            writer.writerow(["" if r.get(c) is None else r.get(c) for c in cols])
+            writer.writerow(["" if r.get(c) is None else csv_text(r.get(c)) for c in cols])
         return
     if fmt is OutputFormat.markdown:
         sys.stdout.write("\n".join(_markdown(rows, cols, title)) + "\n")

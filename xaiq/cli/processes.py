@@ -38,6 +38,7 @@ def worker_cmd(
     if url is None:
         raise CliError("XAIQ_BROKER_URL is not set; workers need a broker")
     check_broker(url)
+    os.environ["XAIQ_BROKER_URL"] = url  # normalised: the worker's Celery app reads it
     os.environ["XAIQ_WORKER_QUEUES"] = ",".join(wanted)
     if device:
         os.environ["XAIQ_DEVICE"] = device

@@ -3,7 +3,9 @@
 Rows are read through a streaming cursor (server-side on PostgreSQL) ``EXPORT_BATCH`` at a
 time and written as they come: memory does not grow with the number of rows.
 
-- ``csv``: a header line, then one line per row; NULL is the empty field.
+- ``csv``: a header line, then one line per row; NULL is the empty field; a text cell that a
+  spreadsheet would run as a formula (``=HYPERLINK(...)``, ``+1+cmd``, ``@SUM(1)``) starts
+  with ``'`` (:func:`csv_text`).
 - ``json``: JSON Lines — one object per line (streamable, appendable; ``jq -s`` makes an
   array), NULL is ``null``.
 - ``parquet``: pyarrow ``ParquetWriter``, one row group per batch, typed columns; a
@@ -21,6 +23,7 @@ import csv
 import datetime as dt
 import enum
 import json
+import re
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -28,6 +31,7 @@ from sqlalchemy import Boolean, DateTime, Engine, Float, Integer, select
 from sqlalchemy.sql.schema import Table
 
 from xaiq.db.errors import QueryError
+from xaiq.db.files import atomic_output
 from xaiq.db.jobs import check_jobs
 from xaiq.db.joined import joined_columns
 from xaiq.db.models import (
@@ -79,7 +83,8 @@ def export_job(engine: Engine, job_id: int, what: str, fmt: str, out: str | Path
     """Write job ``job_id``'s ``what`` rows (ordered by sample index) to ``out`` (a path, or
     an open stream: text for csv/json, binary for parquet; left open); return the row count.
     ``what``: one of :data:`EXPORT_TABLES`; ``fmt``: one of :data:`EXPORT_FORMATS`. Raises
-    :class:`QueryError` / :class:`NotFoundError` first, before creating the file.
+    :class:`QueryError` / :class:`NotFoundError` first, before creating the file; a
+    file path appears whole when done (:func:`~xaiq.db.files.atomic_output`).
     ``what="protocol"`` writes the job's protocol card instead
     (:func:`xaiq.db.protocol.export_protocol`) and returns its field count."""
     if what == "protocol":
@@ -100,27 +105,31 @@ def export_job(engine: Engine, job_id: int, what: str, fmt: str, out: str | Path
             SampleRow,
             (SampleRow.job_id == table.c.job_id) & (SampleRow.sample_index == table.c.sample_index),
         )
-    if isinstance(out, str | Path):
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
     sinks: dict[str, type[_Sink]] = {
         "csv": _CsvSink,
         "json": _JsonLinesSink,
         "parquet": _ParquetSink,
     }
-    writer = sinks[fmt](out, cols)
-    count = 0
-    try:
-        with engine.connect() as conn:
-            result = conn.execution_options(stream_results=True, yield_per=EXPORT_BATCH).execute(
-                stmt
-            )
-            for batch in result.partitions():
-                writer.write([tuple(_plain(v) for v in row) for row in batch])
-                count += len(batch)
-    finally:
-        writer.close()
-    return count
+
+    def write(target: Path | IO[Any]) -> int:
+        count = 0
+        writer = sinks[fmt](target, cols)
+        try:
+            with engine.connect() as conn:
+                result = conn.execution_options(
+                    stream_results=True, yield_per=EXPORT_BATCH
+                ).execute(stmt)
+                for batch in result.partitions():
+                    writer.write([tuple(_plain(v) for v in row) for row in batch])
+                    count += len(batch)
+        finally:
+            writer.close()
+        return count
+
+    if isinstance(out, str | Path):
+        with atomic_output(out) as tmp:  # whole or nothing at ``out`` (a full disk, an error)
+            return write(tmp)
+    return write(out)
 
 
 def _plain(value: Any) -> Any:
@@ -163,7 +172,20 @@ def _csv_cell(value: Any) -> Any:
         return repr(value)  # shortest exact round-trip
     if isinstance(value, dict | list):
         return json.dumps(value)
-    return value
+    return csv_text(value)
+
+
+# a text cell starting with one of these is a formula to a spreadsheet (OWASP, "CSV Injection")
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def csv_text(value: Any) -> Any:
+    """A CSV cell that no spreadsheet runs: text starting with ``= + - @``, a tab or a
+    carriage return gets a leading ``'`` (as OWASP recommends), unless the whole text is a
+    plain number (``-0.5`` stays a number). Non-text values are returned as they are."""
+    formula = isinstance(value, str) and value.startswith(_FORMULA_STARTS)
+    return "'" + value if formula and not _NUMBER.fullmatch(value) else value
 
 
 class _JsonLinesSink:

@@ -26,6 +26,7 @@ from sqlalchemy import Engine, select  # noqa: E402
 from xaiq.analysis.attack_strategies import strategy_stats, success_curves  # noqa: E402
 from xaiq.db.models import SampleRow  # noqa: E402
 from xaiq.report.format import img, table  # noqa: E402
+from xaiq.xai.figures import literal  # noqa: E402
 
 N_BINS = 10
 
@@ -103,7 +104,7 @@ def success_curve_figure(curves: dict[str, list[tuple[int, float]]]) -> Figure:
             its,
             share,
             where="post",
-            label=name,
+            label=literal(name),
             color=OKABE_ITO[i % len(OKABE_ITO)],
             ls=styles[i // len(OKABE_ITO) % len(styles)],
             lw=1.8,

@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from xaiq.analysis.glossary import GLOSSARY
-from xaiq.xai.figures import method_title
+from xaiq.xai.figures import literal, method_title
 
 NL = "\n"
 
@@ -174,7 +174,10 @@ def distributions_figures(values: Values, metrics: Sequence[str]) -> list[tuple[
             draw_groups(ax, data, colours, metric)
             ax.set_xticks(
                 range(1, len(pairs) + 1),
-                [f"{pair_tick(p)}{NL}(n={d.size})" for p, d in zip(pairs, data, strict=True)],
+                [
+                    literal(f"{pair_tick(p)}{NL}(n={d.size})")
+                    for p, d in zip(pairs, data, strict=True)
+                ],
                 fontsize=8,
             )
             ax.set_xlim(0.4, len(pairs) + 0.6)
@@ -185,7 +188,7 @@ def distributions_figures(values: Values, metrics: Sequence[str]) -> list[tuple[
             ax.tick_params(axis="y", labelsize=8)
             ax.set_ylabel(_axis_label(metric), fontsize=9)
             ax.grid(axis="y", alpha=0.3)
-        axes[0].set_title(config, fontsize=10)
+        axes[0].set_title(literal(config), fontsize=10)
         fig.tight_layout()
         out.append((config, fig))
     return out
@@ -210,18 +213,18 @@ def correctness_figures(values: Values, metric: str) -> list[tuple[str, Figure]]
                 positions.append(k + 1 + off)
                 data.append(_finite(col[sel & (values.correct == flag)]))
                 colours.append(colour)
-            ticks.append(pair_tick(pair))
+            ticks.append(literal(pair_tick(pair)))
         draw_groups(ax, data, colours, metric, positions=positions, width=0.3)
         ax.set_xticks(range(1, len(pairs) + 1), ticks, fontsize=8)
         ax.set_xlim(0.4, len(pairs) + 0.6)
         ax.set_ylabel(_axis_label(metric), fontsize=9)
-        ax.set_title(f"{config}: misclassified (orange) vs correct (blue)", fontsize=9.5)
+        ax.set_title(literal(f"{config}: misclassified (orange) vs correct (blue)"), fontsize=9.5)
         ax.tick_params(axis="y", labelsize=8)
         for k, pair in enumerate(pairs):
             sel = in_config & (values.pair == pair) & ~np.isnan(col)
             x, y = values.confidence[sel], col[sel]
             colour = OKABE_ITO[k % len(OKABE_ITO)]
-            sc.scatter(x, y, s=10, alpha=0.45, color=colour, label=pair_title(pair))
+            sc.scatter(x, y, s=10, alpha=0.45, color=colour, label=literal(pair_title(pair)))
             which = np.clip(np.digitize(x, bins) - 1, 0, len(bins) - 2)
             centres, means = [], []
             for b in range(len(bins) - 1):

@@ -18,7 +18,7 @@ from xaiq.db.protocol import protocol_rows
 from xaiq.report.format import img, table
 from xaiq.report.sanity_maps import layer_maps_html
 from xaiq.report.sources import load_artifact
-from xaiq.xai.figures import method_title
+from xaiq.xai.figures import literal, method_title
 
 MAX_CURVES = 500  # curves read per method for the mean curve (the AUC tables use every row)
 
@@ -63,7 +63,7 @@ def curves_figure(curves: dict[str, np.ndarray]) -> Figure:
             x = np.linspace(0, 1, c.shape[1])
             auc = (c[k].sum() - c[k, 0] / 2 - c[k, -1] / 2) / (c.shape[1] - 1)
             colour = OKABE_ITO[i % len(OKABE_ITO)]
-            ax.plot(x, c[k], color=colour, label=f"{method_title(method)} (AUC {auc:.3f})")
+            ax.plot(x, c[k], color=colour, label=literal(f"{method_title(method)} (AUC {auc:.3f})"))
         ax.set_title(title)
         ax.set_xlabel("fraction of pixels removed" if k == 0 else "fraction of pixels restored")
         ax.set_ylabel("probability of the explained class")
@@ -190,12 +190,12 @@ def sanity_figure(per_layer: list[dict[str, Any]], threshold: float | None) -> F
             col("spearman_abs_mean"),
             marker=markers[i % len(markers)],
             color=colour,
-            label=f"{method_title(method)} ({mode})",
+            label=literal(f"{method_title(method)} ({mode})"),
         )
         ax.fill_between(
             x, col("spearman_abs_low"), col("spearman_abs_high"), alpha=0.15, color=colour
         )
-        ax.set_xticks(x, [r["layer"] for r in rows], rotation=30, fontsize=8)
+        ax.set_xticks(x, [literal(r["layer"]) for r in rows], rotation=30, fontsize=8)
     if threshold is not None:
         ax.axhline(threshold, color="black", lw=1.2, ls="--")
         ax.text(

@@ -23,6 +23,7 @@ from xaiq.analysis.glossary import GLOSSARY
 from xaiq.analysis.grouping import resolve_grouping
 from xaiq.analysis.intervals import wilson_interval
 from xaiq.analysis.queries import ATTACK_COLUMNS, attack_stats, disagreement_stats
+from xaiq.db.files import atomic_output
 from xaiq.db.models import JobKind
 from xaiq.report import charts, data, plots
 from xaiq.report.attack_guides import guides_section
@@ -118,8 +119,8 @@ def build_report(
         + "</body></html>\n"
     )
     path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
+    with atomic_output(path) as tmp:  # whole or nothing at ``out``
+        tmp.write_text(page, encoding="utf-8")
     return path
 
 

@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from xaiq.report.sources import to_display  # noqa: E402
-from xaiq.xai.figures import MapStyle, comparison_figure  # noqa: E402
+from xaiq.xai.figures import MapStyle, comparison_figure, literal  # noqa: E402
 
 
 def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
@@ -98,7 +98,7 @@ def attack_figure(original: np.ndarray | None, final: np.ndarray, title: str = "
         for ax in axes:
             _off(ax)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(literal(title), fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -113,7 +113,7 @@ def attack_summary_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
     names = sorted(counts)
     # Okabe-Ito: vermillion for failures, blue for successes (never red against green)
     colours = ["#D55E00" if n == "failed" else "#0072B2" for n in names]
-    ax1.bar(names, [counts[n] for n in names], color=colours)
+    ax1.bar([literal(n) for n in names], [counts[n] for n in names], color=colours)
     ax1.set_title("outcome (winning strategy)", fontsize=9)
     ax1.tick_params(labelsize=8)
     before = [r["prob_before"] for r in rows]

@@ -9,6 +9,7 @@ import numpy as np
 from sqlalchemy import Engine
 
 from xaiq.db.errors import NotFoundError
+from xaiq.db.files import atomic_output
 from xaiq.db.models import JobKind
 from xaiq.report import data, plots
 from xaiq.report.sources import class_names, load_artifact, original_display, original_input
@@ -109,8 +110,11 @@ def show_sample(
         fig = plots.attack_figure(original, final, title)
     else:
         fig = sample_map_figure(engine, job, sample_index, style=style, boundaries=boundaries)
-    path = save_figure(fig, out, dpi)
     import matplotlib.pyplot as plt
 
-    plt.close(fig)
-    return path
+    try:
+        with atomic_output(out) as tmp:  # whole or nothing at ``out``
+            save_figure(fig, tmp, dpi)
+    finally:
+        plt.close(fig)
+    return Path(out)

@@ -22,6 +22,7 @@ attack: ``attack`` (``validate_attack_params`` keys: mode, frac, sigma, ..., and
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -155,6 +156,28 @@ def _attack(spec: dict[str, Any]) -> None:
     spec["attack"] = dict(_xai("attack", validate_attack_params, dict(params)))
 
 
+def _attack_fits_model(spec: dict[str, Any]) -> None:
+    """Refuse at submit what would fail on every sample: a pixel budget ``floor(frac*H*W)``
+    of 0 on this model's inputs, and a targeted class the model does not have."""
+    from xaiq.xai.models import model_input_shape, model_num_classes
+
+    params = spec["attack"]
+    _, h, w = _xai("model", model_input_shape, spec["model"])
+    if math.floor(params["frac"] * h * w) < 1:
+        raise SpecError(
+            f"attack: frac={params['frac']!r} gives a budget of 0 pixels on {h}x{w} inputs "
+            f"of {spec['model']} (the smallest frac is {1 / (h * w):.3g})"
+        )
+    target = params.get("target_class")
+    if target is not None:
+        n_classes = _xai("model", model_num_classes, spec["model"])
+        if n_classes is not None and target >= n_classes:
+            raise SpecError(
+                f"attack: target_class={target} is out of range for {spec['model']} "
+                f"({n_classes} classes: 0..{n_classes - 1})"
+            )
+
+
 def validate_spec(raw: Mapping[str, Any], *, check_dataset: bool = True) -> dict[str, Any]:
     """A complete, validated copy of ``raw`` (see the module docstring for the keys).
 
@@ -227,6 +250,8 @@ def validate_spec(raw: Mapping[str, Any], *, check_dataset: bool = True) -> dict
         from xaiq.xai.models import check_model_name
 
         _xai("model", check_model_name, spec["model"])
+        if kind == "attack":
+            _attack_fits_model(spec)
         size = len(_xai("dataset", open_dataset, spec["dataset"]))
         spec["n_samples"] = min(size, spec["limit"]) if spec["limit"] else size
         if spec["n_samples"] < 1:

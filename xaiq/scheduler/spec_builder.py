@@ -9,6 +9,7 @@ every value; here only the spelling is checked (:class:`SpecError` naming the fl
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,16 @@ def split_list(values: list[str] | None) -> list[str] | None:
     return [v.strip() for item in values for v in item.split(",") if v.strip()]
 
 
+def _finite_or_text(text: str) -> Any:
+    number = float(text)
+    return number if math.isfinite(number) else text
+
+
 def _value(text: str) -> Any:
+    """A ``KEY=VALUE`` value as JSON reads it; a number that is not finite (``NaN``,
+    ``Infinity``, ``1e400``) stays the text typed, which validation refuses by name."""
     try:
-        return json.loads(text)
+        return json.loads(text, parse_float=_finite_or_text, parse_constant=str)
     except json.JSONDecodeError:
         return text
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from xaiq.scheduler.bounds import SPEC_RANGES
 from xaiq.scheduler.errors import SpecError
 
 FAITHFULNESS_DEFAULTS: dict[str, Any] = {
@@ -36,6 +37,8 @@ FAITHFULNESS_DEFAULTS: dict[str, Any] = {
 }
 SANITY_DEFAULTS: dict[str, Any] = {"mode": "cascading", "max_layers": None}
 MAX_NAME = 128  # the width of the method columns
+MAX_SEGMENTS = SPEC_RANGES["n_segments"][1]  # superpixels per step: at most all of them
+MAX_LAYERS = 10_000  # sanity: layers randomised (more than any torchvision classifier has)
 
 
 def _options(key: str, value: Any, defaults: dict[str, Any]) -> dict[str, Any] | None:
@@ -61,9 +64,11 @@ def _xai(key: str, fn: Callable[..., Any], *args: Any) -> Any:
         raise SpecError(f"{key}: {exc}") from None
 
 
-def _int_or_none(key: str, value: Any) -> None:
+def _int_or_none(key: str, value: Any, maximum: int | None = None) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise SpecError(f"{key} must be an integer >= 1, got {value!r}")
+    if value is not None and maximum is not None and value > maximum:
+        raise SpecError(f"{key}={value!r} is above its maximum {maximum}")
 
 
 def validate_faithfulness(spec: dict[str, Any]) -> None:
@@ -71,7 +76,7 @@ def validate_faithfulness(spec: dict[str, Any]) -> None:
 
     opts = _options("faithfulness", spec.get("faithfulness"), FAITHFULNESS_DEFAULTS)
     if opts is not None:
-        _int_or_none("faithfulness.superpixel_step", opts["superpixel_step"])
+        _int_or_none("faithfulness.superpixel_step", opts["superpixel_step"], MAX_SEGMENTS)
         if not isinstance(opts["superpixels"], bool):
             raise SpecError(
                 f"faithfulness.superpixels must be true/false, got {opts['superpixels']!r}"
@@ -89,7 +94,7 @@ def validate_sanity(spec: dict[str, Any]) -> None:
     if opts is not None:
         if opts["mode"] not in MODES:
             raise SpecError(f"sanity.mode must be one of {', '.join(MODES)}, got {opts['mode']!r}")
-        _int_or_none("sanity.max_layers", opts["max_layers"])
+        _int_or_none("sanity.max_layers", opts["max_layers"], MAX_LAYERS)
     spec["sanity"] = opts
 
 

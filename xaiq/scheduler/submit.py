@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from xaiq.db.jobs import create_job, get_job, last_beat
 from xaiq.db.models import JobKind, JobStatus, utcnow
 from xaiq.db.session import get_engine, read_session
+from xaiq.db.urls import normalise_url, redact_url, scrub
 from xaiq.scheduler.errors import BrokerError, SpecError
 from xaiq.scheduler.labels import check_name, check_tags
 from xaiq.scheduler.pins import pin_samples
@@ -36,20 +37,17 @@ class Submitted:
 
 
 def broker_url() -> str | None:
-    """``XAIQ_BROKER_URL`` with ``XAIQ_BROKER_PASSWORD`` in it (see :mod:`xaiq.broker.urls`)."""
+    """``XAIQ_BROKER_URL`` with ``XAIQ_BROKER_PASSWORD`` in it (see :mod:`xaiq.broker.urls`)
+    and its password percent-encoded (:func:`normalise_url`): a password holding ``?``, ``/``
+    or ``#`` would otherwise cut the URL in the wrong place."""
     from xaiq.broker.urls import BrokerUrlError
     from xaiq.broker.urls import broker_url as configured
 
     try:
-        return configured()
+        url = configured()
     except BrokerUrlError as exc:
         raise BrokerError(str(exc)) from None
-
-
-def redact_broker(url: str) -> str:
-    from kombu.utils.url import maybe_sanitize_url
-
-    return str(maybe_sanitize_url(url))
+    return None if url is None else normalise_url(url)
 
 
 def check_broker(url: str, timeout: float = 3.0) -> None:
@@ -60,8 +58,8 @@ def check_broker(url: str, timeout: float = 3.0) -> None:
         with Connection(url, connect_timeout=timeout) as conn:
             conn.ensure_connection(max_retries=1, timeout=timeout)
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise BrokerError(f"cannot reach the broker {redact_broker(url)}: {first}") from None
+        first = scrub((str(exc).strip().splitlines() or [type(exc).__name__])[0], url)
+        raise BrokerError(f"cannot reach the broker {redact_url(url)}: {first}") from None
 
 
 def scheduler_alive(engine: Engine, stale_seconds: float = SCHEDULER_STALE_SECONDS) -> bool:

@@ -157,7 +157,20 @@ class Batch:
     labels: list[int | None]
     preds: list[int]
     samples: list[Sample] = field(default_factory=list)  # as loaded (other models re-preprocess)
-    target_kind: str = "label"
+    target_kind: str = "label"  # what the spec asked for; see kind_of for what each map explains
+    _kinds: dict[int, str] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def kind_of(self, index: int) -> str:
+        """The target kind sample ``index``'s maps really explain (its rows store this):
+        ``label`` asked of a sample without a label explains, and says, ``pred``."""
+        return self.kinds()[index]
+
+    def kinds(self) -> dict[int, str]:
+        """:meth:`kind_of` of every sample, by index (computed once per batch)."""
+        if self._kinds is None:
+            pairs = zip(self.ids, self.labels, strict=True)
+            self._kinds = {i: explained_kind(self.target_kind, lab) for i, lab in pairs}
+        return self._kinds
 
     def subset(self, positions: list[int]) -> Batch:
         """The batch's samples at ``positions`` (in that order)."""
@@ -178,6 +191,11 @@ def explained_class(target_kind: str, label: int | None, pred: int) -> int:
     if target_kind == "pred" or label is None:
         return pred
     return label
+
+
+def explained_kind(target_kind: str, label: int | None) -> str:
+    """The kind of :func:`explained_class`'s answer: ``pred`` whenever it is the prediction."""
+    return "pred" if target_kind == "pred" or label is None else target_kind
 
 
 def target_kind_of(spec: dict[str, Any]) -> str:
@@ -345,13 +363,14 @@ def store_maps(
     the row's method (default ``method``; ``model:method`` in cross-model jobs), ``model``
     the map's model (default: the job's)."""
     targets = dict(zip(batch.ids, batch.targets.tolist(), strict=True))
+    kinds = batch.kinds()
     for idx in sorted(got.maps):
         m = got.maps[idx]
         row = {
             "sample_index": idx,
             "method": name or method,
             "target": int(targets[idx]),
-            "target_kind": batch.target_kind,
+            "target_kind": kinds[idx],
             "model": model or claim.spec["model"],
             "height": int(m.shape[0]),
             "width": int(m.shape[1]),

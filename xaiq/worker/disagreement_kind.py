@@ -175,6 +175,7 @@ def disagreement_batch(
     stages.begin(claim.job_id, "compare")
     labels = segmentations(claim, model, batch, rows)
     pos = {idx: i for i, idx in enumerate(batch.ids)}
+    kinds = batch.kinds()
     for (sp, n_seg), lab in labels.items():
         vecs: dict[str, dict[int, np.ndarray]] = {}
         for name, mm in maps.items():
@@ -188,8 +189,9 @@ def disagreement_batch(
         for a, model_a, b, model_b in _pairs(sides, spec["methods"]):
             common = [i for i in batch.ids if i in vecs[a] and i in vecs[b]]
             for k_frac in spec["k_frac"]:
-                extra = {"model_a": model_a, "model_b": model_b, "target_kind": batch.target_kind}
-                _compare(rows, compare_batch, vecs, (a, b), common, (sp, n_seg, k_frac), extra)
+                extra = {"model_a": model_a, "model_b": model_b}
+                config = (sp, n_seg, k_frac)
+                _compare(rows, compare_batch, vecs, (a, b), common, config, extra, kinds)
     stages.finish(claim.job_id, "compare", n)
     if spec.get("faithfulness"):
         from xaiq.worker.faith_kind import faithfulness_rows
@@ -213,7 +215,10 @@ def _compare(
     common: list[int],
     config: tuple[str, int, float],
     extra: dict[str, Any],
+    kinds: dict[int, str],
 ) -> None:
+    """One row per sample of ``common``; ``kinds``: each sample's target kind (the class
+    explained is the same on every side of a cross-model job: label, or the prediction)."""
     from xaiq.db.models import METRIC_COLUMNS
 
     a, b = pair
@@ -234,6 +239,7 @@ def _compare(
             "k_frac": k_frac,
             "n": int(res["n"]),
             "k": int(res["k"]),
+            "target_kind": kinds[idx],
             **extra,
         }
         for col in METRIC_COLUMNS:

@@ -52,7 +52,7 @@ def _add_rows(
                 "method": side.map_name(method),
                 "model": side.name,
                 "target": int(targets[idx]),
-                "target_kind": side.batch.target_kind,
+                "target_kind": side.batch.kind_of(idx),
                 "unit": unit[0],
                 "n_segments": unit[1],
                 "order": opts["order"],

@@ -75,7 +75,7 @@ def sanity_rows(
                         "method": name,
                         "model": side.name,
                         "target": int(targets[idx]),
-                        "target_kind": side.batch.target_kind,
+                        "target_kind": side.batch.kind_of(idx),
                         "mode": opts["mode"],
                         "layer": step.layer,
                         "layer_order": step.order,

@@ -48,6 +48,8 @@ from xaiq.xai.device import module_device
 from xaiq.xai.errors import InvalidParameterError
 from xaiq.xai.faith_orders import (
     KERNELS,
+    MAX_BLUR_KERNEL,
+    MAX_BLUR_SIGMA,
     TIES,
     blur,
     blur_kernel_of,
@@ -61,8 +63,13 @@ from xaiq.xai.faith_play import play_games
 from xaiq.xai.rise import default_batch_size
 from xaiq.xai.road import ROAD_NOISE, ROAD_TOL, check_road_params
 
+MAX_STEP = 4096 * 4096  # pixels per step (a documented maximum): the largest image's area
+
 __all__ = [
     "FIRST",
+    "MAX_BLUR_KERNEL",
+    "MAX_BLUR_SIGMA",
+    "MAX_STEP",
     "KERNELS",
     "ORDERS",
     "SUBSTRATES",
@@ -141,6 +148,8 @@ def check_faithfulness_params(
         raise InvalidParameterError(f"first must be one of {', '.join(FIRST)}, got {first!r}")
     if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 1):
         raise InvalidParameterError(f"step must be an integer >= 1, got {step!r}")
+    if step is not None and step > MAX_STEP:
+        raise InvalidParameterError(f"step={step!r} is above its maximum {MAX_STEP}")
     check_ties(ties)
     check_road_params(road_noise, ROAD_TOL)
     blur_kernel_of(kernel, blur_kernel, blur_sigma)

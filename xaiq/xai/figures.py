@@ -18,10 +18,13 @@ How a map ``[H, W]`` (float, any sign) becomes colours, :class:`MapStyle`:
 - optional: superpixel boundaries (thin white lines) and the top-k superpixels by
   ``|segment mean|`` outlined (yellow), ties to the lower segment index as in the metrics.
 
-Titles use readable method names (:func:`method_title`) and say the true label, the
-prediction and its probability (:func:`sample_title`). :func:`save_figure` writes PNG, PDF
-or SVG by the file's extension at a chosen dpi. The source document's figure (``|map|``,
-99th percentile, ``jet`` at alpha 0.5) is the ``seed`` preset (:data:`PRESETS`).
+Every text that comes from data (class, file, model and method names) is drawn literally:
+:func:`literal` escapes matplotlib's ``$...$`` mathtext, so ``$\\frac{a$.png`` is a name, not a
+formula (nor a parse error). Titles use readable method names (:func:`method_title`) and
+say the true label, the prediction and its probability (:func:`sample_title`).
+:func:`save_figure` writes PNG, PDF or SVG by the file's extension at a chosen dpi. The source
+document's figure (``|map|``, 99th percentile, ``jet`` at alpha 0.5) is the ``seed`` preset
+(:data:`PRESETS`).
 """
 
 from __future__ import annotations
@@ -87,6 +90,13 @@ def style_for(preset: str = "default", **changes: Any) -> MapStyle:
     if preset not in PRESETS:
         raise ValueError(f"unknown figure preset {preset!r}; known: {', '.join(PRESETS)}")
     return replace(PRESETS[preset], **{k: v for k, v in changes.items() if v is not None})
+
+
+def literal(text: Any) -> str:
+    """``text`` escaped so that matplotlib draws it as typed: every ``$`` becomes ``\\$``,
+    which leaves no unescaped dollar (matplotlib's mathtext switch) and prints as ``$``.
+    The one helper for data text going into a figure (titles, labels, ticks, legends)."""
+    return str(text).replace("$", r"\$")
 
 
 def method_title(name: str) -> str:
@@ -277,7 +287,7 @@ def draw_map(
             transform=ax.transAxes,
             bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"},
         )
-        ax.set_title(title, fontsize=9)
+        ax.set_title(literal(title), fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
         return None
@@ -294,7 +304,7 @@ def draw_map(
         bar = ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
         bar.ax.tick_params(labelsize=7)
         bar.set_label(scale_label(style, low), fontsize=7)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(literal(title), fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
     return im
@@ -358,14 +368,14 @@ def comparison_figure(
             top_k=top_k,
         )
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(literal(title), fontsize=10)
     if metrics:
         text = "   ".join(
             f"{k.replace('_', ' ')}: "
             f"{'NULL' if v is None else (f'{v:.3f}' if isinstance(v, float) else v)}"
             for k, v in metrics.items()
         )
-        fig.text(0.5, 0.02, text, ha="center", fontsize=8)
+        fig.text(0.5, 0.02, literal(text), ha="center", fontsize=8)
     height = fig.get_figheight()
     lines = title.count("\n") + 1 if title else 0
     top = 1.0 - (0.12 + 0.2 * lines) / height if title else 1.0  # room for the title only

@@ -349,6 +349,24 @@ def check_model_name(name: str) -> None:
         raise ModelLoadError(f"checkpoint not found: {name.split(':', 1)[1]}")
 
 
+def model_num_classes(name: str) -> int | None:
+    """The number of classes of model ``name`` without building it: the bundled CNNs' 10,
+    a torchvision model's categories, a state_dict's last linear layer (read with
+    ``weights_only=True``); ``None`` for TorchScript (known only by running its code)."""
+    check_model_name(name)
+    if name in MODELS:
+        from xaiq.xai.digits import NUM_CLASSES
+
+        return NUM_CLASSES
+    if name.startswith("torchscript:"):
+        return None
+    arch, sep, path = name.partition(":")
+    if sep:
+        return _infer_num_classes(load_checkpoint(path))
+    categories = _torchvision_weights(arch).meta.get("categories")
+    return len(categories) if categories else None
+
+
 def model_input_shape(name: str) -> tuple[int, int, int]:
     """``(channels, H, W)`` of the model ``name``'s inputs, without loading its weights
     (submit-time checks, e.g. that the models of a cross-model job take the same input)."""

@@ -61,8 +61,10 @@ def register(
 
 
 def _coerce(method: str, key: str, value: Any, spec: Param) -> Any:
+    typed = value  # as the user gave it, for the message ("1e400", not inf)
+
     def bad(what: str) -> InvalidParameterError:
-        return InvalidParameterError(f"{method}: parameter {key!r} must be {what}, got {value!r}")
+        return InvalidParameterError(f"{method}: parameter {key!r} must be {what}, got {typed!r}")
 
     if spec.kind is bool:
         if isinstance(value, bool):
@@ -76,6 +78,8 @@ def _coerce(method: str, key: str, value: Any, spec: Param) -> Any:
                 raise bad("a number") from None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise bad("a number")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise bad("a finite number")  # nan/inf/1e400: before int() raises on them
         if spec.kind is int and float(value) != int(value):
             raise bad("an integer")
         return spec.kind(value)
