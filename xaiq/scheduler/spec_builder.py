@@ -143,6 +143,7 @@ ATTACK_FLAGS = (
     "frac",
     "sigma",
     "clamp",
+    "preset",
     "max_iters",
     "candidates",
     "strategies",
