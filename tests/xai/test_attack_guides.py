@@ -7,7 +7,13 @@ import math
 import pytest
 import torch
 
-from xaiq.xai.attack import COMMON_STREAM, choose_pixels, parse_strategy, rise_guided_search, select_pixels
+from xaiq.xai.attack import (
+    COMMON_STREAM,
+    choose_pixels,
+    parse_strategy,
+    rise_guided_search,
+    select_pixels,
+)
 from xaiq.xai.errors import InvalidParameterError
 from xaiq.xai.explainers import EXPLAINERS, explain
 from xaiq.xai.noise import normal, uniform_bits
