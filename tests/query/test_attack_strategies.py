@@ -68,7 +68,7 @@ def test_every_strategy_attacks_every_misclassified_sample_once(compare_job):
         assert 0 < r["l0"] <= 313  # never beyond the budget b = floor(0.4 * 28 * 28)
         # valid by default: clamped into [0, 1], and the row says so
         assert r["out_of_domain"] == 0.0 and r["max_excursion"] == 0.0
-        assert 0.0 <= float(image.min()) and float(image.max()) <= 1.0
+        assert float(image.min()) >= 0.0 and float(image.max()) <= 1.0
         assert r["tied_pixels"] is not None and 0 <= r["tied_pixels"] <= 313
         if r["strategy"] in ("random", "central"):
             assert r["tied_pixels"] == 0
