@@ -5,7 +5,7 @@ Rows written before it read NULL (not checked): the statistics never count them 
 successes.
 
 Revision ID: 0008
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-03 14:30:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
