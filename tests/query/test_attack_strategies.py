@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from xaiq.analysis.intervals import wilson_interval
+from xaiq.worker.artifacts import load_array
 
 STRATEGIES = "least:saliency,least:grad_cam,random,central"
 
@@ -62,7 +63,7 @@ def test_every_strategy_attacks_every_misclassified_sample_once(compare_job):
     for r in rows:
         assert (r["first_success_iter"] is not None) == bool(r["success"])
         assert r["iterations"] == (r["first_success_iter"] if r["success"] else 15)
-        image = np.load(root / "art" / r["artifact"], allow_pickle=False)
+        image = load_array(r["artifact"], r["checksum"], root / "art")
         assert image.shape == (1, 28, 28)
         assert r["l0"] > 0  # a candidate the strategy found, never the bare original
         assert 0 < r["l0"] <= 313  # never beyond the budget b = floor(0.4 * 28 * 28)
@@ -147,7 +148,7 @@ def test_an_unclamped_success_is_never_shown_as_a_plain_success(tmp_path):
     raw = [r for r in rows if r["success"]]
     assert raw, "the source lab's setting repairs some digit with out-of-domain pixels"
     for r in rows:  # sigma-1 noise on [0, 1] images: every moved image leaves the domain
-        image = np.load(tmp_path / "art" / r["artifact"], allow_pickle=False)
+        image = load_array(r["artifact"], r["checksum"], tmp_path / "art")
         assert r["out_of_domain"] > 0
         assert r["max_excursion"] == pytest.approx(
             float(np.maximum(-image, image - 1.0).max()), rel=1e-6
