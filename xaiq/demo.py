@@ -4,17 +4,18 @@
    (Integrated Gradients with 32 steps, Saliency, Grad-CAM, RISE with 500 masks), compared
    over grid superpixels (28x28 digits are too small for SLIC) at two granularities (16
    patches of 7x7 and 49 of 4x4) and two top-k fractions;
-2. an attack job (RISE-guided search, repair mode, the source procedure: rise-least then
-   central, sigma 1, no clamp) on the same digits, with 2,000 iterations per strategy instead
-   of the default 10,000: only the misclassified ones (12 of the 100) are attacked;
+2. an attack job (RISE-guided search, repair mode, the source lab's chain rise-least then
+   central, sigma 1, with the default valid images: candidates clamped to [0, 1]) on the
+   same digits, with 2,000 iterations per strategy instead of the default 10,000: only the
+   misclassified ones (12 of the 100) are attacked;
 3. :func:`summary` prints what the two jobs found, then the statistics and the HTML reports.
 
 Sized to finish in under a minute on two idle cores (issue 17; the bench's ``make demo``
 row measures it): the search's cost is per iteration, almost whatever the number of images
-still active. Measured with these seeds: of the 12 misclassified digits, RISE-least repairs
-6 (after 43 to 1,757 iterations) and the central fallback 4 (after 238 to 639 of its own),
-exactly as with the default 10,000 iterations; the other 2 need the fallback's 4,113 and
-4,875 iterations there and are reported as not repaired here. Each job's time is printed.
+still active. Measured with these seeds and the source lab's unclamped procedure (before
+clamping became the default): RISE-least "repaired" 6 of the 12 misclassified digits and the
+central fallback 4, all with pixels outside [0, 1]; with valid images the demo repairs fewer
+(``docs/attack-comparison.md``). Each job's time is printed.
 
 ``python -m xaiq.demo [--limit N]``; results go to ``$XAIQ_HOME`` (``make demo``: demo-out).
 """

@@ -45,7 +45,11 @@ def test_attack_on_a_dataset_prints_json_results_and_a_summary(capsys):
     assert rows and all(r["pred_before"] != r["target"] for r in rows)  # only misclassified
     assert {r["sample"] for r in rows} <= set(range(30))
     assert summary["samples"] == 30 and summary["attacked"] == len(rows)
+    # valid by default: every final image inside [0, 1], so every success is a plain one
+    assert all(r["out_of_domain"] == 0.0 and r["max_excursion"] == 0.0 for r in rows)
+    assert summary["succeeded"] == sum(r["outcome"] == "success" for r in rows)
     assert summary["succeeded"] == sum(r["success"] for r in rows)
+    assert summary["succeeded_out_of_domain"] == 0
     assert [p["strategy"] for p in summary["per_strategy"]] == ["rise-least", "central"]
     assert sum(p["succeeded"] for p in summary["per_strategy"]) == summary["succeeded"]
     assert all(r["forward_passes"] == 1 + 50 + r["iterations"] for r in rows)
@@ -104,6 +108,25 @@ def test_bad_parameters_exit_with_a_one_line_error_naming_them(digit_png, capsys
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1
+
+
+def test_preset_seed_labels_its_out_of_domain_successes(capsys):
+    # the source lab's procedure: no clamp; a repair it finds leaves [0, 1], and says so
+    args = ["attack", "--dataset", "digits", "--model", "digits-cnn-weak", "--limit", "40"]
+    rc = main(
+        [*args, "--strategies", "central", "--max-iters", "150", "--preset", "seed", "--json"]
+    )
+    assert rc == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["params"]["clamp"] is False and doc["params"]["ties"] == "index"
+    rows = doc["results"]
+    raw = [r for r in rows if r["success"]]
+    assert raw and all(r["outcome"] == "success (out of domain)" for r in raw)
+    assert all(r["out_of_domain"] > 0 and r["max_excursion"] > 0 for r in rows)
+    assert doc["summary"]["succeeded"] == 0
+    assert doc["summary"]["succeeded_out_of_domain"] == len(raw)
+    per = doc["summary"]["per_strategy"][0]
+    assert per["succeeded"] == 0 and per["succeeded_out_of_domain"] == len(raw)
 
 
 def test_repairing_one_image_needs_its_label(digit_png, capsys):

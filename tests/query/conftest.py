@@ -230,6 +230,10 @@ def store(engine, tmp_path, monkeypatch) -> Store:
                 "linf": 0.5 + 0.1 * i,
                 "artifact": rel,
                 "checksum": save_npy(root, rel, final),
+                # sample 1's repair needs out-of-domain pixels (an unclamped search)
+                "out_of_domain": 0.25 if i == 1 else 0.0,
+                "max_excursion": 2.5 if i == 1 else 0.0,
+                "tied_pixels": i,
             }
             session.add(AttackResult(**a))
             st.attacks.append(a)

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from xaiq.analysis.intervals import wilson_interval
+from xaiq.worker.artifacts import load_array
 
 STRATEGIES = "least:saliency,least:grad_cam,random,central"
 
@@ -62,9 +63,16 @@ def test_every_strategy_attacks_every_misclassified_sample_once(compare_job):
     for r in rows:
         assert (r["first_success_iter"] is not None) == bool(r["success"])
         assert r["iterations"] == (r["first_success_iter"] if r["success"] else 15)
-        image = np.load(root / "art" / r["artifact"], allow_pickle=False)
+        image = load_array(r["artifact"], r["checksum"], root / "art")
         assert image.shape == (1, 28, 28)
         assert r["l0"] > 0  # a candidate the strategy found, never the bare original
+        assert 0 < r["l0"] <= 313  # never beyond the budget b = floor(0.4 * 28 * 28)
+        # valid by default: clamped into [0, 1], and the row says so
+        assert r["out_of_domain"] == 0.0 and r["max_excursion"] == 0.0
+        assert float(image.min()) >= 0.0 and float(image.max()) <= 1.0
+        assert r["tied_pixels"] is not None and 0 <= r["tied_pixels"] <= 313
+        if r["strategy"] in ("random", "central"):
+            assert r["tied_pixels"] == 0
     diag = _rows(env, "select grad_norm_logit, grad_norm_logprob, confidence from attack_results")
     assert all(d["grad_norm_logit"] > 0 and 0 < d["confidence"] <= 1 for d in diag)
 
@@ -79,7 +87,8 @@ def test_stats_by_strategy_give_each_rate_with_its_wilson_interval(compare_job):
     for s in stats:
         mine = [r for r in rows if r["strategy"] == s["strategy"]]
         ok = sum(1 for r in mine if r["success"])
-        assert (s["n"], s["successes"]) == (len(mine), ok)
+        assert (s["n"], s["successes"], s["successes_out_of_domain"]) == (len(mine), ok, 0)
+        assert s["mean_out_of_domain"] == 0.0 and s["max_excursion"] == 0.0
         assert (s["success_low"], s["success_high"]) == pytest.approx(
             wilson_interval(ok, len(mine))
         )
@@ -122,6 +131,39 @@ def test_every_strategy_row_is_exported_and_read_as_a_dataframe(compare_job):
     assert list(dict.fromkeys(frame.strategy)) == STRATEGIES.split(",")
     assert sorted(exported.strategy) == sorted(r["strategy"] for r in rows)
     assert {"label", "correct", "confidence"} <= set(frame.columns)  # sample fields joined
+
+
+def test_an_unclamped_success_is_never_shown_as_a_plain_success(tmp_path):
+    env = {
+        **os.environ,
+        "XAIQ_DB_URL": f"sqlite:///{tmp_path / 'x.db'}",
+        "XAIQ_ARTIFACTS": str(tmp_path / "art"),
+    }
+    env.pop("XAIQ_BROKER_URL", None)
+    args = ["submit", "attack", "-d", "digits", "-m", "digits-cnn-weak", "--limit", "40"]
+    args += ["--strategies", "central", "--max-iters", "150", "--preset", "seed", "--json"]
+    done = _xaiq(env, *args)
+    assert done.returncode == 0, done.stderr
+    rows = _rows(env, "select * from attack_strategy_results")
+    raw = [r for r in rows if r["success"]]
+    assert raw, "the source lab's setting repairs some digit with out-of-domain pixels"
+    for r in rows:  # sigma-1 noise on [0, 1] images: every moved image leaves the domain
+        image = load_array(r["artifact"], r["checksum"], tmp_path / "art")
+        assert r["out_of_domain"] > 0
+        assert r["max_excursion"] == pytest.approx(
+            float(np.maximum(-image, image - 1.0).max()), rel=1e-6
+        )
+    stats = json.loads(_xaiq(env, "stats", "attack", "-g", "strategy", "--format", "json").stdout)
+    assert (stats[0]["successes"], stats[0]["successes_out_of_domain"]) == (0, len(raw))
+    assert stats[0]["success_rate"] == 0.0
+    per_sample = json.loads(_xaiq(env, "stats", "attack", "--format", "json").stdout)[0]
+    assert per_sample["successes"] == 0 and per_sample["successes_out_of_domain"] == len(raw)
+    assert "central (out of domain)" in per_sample["won_by"]
+    out = tmp_path / "report.html"
+    assert _xaiq(env, "report", "1", "--out", str(out)).returncode == 0
+    page = out.read_text()
+    assert "success (out of domain)" in page
+    assert ": success (" in page and ": success," not in page
 
 
 def test_calibration_error_is_the_count_weighted_gap_between_accuracy_and_confidence():

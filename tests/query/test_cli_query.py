@@ -83,8 +83,8 @@ def test_stats_attack_prints_the_success_summary(store, capsys):
     assert "attacks" in _out(capsys, "stats", "attack", "--job", str(store.attack_job))
     (row,) = json.loads(_out(capsys, "stats", "attack", "-f", "json", "-g", "job"))
     assert row["job"] == store.attack_job
-    assert (row["n"], row["successes"]) == (6, 5)
-    assert row["won_by"] == "central: 3, rise-least: 2"
+    assert (row["n"], row["successes"], row["successes_out_of_domain"]) == (6, 4, 1)
+    assert row["won_by"] == "central: 2, central (out of domain): 1, rise-least: 2"
 
 
 def test_export_show_and_report_write_their_files(store, tmp_path, capsys):
@@ -143,8 +143,8 @@ def test_demo_summary_prints_both_tables_and_the_report_path(store, capsys, tmp_
     # the cell "mean [low, high]" may fold at its spaces in a narrow terminal
     assert f"{first['mean']:.3f}" in captured.out
     assert f"[{first['ci_low']:.3f}," in captured.out and f"{first['ci_high']:.3f}]" in captured.out
-    assert "[0.436, 0.970]" in captured.out  # the attack success rate's Wilson interval
-    assert "0.833" in captured.out  # attack success rate, 5 of 6
+    assert "[0.300, 0.903]" in captured.out  # the Wilson interval of 4 in-domain successes of 6
+    assert "0.667" in captured.out  # attack success rate, 4 of 6 inside the domain
     assert f"report: {(tmp_path / 'report.html').resolve()}" in captured.out
 
 

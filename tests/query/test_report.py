@@ -141,8 +141,11 @@ def test_attack_report_shows_summary_and_before_after_examples(store, tmp_path):
     page = _parse(out)
     text = " ".join(page.text)
     assert "success_rate" in text and "Before / after examples" in text
-    assert "central: 3, rise-least: 2" in text
-    assert "success 95% CI" in text and "[0.436, 0.970]" in text  # Wilson, 5 of 6
+    assert "central: 2, central (out of domain): 1, rise-least: 2" in text
+    assert "success 95% CI" in text and "[0.300, 0.903]" in text  # Wilson, 4 of 6 in domain
+    raw = out.read_text()  # the examples' headings are their figures' alt text
+    assert "sample 1: success (out of domain)" in raw  # never shown as a plain success
+    assert "sample 1: success," not in raw
     # outcome figure + reliability diagram (no per-strategy rows here, so no success
     # curves) + 4 successes + 1 failure
     assert "Calibration of the model" in text

@@ -198,9 +198,14 @@ def test_attack_stats_match_python(store):
     r = rows[0]
     att = store.attacks
     ok = [a for a in att if a["success"]]
-    assert (r["n"], r["successes"]) == (len(att), len(ok))
-    assert r["success_rate"] == pytest.approx(len(ok) / len(att))
-    assert r["won_by"] == "central: 3, rise-least: 2"
+    plain = [a for a in ok if a["out_of_domain"] == 0]  # in the input domain
+    assert (r["n"], r["successes"]) == (len(att), len(plain)) == (6, 4)
+    assert r["successes_out_of_domain"] == len(ok) - len(plain) == 1
+    assert r["success_rate"] == pytest.approx(len(plain) / len(att))
+    assert r["won_by"] == "central: 2, central (out of domain): 1, rise-least: 2"
+    assert r["mean_out_of_domain"] == pytest.approx(np.mean([a["out_of_domain"] for a in att]))
+    assert r["max_excursion"] == 2.5
+    assert r["median_tied_pixels"] == pytest.approx(np.median([a["tied_pixels"] for a in att]))
     assert r["median_iterations"] == pytest.approx(np.median([a["iterations"] for a in att]))
     assert r["median_forward_passes"] == pytest.approx(
         np.median([a["forward_passes"] for a in att])
@@ -221,7 +226,7 @@ def test_attack_stats_group_by_label_partitions_the_rows(store):
     assert sum(r["n"] for r in rows) == len(store.attacks)
     for r in rows:
         mine = [a for a in store.attacks if a["target"] == r["label"]]
-        assert r["successes"] == sum(a["success"] for a in mine)
+        assert r["successes"] == sum(a["success"] and a["out_of_domain"] == 0 for a in mine)
 
 
 # groups of one row per sample (the unclustered paths): pair, configuration and job fixed

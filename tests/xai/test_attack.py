@@ -17,9 +17,11 @@ from xaiq.xai.attack import (
     validate_attack_params,
 )
 from xaiq.xai.attack.params import STRATEGY_STREAMS
+from xaiq.xai.attack.strategies import COMMON_STREAM
 from xaiq.xai.errors import InvalidParameterError
 from xaiq.xai.noise import counter_keys, counter_keys_at, normal, uniform_bits
 from xaiq.xai.rise import rise_saliency
+from xaiq.xai.ties import STREAM_TIES
 
 # Misclassified by digits-cnn-weak: 5 and 122 are repaired by rise-least within ~40
 # iterations; 2 and 50 are not (they exercise the fallback and failure paths).
@@ -120,9 +122,13 @@ def test_pixel_strategies_pick_the_documented_pixels():
     most = select_pixels("rise-most", 0.25, (1, 4, 4), saliency=sal)
     assert least.flatten().nonzero().flatten().tolist() == [0, 1, 2, 15]
     assert most.flatten().nonzero().flatten().tolist() == [11, 12, 13, 14]
-    central = select_pixels("central", 0.4, (2, 28, 28))
-    rows, cols = central[0].nonzero().unbind(1)
+    rect = select_pixels("central", 0.4, (2, 28, 28), central="rect")  # the source's region
+    rows, cols = rect[0].nonzero().unbind(1)
     assert (int(rows.min()), int(rows.max()), int(cols.min()), int(cols.max())) == (5, 21, 5, 21)
+    assert rect.flatten(1).sum(1).tolist() == [289, 289]  # 17 x 17 < b = 313
+    central = select_pixels("central", 0.4, (2, 28, 28))  # the default: exactly b pixels
+    assert central.flatten(1).sum(1).tolist() == [313, 313]
+    assert bool((central[0] >= rect[0]).all())  # the rectangle, topped up around it
     rand = select_pixels("random", 0.4, (3, 28, 28), seed=1, sample_ids=torch.tensor([0, 1, 0]))
     assert rand.flatten(1).sum(1).tolist() == [313, 313, 313]
     assert torch.equal(rand[0], rand[2]) and not torch.equal(rand[0], rand[1])
@@ -148,7 +154,7 @@ def test_attack_never_changes_a_pixel_outside_its_mask_nor_exceeds_the_budget(
     for r, original in zip(results, x[idx], strict=True):
         changed = (r.final != original).any(dim=0)
         assert r.strategies_tried == (strategy,)
-        assert int(r.mask.sum()) <= budget
+        assert int(r.mask.sum()) == budget  # every strategy gets exactly the budget
         assert not bool((changed & ~r.mask).any())
         assert r.l0 == int(changed.sum()) <= budget
     assert any(r.l0 > 0 for r in results)  # the search did move
@@ -167,7 +173,9 @@ def test_clamping_keeps_every_candidate_in_the_valid_range(weak, digits_inputs):
 
 def test_clamp_without_a_known_range_is_refused(weak, digits_inputs):
     x, y = digits_inputs
-    with pytest.raises(InvalidParameterError, match="input range"):
+    with pytest.raises(InvalidParameterError, match="input domain"):  # clamp is the default
+        rise_guided_search(weak.module, x[:1], y[:1], max_iters=1)
+    with pytest.raises(InvalidParameterError, match="input domain"):
         rise_guided_search(weak.module, x[:1], y[:1], clamp=True, max_iters=1)
     r = rise_guided_search(
         weak.module,
@@ -189,11 +197,32 @@ def test_clamp_without_a_known_range_is_refused(weak, digits_inputs):
 
 
 def _source_loop(
-    module, x, target, sample_id, *, seed, frac, sigma, max_iters, strategies, n_masks, s, p1
+    module,
+    x,
+    target,
+    sample_id,
+    *,
+    seed,
+    frac,
+    sigma,
+    max_iters,
+    strategies,
+    n_masks,
+    s,
+    p1,
+    valid=False,
 ):
-    """The source lab's procedure for one image, one candidate per forward, plain Python."""
+    """The source lab's procedure for one image, one candidate per forward, plain Python.
+    ``valid``: xaiq's default instead -- candidates clamped to [0, 1], RISE ties in the
+    seeded random order of the sample, `central` exactly b pixels (the rectangle, then the
+    nearest to the centre, ties by index), one noise stream shared by the strategies."""
     c, h, w = x.shape
     b = math.floor(frac * h * w)
+    tie_rank = list(range(h * w))
+    if valid:
+        keys = uniform_bits(seed, torch.tensor([sample_id]), h * w, stream=STREAM_TIES)[0]
+        for position, pixel in enumerate(sorted(range(h * w), key=lambda i: (int(keys[i]), i))):
+            tie_rank[pixel] = position
 
     def evaluate(img):
         logits = module(img.view(1, c, h, w)).float()
@@ -214,11 +243,16 @@ def _source_loop(
                     .flatten()
                     .tolist()
                 )
-                pixels = sorted(sorted(range(h * w), key=lambda i: (sal[i], i))[:b])
+                pixels = sorted(sorted(range(h * w), key=lambda i: (sal[i], tie_rank[i]))[:b])
             else:  # central
                 rh, rw = math.floor(h * math.sqrt(frac)), math.floor(w * math.sqrt(frac))
                 top, left = (h - rh) // 2, (w - rw) // 2
                 pixels = [r * w + q for r in range(top, top + rh) for q in range(left, left + rw)]
+                if valid:  # topped up to b with the pixels nearest the centre
+                    rest = [i for i in range(h * w) if i not in set(pixels)]
+                    cy, cx = (h - 1) / 2, (w - 1) / 2
+                    rest.sort(key=lambda i: ((i // w - cy) ** 2 + (i % w - cx) ** 2, i))
+                    pixels = sorted(pixels + rest[: b - len(pixels)])
             elems = torch.tensor([ch * h * w + p for ch in range(c) for p in pixels])
             current, best, pred = x.flatten().clone(), best0, pred0
             top, top_score = current, -math.inf  # the highest-scoring candidate seen
@@ -229,10 +263,12 @@ def _source_loop(
                     it,
                     1,
                     len(elems),
-                    stream=STRATEGY_STREAMS[strategy],
+                    stream=COMMON_STREAM if valid else STRATEGY_STREAMS[strategy],
                 )[0, 0]
                 cand = current.clone()
                 cand[elems] = current[elems] + z * sigma
+                if valid:
+                    cand[elems] = cand[elems].clamp(0.0, 1.0)
                 score, cand_pred = evaluate(cand)
                 total += 1
                 if score > top_score:
@@ -244,11 +280,31 @@ def _source_loop(
         return top.view(c, h, w), total, None, tuple(tried)  # a failure keeps its best
 
 
-def test_k1_reproduces_a_plain_one_image_loop_of_the_source_procedure_exactly(weak, digits_inputs):
+def test_preset_seed_reproduces_a_plain_one_image_loop_of_the_source_procedure_exactly(
+    weak, digits_inputs
+):
+    # the source lab: no clamp, ties by lower flat index, the rectangle as `central`, a noise
+    # stream per strategy -- the behaviour before valid-by-default, bit for bit
     x, y = digits_inputs
     idx = [5, 122, 50]
     cfg = dict(seed=4, frac=0.4, sigma=1.0, max_iters=60, n_masks=120, s=7, p1=0.5)
-    results = rise_guided_search(weak, x[idx], y[idx], sample_ids=idx, candidates=1, **cfg)
+    results = rise_guided_search(
+        weak, x[idx], y[idx], sample_ids=idx, candidates=1, preset="seed", **cfg
+    )
+    explicit = rise_guided_search(
+        weak,
+        x[idx],
+        y[idx],
+        sample_ids=idx,
+        candidates=1,
+        clamp=False,
+        ties="index",
+        central="rect",
+        noise="strategy",
+        **cfg,
+    )
+    for a, b in zip(results, explicit, strict=True):
+        assert torch.equal(a.final, b.final) and a.to_row() == b.to_row()
     outcomes = {r.strategy for r in results}
     assert "rise-least" in outcomes and None in outcomes  # both paths are exercised
     for r, i in zip(results, idx, strict=True):
@@ -257,6 +313,27 @@ def test_k1_reproduces_a_plain_one_image_loop_of_the_source_procedure_exactly(we
         )
         assert torch.equal(r.final, final), f"sample {i}"
         assert (r.iterations, r.strategy, r.strategies_tried) == (iters, strategy, tried)
+
+
+def test_the_default_reproduces_a_plain_one_image_loop_of_the_valid_procedure(weak, digits_inputs):
+    x, y = digits_inputs
+    idx = [5, 122, 50, 2]
+    cfg = dict(seed=4, frac=0.4, sigma=1.0, max_iters=60, n_masks=120, s=7, p1=0.5)
+    results = rise_guided_search(weak, x[idx], y[idx], sample_ids=idx, candidates=1, **cfg)
+    for r, i in zip(results, idx, strict=True):
+        final, iters, strategy, tried = _source_loop(
+            weak.module,
+            x[i],
+            int(y[i]),
+            i,
+            strategies=("rise-least", "central"),
+            valid=True,
+            **cfg,
+        )
+        assert torch.equal(r.final, final), f"sample {i}"
+        assert (r.iterations, r.strategy, r.strategies_tried) == (iters, strategy, tried)
+        assert r.out_of_domain == 0.0 and r.max_excursion == 0.0
+        assert float(r.final.min()) >= 0.0 and float(r.final.max()) <= 1.0
 
 
 def test_a_sample_gets_the_same_result_alone_or_in_a_batch(weak, digits_inputs):
@@ -281,7 +358,8 @@ class _CentreModel(nn.Module):
 def test_the_central_fallback_is_used_when_the_rise_mask_fails():
     x = torch.zeros(1, 1, 28, 28)
     x[0, 0, 13:15, 13:15] = 1.0  # predicted 0; class 1 needs the centre to brighten
-    r = rise_guided_search(_CentreModel(), x, [1], max_iters=50, n_masks=200)[0]
+    # a synthetic model with no input domain: its class 1 needs centre values above 1
+    r = rise_guided_search(_CentreModel(), x, [1], max_iters=50, n_masks=200, clamp=False)[0]
     centre = torch.zeros(28, 28, dtype=torch.bool)
     centre[13:15, 13:15] = True
     least = select_pixels("rise-least", 0.4, (1, 28, 28), saliency=r.saliency[None])[0]
@@ -297,7 +375,13 @@ def test_the_central_fallback_is_used_when_the_rise_mask_fails():
 def test_all_k_candidates_of_all_active_images_share_one_forward(weak, digits_inputs):
     x, y = digits_inputs
     idx = MISCLASSIFIED[2:]  # neither is repaired in 15 iterations
-    cfg = dict(sample_ids=idx, candidates=3, max_iters=15, strategies=["central"])
+    cfg = dict(
+        sample_ids=idx,
+        candidates=3,
+        max_iters=15,
+        strategies=["central"],
+        input_range=weak.input_range,
+    )
     rec = ForwardRecorder(weak.module)
     results = rise_guided_search(rec, x[idx], y[idx], fill=0, **cfg)
     # the originals' scores, then the goal-gradient diagnostics, then one forward per step
@@ -339,7 +423,22 @@ def test_untargeted_mode_moves_the_prediction_off_the_true_class(weak, digits_in
 def test_validate_attack_params_fills_the_defaults():
     p = validate_attack_params({})
     assert p["mode"] == "repair" and p["frac"] == 0.4 and p["sigma"] == 1.0
-    assert p["clamp"] is False and p["candidates"] == 1 and p["max_iters"] == 10_000
+    assert p["clamp"] is True and p["candidates"] == 1 and p["max_iters"] == 10_000
+    assert (p["ties"], p["central"], p["noise"], p["preset"]) == (
+        "random",
+        "exact",
+        "common",
+        "default",
+    )
+    seed = validate_attack_params({"preset": "seed"})
+    assert (seed["clamp"], seed["ties"], seed["central"], seed["noise"], seed["sigma"]) == (
+        False,
+        "index",
+        "rect",
+        "strategy",
+        1.0,
+    )
+    assert validate_attack_params({"preset": "seed", "clamp": True})["clamp"] is True
     assert p["strategies"] == ("rise-least", "central")
     assert (p["n_masks"], p["s"], p["p1"]) == (4000, 7, 0.5)
     assert validate_attack_params({"strategies": "central,random"})["strategies"] == (
@@ -364,6 +463,10 @@ def test_validate_attack_params_fills_the_defaults():
         ({"candidates": 0}, "candidates=0"),
         ({"colour": 1}, "'colour'"),
         ({"mode": "targeted"}, "target_class"),
+        ({"preset": "lab"}, "preset='lab'"),
+        ({"ties": "first"}, "ties='first'"),
+        ({"central": "square"}, "central='square'"),
+        ({"noise": "own"}, "noise='own'"),
     ],
 )
 def test_bad_attack_parameters_give_a_one_line_error_naming_key_and_value(params, needle):

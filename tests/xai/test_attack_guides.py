@@ -7,10 +7,17 @@ import math
 import pytest
 import torch
 
-from xaiq.xai.attack import parse_strategy, rise_guided_search, select_pixels
+from xaiq.xai.attack import (
+    COMMON_STREAM,
+    choose_pixels,
+    parse_strategy,
+    rise_guided_search,
+    select_pixels,
+)
 from xaiq.xai.errors import InvalidParameterError
 from xaiq.xai.explainers import EXPLAINERS, explain
-from xaiq.xai.noise import normal
+from xaiq.xai.noise import normal, uniform_bits
+from xaiq.xai.ties import STREAM_TIES
 
 MISCLASSIFIED = [5, 122, 2, 50]  # digits-cnn-weak; 5 and 122 are quick, 2 and 50 are not
 CHEAP = {
@@ -101,19 +108,36 @@ def test_every_explainer_works_as_a_guide_and_its_mask_follows_its_map(
         assert o.guide_passes >= 1 and o.forward_passes == o.guide_passes + o.iterations
 
 
+@pytest.mark.parametrize("ties", ["random", "index"])
 @pytest.mark.parametrize("order", ["least", "most"])
-def test_a_guided_mask_holds_exactly_the_budget_of_lowest_or_highest_pixels_ties_to_lower_index(
-    order,
+def test_a_guided_mask_holds_exactly_the_budget_of_lowest_or_highest_pixels_ties_as_chosen(
+    order, ties
 ):
+    # random: equal values in the sample's seeded random order (the default); index: the
+    # lower flat index first (the source lab's rule)
     gen = torch.Generator().manual_seed(0)
     sal = torch.randint(0, 5, (3, 9, 7), generator=gen).float()  # many ties
     frac = 0.37
     b = math.floor(frac * 9 * 7)
-    mask = select_pixels(f"{order}:saliency", frac, (3, 9, 7), saliency=sal)
-    for s, m in zip(sal.flatten(1), mask.flatten(1), strict=True):
-        key = [(v if order == "least" else -v, i) for i, v in enumerate(s.tolist())]
-        expected = sorted(i for _, i in sorted(key)[:b])
+    ids = torch.tensor([0, 7, 2])
+    mask, tied = choose_pixels(
+        f"{order}:saliency", frac, (3, 9, 7), saliency=sal, seed=4, sample_ids=ids, ties=ties
+    )
+    keys = uniform_bits(4, ids, 63, stream=STREAM_TIES)
+    for row, (s, m) in enumerate(zip(sal.flatten(1), mask.flatten(1), strict=True)):
+        values = s.tolist()
+        tie_key = (lambda i: i) if ties == "index" else (lambda i, r=row: (int(keys[r, i]), i))
+        ranked = sorted(
+            range(63), key=lambda i: (values[i] if order == "least" else -values[i], tie_key(i))
+        )
+        expected = sorted(ranked[:b])
         assert m.nonzero().squeeze(1).tolist() == expected
+        edge = values[ranked[b - 1]]
+        crosses = values[ranked[b]] == edge
+        assert int(tied[row]) == (sum(values[i] == edge for i in ranked[:b]) if crosses else 0)
+    if ties == "random":  # not the index order
+        index_mask = select_pixels(f"{order}:saliency", frac, (3, 9, 7), saliency=sal, ties="index")
+        assert not torch.equal(mask, index_mask)
 
 
 def test_least_rise_is_the_rise_least_strategy_with_the_same_rows(weak, digits_inputs):
@@ -228,9 +252,10 @@ def test_a_failed_strategy_keeps_its_highest_scoring_image(weak, digits_inputs):
     logp = weak.module(o.final[None]).log_softmax(1)[0, int(y[i])]
     assert math.isclose(math.exp(float(logp)), o.prob_after, rel_tol=1e-4)
     for it in range(30):  # no candidate of the 30 scored higher than the one kept
-        z = normal(0, torch.tensor([i]), it, 1, o.mask.sum().item(), stream=3)[0, 0]
+        z = normal(0, torch.tensor([i]), it, 1, o.mask.sum().item(), stream=COMMON_STREAM)[0, 0]
         cand = x[i].clone().flatten()
-        cand[o.mask.flatten().nonzero().squeeze(1)] += z
+        elems = o.mask.flatten().nonzero().squeeze(1)
+        cand[elems] = (cand[elems] + z).clamp(0.0, 1.0)  # clamped into the digits' domain
         lp = weak.module(cand.view(1, 1, 28, 28)).log_softmax(1)[0, int(y[i])]
         assert float(lp) <= float(logp) + 1e-5
 

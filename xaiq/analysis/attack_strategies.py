@@ -9,6 +9,13 @@ original (the goal's gradient norms, the model's confidence). Group-by words com
 gradient guides fail where gradients vanish?" one query:
 ``xaiq stats attack -g strategy,grad_decade``. Grouping is done on the client (one row per
 sample x strategy: a job has at most a few thousand).
+
+A success is counted in ``successes`` (and the rate and its interval) only when its final
+image lies inside the model's input domain (``out_of_domain == 0``); a success that needs
+out-of-domain pixels (an unclamped search, ``preset=seed``) or was never checked (rows
+before migration 0008) goes to ``successes_out_of_domain`` instead. ``mean_out_of_domain``
+and ``max_excursion`` say how far the final images left the domain; ``median_tied_pixels``
+how many of a budget's pixels the tie rule chose.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from xaiq.analysis.intervals import wilson_interval
-from xaiq.analysis.queries import parse_names
+from xaiq.analysis.queries import in_domain_success, parse_names
 from xaiq.analysis.summary import summarize
 from xaiq.db.errors import QueryError
 from xaiq.db.jobs import check_jobs
@@ -42,6 +49,9 @@ _FIELDS = {
     "grad_norm_logit": A.grad_norm_logit,
     "grad_norm_logprob": A.grad_norm_logprob,
     "confidence": A.confidence,
+    "out_of_domain": S.out_of_domain,
+    "max_excursion": S.max_excursion,
+    "tied_pixels": S.tied_pixels,
     "label": SampleRow.label,
     "correct": SampleRow.correct,
     "model": Job.model,
@@ -75,6 +85,10 @@ STRATEGY_COLUMNS = (
     "success_rate",
     "success_low",
     "success_high",
+    "successes_out_of_domain",
+    "mean_out_of_domain",
+    "max_excursion",
+    "median_tied_pixels",
     "median_first_success_iter",
     "median_iterations",
     "median_forward_passes",
@@ -132,7 +146,8 @@ def strategy_stats(
     out = []
     for key in sorted(groups, key=order):
         rows = groups[key]
-        ok = sum(1 for r in rows if r["success"])
+        ok = sum(1 for r in rows if in_domain_success(r["success"], r["out_of_domain"]))
+        ood_ok = sum(1 for r in rows if r["success"]) - ok
         interval = wilson_interval(ok, len(rows))
         out.append(
             {
@@ -145,6 +160,15 @@ def strategy_stats(
                 "success_rate": ok / len(rows),
                 "success_low": interval[0] if interval else None,
                 "success_high": interval[1] if interval else None,
+                "successes_out_of_domain": ood_ok,
+                "mean_out_of_domain": summarize(
+                    [r["out_of_domain"] for r in rows if r["out_of_domain"] is not None]
+                )["mean"],
+                "max_excursion": max(
+                    (r["max_excursion"] for r in rows if r["max_excursion"] is not None),
+                    default=None,
+                ),
+                "median_tied_pixels": _median(r["tied_pixels"] for r in rows),
                 "median_first_success_iter": _median(r["first_success_iter"] for r in rows),
                 "median_iterations": _median(r["iterations"] for r in rows),
                 "median_forward_passes": _median(r["forward_passes"] for r in rows),
@@ -160,10 +184,12 @@ def success_curves(
     engine: Engine, job_ids: Sequence[int], max_iters: int | None = None
 ) -> dict[str, list[tuple[int, float]]]:
     """Per strategy: ``(iteration, share of its attacked samples at the goal by then)``
-    steps, from ``first_success_iter`` (a step at every distinct value, starting at 0)."""
+    steps, from ``first_success_iter`` (a step at every distinct value, starting at 0).
+    Only successes inside the input domain count."""
     per: dict[str, list[int | None]] = {}
     for row in strategy_rows(engine, job_ids):
-        per.setdefault(row["strategy"], []).append(row["first_success_iter"])
+        ok = in_domain_success(row["success"], row["out_of_domain"])
+        per.setdefault(row["strategy"], []).append(row["first_success_iter"] if ok else None)
     curves = {}
     for name, firsts in per.items():
         n = len(firsts)

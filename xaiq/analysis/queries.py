@@ -259,10 +259,28 @@ def _set_groups(
     return groups
 
 
+def in_domain_success(success: Any, out_of_domain: Any) -> bool:
+    """A plain success: the goal was reached with a final image inside the model's input
+    domain. A success with out-of-domain pixels, or whose domain was never checked (NULL:
+    rows before migration 0008), is not one."""
+    return bool(success) and out_of_domain is not None and out_of_domain == 0
+
+
+def success_label(success: Any, out_of_domain: Any) -> str:
+    """``success``, ``success (out of domain)``, ``success (domain not checked)`` or
+    ``failed``: how every table and picture names an attack's outcome."""
+    if not success:
+        return "failed"
+    if out_of_domain is None:
+        return "success (domain not checked)"
+    return "success" if out_of_domain == 0 else "success (out of domain)"
+
+
 ATTACK_COLUMNS = (
     "n",
     "successes",
     "success_rate",
+    "successes_out_of_domain",
     "won_by",
     "median_iterations",
     "median_forward_passes",
@@ -271,6 +289,9 @@ ATTACK_COLUMNS = (
     "success_linf_mean",
     "prob_before_mean",
     "prob_after_mean",
+    "mean_out_of_domain",
+    "max_excursion",
+    "median_tied_pixels",
 )
 
 
@@ -281,8 +302,13 @@ def attack_stats(
 ) -> list[dict[str, Any]]:
     """One row per group of attack results with :data:`ATTACK_COLUMNS`.
 
+    ``successes``/``success_rate``: successes whose final image is inside the model's input
+    domain; ``successes_out_of_domain``: the others (out-of-domain pixels, or not checked).
     ``won_by``: ``"central: 9, rise-least: 1"`` — successes per winning strategy (a success
-    with no strategy, i.e. already predicted as the target, counts as ``none``).
+    with no strategy, i.e. already predicted as the target, counts as ``none``; one with
+    out-of-domain pixels as ``central (out of domain)``). ``mean_out_of_domain``: mean share
+    of the final images' pixels outside the domain; ``max_excursion``: the largest distance
+    beyond it; ``median_tied_pixels``: pixels of the deciding strategy chosen among ties.
     Medians of iterations and forward passes are over all attacked samples (the cost);
     L0/L2/L∞ means over the successful ones (the size of the change that worked), NULL when
     there is none; probability means over all. Medians as in :mod:`xaiq.analysis.summary`.
@@ -302,6 +328,9 @@ def attack_stats(
         a.linf,
         a.prob_before,
         a.prob_after,
+        a.out_of_domain,
+        a.max_excursion,
+        a.tied_pixels,
     )
     nk = len(cols)
     groups: dict[tuple, list[tuple]] = {}
@@ -312,15 +341,20 @@ def attack_stats(
     for raw in sorted(groups, key=group_sort_key):
         rows = groups[raw]
         ok = [r for r in rows if r[0]]
+        plain = [r for r in ok if in_domain_success(r[0], r[9])]
         won: dict[str, int] = {}
         for r in ok:
-            won[r[1] or "none"] = won.get(r[1] or "none", 0) + 1
+            name = r[1] or "none"
+            if not in_domain_success(r[0], r[9]):
+                name += " (" + success_label(r[0], r[9]).partition("(")[2]
+            won[name] = won.get(name, 0) + 1
         out.append(
             {
                 **group_key_values(raw, keys, ATTACK_KEYS),
                 "n": len(rows),
-                "successes": len(ok),
-                "success_rate": len(ok) / len(rows),
+                "successes": len(plain),
+                "success_rate": len(plain) / len(rows),
+                "successes_out_of_domain": len(ok) - len(plain),
                 "won_by": ", ".join(f"{k}: {v}" for k, v in sorted(won.items())) or "-",
                 "median_iterations": summarize([r[2] for r in rows])["median"],
                 "median_forward_passes": summarize([r[3] for r in rows])["median"],
@@ -329,6 +363,11 @@ def attack_stats(
                 "success_linf_mean": summarize([r[6] for r in ok])["mean"],
                 "prob_before_mean": summarize([r[7] for r in rows])["mean"],
                 "prob_after_mean": summarize([r[8] for r in rows])["mean"],
+                "mean_out_of_domain": summarize([r[9] for r in rows if r[9] is not None])["mean"],
+                "max_excursion": max((r[10] for r in rows if r[10] is not None), default=None),
+                "median_tied_pixels": summarize([r[11] for r in rows if r[11] is not None])[
+                    "median"
+                ],
             }
         )
     return out

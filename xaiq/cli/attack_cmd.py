@@ -23,6 +23,7 @@ from xaiq.cli.options import (
     ModeOption,
     NMasksOption,
     P1Option,
+    PresetOption,
     SigmaOption,
     SOption,
     StrategiesOption,
@@ -35,7 +36,7 @@ COLUMNS = (
     "target",
     "pred_before",
     "pred_after",
-    "success",
+    "outcome",
     "strategy",
     "iterations",
     "forward_passes",
@@ -44,6 +45,9 @@ COLUMNS = (
     "l0",
     "l2",
     "linf",
+    "out_of_domain",
+    "max_excursion",
+    "tied_pixels",
 )
 FIGURE_ROWS = 12  # at most this many images in --out
 
@@ -60,7 +64,8 @@ def attack_cmd(
     all_samples: AttackAllFlag = False,
     frac: FracOption = ATTACK_DEFAULTS["frac"],
     sigma: SigmaOption = ATTACK_DEFAULTS["sigma"],
-    clamp: ClampOption = ATTACK_DEFAULTS["clamp"],
+    clamp: ClampOption = None,  # type: ignore[assignment]  # the preset's (default: on)
+    preset: PresetOption = ATTACK_DEFAULTS["preset"],
     max_iters: MaxItersOption = ATTACK_DEFAULTS["max_iters"],
     candidates: CandidatesOption = ATTACK_DEFAULTS["candidates"],
     strategies: StrategiesOption = ATTACK_DEFAULTS["strategies"],
@@ -86,15 +91,20 @@ def attack_cmd(
     json_out: JsonFlag = False,
     out: Path | None = typer.Option(None, "--out", help="PNG: original | RISE | final | diff"),
 ) -> None:
-    """Change at most FRAC of the pixels until the model predicts the wanted class."""
+    """Change at most FRAC of the pixels until the model predicts the wanted class.
+
+    Candidates stay inside the model's input domain (--no-clamp or --preset seed: not); a
+    success whose final image leaves the domain is shown as "success (out of domain)"."""
     from xaiq.xai.attack import validate_attack_params
 
+    given = {"clamp": clamp} if clamp is not None else {}
     params = validate_attack_params(
         {
+            **given,
+            "preset": preset,
             "mode": mode,
             "frac": frac,
             "sigma": sigma,
-            "clamp": clamp,
             "max_iters": max_iters,
             "candidates": candidates,
             "strategies": strategies,
@@ -213,6 +223,9 @@ def _run(
     if json_out:  # each strategy's own attack (with --compare: every strategy's)
         for row, r in zip(rows, results, strict=True):
             row["outcomes"] = [o.to_row() for o in r.outcomes]
+    else:  # the goal flag alone would show an out-of-domain success as a plain one
+        for row in rows:
+            row.pop("success")
     summary = summarise(results, params["strategies"], attempted=len(samples))
     if json_out:
         emit_json({"params": _jsonable(params), "results": rows, "summary": summary})
@@ -229,8 +242,13 @@ def _run(
 
 
 def _row(r: Any) -> dict[str, Any]:
-    row = r.to_row()
-    return {c: row[c] for c in COLUMNS if c in row} | {"strategies_tried": row["strategies_tried"]}
+    from xaiq.analysis.queries import success_label
+
+    row = r.to_row() | {"outcome": success_label(r.success, r.out_of_domain)}
+    return {c: row[c] for c in COLUMNS if c in row} | {
+        "strategies_tried": row["strategies_tried"],
+        "success": row["success"],
+    }
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
@@ -239,14 +257,16 @@ def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
 
 def summarise(results: list[Any], chain: tuple[str, ...], attempted: int) -> dict[str, Any]:
     """Success rate overall and per strategy (each strategy's own attacks, with the Wilson
-    interval of its rate); median iterations and forward passes."""
+    interval of its rate); median iterations and forward passes. ``succeeded`` counts the
+    successes inside the input domain only; ``succeeded_out_of_domain`` the others."""
     from xaiq.analysis.intervals import wilson_interval
+    from xaiq.analysis.queries import in_domain_success
 
     n = len(results)
     per = []
     for name in chain:
         tried = [o for r in results for o in r.outcomes if o.strategy == name]
-        won = [o for o in tried if o.success]
+        won = [o for o in tried if in_domain_success(o.success, o.out_of_domain)]
         interval = wilson_interval(len(won), len(tried))
         per.append(
             {
@@ -256,17 +276,22 @@ def summarise(results: list[Any], chain: tuple[str, ...], attempted: int) -> dic
                 "success_rate_when_tried": len(won) / len(tried) if tried else None,
                 "success_low": interval[0] if interval else None,
                 "success_high": interval[1] if interval else None,
+                "succeeded_out_of_domain": sum(1 for o in tried if o.success) - len(won),
+                "median_tied_pixels": _median(
+                    [o.tied_pixels for o in tried if o.tied_pixels is not None]
+                ),
                 "share_of_attacked": len(won) / n if n else None,
                 "median_first_success_iter": _median([o.first_success_iter for o in won]),
                 "median_forward_passes": _median([o.forward_passes for o in tried]),
             }
         )
-    ok = [r for r in results if r.success]
+    ok = [r for r in results if in_domain_success(r.success, r.out_of_domain)]
     return {
         "samples": attempted,
         "attacked": n,
         "succeeded": len(ok),
         "success_rate": len(ok) / n if n else None,
+        "succeeded_out_of_domain": sum(1 for r in results if r.success) - len(ok),
         "already_at_goal": sum(1 for r in results if r.success and r.strategy is None),
         "median_iterations": _median([r.iterations for r in results]),
         "median_forward_passes": _median([r.forward_passes for r in results]),
@@ -314,6 +339,9 @@ def save_figure(
 
     finals = torch.stack([r.final for r in results]).to(originals.device)
     shown = model.to_display(torch.cat([originals[: len(results)], finals])).detach().cpu().numpy()
+    # the values the model saw, in [0, 1] pixel units (to_display clips them to [0, 1])
+    mean = torch.tensor(model.mean, dtype=torch.float32).view(-1, 1, 1)
+    std = torch.tensor(model.std, dtype=torch.float32).view(-1, 1, 1)
     n = len(results)
     fig = Figure(figsize=(12, 3.0 * n))
     axes = fig.subplots(n, 4, squeeze=False)
@@ -334,8 +362,20 @@ def save_figure(
         overlay[~mask] = (0.0, 0.0, 0.0, 0.55)  # dim the pixels the attack may not change
         axes[i][1].imshow(overlay)
         won = r.strategy or ("already at goal" if r.success else "failed")
-        axes[i][2].imshow(fin.squeeze(-1) if grey else fin, cmap=cmap)
-        axes[i][2].set_title(literal(f"final: pred {r.pred_after} ({won})\n{its}"), fontsize=8)
+        seen = (r.final * std + mean).numpy()  # the values the model saw, in pixel units
+        lo, hi = float(seen.min()), float(seen.max())
+        final_kwargs: dict[str, Any] = {}
+        final_title = f"final: pred {r.pred_after} ({won})\n{its}"
+        if lo < 0.0 or hi > 1.0:  # out of the domain: draw those values, or say it clips
+            if grey:
+                fin = seen[0][..., None]
+                final_kwargs = {"vmin": lo, "vmax": hi}
+                final_title += f"\nas the model saw it: {lo:.3g} to {hi:.3g}"
+            else:
+                share = r.out_of_domain if r.out_of_domain is not None else float("nan")
+                final_title += f"\ndisplay clips to [0, 1] ({share:.0%} of pixels outside)"
+        axes[i][2].imshow(fin.squeeze(-1) if grey else fin, cmap=cmap, **final_kwargs)
+        axes[i][2].set_title(literal(final_title), fontsize=8)
         im = axes[i][3].imshow(diff, cmap="RdBu_r", vmin=-lim, vmax=lim)
         axes[i][3].set_title(f"difference (L0 {r.l0})", fontsize=8)
         bar = fig.colorbar(im, ax=axes[i][3], fraction=0.046, pad=0.03)

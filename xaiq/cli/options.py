@@ -89,7 +89,8 @@ ATTACK_DEFAULTS = {
     "mode": "repair",
     "frac": 0.4,
     "sigma": 1.0,
-    "clamp": False,
+    "clamp": True,
+    "preset": "default",
     "max_iters": 10_000,
     "candidates": 1,
     "strategies": "rise-least,central",
@@ -135,7 +136,17 @@ ClampOption = Annotated[
     typer.Option(
         "--clamp/--no-clamp",
         show_default=False,
-        help="keep candidates in the valid range (default off)",
+        help="keep candidates inside the model's input domain (default on; off with --preset seed)",
+    ),
+]
+PresetOption = Annotated[
+    str,
+    typer.Option(
+        "--preset",
+        show_default=False,
+        help="default, or seed: the source lab's procedure exactly (no clamp, ties by pixel "
+        "index, central = its rectangle, a noise stream per strategy; default "
+        f"{_A['preset']})",
     ),
 ]
 MaxItersOption = Annotated[

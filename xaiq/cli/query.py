@@ -127,7 +127,12 @@ def stats_attack(
     """Success rate, wins per strategy, median iterations / forward passes (all attacked
     samples), mean L0/L2/L-inf (successful ones), mean target probability before/after.
     Grouped by strategy: each strategy's own success rate with its Wilson interval and
-    median iterations to the goal and forward passes."""
+    median iterations to the goal and forward passes.
+
+    `successes` counts only repairs whose final image lies inside the model's input domain;
+    `successes_out_of_domain` those that needed pixels outside it (an unclamped search,
+    --preset seed) or were never checked; `mean_out_of_domain`/`max_excursion` say how far
+    the final images left it, `median_tied_pixels` how many budget pixels ties chose."""
     from xaiq.analysis.queries import ATTACK_COLUMNS, attack_stats, parse_names
 
     out_fmt = output_format(fmt, as_json)
@@ -307,6 +312,7 @@ def print_demo_summary(
             "successes",
             "success_rate",
             "success_95ci",
+            "successes_out_of_domain",
             "won_by",
             "median_iterations",
             "prob_before_mean",

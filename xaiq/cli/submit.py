@@ -30,6 +30,7 @@ from xaiq.cli.options import (
     ModeOption,
     NMasksOption,
     P1Option,
+    PresetOption,
     SigmaOption,
     SOption,
     StrategiesOption,
@@ -301,6 +302,7 @@ def submit_attack(
     frac: FracOption = None,  # type: ignore[assignment]
     sigma: SigmaOption = None,  # type: ignore[assignment]
     clamp: ClampOption = None,  # type: ignore[assignment]
+    preset: PresetOption = None,  # type: ignore[assignment]
     max_iters: MaxItersOption = None,  # type: ignore[assignment]
     candidates: CandidatesOption = None,  # type: ignore[assignment]
     strategies: StrategiesOption = None,  # type: ignore[assignment]

@@ -370,6 +370,11 @@ class AttackResult(Base):
     grad_norm_logit: Mapped[OptFloat]
     grad_norm_logprob: Mapped[OptFloat]
     confidence: Mapped[OptFloat]
+    # the final image's share of pixels outside the model's input domain and the largest
+    # excursion beyond it (0 when clamped; NULL: not checked), the last strategy's tie count
+    out_of_domain: Mapped[OptFloat]
+    max_excursion: Mapped[OptFloat]
+    tied_pixels: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class AttackStrategyResult(Base):
@@ -400,6 +405,9 @@ class AttackStrategyResult(Base):
     linf: Mapped[float] = mapped_column(Float)
     artifact: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     checksum: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    out_of_domain: Mapped[OptFloat]  # share of the final image's pixels outside the domain
+    max_excursion: Mapped[OptFloat]  # largest distance of a value beyond it (0 when clamped)
+    tied_pixels: Mapped[int | None] = mapped_column(Integer, nullable=True)  # chosen by ties
 
 
 class SampleErrorRow(Base):

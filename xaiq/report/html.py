@@ -22,7 +22,12 @@ from sqlalchemy import Engine
 from xaiq.analysis.glossary import GLOSSARY
 from xaiq.analysis.grouping import resolve_grouping
 from xaiq.analysis.intervals import wilson_interval
-from xaiq.analysis.queries import ATTACK_COLUMNS, attack_stats, disagreement_stats
+from xaiq.analysis.queries import (
+    ATTACK_COLUMNS,
+    attack_stats,
+    disagreement_stats,
+    success_label,
+)
 from xaiq.db.files import atomic_output
 from xaiq.db.models import JobKind
 from xaiq.report import charts, data, plots
@@ -239,7 +244,11 @@ def _attack_section(engine: Engine, job: Any) -> str:
             r["success 95% CI"] = "" if ci is None else f"[{num(ci[0])}, {num(ci[1])}]"
         cols = [key, "n", "successes", "success_rate", "success 95% CI", *ATTACK_COLUMNS[3:]]
         out.append(f"<h3>{title}</h3>" + table(rows, cols))
-    out.append('<p class="note">success interval: Wilson score, 95%</p>')
+    out.append(
+        '<p class="note">successes: the goal reached with a final image inside the model\'s'
+        " input domain (Wilson score 95% interval); successes_out_of_domain: reached only with"
+        " pixels outside it (an unclamped search) or not checked</p>"
+    )
     rows = data.attack_rows(engine, job.id)
     if not rows:
         return "\n".join(out)
@@ -252,7 +261,7 @@ def _attack_section(engine: Engine, job: Any) -> str:
     for r in ok + failed:
         final = load_artifact(r["artifact"], r["checksum"])
         head = (
-            f"sample {r['sample_index']}: {'success' if r['success'] else 'failed'}"
+            f"sample {r['sample_index']}: {success_label(r['success'], r['out_of_domain'])}"
             f" ({r['strategy'] or '-'}), p {r['prob_before']:.3f} -> {r['prob_after']:.3f},"
             f" pred {r['pred_before']} -> {r['pred_after']}, L0 {r['l0']}"
         )

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine
 
+from xaiq.analysis.queries import success_label
 from xaiq.db.errors import NotFoundError
 from xaiq.db.files import atomic_output
 from xaiq.db.models import JobKind
@@ -104,7 +105,7 @@ def show_sample(
         original = original_input(job.dataset, job.model, sample_index)
         title = (
             f"job {job.id} sample {sample_index}: "
-            f"{'success' if r['success'] else 'failed'} ({r['strategy'] or '-'}), "
+            f"{success_label(r['success'], r['out_of_domain'])} ({r['strategy'] or '-'}), "
             f"pred {r['pred_before']} -> {r['pred_after']}"
         )
         fig = plots.attack_figure(original, final, title)

@@ -151,6 +151,7 @@ ATTACK_FLAGS = (
     "frac",
     "sigma",
     "clamp",
+    "preset",
     "max_iters",
     "candidates",
     "strategies",

@@ -13,11 +13,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from xaiq.xai.errors import InvalidParameterError
+from xaiq.xai.ties import TIES
+
+CENTRAL = ("exact", "rect")  # the central region: exactly b pixels, or the lab's rectangle
+NOISE = ("common", "strategy")  # common random numbers, or a stream per strategy
 
 MODES = ("repair", "targeted", "untargeted")
 # The fixed names; ``least:METHOD`` / ``most:METHOD`` add one per registered explainer.
 STRATEGIES = ("rise-least", "rise-most", "central", "random")
 DEFAULT_STRATEGIES = ("rise-least", "central")
+PRESETS = ("default", "seed")
+# ``preset="seed"``: the source lab's procedure exactly (no clamp, ties by lower flat index,
+# the rectangle alone as ``central``, each strategy its own noise stream, sigma 1); keys
+# given explicitly still win.
+SEED_PRESET: dict[str, object] = {
+    "clamp": False,
+    "ties": "index",
+    "central": "rect",
+    "noise": "strategy",
+    "sigma": 1.0,
+}
 # Noise streams of the fixed names: a strategy draws the same noise wherever it sits in the
 # chain (the guided ones: :func:`~xaiq.xai.attack.strategies.parse_strategy`).
 STRATEGY_STREAMS = {"rise-least": 1, "rise-most": 2, "central": 3, "random": 4}
@@ -76,7 +91,11 @@ PARAMS: dict[str, AttackParam] = {
     "mode": AttackParam("repair", str, lambda v: v in MODES, "one of " + ", ".join(MODES)),
     "frac": AttackParam(0.4, float, lambda v: 0.0 < v <= 1.0, "in (0, 1]"),
     "sigma": AttackParam(1.0, float, lambda v: v > 0.0, "> 0"),
-    "clamp": AttackParam(False, bool),
+    "clamp": AttackParam(True, bool),
+    "ties": AttackParam("random", str, lambda v: v in TIES, "one of " + ", ".join(TIES)),
+    "central": AttackParam("exact", str, lambda v: v in CENTRAL, "one of " + ", ".join(CENTRAL)),
+    "noise": AttackParam("common", str, lambda v: v in NOISE, "one of " + ", ".join(NOISE)),
+    "preset": AttackParam("default", str, lambda v: v in PRESETS, "one of " + ", ".join(PRESETS)),
     "max_iters": AttackParam(10_000, int, lambda v: v >= 1, ">= 1"),
     "candidates": AttackParam(1, int, lambda v: v >= 1, ">= 1"),
     "strategies": AttackParam(DEFAULT_STRATEGIES, tuple),
@@ -141,8 +160,15 @@ def validate_attack_params(params: Mapping[str, Any], *, search_only: bool = Fal
     """``params`` with defaults filled in, coerced and checked; unknown keys are refused.
 
     Keys and defaults: mode="repair" (repair | targeted | untargeted), frac=0.4 in (0, 1],
-    sigma=1.0 > 0, clamp=False, max_iters=10000 (per strategy), candidates=1 (K per image
-    per iteration), strategies=("rise-least", "central") (the fallback chain; names as in
+    sigma=1.0 > 0, clamp=True (candidates stay inside the model's input domain),
+    ties="random" (random | index | reverse: how a guide orders equal map values; random is
+    seeded per sample), central="exact" (exact: exactly floor(frac H W) pixels; rect: the
+    source lab's rectangle), noise="common" (common: every strategy draws the same noise
+    for the same sample and iteration; strategy: a stream per strategy),
+    preset="default" (seed: the source lab's procedure, i.e. clamp=False, ties="index",
+    central="rect", noise="strategy", sigma=1.0 unless given explicitly), max_iters=10000
+    (per strategy), candidates=1 (K per image per iteration),
+    strategies=("rise-least", "central") (the fallback chain; names as in
     :mod:`~xaiq.xai.attack.strategies`, ``least:rise`` stored as ``rise-least``),
     compare=False (True: every strategy attacks every sample from the original, no chain),
     guide_params={} (``{METHOD: {key: value}}``, the guiding explainers' own parameters;
@@ -160,8 +186,14 @@ def validate_attack_params(params: Mapping[str, Any], *, search_only: bool = Fal
             f"attack: unknown parameter {unknown[0]!r}; known: {', '.join(sorted(PARAMS))}"
         )
     out: dict[str, Any] = {}
+    preset = params.get("preset", "default")
+    if preset not in PRESETS:
+        raise InvalidParameterError(
+            f"attack: preset={preset!r} is out of range (one of {', '.join(PRESETS)})"
+        )
+    defaults = SEED_PRESET if preset == "seed" else {}
     for key, spec in PARAMS.items():
-        value = params.get(key, spec.default)
+        value = params.get(key, defaults.get(key, spec.default))
         if value is not None:
             value = _coerce(key, value, spec)
             if spec.check is not None and not spec.check(value):

@@ -22,6 +22,12 @@ class StrategyOutcome:
     ``prob_after``/``pred_after``: for ``final``, the highest-scoring image the strategy found
     (the original if it never improved). ``l0``/``l2``/``linf``: ``final - original``.
     ``final``: ``[C, H, W]`` float32 CPU; ``mask``: ``[H, W]`` bool CPU, its pixels.
+    ``out_of_domain``: share of ``final``'s pixels with a value outside the model's input
+    domain; ``max_excursion``: the largest distance of a value beyond it (model-input units;
+    both 0 with ``clamp=True``, None when the domain is unknown). A success with
+    ``out_of_domain > 0`` is a success only for inputs the model never sees.
+    ``tied_pixels``: how many of the ``b`` pixels were chosen among ties (equal map values;
+    for ``central`` among equidistant pixels; 0 for ``random``).
     """
 
     strategy: str
@@ -37,6 +43,14 @@ class StrategyOutcome:
     linf: float
     final: torch.Tensor
     mask: torch.Tensor
+    out_of_domain: float | None = None
+    max_excursion: float | None = None
+    tied_pixels: int | None = None
+
+    @property
+    def in_domain(self) -> bool | None:
+        """``final`` lies inside the input domain (None: unknown)."""
+        return None if self.out_of_domain is None else self.out_of_domain == 0
 
     def to_row(self) -> dict[str, Any]:
         """The scalar fields as a JSON-ready dict (no tensors)."""
@@ -52,6 +66,9 @@ class StrategyOutcome:
             "l0": self.l0,
             "l2": self.l2,
             "linf": self.linf,
+            "out_of_domain": self.out_of_domain,
+            "max_excursion": self.max_excursion,
+            "tied_pixels": self.tied_pixels,
         }
 
 
@@ -79,6 +96,9 @@ class AttackResult:
     ``grad_norm_logit``/``grad_norm_logprob``: L2 norms of the input gradients of the
     ``target`` class's logit / log-probability at the original; ``confidence``: the model's
     top softmax probability there (the lab's diagnosis, :mod:`~xaiq.xai.attack.diagnostics`).
+    ``out_of_domain``/``max_excursion``/``tied_pixels``: those of the last strategy tried
+    (:class:`StrategyOutcome`; for an image already at the goal, the original's domain
+    figures and ``tied_pixels=None``).
     """
 
     success: bool
@@ -103,6 +123,9 @@ class AttackResult:
     grad_norm_logit: float | None = None
     grad_norm_logprob: float | None = None
     confidence: float | None = None
+    out_of_domain: float | None = None
+    max_excursion: float | None = None
+    tied_pixels: int | None = None
 
     def to_row(self) -> dict[str, Any]:
         """The scalar fields as a JSON-ready dict (no tensors)."""
@@ -125,6 +148,9 @@ class AttackResult:
             "grad_norm_logit": self.grad_norm_logit,
             "grad_norm_logprob": self.grad_norm_logprob,
             "confidence": self.confidence,
+            "out_of_domain": self.out_of_domain,
+            "max_excursion": self.max_excursion,
+            "tied_pixels": self.tied_pixels,
         }
 
 

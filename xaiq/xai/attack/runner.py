@@ -13,7 +13,13 @@ from xaiq.xai.attack.guides import guide_maps, method_params
 from xaiq.xai.attack.params import validate_attack_params
 from xaiq.xai.attack.result import AttackResult, StrategyOutcome
 from xaiq.xai.attack.search import forward_batched, scores_from_logits
-from xaiq.xai.attack.strategies import Strategy, budget, parse_strategy, select_pixels
+from xaiq.xai.attack.strategies import (
+    Strategy,
+    budget,
+    choose_pixels,
+    noise_streams,
+    parse_strategy,
+)
 from xaiq.xai.attack.tracks import (
     CANCELLED,
     SUCCEEDED,
@@ -37,15 +43,15 @@ def _default_batch(image_shape: tuple[int, int, int], device: torch.device) -> i
     return default_batch_size(image_shape, device)
 
 
-def _clamp_bounds(
+def _domain_bounds(
     model: Any, input_range: Any, shape: tuple[int, int, int], device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Flat ``[C*H*W]`` low/high bounds of valid model inputs, or None when unknown (a bare
+    module without ``input_range``)."""
     if input_range is None:
         input_range = getattr(model, "input_range", None)
     if input_range is None:
-        raise InvalidParameterError(
-            "attack: clamp=True needs the valid input range: pass a loaded model or input_range"
-        )
+        return None
     c, h, w = shape
     lo, hi = (
         torch.as_tensor(b, dtype=torch.float32, device=device).reshape(-1, 1, 1).expand(c, h, w)
@@ -113,7 +119,13 @@ def rise_guided_search(
         raise InvalidParameterError(f"attack: sample_ids must be {n} non-negative ints")
     ids = ids.to(device=device, dtype=torch.int64)
     bs = p["batch_size"] or _default_batch((c, h, w), device)
-    clamp = _clamp_bounds(model, input_range, (c, h, w), device) if p["clamp"] else None
+    domain = _domain_bounds(model, input_range, (c, h, w), device)
+    if p["clamp"] and domain is None:
+        raise InvalidParameterError(
+            "attack: clamp=True (the default) needs the model's input domain: pass a loaded "
+            "model or input_range=(low, high), or set clamp=False"
+        )
+    clamp = domain if p["clamp"] else None
     untargeted = p["mode"] == "untargeted"
 
     logits0 = forward_batched(module, x, bs) if n else torch.zeros(0, 1, device=device)
@@ -147,7 +159,7 @@ def rise_guided_search(
         ids,
         score0,
         pred0,
-        [st.stream for st in strategies],
+        noise_streams(strategies, p["noise"]),
         guides.masks,
         guides.ready,
         cfg,
@@ -156,7 +168,18 @@ def rise_guided_search(
     out = search.run()
     extra = [v.detach().cpu().tolist() for v in (grads.grad_norm_logit, grads.grad_norm_logprob)]
     return _results(
-        x, t, ids, score0, pred0, out, guides, strategies, p, extra, confidence.cpu().tolist()
+        x,
+        t,
+        ids,
+        score0,
+        pred0,
+        out,
+        guides,
+        strategies,
+        p,
+        extra,
+        confidence.cpu().tolist(),
+        domain,
     )
 
 
@@ -181,6 +204,7 @@ class _Guides:
         self.has = {m: torch.zeros(n, dtype=torch.bool) for m in methods}
         self.passes = {m: torch.zeros(n, dtype=torch.int64) for m in methods}
         self.mask = [torch.zeros(n, h, w, dtype=torch.bool, device=x.device) for _ in strategies]
+        self.tied = [torch.zeros(n, dtype=torch.int64) for _ in strategies]
 
     def ready(self, j: int, pos: torch.Tensor) -> torch.Tensor:
         method = self.strategies[j].method
@@ -210,7 +234,7 @@ class _Guides:
                 self.has[st.method][lacking] = True
             sal = self.maps[st.method][pos.to(self.x.device)]
         d = pos.to(self.x.device)
-        pix = select_pixels(
+        pix, tied = choose_pixels(
             st.name,
             self.p["frac"],
             (pos.numel(), h, w),
@@ -218,8 +242,11 @@ class _Guides:
             seed=self.seed,
             sample_ids=self.ids[d],
             device=self.x.device,
+            ties=self.p["ties"],
+            central=self.p["central"],
         )
         self.mask[j][d] = pix
+        self.tied[j][pos] = tied
         return pix
 
 
@@ -235,10 +262,23 @@ def _results(
     p: dict[str, Any],
     grads: list[list[float]],
     confidence: list[float],
+    domain: tuple[torch.Tensor, torch.Tensor] | None,
 ) -> list[AttackResult]:
     n = x.shape[0]
     if n == 0:
         return []
+    c = x.shape[1]
+    if domain is None:
+        ood: list[list[Any]] = [[None] * n for _ in strategies]
+        exc: list[list[Any]] = [[None] * n for _ in strategies]
+        ood0: list[Any] = [None] * n
+        exc0: list[Any] = [None] * n
+    else:
+        share, excursion = outside_domain(out.final, domain, c)
+        ood, exc = share.cpu().tolist(), excursion.cpu().tolist()
+        share0, excursion0 = outside_domain(x.reshape(1, n, -1), domain, c)
+        ood0, exc0 = share0[0].cpu().tolist(), excursion0[0].cpu().tolist()
+    tied = [v.tolist() for v in guides.tied]
     k, sign = p["candidates"], (-1.0 if p["mode"] == "untargeted" else 1.0)
     diff = out.final - x.reshape(1, n, -1)
     s_count = len(strategies)
@@ -275,6 +315,9 @@ def _results(
                 linf=linf[j][i],
                 final=final_cpu[j, i].clone(),
                 mask=mask_cpu[j][i].clone(),
+                out_of_domain=ood[j][i],
+                max_excursion=exc[j][i],
+                tied_pixels=tied[j][i],
             )
 
         needed: list[int] = []
@@ -314,6 +357,21 @@ def _results(
                 grad_norm_logit=grads[0][i],
                 grad_norm_logprob=grads[1][i],
                 confidence=confidence[i],
+                out_of_domain=last.out_of_domain if last else ood0[i],
+                max_excursion=last.max_excursion if last else exc0[i],
+                tied_pixels=last.tied_pixels if last else None,
             )
         )
     return results
+
+
+def outside_domain(
+    flat: torch.Tensor, domain: tuple[torch.Tensor, torch.Tensor], channels: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """For images ``flat [..., C*H*W]`` and flat bounds ``(low, high) [C*H*W]``: the share of
+    pixels with any channel outside the bounds, and the largest distance of a value beyond
+    them (0 inside), both float32 ``[...]``."""
+    lo, hi = domain
+    beyond = torch.maximum(lo - flat, flat - hi).clamp_(min=0.0)
+    per_pixel = beyond.unflatten(-1, (channels, -1)).amax(dim=-2)
+    return (per_pixel > 0).float().mean(dim=-1), beyond.amax(dim=-1)
