@@ -118,6 +118,32 @@ class GalleryPage:
         return max(1, -(-self.total // self.query.per_page))
 
 
+def digest_choices(engine: Engine, job_id: int) -> tuple[list[str], list[str]] | None:
+    """``(pairs, configs)`` from the job's statistics digest (a few hundred rows, built when
+    a disagreement job finishes), or ``None`` when it has no valid digest."""
+    from xaiq.db.models import DigestCell, Job, StatsDigest
+
+    valid = (
+        select(func.count())
+        .select_from(Job)
+        .join(StatsDigest, StatsDigest.job_id == Job.id)
+        .where(Job.id == job_id, StatsDigest.finished_at == Job.finished_at)
+    )
+    c = DigestCell
+    stmt = (
+        select(c.method_a, c.method_b, c.superpixels, c.n_segments, c.k_frac)
+        .where(c.job_id == job_id)
+        .distinct()
+    )
+    with engine.connect() as conn:
+        if not conn.scalar(valid):
+            return None
+        cells = conn.execute(stmt).all()
+    pairs = sorted({f"{a}|{b}" for a, b, *_ in cells})
+    configs = sorted({(s, n, k) for _a, _b, s, n, k in cells})
+    return pairs, [f"{s}|{n}|{k:g}" for s, n, k in configs]
+
+
 def job_pairs(engine: Engine, job_id: int) -> list[str]:
     """``A|B`` of every method pair stored for the job (distinct, via the pair index)."""
     stmt = (
@@ -179,8 +205,12 @@ def gallery_page(
     choices (pairs, configurations, faithfulness methods) the filters offer.
     ``attacked_only``: only samples with an attack result (an attack job attacks some)."""
     page = GalleryPage(query=q)
-    page.pairs = job_pairs(engine, job_id)
-    page.configs = job_configs(engine, job_id, page.pairs[0] if page.pairs else None)
+    choices = digest_choices(engine, job_id)
+    if choices is not None:
+        page.pairs, page.configs = choices
+    else:
+        page.pairs = job_pairs(engine, job_id)
+        page.configs = job_configs(engine, job_id, page.pairs[0] if page.pairs else None)
     page.methods = faith_methods(engine, job_id)
     s = SampleRow
     base = [s.sample_index, s.key, s.label, s.pred, s.correct, s.prob_pred]
@@ -196,13 +226,22 @@ def gallery_page(
             raise QueryError(f"unknown config {config!r}; this job's: {', '.join(page.configs)}")
         q.config = config
         col = getattr(Disagreement, q.metric)
+        if q.pair != "all":  # one row per sample at one pair and configuration: a plain join
+            a, _, b = q.pair.partition("|")
+            d = Disagreement
+            value = col
+            stmt = _config_where(
+                select(*base, col.label("sort_value"))
+                .join(d, (d.job_id == s.job_id) & (d.sample_index == s.sample_index))
+                .where(d.job_id == job_id, d.method_a == a, d.method_b == b)
+                .where(col.is_not(None)),
+                config,
+            )
+            return _finish(engine, page, job_id, stmt, value)
         inner = select(
             Disagreement.sample_index.label("si"),
             func.avg(cast(col, Float)).label("v"),
         ).where(Disagreement.job_id == job_id, col.is_not(None))
-        if q.pair != "all":
-            a, _, b = q.pair.partition("|")
-            inner = inner.where(Disagreement.method_a == a, Disagreement.method_b == b)
         inner = _config_where(inner, config).group_by(Disagreement.sample_index).subquery()
         value = inner.c.v
         stmt = select(*base, value.label("sort_value")).join(inner, inner.c.si == s.sample_index)
@@ -232,6 +271,12 @@ def gallery_page(
         stmt = select(*base, value.label("sort_value"))
     else:
         stmt = select(*base)
+    return _finish(engine, page, job_id, stmt, value)
+
+
+def _finish(engine: Engine, page: GalleryPage, job_id: int, stmt: Any, value: Any) -> GalleryPage:
+    """Filters, count, order and the page's ``LIMIT``/``OFFSET``, then the rows."""
+    q, s = page.query, SampleRow
     stmt = stmt.where(s.job_id == job_id)
     if q.label is not None:
         stmt = stmt.where(s.label == q.label)
