@@ -238,13 +238,13 @@ def gallery_page(
                 config,
             )
             return _finish(engine, page, job_id, stmt, value)
-        inner = select(
+        means: Any = select(
             Disagreement.sample_index.label("si"),
             func.avg(cast(col, Float)).label("v"),
         ).where(Disagreement.job_id == job_id, col.is_not(None))
-        inner = _config_where(inner, config).group_by(Disagreement.sample_index).subquery()
-        value = inner.c.v
-        stmt = select(*base, value.label("sort_value")).join(inner, inner.c.si == s.sample_index)
+        means = _config_where(means, config).group_by(Disagreement.sample_index).subquery()
+        value = means.c.v
+        stmt = select(*base, value.label("sort_value")).join(means, means.c.si == s.sample_index)
     elif q.metric in FAITH_METRICS:
         if not page.methods:
             raise QueryError(f"job {job_id} has no faithfulness rows to sort by {q.metric}")
