@@ -73,6 +73,19 @@ def test_gallery_pages_in_sql_and_sorts_by_a_stored_metric(store, client) -> Non
     )
     expected.sort(key=lambda t: (t[1], t[0]))
     assert got == [(i, pytest.approx(v)) for i, v in expected]
+    means: dict[int, list[float]] = {}
+    for x in store.disagreements:
+        if x["job_id"] == d and x["n_segments"] == 49 and x["rank_correlation"] is not None:
+            means.setdefault(x["sample_index"], []).append(x["rank_correlation"])
+    url = f"/jobs/{d}/samples.csv?metric=rank_correlation&pair=all&config=grid|49|0.1"
+    page = list(csv.DictReader(io.StringIO(client.get(url + "&per_page=96").text)))
+    want_means = sorted(((-sum(v) / len(v), i) for i, v in means.items()))
+    assert [int(r["sample_index"]) for r in page] == [i for _, i in want_means]
+    assert [float(r["value"]) for r in page] == pytest.approx([-m for m, _ in want_means])
+    # a sample filter takes the joined path: the same order, only the correct ones
+    right = list(csv.DictReader(io.StringIO(client.get(url + "&correct=yes").text)))
+    ok = {i for (j, i), smp in store.samples.items() if j == d and smp["correct"]}
+    assert [int(r["sample_index"]) for r in right] == [i for _, i in want_means if i in ok]
     wrong = client.get(f"/jobs/{d}/samples.csv?correct=no").text
     want = sorted(i for (j, i), s in store.samples.items() if j == d and not s["correct"])
     assert [int(r["sample_index"]) for r in csv.DictReader(io.StringIO(wrong))] == want

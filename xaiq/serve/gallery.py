@@ -226,6 +226,8 @@ def gallery_page(
             raise QueryError(f"unknown config {config!r}; this job's: {', '.join(page.configs)}")
         q.config = config
         col = getattr(Disagreement, q.metric)
+        if q.label is None and q.pred is None and q.correct is None:
+            return _ranked_page(engine, page, job_id, q.pair, config, col)
         if q.pair != "all":  # one row per sample at one pair and configuration: a plain join
             a, _, b = q.pair.partition("|")
             d = Disagreement
@@ -272,6 +274,51 @@ def gallery_page(
     else:
         stmt = select(*base)
     return _finish(engine, page, job_id, stmt, value)
+
+
+def _ranked_page(
+    engine: Engine, page: GalleryPage, job_id: int, pair: str, config: str, col: Any
+) -> GalleryPage:
+    """No sample filter: the page is ordered and cut on the disagreement rows alone (one
+    pair's value, or the mean over the pairs per sample) without a join over every row; then
+    only the page's samples are read."""
+    q, d, s = page.query, Disagreement, SampleRow
+    base = select(d.sample_index).where(d.job_id == job_id, col.is_not(None))
+    if pair != "all":
+        a, _, b = pair.partition("|")
+        value: Any = col
+        ranked_q = _config_where(
+            base.add_columns(col).where(d.method_a == a, d.method_b == b), config
+        )
+        count = select(func.count()).select_from(ranked_q.subquery())
+    else:
+        value = func.avg(cast(col, Float))
+        ranked_q = _config_where(base.add_columns(value), config).group_by(d.sample_index)
+        count = _config_where(
+            select(func.count(d.sample_index.distinct())).where(
+                d.job_id == job_id, col.is_not(None)
+            ),
+            config,
+        )
+    ordered = value.desc() if q.order == "desc" else value.asc()
+    stmt = ranked_q.order_by(ordered, d.sample_index)
+    stmt = stmt.limit(q.per_page).offset((q.page - 1) * q.per_page)
+    with engine.connect() as conn:
+        page.total = int(conn.scalar(count) or 0)
+        ranked = conn.execute(stmt).all()
+        indices = [int(i) for i, _ in ranked]
+        found = {
+            int(r.sample_index): dict(r._mapping)
+            for r in conn.execute(
+                select(s.sample_index, s.key, s.label, s.pred, s.correct, s.prob_pred).where(
+                    s.job_id == job_id, s.sample_index.in_(indices)
+                )
+            )
+        }
+    for idx, v in ranked:
+        row = found.get(int(idx), {"sample_index": int(idx), "key": None, "label": None})
+        page.rows.append({**row, "value": None if v is None else float(v)})
+    return page
 
 
 def _finish(engine: Engine, page: GalleryPage, job_id: int, stmt: Any, value: Any) -> GalleryPage:
