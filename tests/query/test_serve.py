@@ -164,3 +164,26 @@ def test_no_page_shows_the_password(store) -> None:
         text = client.get(page).text
         assert "hunter2pass" not in text
     assert "***" in client.get("/").text
+
+
+def test_the_cli_imports_the_web_app_only_when_it_serves() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys; from xaiq.cli.main import main; rc = main(['serve', '--help']);"
+        " print(rc, sorted(m for m in ('starlette', 'uvicorn', 'torch', 'xaiq.serve.app')"
+        " if m in sys.modules))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "0 []"
+    assert "--host" in out.stdout and "XAIQ_SERVE_TOKEN" in out.stdout
