@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+import threading
 
 import typer
 
@@ -54,4 +55,16 @@ def serve_cmd(
     else:
         how = "from " + TOKEN_ENV if os.environ.get(TOKEN_ENV) else "generated"
         info(f"open http://{shown}:{port}/?token={token}  (token {how}; Ctrl-C stops)")
+    threading.Thread(target=_warm_up, name="xaiq-serve-warm-up", daemon=True).start()
     uvicorn.run(web, host=host, port=port, log_level="warning", access_log=False)
+
+
+def _warm_up() -> None:
+    """Import the report's modules (Matplotlib) while the first page is being opened, so the
+    first job page and the first figure do not pay for it."""
+    import contextlib
+    import importlib
+
+    for name in ("xaiq.report.html", "xaiq.report.show", "xaiq.serve.pictures"):
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
