@@ -27,8 +27,9 @@ from starlette.templating import Jinja2Templates
 
 from xaiq.db.errors import NotFoundError, QueryError
 from xaiq.db.models import JobKind, JobStatus
+from xaiq.report.data import job_models
 from xaiq.serve import tables
-from xaiq.serve.jobs_data import job_models, jobs_rows
+from xaiq.serve.jobs_data import jobs_rows
 from xaiq.serve.pictures import FORMATS, FigureCache, sample_figure_bytes
 
 HERE = Path(__file__).parent

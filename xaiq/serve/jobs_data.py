@@ -18,13 +18,9 @@ from xaiq.db.models import (
     JobStatus,
     SanityCheck,
 )
+from xaiq.report.data import job_models
 
 MAX_JOBS = 200
-
-
-def job_models(job: Any) -> list[str]:
-    models = (job.spec or {}).get("models") or [job.model]
-    return [str(m) for m in models]
 
 
 def _plain(value: Any) -> Any:
@@ -40,6 +36,7 @@ def jobs_rows(
     kind, status, dataset, models, n_samples, samples_finished, samples_failed, percent,
     shards (per status), rate, eta_seconds, created_at, finished_at, error."""
     from xaiq.db.jobs import job_progress
+    from xaiq.db.labels import job_tags
     from xaiq.db.session import read_session
 
     stmt = select(Job).order_by(Job.id.desc()).limit(limit)
@@ -49,16 +46,16 @@ def jobs_rows(
         stmt = stmt.where(Job.kind == JobKind(kind))
     out = []
     with read_session(engine) as session:
-        for job in session.scalars(stmt):
+        jobs = list(session.scalars(stmt))
+        tags_of = job_tags(session, [j.id for j in jobs])
+        for job in jobs:
             p = job_progress(session, job.id)
-            spec = job.spec or {}
-            tags = spec.get("tags") or []
             total = max(int(job.n_samples), 1)
             out.append(
                 {
                     "job": job.id,
-                    "name": str(spec.get("name") or ""),
-                    "tags": [str(t) for t in tags] if isinstance(tags, list) else [str(tags)],
+                    "name": job.name or "",
+                    "tags": list(tags_of.get(job.id, [])),
                     "kind": job.kind.value,
                     "status": job.status.value,
                     "dataset": job.dataset,
@@ -108,4 +105,4 @@ def sample_rows(engine: Engine, job: Any, idx: int) -> list[Any]:
     return out
 
 
-__all__ = ["MAX_JOBS", "job_models", "jobs_rows", "sample_rows"]
+__all__ = ["MAX_JOBS", "jobs_rows", "sample_rows"]
