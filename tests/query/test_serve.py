@@ -199,3 +199,64 @@ def test_the_cli_imports_the_web_app_only_when_it_serves() -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "0 []"
     assert "--host" in out.stdout and "XAIQ_SERVE_TOKEN" in out.stdout
+
+
+def test_serve_off_loopback_wants_the_token_on_every_request(tmp_path) -> None:
+    """`xaiq serve --host 0.0.0.0` in a subprocess: it prints the token URL (the token from
+    XAIQ_SERVE_TOKEN), refuses requests without it, and serves them with it."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+    from pathlib import Path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = "tok-" + "x7" * 10
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("XAIQ_")},
+        "PYTHONPATH": str(root),
+        "XAIQ_HOME": str(tmp_path / "home"),
+        "XAIQ_SERVE_TOKEN": token,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xaiq.cli.main", "serve", "--host", "0.0.0.0", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}/api/jobs"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(url, timeout=5)  # noqa: S310 - our own server
+                pytest.fail("answered without the token")
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 401
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("xaiq serve did not start")
+        req = urllib.request.Request(url, headers={TOKEN_HEADER: token})
+        with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310
+            assert r.status == 200 and r.read().startswith(b'{"jobs":')
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert f"?token={token}" in err and "from XAIQ_SERVE_TOKEN" in err
+
+
+def test_a_short_token_is_refused_in_one_line(monkeypatch, capsys) -> None:
+    from xaiq.cli.main import main
+
+    monkeypatch.setenv("XAIQ_SERVE_TOKEN", "short")
+    assert main(["serve", "--host", "0.0.0.0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: XAIQ_SERVE_TOKEN must be at least 16 characters, got 5"]
