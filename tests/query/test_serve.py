@@ -49,14 +49,14 @@ def test_api_jobs_reports_progress_and_filters(store, client) -> None:
     from xaiq.db.models import Job, JobTag
 
     with Session(store.engine) as session:
-        session.get(Job, store.disagreement_job).name = "=weak-cnn"
+        session.get(Job, store.disagreement_job).name = "=weak<i>cnn"
         session.add_all([JobTag(job_id=store.disagreement_job, tag=t) for t in ("b", "a")])
         session.commit()
     rows = client.get("/api/jobs").json()["jobs"]
     named = next(r for r in rows if r["job"] == store.disagreement_job)
-    assert named["name"] == "=weak-cnn" and named["tags"] == ["a", "b"]
+    assert named["name"] == "=weak<i>cnn" and named["tags"] == ["a", "b"]
     page = client.get("/").text
-    assert "=weak-cnn" in page and "a, b" in page
+    assert "=weak&lt;i&gt;cnn" in page and "<i>" not in page and "a, b" in page
     assert {r["job"] for r in rows} == set(store.jobs)
     assert all(r["status"] == "succeeded" for r in rows)
     only = client.get("/api/jobs?kind=attack").json()["jobs"]
