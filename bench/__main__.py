@@ -21,6 +21,7 @@ MODULE_NAMES = (
     "jobs",
     "local",
     "stats",
+    "serve",
 )
 
 

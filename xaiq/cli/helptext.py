@@ -70,6 +70,10 @@ EXAMPLES: dict[str, list[str]] = {
     ],
     "show": ["xaiq show 1 0 --out sample0.png"],
     "report": ["xaiq report 1 --out job1.html"],
+    "serve": [
+        "xaiq serve",
+        "xaiq serve --host 0.0.0.0 --port 8050",
+    ],
     "models": ["xaiq models", "xaiq models fetch resnet18"],
     "models train-digits": ["xaiq models train-digits --seed 0"],
     "models fetch": ["xaiq models fetch resnet18"],

@@ -27,6 +27,7 @@ from xaiq.cli import (  # noqa: F401
     onefile,
     processes,
     query,
+    serve_cmd,
     services,
     submit,
 )

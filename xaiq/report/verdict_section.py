@@ -56,7 +56,7 @@ def job_verdicts(
     )
 
 
-def _rows(mv: ModelVerdict, single: bool) -> tuple[list[dict[str, Any]], list[str]]:
+def verdict_rows(mv: ModelVerdict, single: bool) -> tuple[list[dict[str, Any]], list[str]]:
     def label(name: str) -> str:
         return method_title(name.partition(":")[2] if single and ":" in name else name)
 
@@ -119,7 +119,7 @@ def verdict_section(
     info = GLOSSARY[metric]
     out = ["<h2>Verdict: which explanation to trust</h2>"]
     for mv in verdicts:
-        rows, cols = _rows(mv, single)
+        rows, cols = verdict_rows(mv, single)
         if not rows:
             continue
         if not single:
@@ -150,4 +150,4 @@ def verdict_section(
     return "\n".join(out)
 
 
-__all__ = ["job_verdicts", "verdict_section"]
+__all__ = ["job_verdicts", "verdict_rows", "verdict_section"]

@@ -1,0 +1,369 @@
+"""The Samples gallery's query: one page of a job's samples, filtered and sorted in SQL.
+
+A page is ``LIMIT``/``OFFSET`` over an indexed, filtered select (never every row read into
+Python): the samples table alone when no stored metric is asked for; joined to the chosen
+pair and configuration's disagreement rows (or one method's faithfulness rows, or the attack
+rows) when the page is sorted by a stored metric. With the pair ``all`` the metric is the
+mean over the pairs at that configuration, as the report ranks its examples
+(:func:`xaiq.report.data.ranked_in_config`). Every value a user types is a bound parameter
+or checked against a fixed list of column names: no SQL is built from user strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, Float, cast, func, select
+
+from xaiq.db.errors import QueryError
+from xaiq.db.models import (
+    METRIC_COLUMNS,
+    AttackResult,
+    Disagreement,
+    Faithfulness,
+    SampleErrorRow,
+    SampleRow,
+)
+
+PAGE_SIZES = (12, 24, 48, 96)
+ATTACK_METRICS = ("l0", "l2", "linf", "prob_after", "iterations", "forward_passes")
+FAITH_METRICS = ("deletion_auc", "insertion_auc")
+SAMPLE_METRICS = ("prob_pred", "prob_target")
+MAX_PAGE = 10_000_000
+
+
+@dataclass
+class GalleryQuery:
+    """What the page asks for (query parameters, checked by :func:`parse_query`)."""
+
+    metric: str = ""  # "" = sample index order
+    pair: str = "all"  # "A|B" or "all"; for faithfulness metrics: the method
+    config: str = ""  # "superpixels|n_segments|k_frac" ("" = the first)
+    label: int | None = None
+    pred: int | None = None
+    correct: bool | None = None
+    order: str = "desc"
+    page: int = 1
+    per_page: int = PAGE_SIZES[0]
+
+    def params(self, **changes: Any) -> dict[str, str]:
+        """The query string of this query with ``changes`` (for links)."""
+        values = {
+            "metric": self.metric,
+            "pair": self.pair,
+            "config": self.config,
+            "label": "" if self.label is None else str(self.label),
+            "pred": "" if self.pred is None else str(self.pred),
+            "correct": "" if self.correct is None else ("yes" if self.correct else "no"),
+            "order": self.order,
+            "page": str(self.page),
+            "per_page": str(self.per_page),
+        }
+        values.update({k: str(v) for k, v in changes.items()})
+        return {k: v for k, v in values.items() if v != ""}
+
+
+def _int(params: Any, key: str, low: int, high: int) -> int | None:
+    raw = (params.get(key) or "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise QueryError(f"{key} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise QueryError(f"{key} must be in [{low}, {high}], got {value}")
+    return value
+
+
+def parse_query(params: Any) -> GalleryQuery:
+    """A :class:`GalleryQuery` from a request's query parameters; :class:`QueryError` names
+    the key and value of anything out of place."""
+    q = GalleryQuery()
+    metric = (params.get("metric") or "").strip()
+    known = ("", *METRIC_COLUMNS, *FAITH_METRICS, *ATTACK_METRICS, *SAMPLE_METRICS)
+    if metric not in known:
+        raise QueryError(f"unknown metric {metric!r}; known: {', '.join(known[1:])}")
+    q.metric = metric
+    q.pair = (params.get("pair") or "all").strip() or "all"
+    q.config = (params.get("config") or "").strip()
+    q.label = _int(params, "label", -1, 1_000_000)
+    q.pred = _int(params, "pred", -1, 1_000_000)
+    correct = (params.get("correct") or "").strip().lower()
+    if correct not in ("", "yes", "no"):
+        raise QueryError(f"correct must be yes or no, got {correct!r}")
+    q.correct = None if not correct else correct == "yes"
+    order = (params.get("order") or "desc").strip()
+    if order not in ("asc", "desc"):
+        raise QueryError(f"order must be asc or desc, got {order!r}")
+    q.order = order
+    q.page = _int(params, "page", 1, MAX_PAGE) or 1
+    per_page = _int(params, "per_page", 1, max(PAGE_SIZES)) or PAGE_SIZES[0]
+    q.per_page = per_page
+    return q
+
+
+@dataclass
+class GalleryPage:
+    query: GalleryQuery
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    total: int = 0
+    pairs: list[str] = field(default_factory=list)
+    configs: list[str] = field(default_factory=list)
+    methods: list[str] = field(default_factory=list)
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.query.per_page))
+
+
+def digest_choices(engine: Engine, job_id: int) -> tuple[list[str], list[str]] | None:
+    """``(pairs, configs)`` from the job's statistics digest (a few hundred rows, built when
+    a disagreement job finishes), or ``None`` when it has no valid digest."""
+    from xaiq.db.models import DigestCell, Job, StatsDigest
+
+    valid = (
+        select(func.count())
+        .select_from(Job)
+        .join(StatsDigest, StatsDigest.job_id == Job.id)
+        .where(Job.id == job_id, StatsDigest.finished_at == Job.finished_at)
+    )
+    c = DigestCell
+    stmt = (
+        select(c.method_a, c.method_b, c.superpixels, c.n_segments, c.k_frac)
+        .where(c.job_id == job_id)
+        .distinct()
+    )
+    with engine.connect() as conn:
+        if not conn.scalar(valid):
+            return None
+        cells = conn.execute(stmt).all()
+    pairs = sorted({f"{a}|{b}" for a, b, *_ in cells})
+    configs = sorted({(s, n, k) for _a, _b, s, n, k in cells})
+    return pairs, [f"{s}|{n}|{k:g}" for s, n, k in configs]
+
+
+def job_pairs(engine: Engine, job_id: int) -> list[str]:
+    """``A|B`` of every method pair stored for the job (distinct, via the pair index)."""
+    stmt = (
+        select(Disagreement.method_a, Disagreement.method_b)
+        .where(Disagreement.job_id == job_id)
+        .distinct()
+        .order_by(Disagreement.method_a, Disagreement.method_b)
+    )
+    with engine.connect() as conn:
+        return [f"{a}|{b}" for a, b in conn.execute(stmt)]
+
+
+def job_configs(engine: Engine, job_id: int, pair: str | None = None) -> list[str]:
+    """``superpixels|n_segments|k_frac`` of every configuration of the job (one pair's rows
+    suffice: every pair has every configuration)."""
+    stmt = select(Disagreement.superpixels, Disagreement.n_segments, Disagreement.k_frac).where(
+        Disagreement.job_id == job_id
+    )
+    if pair:
+        a, _, b = pair.partition("|")
+        stmt = stmt.where(Disagreement.method_a == a, Disagreement.method_b == b)
+    stmt = stmt.distinct().order_by(
+        Disagreement.superpixels, Disagreement.n_segments, Disagreement.k_frac
+    )
+    with engine.connect() as conn:
+        return [f"{s}|{n}|{k:g}" for s, n, k in conn.execute(stmt)]
+
+
+def faith_methods(engine: Engine, job_id: int) -> list[str]:
+    stmt = (
+        select(Faithfulness.method)
+        .where(Faithfulness.job_id == job_id)
+        .distinct()
+        .order_by(Faithfulness.method)
+    )
+    with engine.connect() as conn:
+        return [str(m) for m in conn.scalars(stmt)]
+
+
+def _config_where(stmt: Any, config: str) -> Any:
+    sp, n, k = (config.split("|") + ["", "", ""])[:3]
+    try:
+        n_segments, k_frac = int(n), float(k)
+    except ValueError:
+        raise QueryError(f"config must be superpixels|n_segments|k_frac, got {config!r}") from None
+    return stmt.where(
+        Disagreement.superpixels == sp,
+        Disagreement.n_segments == n_segments,
+        # k_frac is stored as a float: compare within a tolerance, not for equality
+        func.abs(Disagreement.k_frac - k_frac) < 1e-9,
+    )
+
+
+def gallery_page(
+    engine: Engine, job_id: int, q: GalleryQuery, *, attacked_only: bool = False
+) -> GalleryPage:
+    """One page of samples: ``sample_index, key, label, pred, correct, prob_pred, value``
+    (``value``: the sorting metric, None without one), plus the total count and the
+    choices (pairs, configurations, faithfulness methods) the filters offer.
+    ``attacked_only``: only samples with an attack result (an attack job attacks some)."""
+    page = GalleryPage(query=q)
+    choices = digest_choices(engine, job_id)
+    if choices is not None:
+        page.pairs, page.configs = choices
+    else:
+        page.pairs = job_pairs(engine, job_id)
+        page.configs = job_configs(engine, job_id, page.pairs[0] if page.pairs else None)
+    page.methods = faith_methods(engine, job_id)
+    s = SampleRow
+    base = [s.sample_index, s.key, s.label, s.pred, s.correct, s.prob_pred]
+    value: Any = None
+    stmt: Any
+    if q.metric in METRIC_COLUMNS:
+        if not page.pairs:
+            raise QueryError(f"job {job_id} has no disagreement rows to sort by {q.metric}")
+        if q.pair != "all" and q.pair not in page.pairs:
+            raise QueryError(f"unknown pair {q.pair!r}; this job's: {', '.join(page.pairs)}")
+        config = q.config or (page.configs[0] if page.configs else "")
+        if config not in page.configs:
+            raise QueryError(f"unknown config {config!r}; this job's: {', '.join(page.configs)}")
+        q.config = config
+        col = getattr(Disagreement, q.metric)
+        if q.label is None and q.pred is None and q.correct is None:
+            return _ranked_page(engine, page, job_id, q.pair, config, col)
+        if q.pair != "all":  # one row per sample at one pair and configuration: a plain join
+            a, _, b = q.pair.partition("|")
+            d = Disagreement
+            value = col
+            stmt = _config_where(
+                select(*base, col.label("sort_value"))
+                .join(d, (d.job_id == s.job_id) & (d.sample_index == s.sample_index))
+                .where(d.job_id == job_id, d.method_a == a, d.method_b == b)
+                .where(col.is_not(None)),
+                config,
+            )
+            return _finish(engine, page, job_id, stmt, value)
+        means: Any = select(
+            Disagreement.sample_index.label("si"),
+            func.avg(cast(col, Float)).label("v"),
+        ).where(Disagreement.job_id == job_id, col.is_not(None))
+        means = _config_where(means, config).group_by(Disagreement.sample_index).subquery()
+        value = means.c.v
+        stmt = select(*base, value.label("sort_value")).join(means, means.c.si == s.sample_index)
+    elif q.metric in FAITH_METRICS:
+        if not page.methods:
+            raise QueryError(f"job {job_id} has no faithfulness rows to sort by {q.metric}")
+        method = q.pair if q.pair in page.methods else page.methods[0]
+        q.pair = method
+        col = getattr(Faithfulness, q.metric)
+        inner = (
+            select(Faithfulness.sample_index.label("si"), func.avg(col).label("v"))
+            .where(Faithfulness.job_id == job_id, Faithfulness.method == method)
+            .where(Faithfulness.unit == "pixels", col.is_not(None))
+            .group_by(Faithfulness.sample_index)
+            .subquery()
+        )
+        value = inner.c.v
+        stmt = select(*base, value.label("sort_value")).join(inner, inner.c.si == s.sample_index)
+    elif q.metric in ATTACK_METRICS or attacked_only:
+        value = getattr(AttackResult, q.metric or "l0")
+        stmt = select(*base, value.label("sort_value")).join(
+            AttackResult,
+            (AttackResult.job_id == s.job_id) & (AttackResult.sample_index == s.sample_index),
+        )
+    elif q.metric in SAMPLE_METRICS:
+        value = getattr(s, q.metric)
+        stmt = select(*base, value.label("sort_value"))
+    else:
+        stmt = select(*base)
+    return _finish(engine, page, job_id, stmt, value)
+
+
+def _ranked_page(
+    engine: Engine, page: GalleryPage, job_id: int, pair: str, config: str, col: Any
+) -> GalleryPage:
+    """No sample filter: the page is ordered and cut on the disagreement rows alone (one
+    pair's value, or the mean over the pairs per sample) without a join over every row; then
+    only the page's samples are read."""
+    q, d, s = page.query, Disagreement, SampleRow
+    base = select(d.sample_index).where(d.job_id == job_id, col.is_not(None))
+    if pair != "all":
+        a, _, b = pair.partition("|")
+        value: Any = col
+        ranked_q = _config_where(
+            base.add_columns(col).where(d.method_a == a, d.method_b == b), config
+        )
+        count = select(func.count()).select_from(ranked_q.subquery())
+    else:
+        value = func.avg(cast(col, Float))
+        ranked_q = _config_where(base.add_columns(value), config).group_by(d.sample_index)
+        count = _config_where(
+            select(func.count(d.sample_index.distinct())).where(
+                d.job_id == job_id, col.is_not(None)
+            ),
+            config,
+        )
+    ordered = value.desc() if q.order == "desc" else value.asc()
+    stmt = ranked_q.order_by(ordered, d.sample_index)
+    stmt = stmt.limit(q.per_page).offset((q.page - 1) * q.per_page)
+    with engine.connect() as conn:
+        page.total = int(conn.scalar(count) or 0)
+        ranked = conn.execute(stmt).all()
+        indices = [int(i) for i, _ in ranked]
+        found = {
+            int(r.sample_index): dict(r._mapping)
+            for r in conn.execute(
+                select(s.sample_index, s.key, s.label, s.pred, s.correct, s.prob_pred).where(
+                    s.job_id == job_id, s.sample_index.in_(indices)
+                )
+            )
+        }
+    for idx, v in ranked:
+        row = found.get(int(idx), {"sample_index": int(idx), "key": None, "label": None})
+        page.rows.append({**row, "value": None if v is None else float(v)})
+    return page
+
+
+def _finish(engine: Engine, page: GalleryPage, job_id: int, stmt: Any, value: Any) -> GalleryPage:
+    """Filters, count, order and the page's ``LIMIT``/``OFFSET``, then the rows."""
+    q, s = page.query, SampleRow
+    stmt = stmt.where(s.job_id == job_id)
+    if q.label is not None:
+        stmt = stmt.where(s.label == q.label)
+    if q.pred is not None:
+        stmt = stmt.where(s.pred == q.pred)
+    if q.correct is not None:
+        stmt = stmt.where(s.correct.is_(q.correct))
+    count = select(func.count()).select_from(stmt.subquery())
+    if value is not None and q.metric:
+        ordered = value.desc() if q.order == "desc" else value.asc()
+        stmt = stmt.order_by(ordered, s.sample_index)
+    else:
+        stmt = stmt.order_by(s.sample_index)
+    stmt = stmt.limit(q.per_page).offset((q.page - 1) * q.per_page)
+    with engine.connect() as conn:
+        page.total = int(conn.scalar(count) or 0)
+        for r in conn.execute(stmt):
+            row = dict(r._mapping)
+            row["value"] = row.pop("sort_value", None)
+            page.rows.append(row)
+    return page
+
+
+def sample_errors(engine: Engine, job_id: int, sample_index: int) -> list[dict[str, Any]]:
+    stmt = select(SampleErrorRow.stage, SampleErrorRow.message, SampleErrorRow.attempt).where(
+        SampleErrorRow.job_id == job_id, SampleErrorRow.sample_index == sample_index
+    )
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+__all__ = [
+    "ATTACK_METRICS",
+    "FAITH_METRICS",
+    "PAGE_SIZES",
+    "GalleryPage",
+    "GalleryQuery",
+    "gallery_page",
+    "job_configs",
+    "job_pairs",
+    "parse_query",
+    "sample_errors",
+]
