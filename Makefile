@@ -23,7 +23,7 @@ $(PY):
 # with every dependency at the version in the lock.
 $(STAMP): $(PY) pyproject.toml $(LOCK)
 	$(PY) -m pip install -q -c $(LOCK) torch torchvision
-	$(PY) -m pip install -q -c $(LOCK) -e '.[dev]'
+	$(PY) -m pip install -q -c $(LOCK) -e '.[dev,flower]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -157,3 +157,24 @@ def test_rank_at_chooses_and_bad_values_name_the_key():
         choose_config(CONFIGS, keys, requested={"colour": "red"})
     with pytest.raises(QueryError, match="KEY=VALUE"):
         parse_rank_at("n_segments")
+
+
+def test_the_paired_difference_against_the_random_order_decides_when_stored():
+    # the faithfulness_stats columns: per-sample differences method - random order
+    def paired(method: str, d: tuple[float, float, float], i: tuple[float, float, float]):
+        row = _faith(method, 0.3, 0.7)
+        row.update(
+            {f"deletion_vs_random_{k}": x for k, x in zip(("mean", "low", "high"), d, strict=True)}
+        )
+        row.update(
+            {f"insertion_vs_random_{k}": x for k, x in zip(("mean", "low", "high"), i, strict=True)}
+        )
+        return row
+
+    good = paired("saliency", (-0.2, -0.3, -0.1), (0.2, 0.1, 0.3))
+    wrong = paired("grad_cam", (0.1, 0.05, 0.15), (0.2, 0.1, 0.3))  # deletes slower than chance
+    unsure = paired("rise", (-0.1, -0.2, 0.01), (0.2, 0.1, 0.3))  # deletion interval holds 0
+    (mv,) = model_verdicts(
+        ["m"], ["saliency", "grad_cam", "rise"], faith=[good, wrong, unsure], title=method_title
+    )
+    assert [v.faithful for v in mv.methods] == [True, False, None]

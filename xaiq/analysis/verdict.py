@@ -9,7 +9,10 @@ report opens with it; the CLI or ``serve`` can call the same function on the sam
 Rules (each stated in the paragraph it produces):
 
 - *faithful*: the deletion/insertion score ``insertion - deletion`` (pixel game). With a
-  random-order baseline a method is faithful when its insertion AUC lies above the baseline's
+  random-order baseline a method is faithful when, paired per sample, its insertion AUC minus
+  the random order's has a 95% interval above 0 and its deletion AUC minus the random order's
+  one below 0 (not faithful when either lies beyond 0 the wrong way; else inconclusive); with
+  only unpaired baseline means, when its insertion AUC lies above the baseline's
   and its deletion AUC below, intervals not overlapping; without one, when its score's interval
   lies above 0. The most faithful method has the largest score.
 - *sanity*: the check's verdict on ``|map|`` (pass when the upper 95% bound of the mean
@@ -41,6 +44,9 @@ class MethodVerdict:
     insertion: Interval = NONE3
     random_deletion: Interval = NONE3
     random_insertion: Interval = NONE3
+    # paired differences per sample: method - random order (its 95% interval)
+    deletion_vs_random: Interval = NONE3
+    insertion_vs_random: Interval = NONE3
     sparseness: Interval = NONE3
     sanity_abs: Interval = NONE3  # mean Spearman |map| at the last layer, with its interval
     sanity_signed: Interval = NONE3
@@ -59,6 +65,16 @@ class MethodVerdict:
         """Beats the random order (or, without one, insertion above deletion); None if
         unmeasured or the intervals cannot tell."""
         if self.deletion[0] is None or self.insertion[0] is None:
+            return None
+        d_vs, i_vs = self.deletion_vs_random, self.insertion_vs_random
+        if d_vs[1] is not None and i_vs[1] is not None:
+            # the paired test: per sample, the method against the random order of the same
+            # sample; faithful when both differences point the right way beyond their
+            # intervals, not faithful when either points the wrong way beyond its interval
+            if _low(i_vs) > 0.0 and _high(d_vs) < 0.0:
+                return True
+            if _high(i_vs) < 0.0 or _low(d_vs) > 0.0:
+                return False
             return None
         if self.random_insertion[0] is not None and self.random_deletion[0] is not None:
             ins_lo, rnd_ins_hi = _low(self.insertion), _high(self.random_insertion)
@@ -155,6 +171,8 @@ def model_verdicts(
         v.deletion, v.insertion = _iv(r, "deletion"), _iv(r, "insertion")
         v.random_deletion = _first(r, RANDOM_DELETION)
         v.random_insertion = _first(r, RANDOM_INSERTION)
+        v.deletion_vs_random = _iv(r, "deletion_vs_random")
+        v.insertion_vs_random = _iv(r, "insertion_vs_random")
         v.sparseness = _first(r, SPARSENESS)
     last: dict[str, Mapping[str, Any]] = {}
     for r in sanity_layers:

@@ -79,6 +79,9 @@ def verdict_rows(mv: ModelVerdict, single: bool) -> tuple[list[dict[str, Any]], 
             row["insertion AUC ↑"] = _cell(v.insertion)
             if have["random"]:
                 row["random order: insertion"] = _cell(v.random_insertion)
+            if any(m.insertion_vs_random[1] is not None for m in mv.methods):
+                row["deletion − random (paired)"] = _cell(v.deletion_vs_random)
+                row["insertion − random (paired)"] = _cell(v.insertion_vs_random)
             row["faithful"] = _yes(v.faithful)
         if have["sanity"]:
             row[f"sanity |map| (pass < {threshold:g})"] = _sanity(
