@@ -224,8 +224,12 @@ def show_cmd(
         style = style_for(preset, sign=None if preset == "seed" and sign == "all" else sign)
     except ValueError as exc:
         raise CliError(str(exc)) from None
+    from xaiq.db.jobs import check_jobs
+
+    engine = _engine()
+    check_jobs(engine, [job])  # an unknown job is its one-line error, before any status line
     info(f"reading job {job} sample {sample} (maps, the original image)...")
-    path = show_sample(_engine(), job, sample, out, style=style, dpi=dpi, boundaries=boundaries)
+    path = show_sample(engine, job, sample, out, style=style, dpi=dpi, boundaries=boundaries)
     info(f"wrote {path}")
 
 
@@ -253,13 +257,16 @@ def report_cmd(
     (faithfulness, sanity, disagreement: which explanation to trust), then the evidence:
     summary with 95% intervals, glossary, statistics per pair and configuration,
     distributions, correctness and confidence, per class, ranked examples, the spec."""
+    from xaiq.db.jobs import check_jobs
     from xaiq.report import build_report
     from xaiq.report.format import set_progress
 
+    engine = _engine()
+    check_jobs(engine, job)  # an unknown job is its one-line error, before any status line
     info(f"reading job{'s' if len(job) > 1 else ''} {', '.join(map(str, job))}...")
     set_progress(info)
     try:
-        path = build_report(_engine(), job, out, metric=metric, rank_at=rank_at or None)
+        path = build_report(engine, job, out, metric=metric, rank_at=rank_at or None)
     finally:
         set_progress(None)
     info(f"wrote {path}")
