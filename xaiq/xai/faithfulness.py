@@ -380,13 +380,13 @@ def deletion_insertion(
     Returns:
         :class:`DeletionInsertion` with ``n_steps = ceil(H * W / step)`` for every image.
     """
-    if first not in FIRST:
-        raise InvalidParameterError(f"first must be one of {', '.join(FIRST)}, got {first!r}")
-    games = faithfulness_games(
+    return _one_order(
+        first,
         model,
         images,
         maps,
         targets,
+        labels=None,
         step=step,
         substrate=substrate,
         blur_kernel=blur_kernel,
@@ -398,10 +398,7 @@ def deletion_insertion(
         seed=seed,
         sample_ids=sample_ids,
         road_noise=road_noise,
-        lerf=first == "least",
-        random_baseline=False,
     )
-    return games.lerf if first == "least" and games.lerf is not None else games.morf
 
 
 def superpixel_deletion_insertion(
@@ -431,9 +428,8 @@ def superpixel_deletion_insertion(
     allowed). Image ``j`` with ``n_j`` superpixels has ``ceil(n_j / step)`` steps; other
     arguments and the result as :func:`deletion_insertion` (curves NaN-padded to the
     longest)."""
-    if first not in FIRST:
-        raise InvalidParameterError(f"first must be one of {', '.join(FIRST)}, got {first!r}")
-    games = faithfulness_games(
+    return _one_order(
+        first,
         model,
         images,
         maps,
@@ -450,7 +446,14 @@ def superpixel_deletion_insertion(
         seed=seed,
         sample_ids=sample_ids,
         road_noise=road_noise,
-        lerf=first == "least",
-        random_baseline=False,
     )
+
+
+def _one_order(first: str, *args: Any, **options: Any) -> DeletionInsertion:
+    """The games of one order (``first``: ``most`` or ``least``) without the random
+    baseline: what :func:`deletion_insertion` and :func:`superpixel_deletion_insertion`
+    return."""
+    if first not in FIRST:
+        raise InvalidParameterError(f"first must be one of {', '.join(FIRST)}, got {first!r}")
+    games = faithfulness_games(*args, **options, lerf=first == "least", random_baseline=False)
     return games.lerf if first == "least" and games.lerf is not None else games.morf
