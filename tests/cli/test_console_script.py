@@ -96,6 +96,8 @@ CASES: list[tuple[list[str], str]] = [
     (["scheduler", "--max-in-flight", "many"], "many"),
     (["flower", "--port", "http"], "http"),
     (["flower", "--port", "70000"], "70000"),
+    (["serve", "--port", "http"], "http"),
+    (["serve", "--port", "70000"], "70000"),
     (["stats", "disagreement", "--job", "x1"], "x1"),
     (["stats", "attack", "--job", "x1"], "x1"),
     (["stats", "faithfulness", "--job", "x1"], "x1"),

@@ -91,12 +91,16 @@ def test_every_public_results_method_returns_one_dataframe(store):
     import pandas as pd
 
     res = xaiq.results.open(store.engine)
+    # the documented exceptions: the array readers (one stored map or attack image as numpy)
+    # and one job's protocol card as stored (a dict; `protocols()` is its frame)
+    arrays = {"map", "attack_image", "protocol"}
     methods = [
         name
         for name, fn in inspect.getmembers(xaiq.results.Results, inspect.isfunction)
-        if not name.startswith("_")
+        if not name.startswith("_") and name not in arrays
     ]
     assert {"jobs", "sanity", "sanity_verdicts", "stats"} <= set(methods)
+    assert arrays <= {n for n, _ in inspect.getmembers(xaiq.results.Results)}
     for name in methods:
         args = ("correct",) if name == "compare" else ()
         out = getattr(res, name)(*args)
