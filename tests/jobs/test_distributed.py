@@ -110,6 +110,9 @@ def test_same_spec_and_seed_give_identical_rows_locally_and_on_two_workers(
 
     spec = {**SWEEP_SPEC, "methods": ["saliency", "smoothgrad"], "limit": 12, "shard_size": 5}
     spec["params"] = {"smoothgrad": {"n_samples": 4}}
+    # both compute every map: with reuse, whichever job stores a map first would serve it to
+    # the other, and the rows would compare the store with itself
+    spec["recompute"] = True
     distributed = _submit(cluster, spec)
     monkeypatch.setenv("XAIQ_ARTIFACTS", str(cluster.artifacts))
     engine = get_engine(cluster.db_url)
