@@ -92,7 +92,9 @@ def assert_every_sample_accounted(db_url: str, job_id: int, artifacts=None) -> d
     assert got == expected, f"missing {expected - got}, extra {got - expected}"
     if artifacts is not None:
         for r in tables["attributions"]:
-            form = rf"job-{job_id}/{r['method']}/chunk-\d+\.npys#\d+:\d+"  # shard's chunk
+            # the shard's chunk; a reused map points at the job that stored it first
+            owner = r"\d+" if r.get("reused") else str(job_id)
+            form = rf"job-{owner}/{r['method']}/chunk-\d+\.npys#\d+:\d+"
             assert re.fullmatch(form, r["artifact"]), r["artifact"]
             load_array(r["artifact"], r["checksum"], root=artifacts)  # exists, checksum matches
     return {"ok": len(samples), "errors": len(errors), "failed_shard_samples": len(in_failed)}
