@@ -57,7 +57,8 @@ def attack_spec(limit: int = DEFAULT_LIMIT) -> dict[str, Any]:
         "kind": "attack",
         "dataset": "digits",
         "model": "digits-cnn-weak",
-        # the attack's defaults (docs/architecture.md) (rise-least then central, sigma 1, no clamp)
+        # the attack's defaults (docs/architecture.md): rise-least then central, sigma 1,
+        # candidates clamped to the model's input domain
         # but 2,000 iterations per strategy
         "attack": {"mode": "repair", "max_iters": ATTACK_MAX_ITERS},
         "limit": limit,
