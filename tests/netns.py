@@ -64,12 +64,11 @@ class NetHost:
 
     def command(self, argv: list[str], env: dict[str, str]) -> list[str]:
         """``argv`` run in this host, with a fresh private /tmp and only ``env``."""
-        script = 'mount -t tmpfs -o size=512m xaiq-tmp /tmp && exec "$@"'
         pairs = [f"{k}={v}" for k, v in env.items()]
         return [
             "ip", "netns", "exec", self.name,
             "unshare", "--mount", "--propagation", "private",
-            "sh", "-c", script, "sh",
+            "env", f"KEEP={':'.join(kept_under_tmp())}", "sh", "-c", PRIVATE_TMP, "sh",
             "env", "-i", *pairs, *argv,
         ]  # fmt: skip
 
@@ -87,6 +86,28 @@ class NetHost:
     def remove(self) -> None:
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=20)
         subprocess.run(["ip", "link", "del", self.outer], capture_output=True, timeout=20)
+
+
+# A fresh tmpfs on /tmp, with the software a host runs (this checkout, the venv) bound back
+# in when it lives under /tmp (a CI clone in /tmp/...): each host still sees none of the
+# others' files, only the installed code every machine would have.
+PRIVATE_TMP = """set -e
+keep=/run/xaiq-netns-keep-$$
+n=0
+IFS=:
+for p in $KEEP; do n=$((n+1)); mkdir -p "$keep/$n"; mount --bind "$p" "$keep/$n"; done
+mount -t tmpfs -o size=512m xaiq-tmp /tmp
+n=0
+for p in $KEEP; do n=$((n+1)); mkdir -p "$p"; mount --bind "$keep/$n" "$p"; done
+unset IFS
+exec "$@"
+"""
+
+
+def kept_under_tmp() -> list[str]:
+    """This checkout and the interpreter's prefix, when they live under /tmp."""
+    paths = {str(Path(__file__).resolve().parents[1]), sys.prefix, sys.base_prefix}
+    return sorted(p for p in paths if p == "/tmp" or p.startswith("/tmp/"))
 
 
 def python_env(extra: dict[str, str]) -> dict[str, str]:
