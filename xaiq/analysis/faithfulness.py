@@ -188,19 +188,6 @@ def _nanmean(values: np.ndarray) -> float | None:
     return float(ok.mean()) if ok.size else None
 
 
-FAITH_COLUMNS = (
-    "n",
-    "nulls",
-    "deletion_mean",
-    "deletion_low",
-    "deletion_high",
-    "insertion_mean",
-    "insertion_low",
-    "insertion_high",
-    "score_mean",
-)
-
-
 def _faithful(criterion: str, dele: float, ins: float) -> float:
     return {"score": ins - dele, "deletion": -dele, "insertion": ins}[criterion]
 

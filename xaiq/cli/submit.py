@@ -115,6 +115,20 @@ def _planned(done: Any) -> str:
     return f"job {done.job_id}: {done.n_samples} samples in {done.n_shards} shards"
 
 
+def submit_with_flags(spec: dict[str, Any], flags: dict[str, Any]) -> None:
+    """:func:`run_submission` with the options every sub-command shares read from its
+    ``flags`` (the command's own ``locals()``)."""
+    run_submission(
+        spec,
+        name=flags["name"],
+        tags=flags["tag"],
+        local=flags["local"],
+        wait=flags["wait"],
+        device=flags["device"],
+        fmt=output_format(flags["fmt"], flags["as_json"]),
+    )
+
+
 def run_submission(
     spec: dict[str, Any],
     *,
@@ -188,15 +202,7 @@ def submit_attribution(
 
     flags = dict(locals())
     spec = attribution_spec(flags, spec_file)
-    run_submission(
-        spec,
-        name=name,
-        tags=tag,
-        local=local,
-        wait=wait,
-        device=device,
-        fmt=output_format(fmt, as_json),
-    )
+    submit_with_flags(spec, flags)
 
 
 @submit_app.command("disagreement")
@@ -279,15 +285,7 @@ def submit_disagreement(
 
     flags = dict(locals())
     spec = disagreement_spec(flags, spec_file)
-    run_submission(
-        spec,
-        name=name,
-        tags=tag,
-        local=local,
-        wait=wait,
-        device=device,
-        fmt=output_format(fmt, as_json),
-    )
+    submit_with_flags(spec, flags)
 
 
 @submit_app.command("attack")
@@ -350,12 +348,4 @@ def submit_attack(
 
     flags = dict(locals())
     spec = attack_spec(flags, spec_file)
-    run_submission(
-        spec,
-        name=name,
-        tags=tag,
-        local=local,
-        wait=wait,
-        device=device,
-        fmt=output_format(fmt, as_json),
-    )
+    submit_with_flags(spec, flags)
