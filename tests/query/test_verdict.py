@@ -178,3 +178,7 @@ def test_the_paired_difference_against_the_random_order_decides_when_stored():
         ["m"], ["saliency", "grad_cam", "rise"], faith=[good, wrong, unsure], title=method_title
     )
     assert [v.faithful for v in mv.methods] == [True, False, None]
+    # measured but inconclusive is neither supported nor rejected, and the paragraph says so
+    assert [v.supported for v in mv.methods] == [True, False, None]
+    assert "RISE: faithfulness inconclusive" in mv.paragraph
+    assert "Inconclusive (more samples needed): RISE." in mv.paragraph

@@ -83,7 +83,14 @@ class MethodVerdict:
         return self.score is not None and self.score > 0
 
     @property
+    def supported_blocked(self) -> bool:
+        """A check that failed outright (it decides "not supported" on its own)."""
+        return self.faithful is False or _passed(self.sanity_abs_verdict) is False
+
+    @property
     def supported(self) -> bool | None:
+        if self.score is not None and self.faithful is None and self.supported_blocked is False:
+            return None  # faithfulness measured but inconclusive: cannot support it yet
         checks = [self.faithful, _passed(self.sanity_abs_verdict)]
         known = [c for c in checks if c is not None]
         return None if not known else all(known)
@@ -228,6 +235,8 @@ def _sentence(
                 "no better than the random order" if baseline else "insertion not above deletion"
             )
             bad.append(f"not faithful: {chance} ({how})")
+        else:
+            bad.append(f"faithfulness inconclusive: an interval against chance holds 0 ({how})")
     if v.sanity_abs_verdict == "pass":
         good.append(
             f"its map changes when the weights are randomised (Spearman |map| {_f(v.sanity_abs[0])}"
@@ -292,11 +301,15 @@ def paragraph(mv: ModelVerdict) -> str:
         )
     yes = [mv.title(v.name) for v in methods if v.supported]
     no = [mv.title(v.name) for v in methods if v.supported is False]
-    if yes or no:
+    measured = any(v.score is not None or v.sanity_abs_verdict for v in methods)
+    if yes or no or measured:
         sentences.append(
             (f"Supported on this data: {', '.join(yes)}." if yes else "No method is supported.")
             + (" Not supported: " + ", ".join(no) + "." if no else "")
         )
+        unsure = [mv.title(v.name) for v in methods if v.supported is None]
+        if unsure:
+            sentences.append(f"Inconclusive (more samples needed): {', '.join(unsure)}.")
     else:
         sentences.append(
             "This job measured neither faithfulness nor the sanity check: the table can only"
