@@ -82,7 +82,7 @@ def verdict_rows(mv: ModelVerdict, single: bool) -> tuple[list[dict[str, Any]], 
             if any(m.insertion_vs_random[1] is not None for m in mv.methods):
                 row["deletion − random (paired)"] = _cell(v.deletion_vs_random)
                 row["insertion − random (paired)"] = _cell(v.insertion_vs_random)
-            row["faithful"] = _yes(v.faithful)
+            row["faithful"] = _yes(v.faithful) or ("inconclusive" if v.score is not None else "")
         if have["sanity"]:
             row[f"sanity |map| (pass < {threshold:g})"] = _sanity(
                 v.sanity_abs, v.sanity_abs_verdict
@@ -96,7 +96,7 @@ def verdict_rows(mv: ModelVerdict, single: bool) -> tuple[list[dict[str, Any]], 
         if have["sparse"]:
             row["sparseness (Gini)"] = _cell(v.sparseness)
         if have["faith"] or have["sanity"]:
-            row["supported"] = _yes(v.supported)
+            row["supported"] = _yes(v.supported) or "inconclusive"
         rows.append(row)
     cols = list(rows[0]) if rows else []
     return rows, cols
