@@ -58,20 +58,23 @@ def ci_text(row: Mapping[str, Any]) -> str:
     return f"[{num(row['ci_low'])}, {num(row['ci_high'])}]"
 
 
-def table(rows: Sequence[Mapping[str, Any]], cols: Sequence[str]) -> str:
+def table(rows: Sequence[Mapping[str, Any]], cols: Sequence[str], cls: str = "") -> str:
+    """Every row and column, escaped; a table wider than the page scrolls sideways inside
+    its box (nothing is cut). ``cls``: the table's CSS class."""
     if not rows:
         return '<p class="note">no rows</p>'
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    attr = f' class="{html.escape(cls)}"' if cls else ""
     body = []
     for r in rows:
         cells = []
         for c in cols:
             v = r.get(c)
-            cls = ' class="k"' if isinstance(v, str) else ""
-            cells.append(f"<td{cls}>{html.escape(num(v, c))}</td>")
+            td = ' class="k"' if isinstance(v, str) else ""
+            cells.append(f"<td{td}>{html.escape(num(v, c))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (
-        f'<div class="wide"><table><thead><tr>{head}</tr></thead>'
+        f'<div class="wide"><table{attr}><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table></div>"
     )
 

@@ -4,8 +4,10 @@ escaped, no external resource referenced.
 One job reads like a results section (:mod:`xaiq.report.results_section` for disagreement
 jobs): summary with intervals, glossary, tables, distributions per configuration,
 correctness and confidence, per class, ranked examples, the job's details and its spec
-folded at the end. Several jobs (``xaiq report 1 3``) open with a side-by-side table of the
-headline metric and then show each job in its own column.
+folded at the end. Two disagreement jobs (``xaiq report 1 3``) open with their comparison
+(:mod:`xaiq.report.compare_section`: every metric, pair and configuration both have, paired
+by sample where they share images, p-values Holm-adjusted); more jobs open with a
+side-by-side table of the headline metric. Each job's own report follows.
 """
 
 from __future__ import annotations
@@ -70,7 +72,10 @@ table.verdict td { white-space: nowrap; }
 p.verdict { font-size: 15px; line-height: 1.45; max-width: 1100px; background: #f4f7fb;
   border-left: 4px solid #0072b2; padding: 8px 12px; }
 .note { color: #666; font-size: 13px; }
-.wide { overflow-x: auto; }
+.wide { overflow-x: auto; max-width: 100%; }
+table.cmp td { white-space: nowrap; }
+table.cmp th { white-space: normal; min-width: 4em; }
+h2.compare { max-width: 1300px; }
 li { margin: 3px 0; }
 """
 
@@ -111,7 +116,15 @@ def build_report(
     else:
         # the headline table compares the jobs; then each job's verdict and evidence follow
         # at the page's full width (columns would shrink every figure below readable size)
-        body = _side_by_side(engine, jobs, metric) + (
+        both = [j for j in jobs if j.kind == JobKind.disagreement]
+        if len(jobs) == 2 and len(both) == 2:
+            from xaiq.report.compare_section import comparison_section
+
+            progress(f"comparing job {jobs[0].id} with job {jobs[1].id}...")
+            head = comparison_section(engine, jobs[0].id, jobs[1].id) + glossary_section()
+        else:
+            head = _side_by_side(engine, jobs, metric)
+        body = head + (
             '<div class="side">' + "".join(f"<div>{s}</div>" for s in sections) + "</div>"
         )
         title = "xaiq report: jobs " + ", ".join(str(j.id) for j in jobs)
