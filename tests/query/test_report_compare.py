@@ -15,25 +15,26 @@ import numpy as np
 import pytest
 from PIL import Image
 from scipy import stats
-from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from xaiq.analysis.job_compare import compare_jobs
 from xaiq.analysis.multiplicity import holm
-from xaiq.db.models import METRIC_COLUMNS, Base, Faithfulness, SanityCheck
+from xaiq.db.models import METRIC_COLUMNS, Faithfulness, SanityCheck
 from xaiq.report import build_report
 
 K_FRAC_FREE = {"euclidean", "euclidean_abs"}
 
 
 @pytest.fixture
-def engine(tmp_path):
-    """The comparison reads through the same queries on both backends; the page is drawn
-    from a SQLite store only (as in test_report)."""
-    eng = create_engine(f"sqlite:///{tmp_path / 'c.sqlite'}")
-    Base.metadata.create_all(eng)
-    yield eng
-    eng.dispose()
+def engine(tmp_path, monkeypatch):
+    """The store the CLI opens (XAIQ_HOME in tmp, migrated), on SQLite: the comparison reads
+    through plain selects; the page is backend-independent (as in test_report)."""
+    from xaiq.db.session import dispose_engines, get_engine
+
+    monkeypatch.setenv("XAIQ_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XAIQ_DB_URL", raising=False)
+    yield get_engine()
+    dispose_engines()
 
 
 def _add_faith_and_sanity(store) -> None:  # noqa: ANN001
@@ -197,7 +198,7 @@ def test_the_report_has_a_row_for_every_metric_pair_and_configuration(store, tmp
     assert "paired by sample" in title and f"Holm-adjusted for {tests} tests" in title
     assert "7 samples are in both" in part
     expected = _expected_cells(store)
-    tables = re.findall(r'<h3 data-metric="([a-z_]+)">.*?</h3>(.*?)</table>', part, re.S)
+    tables = re.findall(r'<h4 data-metric="([a-z_]+)">.*?</h4>(.*?)</table>', part, re.S)
     by_metric = {m: t for m, t in tables}
     assert set(by_metric) == {*METRIC_COLUMNS, "deletion_auc", "insertion_auc"}
     for metric, cells in expected.items():
@@ -237,9 +238,9 @@ def test_xaiq_report_of_two_jobs_renders_every_row_uncut_in_headless_chromium(
         if os.environ.get("XAIQ_REQUIRE_SERVICES") == "1":
             pytest.fail("chromium is required (XAIQ_REQUIRE_SERVICES=1) but not installed")
         pytest.skip("chromium not installed")
-    url = str(store.engine.url)
+    _add_faith_and_sanity(store)
     out = tmp_path / "ab.html"
-    env = {**os.environ, "XAIQ_DB_URL": url, "XAIQ_ARTIFACTS": str(store.root)}
+    env = {**os.environ, "XAIQ_ARTIFACTS": str(store.root)}
     code = "from xaiq.cli.main import run; run()"
     a, b = str(store.disagreement_job), str(store.second_job)
     proc = subprocess.run(
@@ -283,15 +284,17 @@ def test_xaiq_report_of_two_jobs_renders_every_row_uncut_in_headless_chromium(
         check=False,
     ).stdout
     got = json.loads(html_lib.unescape(dom[dom.index("<title>") + 7 : dom.index("</title>")]))
-    assert len(got["tables"]) == len(METRIC_COLUMNS)
-    for n_rows, right, scroll_w, client_w, tallest, lowest in got["tables"]:
-        assert n_rows == 6
+    # a table per metric (6 rows: 3 pairs x 2 configurations), per AUC (2 methods), and
+    # the sanity verdicts (2 methods)
+    rows = [t[0] for t in got["tables"]]
+    assert rows == [6] * len(METRIC_COLUMNS) + [2, 2, 2]
+    for _, right, scroll_w, client_w, tallest, lowest in got["tables"]:
         assert right <= got["page"] + 1  # the box stays inside the page
         assert scroll_w >= client_w  # wider content scrolls in its box, never clipped away
         assert tallest <= lowest + 1  # no cell wraps onto a second line
     shot = tmp_path / "ab.png"
     subprocess.run(
-        [*cmd, f"--screenshot={shot}", out.resolve().as_uri()],
+        [*cmd, "--window-size=1300,9000", f"--screenshot={shot}", out.resolve().as_uri()],
         capture_output=True,
         timeout=120,
         check=False,

@@ -8,7 +8,8 @@ both jobs are compared; every one of them gets a row per metric (no metric, pair
 configuration is left out).
 
 Per row: each job's ``n``, mean and 95% Student-t interval (clipped to the metric's range),
-then ``diff`` = mean of job A − mean of job B with a 95% interval and a two-sided test:
+then ``diff`` = mean of job A − mean of job B with a 95% interval (clipped to what a
+difference of two values in the metric's range can be) and a two-sided test:
 
 - **paired** when the two jobs explain the same images (same dataset: a sample index names
   one image of a dataset, :mod:`xaiq.analysis.units`): over the ``n_pairs`` samples both
@@ -40,7 +41,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from xaiq.analysis.faithfulness import sanity_stats
-from xaiq.analysis.glossary import clip_to_range
+from xaiq.analysis.glossary import GLOSSARY, clip_to_range
 from xaiq.analysis.intervals import (
     mann_whitney,
     mean_interval_of,
@@ -240,8 +241,19 @@ def _rows(
                 for c in SIDE_COLUMNS:
                     row[f"{c}_{side}"] = s[c]
             row.update(_test(ca[cell], cb[cell], paired))
+            _clip_difference(row, m)
             rows.append(row)
     return rows, only_a, only_b
+
+
+def _clip_difference(row: dict[str, Any], metric: str) -> None:
+    """A difference of two values in ``[low, high]`` lies in ``[-(high - low), high - low]``:
+    its interval is clipped there (the AUCs: ``[0, 1]``)."""
+    info = GLOSSARY.get(metric)
+    width = (info.high - info.low) if info is not None else 1.0
+    if row["diff_low"] is not None:
+        row["diff_low"] = max(-width, row["diff_low"])
+        row["diff_high"] = min(width, row["diff_high"])
 
 
 def _shared_samples(engine: Engine, a: int, b: int) -> int:

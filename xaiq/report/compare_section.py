@@ -108,8 +108,8 @@ def _tables(
                 }
             )
         out.append(
-            f'<h3 data-metric="{html.escape(metric)}">{html.escape(titles[metric])}'
-            f" — {len(shown)} rows</h3>" + table(shown, cols, cls="cmp")
+            f'<h4 data-metric="{html.escape(metric)}">{html.escape(titles[metric])}'
+            f" — {len(shown)} rows</h4>" + table(shown, cols, cls="cmp")
         )
     return out
 
