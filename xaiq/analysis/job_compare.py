@@ -148,9 +148,7 @@ def _faith_cells(engine: Engine, job_id: int, with_model: bool) -> dict[str, Cel
     game = [f.unit, f.n_segments, f.order, f.substrate, f.ties, f.kernel, f.target_kind]
     stmt = select(f.sample_index, f.model, f.method, *game, f.deletion_auc, f.insertion_auc)
     stmt = stmt.where(f.job_id == job_id)
-    sums: dict[str, dict[tuple[Any, ...], dict[int, list[float]]]] = {
-        m: {} for m in FAITH_MEASURES
-    }
+    sums: dict[str, dict[tuple[Any, ...], dict[int, list[float]]]] = {m: {} for m in FAITH_MEASURES}
     with engine.connect() as conn:
         for row in conn.execute(stmt):
             idx, model, method = row[:3]

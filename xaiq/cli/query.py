@@ -275,57 +275,82 @@ def report_cmd(
 def print_demo_summary(
     engine: Any, job_ids: list[int], report_path: str | Path | None = None
 ) -> None:
-    """Print the disagreement table (per pair) and the attack table of ``job_ids``, then the
-    report's path: the end of ``make demo``. Jobs without such rows print nothing."""
+    """Print the disagreement tables (per pair and configuration) and the attack table of
+    ``job_ids``, then the report's path: the end of ``make demo``. Jobs without such rows
+    print nothing.
+
+    Every table goes through :func:`xaiq.cli.output.emit`'s layout (one rounding rule per
+    column, cells wrapped only between numbers, a vertical layout when even that does not
+    fit), so no number is split across lines at any width. The top-k metrics are one table
+    per pair, ``n_segments`` and ``k_frac``; the distances, which do not depend on
+    ``k_frac``, a second one per pair and ``n_segments`` (not a ``k_frac`` NULL row each)."""
     from xaiq.analysis.queries import (
         DEFAULT_METRICS,
         attack_stats,
         disagreement_stats,
         varying_config_keys,
     )
+    from xaiq.analysis.units import K_FRAC_FREE
+    from xaiq.cli.output import pivot_stats
 
-    # one row per pair (and configuration), one "mean [95% CI]" cell per metric, so the
+    # one row per pair (and configuration), one "mean [low, high]" cell per metric, so the
     # table fits a terminal; `xaiq stats disagreement` has every statistic
     keys = ["job", "pair", *varying_config_keys(engine, job_ids)]
-    pivot: dict[tuple, dict[str, Any]] = {}
-    for r in disagreement_stats(engine, job_ids, keys):
-        row = pivot.setdefault(tuple(r[k] for k in keys), {k: r[k] for k in keys})
-        row.setdefault("cells", []).append(r)
-    for row in pivot.values():
-        # n: the samples most metrics use; a metric whose mean uses fewer says so
-        cells = row.pop("cells")
-        row["n"] = max(c["n"] for c in cells)
-        for r in cells:
-            cell = "NULL" if r["mean"] is None else f"{r['mean']:.3f}"
-            if r["ci_low"] is not None:
-                cell += f" [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
-            if r["n"] != row["n"]:
-                cell += f" (n={r['n']})"
-            row[r["metric"]] = cell
-    if pivot:
-        cols = [*keys, "n", *DEFAULT_METRICS]
-        title = "disagreement per pair: mean [95% interval]"
-        emit(list(pivot.values()), OutputFormat.table, title=title, columns=cols)
+    stats = disagreement_stats(engine, job_ids, keys, DEFAULT_METRICS)
+    jobs = sorted({r["job"] for r in stats})
+    shown = keys if len(jobs) > 1 else keys[1:]  # one job: its id goes into the title
+    of_job = f" (job {jobs[0]})" if len(jobs) == 1 else ""
+    for title, metrics, cols in (
+        (
+            "top-k disagreement per pair",
+            [m for m in DEFAULT_METRICS if m not in K_FRAC_FREE],
+            shown,
+        ),
+        ("distances per pair", [m for m in DEFAULT_METRICS if m in K_FRAC_FREE], shown),
+    ):
+        rows = [r for r in stats if r["metric"] in metrics]
+        if metrics and metrics[0] in K_FRAC_FREE:
+            cols = [k for k in cols if k != "k_frac"]  # every row: k_frac NULL
+        pivoted = pivot_stats(rows, [*cols, "metric", "n", "mean", "ci_low", "ci_high"])
+        if pivoted is None:
+            continue
+        p_rows, p_cols = pivoted
+        emit(
+            p_rows,
+            OutputFormat.table,
+            title=f"{title}{of_job}: mean [95% interval]",
+            columns=p_cols,
+        )
     from xaiq.analysis.intervals import wilson_interval
 
     attacks = attack_stats(engine, job_ids, ["job"])
     for a in attacks:
-        ci = wilson_interval(a["successes"], a["n"])
-        a["success_95ci"] = "" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+        lo_hi = wilson_interval(a["successes"], a["n"])
+        a["success 95% CI"] = "" if lo_hi is None else f"[{lo_hi[0]:.3f}, {lo_hi[1]:.3f}]"
+        median = a.get("median_iterations")
+        if isinstance(median, float) and median.is_integer():
+            a["median_iterations"] = int(median)  # a count, not a measurement
     if attacks:
         cols = [
             "job",
             "n",
             "successes",
             "success_rate",
-            "success_95ci",
+            "success 95% CI",
             "successes_out_of_domain",
             "won_by",
             "median_iterations",
             "prob_before_mean",
             "prob_after_mean",
         ]
-        emit(attacks, OutputFormat.table, title="attacks", columns=cols)
+        # a narrow terminal leaves out the last of these first (the note names them)
+        optional = [
+            "successes_out_of_domain",
+            "median_iterations",
+            "prob_before_mean",
+            "prob_after_mean",
+        ]
+        emit(attacks, OutputFormat.table, title="attacks", columns=cols, optional=optional)
     if report_path is not None:
         _path_line(report_path)
 

@@ -65,7 +65,9 @@ def _varying(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> tuple[list[
 
 
 def _constants(constant: dict[str, Any]) -> str:
-    return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in constant.items())
+    return ", ".join(
+        f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in constant.items()
+    )
 
 
 def _tables(
@@ -87,7 +89,9 @@ def _tables(
         cols.remove("n pairs")
     out = []
     if constant:
-        out.append(f'<p class="note">{html.escape(what)} at {html.escape(_constants(constant))}</p>')
+        out.append(
+            f'<p class="note">{html.escape(what)} at {html.escape(_constants(constant))}</p>'
+        )
     for metric in dict.fromkeys(r[measure_key] for r in rows):
         shown = []
         for r in rows:
@@ -161,7 +165,13 @@ def comparison_section(engine: Any, job_a: int, job_b: int) -> str:
     if cmp.faithfulness:
         out.append("<h3>Faithfulness AUCs</h3>")
         out += _tables(
-            cmp, cmp.faithfulness, "method", "measure", FAITH_GAME, "deletion/insertion", _MEASURE_TITLES
+            cmp,
+            cmp.faithfulness,
+            "method",
+            "measure",
+            FAITH_GAME,
+            "deletion/insertion",
+            _MEASURE_TITLES,
         )
     if cmp.sanity:
         rows = [
