@@ -18,7 +18,7 @@ from xaiq.db.errors import NotFoundError
 from xaiq.db.models import Job
 from xaiq.report import build_report, show_sample
 
-VOID = {"meta", "img", "br", "hr", "link", "input"}
+VOID = {"meta", "img", "br", "hr", "link", "input", "wbr"}
 
 
 @pytest.fixture
@@ -113,7 +113,7 @@ def test_disagreement_report_reads_like_a_results_section(store, tmp_path):
         _decode(src)
     assert "http://" not in raw and "https://" not in raw and "<link" not in raw
     # counts are integers; configurations are never pooled (the fixture has two)
-    assert "<td>12</td>" in raw and "12.000" not in raw  # 12 samples per pair and config
+    assert '<td class="nw">12</td>' in raw and "12.000" not in raw  # 12 samples per pair and config
     assert "n_segments 16" in text and "n_segments 49" in text
     assert "Integrated Gradients vs Saliency" in text and "integrated_gradients vs" not in text
 

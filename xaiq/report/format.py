@@ -63,15 +63,21 @@ def table(rows: Sequence[Mapping[str, Any]], cols: Sequence[str], cls: str = "")
     its box (nothing is cut). ``cls``: the table's CSS class."""
     if not rows:
         return '<p class="note">no rows</p>'
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    # a header may break after "_" (median_forward_passes), so wide tables narrow there
+    head = "".join(f"<th>{html.escape(c).replace('_', '_<wbr>')}</th>" for c in cols)
     attr = f' class="{html.escape(cls)}"' if cls else ""
     body = []
     for r in rows:
         cells = []
         for c in cols:
             v = r.get(c)
-            td = ' class="k"' if isinstance(v, str) else ""
-            cells.append(f"<td{td}>{html.escape(num(v, c))}</td>")
+            text = num(v, c)
+            # short cells (numbers, "0.512 [0.40, 0.61]") never wrap; long text does
+            td = ["k"] if isinstance(v, str) else []
+            if len(text) <= NOWRAP_CHARS:
+                td.append("nw")
+            attr_td = f' class="{" ".join(td)}"' if td else ""
+            cells.append(f"<td{attr_td}>{html.escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (
         f'<div class="wide"><table{attr}><thead><tr>{head}</tr></thead>'
@@ -79,6 +85,7 @@ def table(rows: Sequence[Mapping[str, Any]], cols: Sequence[str], cls: str = "")
     )
 
 
+NOWRAP_CHARS = 32  # a cell this short is kept on one line (CSS class "nw")
 PANEL_PX = 300  # the least displayed width of one panel (its labels stay readable)
 _IDS = itertools.count(1)
 

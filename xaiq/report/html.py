@@ -56,6 +56,7 @@ table { border-collapse: collapse; margin: 8px 0 18px; font-size: 13px; }
 th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; }
 th { background: #f0f0f0; }
 td.k { text-align: left; }
+td.nw { white-space: nowrap; }
 pre { background: #f6f6f6; padding: 8px; font-size: 12px; overflow-x: auto; }
 img { max-width: 100%; display: block; margin: 6px 0 2px; }
 .fig { margin: 4px 0 14px; max-width: 100%; overflow-x: auto; }
