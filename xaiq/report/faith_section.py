@@ -44,8 +44,9 @@ def _mean_curves(engine: Engine, job_id: int) -> dict[str, np.ndarray]:
         if rel is None or len(got) >= MAX_CURVES:
             continue
         arr = load_artifact(rel, checksum)
-        ok = arr is not None and arr.ndim == 2 and arr.shape[0] == 2
-        if ok and (not got or arr.shape == got[0].shape):
+        if arr is None or arr.ndim != 2 or arr.shape[0] != 2:
+            continue
+        if not got or arr.shape == got[0].shape:
             got.append(arr.astype(np.float64))
     return {m: np.mean(c, axis=0) for m, c in curves.items() if c}
 
