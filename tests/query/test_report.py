@@ -118,19 +118,20 @@ def test_disagreement_report_reads_like_a_results_section(store, tmp_path):
     assert "Integrated Gradients vs Saliency" in text and "integrated_gradients vs" not in text
 
 
-def test_two_jobs_are_compared_side_by_side(store, tmp_path):
+def test_two_jobs_open_with_their_comparison_then_each_job(store, tmp_path):
     jobs = [store.disagreement_job, store.second_job]
     out = build_report(store.engine, jobs, tmp_path / "two.html", metric="euclidean")
     page = _parse(out)
     text = " ".join(page.text)
-    assert "Side by side: Euclidean distance" in text
-    assert f"job {jobs[0]}" in text and f"job {jobs[1]}" in text
+    # the jobs are over different models: each is named by its model
+    assert f"job {jobs[0]} (digits-cnn-weak) vs job {jobs[1]} (digits-cnn)" in text
     assert f"Job {jobs[0]}: disagreement" in text and f"Job {jobs[1]}: disagreement" in text
+    assert text.index("every metric, paired by sample") < text.index(f"Job {jobs[0]}:")
     assert text.count("Examples ranked by Euclidean distance") == 2
     assert text.count("Glossary") == 1  # once for the page, not per job
     # the rows align across jobs: both jobs have a value in the same row
     raw = out.read_text()
-    row = raw[raw.index("Side by side") :].split("<tr>")[2]
+    row = raw[raw.index('<h2 class="compare">') :].split("<tr>")[2]
     assert row.count("(n=") == 2, row
     for src in page.images:
         _decode(src)

@@ -236,7 +236,10 @@ def show_cmd(
 @app.command("report")
 def report_cmd(
     job: list[int] = typer.Argument(
-        ..., help="job id; several ids compare the jobs side by side", min=1, max=JOB_ID_MAX
+        ...,
+        help="job id; two ids: their comparison (every metric, pair and configuration) first",
+        min=1,
+        max=JOB_ID_MAX,
     ),
     out: Path = typer.Option(Path("report.html"), "--out", "-o", help="HTML file to write"),
     metric: str = typer.Option(
@@ -256,7 +259,9 @@ def report_cmd(
     """A self-contained HTML report (plots embedded) that opens with a verdict per model
     (faithfulness, sanity, disagreement: which explanation to trust), then the evidence:
     summary with 95% intervals, glossary, statistics per pair and configuration,
-    distributions, correctness and confidence, per class, ranked examples, the spec."""
+    distributions, correctness and confidence, per class, ranked examples, the spec. Two
+    disagreement jobs open with their comparison: every metric, pair and configuration both
+    have, paired by sample where they share images, p-values Holm-adjusted together."""
     from xaiq.db.jobs import check_jobs
     from xaiq.report import build_report
     from xaiq.report.format import set_progress
