@@ -304,3 +304,27 @@ def test_xaiq_report_of_two_jobs_renders_every_row_uncut_in_headless_chromium(
     keep = os.environ.get("XAIQ_KEEP_SCREENSHOTS")
     if keep:  # for a human to look at
         shutil.copy(shot, os.path.join(keep, "report_ab.png"))
+
+
+def test_jobs_without_a_common_pair_say_what_each_has_instead(store, tmp_path):
+    """A cross-model job's maps are named model:method: no pair of a single-model job."""
+    from sqlalchemy import update
+
+    from xaiq.db.models import Disagreement
+
+    d = Disagreement
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(d)
+            .where(d.job_id == store.second_job)
+            .values(method_a="digits-cnn:" + d.method_a, method_b="digits-cnn-weak:" + d.method_b)
+        )
+    a, b = store.disagreement_job, store.second_job
+    cmp = compare_jobs(store.engine, a, b)
+    assert cmp.disagreement == [] and cmp.tests == 0
+    assert cmp.only_a == cmp.only_b == 60
+    part = _section(build_report(store.engine, [a, b], tmp_path / "none.html").read_text())
+    text = html_lib.unescape(part)
+    assert "no pair and configuration in common" in text and "0 tests" not in text
+    assert "Integrated Gradients vs Saliency" in text
+    assert "digits-cnn: Integrated Gradients vs digits-cnn-weak: Saliency" in text

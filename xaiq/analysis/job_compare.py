@@ -89,6 +89,8 @@ class JobComparison:
     disagreement: list[dict[str, Any]] = field(default_factory=list)
     faithfulness: list[dict[str, Any]] = field(default_factory=list)
     sanity: list[dict[str, Any]] = field(default_factory=list)
+    pairs_a: list[str] = field(default_factory=list)  # every method pair job a has
+    pairs_b: list[str] = field(default_factory=list)
     only_a: int = 0  # cells (x metric) present in job a only: not compared
     only_b: int = 0
     tests: int = 0
@@ -301,14 +303,11 @@ def compare_jobs(
         adjust=method,
     )
     pair_keys = ("pair", *CONFIG_COLUMNS)
-    rows, oa, ob = _rows(
-        names,
-        pair_keys,
-        _disagreement_cells(engine, job_a, names),
-        _disagreement_cells(engine, job_b, names),
-        paired,
-        "metric",
-    )
+    cells_a = _disagreement_cells(engine, job_a, names)
+    cells_b = _disagreement_cells(engine, job_b, names)
+    out.pairs_a = sorted({c[0] for by in cells_a.values() for c in by})
+    out.pairs_b = sorted({c[0] for by in cells_b.values() for c in by})
+    rows, oa, ob = _rows(names, pair_keys, cells_a, cells_b, paired, "metric")
     out.disagreement, out.only_a, out.only_b = rows, oa, ob
     # a cross-model job's AUCs are per model: its methods are named model:method
     with_model = any(_faith_models(engine, j) > 1 for j in (job_a, job_b))

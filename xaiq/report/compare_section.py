@@ -121,6 +121,8 @@ def _tables(
 def comparison_section(engine: Any, job_a: int, job_b: int) -> str:
     """The HTML section comparing job ``job_a`` with job ``job_b`` (module doc)."""
     cmp = compare_jobs(engine, job_a, job_b)
+    if not cmp.disagreement:
+        return _nothing_shared(cmp)
     how = "paired by sample" if cmp.paired else "independent samples"
     note = adjustment_note(cmp.adjust, cmp.tests)
     out = [
@@ -154,8 +156,6 @@ def comparison_section(engine: Any, job_a: int, job_b: int) -> str:
             f"{cmp.only_a} metric cells only in {html.escape(cmp.label_a)},"
             f" {cmp.only_b} only in {html.escape(cmp.label_b)}.</p>"
         )
-    if not cmp.disagreement:
-        out.append('<p class="note">the two jobs share no pair and configuration.</p>')
     titles = {
         m: f"{info.title} (range {info.range_text}, {info.agreement_when} = the maps agree)"
         for m, info in GLOSSARY.items()
@@ -191,6 +191,24 @@ def comparison_section(engine: Any, job_a: int, job_b: int) -> str:
             + table(rows, ["method", "mode", cmp.label_a, cmp.label_b], cls="cmp")
         )
     return "\n".join(out)
+
+
+def _pairs(pairs: Sequence[str]) -> str:
+    return "; ".join(charts.pair_title(p) for p in pairs) or "none"
+
+
+def _nothing_shared(cmp: JobComparison) -> str:
+    """Two jobs without a pair and configuration in common: what each has instead."""
+    return (
+        f'<h2 class="compare">{html.escape(cmp.label_a)} vs {html.escape(cmp.label_b)}:'
+        " no pair and configuration in common</h2>"
+        f'<p class="note">nothing to compare: {html.escape(cmp.label_a)} has the pairs'
+        f" {html.escape(_pairs(cmp.pairs_a))}; {html.escape(cmp.label_b)} has"
+        f" {html.escape(_pairs(cmp.pairs_b))}. A cross-model job names its maps model:method,"
+        " so its pairs match only another job over the same models; where the pairs match,"
+        " the configurations (superpixels, n_segments, k_frac, explained class) do not."
+        " Each job's report follows.</p>"
+    )
 
 
 def _sanity(row: dict[str, Any], side: str) -> str:
