@@ -44,8 +44,11 @@ class _Structure(HTMLParser):
         self.images: list[str] = []
         self.errors: list[str] = []
         self.text: list[str] = []
+        self.glue = False
 
     def handle_starttag(self, tag, attrs):
+        # <wbr>: a place a header may break ("success_<wbr>rate"), not a break in the text
+        self.glue = tag == "wbr"
         if tag == "img":
             self.images.append(dict(attrs).get("src", ""))
         if tag not in VOID:
@@ -58,7 +61,11 @@ class _Structure(HTMLParser):
             self.stack.pop()
 
     def handle_data(self, data):
-        self.text.append(data)
+        if self.glue and self.text:
+            self.text[-1] += data
+        else:
+            self.text.append(data)
+        self.glue = False
 
 
 def _parse(path) -> _Structure:
