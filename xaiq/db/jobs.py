@@ -39,6 +39,15 @@ from xaiq.db.models import (
 )
 from xaiq.db.pins import add_pins
 from xaiq.db.session import write_session
+from xaiq.db.transitions import (
+    expired_lease_status,
+    lease_expired,
+    move_job,
+    move_shard,
+    reopen_job,
+    settle_expired_lease,
+    shards_update,
+)
 
 IN_FLIGHT = (ShardStatus.queued, ShardStatus.running)
 UNFINISHED = (ShardStatus.pending, ShardStatus.queued, ShardStatus.running)
@@ -105,8 +114,7 @@ def create_job(
     returns the job id."""
     with write_session(engine) as session:
         job = Job(
-            kind=JobKind(kind),
-            status=JobStatus.pending,
+            kind=JobKind(kind),  # status: pending, the column default
             spec=dict(spec),
             dataset=spec["dataset"],
             model=spec["model"],
@@ -122,7 +130,7 @@ def create_job(
         session.flush()
         session.add_all(JobTag(job_id=job.id, tag=t) for t in dict.fromkeys(tags))
         session.add_all(
-            Shard(job_id=job.id, index=i, start=a, stop=b, status=ShardStatus.pending, attempts=0)
+            Shard(job_id=job.id, index=i, start=a, stop=b, attempts=0)  # pending
             for i, (a, b) in enumerate(ranges)
         )
         add_pins(session, job.id, pins)
@@ -166,32 +174,26 @@ def claim_shard(
         if shard is None:
             return None
         job = session.get(Job, shard.job_id)
-        expired = shard.status is ShardStatus.running and (
-            shard.lease_expires_at is None or shard.lease_expires_at < now
-        )
+        expired = lease_expired(shard, now)
+        if expired and expired_lease_status(shard, job) is not ShardStatus.pending:
+            # a redelivered message of a shard whose worker died on its last attempt, or of
+            # a job being cancelled: settled as the lease reaper would, never run again
+            settle_expired_lease(shard, job, now)
+            return None
         if job is None or job.cancel_requested:
             # a shard running under a live lease finishes its attempt; the rest stop here
-            if shard.status in (ShardStatus.pending, ShardStatus.queued) or expired:
-                shard.status = ShardStatus.cancelled
+            if shard.status in (ShardStatus.pending, ShardStatus.queued):
+                move_shard(shard, ShardStatus.cancelled)
             return None
         if shard.status not in states and not expired:
             return None
-        cap = int((job.spec or {}).get("max_attempts", 3))
-        if expired and shard.attempts >= cap:
-            # a redelivered message of a shard whose worker died on its last attempt: fail it
-            # as the lease reaper would, instead of running it past the cap
-            reason = f"lease of {shard.lease_owner} expired (worker lost?)"
-            shard.status = ShardStatus.failed
-            shard.error = f"failed after {shard.attempts} attempts: {reason}"
-            shard.lease_owner, shard.lease_expires_at, shard.finished_at = None, None, now
-            return None
-        shard.status = ShardStatus.running
+        move_shard(shard, ShardStatus.running)  # an expired lease: running -> running
         shard.lease_owner = owner
         shard.lease_expires_at = now + dt.timedelta(seconds=lease_seconds)
         shard.attempts = (shard.attempts or 0) + 1
         shard.started_at = now
         if job.status is JobStatus.pending:
-            job.status = JobStatus.running
+            move_job(job, JobStatus.running)
             job.started_at = now
         return Claim(
             shard_id=shard.id,
@@ -228,10 +230,9 @@ def complete_shard(
     """
     with write_session(engine) as session:
         result = session.execute(
-            update(Shard)
+            shards_update(ShardStatus.running, ShardStatus.done)
             .where(Shard.id == claim.shard_id, Shard.lease_owner == claim.owner)
-            .where(Shard.status == ShardStatus.running)
-            .values(status=ShardStatus.done, finished_at=utcnow(), lease_expires_at=None)
+            .values(finished_at=utcnow(), lease_expires_at=None)
         )
         if not result.rowcount:  # type: ignore[attr-defined]
             session.rollback()
@@ -275,10 +276,9 @@ def complete_shard_by_sample(
                 by_sample.setdefault(int(r["sample_index"]), {}).setdefault(table, []).append(r)
     with write_session(engine) as session:
         result = session.execute(
-            update(Shard)
+            shards_update(ShardStatus.running, ShardStatus.done)
             .where(Shard.id == claim.shard_id, Shard.lease_owner == claim.owner)
-            .where(Shard.status == ShardStatus.running)
-            .values(status=ShardStatus.done, finished_at=utcnow(), lease_expires_at=None)
+            .values(finished_at=utcnow(), lease_expires_at=None)
         )
         if not result.rowcount:  # type: ignore[attr-defined]
             session.rollback()
@@ -319,12 +319,10 @@ def fail_attempt(engine: Engine, claim: Claim, error: str, max_attempts: int) ->
         shard.lease_owner = None
         shard.lease_expires_at = None
         if shard.attempts >= max_attempts:
-            shard.status = ShardStatus.failed
             shard.error = f"failed after {shard.attempts} attempts: {error}"
             shard.finished_at = utcnow()
-        else:
-            shard.status = ShardStatus.pending
-        return shard.status
+            return move_shard(shard, ShardStatus.failed)
+        return move_shard(shard, ShardStatus.pending)
 
 
 def shard_counts(session: Session, job_id: int) -> dict[str, int]:
@@ -431,15 +429,15 @@ def finalize_job(session: Session, job_id: int) -> JobStatus:
     )
     ok = done_samples - errors
     if job.cancel_requested:
-        job.status = JobStatus.cancelled
+        final = JobStatus.cancelled
     elif ok <= 0:
-        job.status = JobStatus.failed
+        final = JobStatus.failed
         first = session.scalar(
             select(Shard.error).where(Shard.job_id == job_id, Shard.error.is_not(None)).limit(1)
         )
         job.error = first or "no sample succeeded (see sample errors)"
     elif counts[ShardStatus.failed.value] or errors:
-        job.status = JobStatus.partial
+        final = JobStatus.partial
         why = []
         if counts[ShardStatus.failed.value]:
             why.append(f"{counts[ShardStatus.failed.value]} shards failed")
@@ -447,9 +445,9 @@ def finalize_job(session: Session, job_id: int) -> JobStatus:
             why.append(f"{errors} samples failed")
         job.error = f"{' and '.join(why)} (see `xaiq errors {job_id}`)"
     else:
-        job.status = JobStatus.succeeded
+        final = JobStatus.succeeded
     job.finished_at = utcnow()
-    return job.status
+    return move_job(job, final)
 
 
 def request_cancel(engine: Engine, job_id: int) -> dict[str, int]:
@@ -460,29 +458,33 @@ def request_cancel(engine: Engine, job_id: int) -> dict[str, int]:
         if job.finished_at is None:
             job.cancel_requested = True
             session.execute(
-                update(Shard)
+                shards_update([ShardStatus.pending, ShardStatus.queued], ShardStatus.cancelled)
                 .where(Shard.job_id == job_id)
-                .where(Shard.status.in_([ShardStatus.pending, ShardStatus.queued]))
-                .values(status=ShardStatus.cancelled, finished_at=utcnow())
+                .values(finished_at=utcnow())
             )
             session.flush()
             finalize_job(session, job_id)
         return shard_counts(session, job_id)
 
 
+def rerun_shards(session: Session, job_id: int) -> int:
+    """A job's failed and cancelled shards back to pending, their attempts reset; returns
+    how many."""
+    result = session.execute(
+        shards_update([ShardStatus.failed, ShardStatus.cancelled], ShardStatus.pending)
+        .where(Shard.job_id == job_id)
+        .values(attempts=0, error=None, lease_owner=None)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 def reset_failed_shards(engine: Engine, job_id: int) -> int:
     """Put a finished job's failed (and cancelled) shards back to pending; returns how many."""
     with write_session(engine) as session:
         job = get_job(session, job_id)
-        states = [ShardStatus.failed, ShardStatus.cancelled]
-        result = session.execute(
-            update(Shard)
-            .where(Shard.job_id == job_id, Shard.status.in_(states))
-            .values(status=ShardStatus.pending, attempts=0, error=None, lease_owner=None)
-        )
-        n = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        n = rerun_shards(session, job_id)
         if n:
-            job.status = JobStatus.running if job.started_at else JobStatus.pending
+            reopen_job(job)
             job.finished_at = None
             job.cancel_requested = False
             job.error = None
@@ -616,16 +618,5 @@ def reap_expired(engine: Engine, job_id: int | None = None) -> list[tuple[int, s
         if job_id is not None:
             stmt = stmt.where(Shard.job_id == job_id)
         for shard, job in session.execute(stmt).all():
-            cap = int((job.spec or {}).get("max_attempts", 3))
-            reason = f"lease of {shard.lease_owner} expired (worker lost?)"
-            shard.lease_owner, shard.lease_expires_at = None, None
-            if job.cancel_requested:
-                shard.status = ShardStatus.cancelled
-            elif shard.attempts >= cap:
-                shard.status = ShardStatus.failed
-                shard.error = f"failed after {shard.attempts} attempts: {reason}"
-                shard.finished_at = now
-            else:
-                shard.status, shard.error = ShardStatus.pending, reason
-            moved.append((shard.id, shard.status.value))
+            moved.append((shard.id, settle_expired_lease(shard, job, now).value))
     return moved

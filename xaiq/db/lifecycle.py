@@ -25,9 +25,10 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from xaiq.db.errors import DbError
-from xaiq.db.jobs import RESULT_TABLES, get_job, insert_ignore
+from xaiq.db.jobs import RESULT_TABLES, get_job, insert_ignore, rerun_shards
 from xaiq.db.models import Job, JobStatus, SampleErrorRow, SampleRow, Shard, ShardStatus, utcnow
 from xaiq.db.session import read_session, write_session
+from xaiq.db.transitions import move_job, move_shard, reopen_job, shards_update
 
 LOCAL_QUEUE = "local"  # the queue of in-process jobs (xaiq.scheduler.submit.LOCAL_QUEUE)
 OPEN = (JobStatus.pending, JobStatus.running)
@@ -91,7 +92,7 @@ def _restart(job: Job, now: dt.datetime) -> None:
         return
     if job.started_at is not None and job.owner is None and job.owner_seen_at is not None:
         job.started_at += max(now - job.owner_seen_at, dt.timedelta(0))
-    job.status = JobStatus.running if job.started_at else JobStatus.pending
+    reopen_job(job)
 
 
 def touch_job(engine: Engine, job_id: int, owner: str) -> bool:
@@ -116,7 +117,7 @@ def release_job(
             return
         job.owner, job.owner_seen_at = None, utcnow()  # when it stopped (see _restart)
         if interrupted and job.finished_at is None and job.status in OPEN:
-            job.status = JobStatus.interrupted
+            move_job(job, JobStatus.interrupted)
             _shards_back_to_pending(session, job_id, shard_owner)
 
 
@@ -126,7 +127,7 @@ def _shards_back_to_pending(session: Session, job_id: int, lease_owner: str | No
         stmt = stmt.where(Shard.lease_owner == lease_owner)
     shards = list(session.scalars(stmt))
     for shard in shards:
-        shard.status = ShardStatus.pending
+        move_shard(shard, ShardStatus.pending)
         shard.attempts = max((shard.attempts or 1) - 1, 0)
         shard.lease_owner, shard.lease_expires_at = None, None
     return len(shards)
@@ -176,7 +177,7 @@ def reap_orphans(engine: Engine, job_id: int | None = None) -> list[Orphan]:
             if not _orphaned(session, job, now):
                 continue
             reaped.append(Orphan(jid, job.owner, _shards_back_to_pending(session, jid)))
-            job.status = JobStatus.interrupted
+            move_job(job, JobStatus.interrupted)
             job.owner = None  # owner_seen_at stays: about when it stopped
     return reaped
 
@@ -232,21 +233,19 @@ def suspend_shard(
     """Write the rows of a shard stopped between batches and put it back to pending (or to
     cancelled), its attempt not counted. ``False`` (nothing written) when ``owner`` lost the
     lease."""
-    now = utcnow()
     values: dict[str, Any] = {
-        "status": ShardStatus.cancelled if cancelled else ShardStatus.pending,
         "lease_owner": None,
         "lease_expires_at": None,
         "samples_done": samples_done,
         "attempts": Shard.attempts - 1,
     }
     if cancelled:
-        values["finished_at"] = now
+        values["finished_at"] = utcnow()
+    to = ShardStatus.cancelled if cancelled else ShardStatus.pending
     with write_session(engine) as session:
         result = session.execute(
-            update(Shard)
+            shards_update(ShardStatus.running, to)
             .where(Shard.id == shard_id, Shard.lease_owner == owner)
-            .where(Shard.status == ShardStatus.running)
             .values(**values)
         )
         if not result.rowcount:  # type: ignore[attr-defined]
@@ -266,19 +265,14 @@ def resume_job(engine: Engine, job_id: int, queue: str | None = None) -> int:
         busy = job.owner is not None and owner_alive(job.owner, job.owner_seen_at, utcnow())
         if job.status in OPEN and busy:
             raise OwnerBusyError(f"job {job_id} is being run by process {job.owner}")
-        states = [ShardStatus.failed, ShardStatus.cancelled]
-        session.execute(
-            update(Shard)
-            .where(Shard.job_id == job_id, Shard.status.in_(states))
-            .values(status=ShardStatus.pending, attempts=0, error=None, lease_owner=None)
-        )
+        rerun_shards(session, job_id)
         if queue is not None:
             job.queue = queue
         job.finished_at, job.cancel_requested, job.error = None, False, None
         if job.status is JobStatus.interrupted:
             _restart(job, utcnow())
         else:
-            job.status = JobStatus.running if job.started_at else JobStatus.pending
+            reopen_job(job)
         job.owner, job.owner_seen_at = None, utcnow()
         session.flush()
         unfinished = (ShardStatus.pending, ShardStatus.queued, ShardStatus.running)

@@ -20,12 +20,13 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, select
 
 from xaiq.broker.app import QUEUES as BROKER_QUEUES
 from xaiq.db.jobs import IN_FLIGHT, beat, finalize_job, reap_expired
 from xaiq.db.models import Job, JobStatus, Shard, ShardStatus, utcnow
 from xaiq.db.session import read_session, write_session
+from xaiq.db.transitions import shards_update
 from xaiq.scheduler.submit import SCHEDULER_COMPONENT
 
 Publisher = Callable[[int, str], None]  # (shard id, queue)
@@ -131,9 +132,9 @@ class Scheduler:
             return []
         with write_session(self.engine) as session:
             marked = session.scalars(
-                update(Shard)
-                .where(Shard.id.in_(chosen), Shard.status == ShardStatus.pending)
-                .values(status=ShardStatus.queued, published_at=utcnow())
+                shards_update(ShardStatus.pending, ShardStatus.queued)
+                .where(Shard.id.in_(chosen))
+                .values(published_at=utcnow())
                 .returning(Shard.id)
             ).all()
         published = []
@@ -144,9 +145,9 @@ class Scheduler:
             except Exception:  # broker hiccup: back to pending, retried next tick
                 with write_session(self.engine) as session:
                     session.execute(
-                        update(Shard)
-                        .where(Shard.id == shard_id, Shard.status == ShardStatus.queued)
-                        .values(status=ShardStatus.pending)
+                        shards_update(ShardStatus.queued, ShardStatus.pending).where(
+                            Shard.id == shard_id
+                        )
                     )
         return published
 
@@ -177,9 +178,8 @@ class Scheduler:
         cutoff = utcnow() - dt.timedelta(seconds=timeout)
         with write_session(self.engine) as session:
             ids = session.scalars(
-                update(Shard)
-                .where(Shard.status == ShardStatus.queued, Shard.published_at < cutoff)
-                .values(status=ShardStatus.pending)
+                shards_update(ShardStatus.queued, ShardStatus.pending)
+                .where(Shard.published_at < cutoff)
                 .returning(Shard.id)
             ).all()
         return [(i, ShardStatus.pending.value) for i in ids]
