@@ -1,7 +1,9 @@
 """``xaiq submit KIND``: one sub-command per job kind, each with only its own options.
 
-The flags become a spec in :mod:`xaiq.scheduler.spec_builder`; this module only declares the
-options and runs the job (in-process by default, on the workers when XAIQ_BROKER_URL is set).
+The flags become a spec through the kind's builder (:mod:`xaiq.scheduler.kinds`); this module
+only declares the options and runs the job (in-process by default, on the workers when
+XAIQ_BROKER_URL is set). ``tests/jobs/test_kinds.py`` checks that the sub-commands are the
+registered kinds.
 """
 
 from __future__ import annotations
@@ -115,9 +117,13 @@ def _planned(done: Any) -> str:
     return f"job {done.job_id}: {done.n_samples} samples in {done.n_shards} shards"
 
 
-def submit_with_flags(spec: dict[str, Any], flags: dict[str, Any]) -> None:
-    """:func:`run_submission` with the options every sub-command shares read from its
-    ``flags`` (the command's own ``locals()``)."""
+def submit_kind(kind: str, flags: dict[str, Any]) -> None:
+    """Build the spec of ``kind`` from ``flags`` (the sub-command's own ``locals()``) with the
+    kind's builder (:mod:`xaiq.scheduler.kinds`) and :func:`run_submission` it with the
+    options every sub-command shares."""
+    from xaiq.scheduler.kinds import KINDS
+
+    spec = KINDS[kind].build(flags, flags["spec_file"])
     run_submission(
         spec,
         name=flags["name"],
@@ -198,11 +204,7 @@ def submit_attribution(
 ) -> None:
     """Saliency maps of every sample for each method (stored as artifacts, with summary
     rows); needs --dataset, --model and --methods (or a --spec file that has them)."""
-    from xaiq.scheduler.spec_builder import attribution_spec
-
-    flags = dict(locals())
-    spec = attribution_spec(flags, spec_file)
-    submit_with_flags(spec, flags)
+    submit_kind("attribution", dict(locals()))
 
 
 @submit_app.command("disagreement")
@@ -281,11 +283,7 @@ def submit_disagreement(
     """For every pair of methods and every sample, how much the two maps disagree over
     superpixels (the metrics of `xaiq metrics`); needs --dataset, --model (or --models) and
     --methods (or --from-job), from the flags or a --spec file."""
-    from xaiq.scheduler.spec_builder import disagreement_spec
-
-    flags = dict(locals())
-    spec = disagreement_spec(flags, spec_file)
-    submit_with_flags(spec, flags)
+    submit_kind("disagreement", dict(locals()))
 
 
 @submit_app.command("attack")
@@ -344,8 +342,4 @@ def submit_attack(
     """The RISE-guided attack on every sample (by default it repairs the misclassified
     ones); needs --dataset and --model. The search's options are spelled as on
     `xaiq attack`; unset ones take the defaults shown."""
-    from xaiq.scheduler.spec_builder import attack_spec
-
-    flags = dict(locals())
-    spec = attack_spec(flags, spec_file)
-    submit_with_flags(spec, flags)
+    submit_kind("attack", dict(locals()))

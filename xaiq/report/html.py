@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -152,21 +152,23 @@ def _job_report(
     rank_at: dict[str, str] | None = None,
 ) -> str:
     parts = [f"<h1>Job {job.id}: {html.escape(job.kind.value)}</h1>"]
-    if job.kind == JobKind.disagreement:
-        parts.append(disagreement_results(engine, job, metric, glossary=glossary, rank_at=rank_at))
-        from xaiq.report.faith_section import faith_sections
-
-        progress(f"job {job.id}: drawing the faithfulness and sanity figures...")
-        parts.append(faith_sections(engine, job))
-    elif job.kind == JobKind.attack:
-        parts.append(_attack_section(engine, job))
-    else:
-        parts.append(_attribution_section(engine, job))
+    view = {"metric": metric, "glossary": glossary, "rank_at": rank_at}
+    parts.append(KIND_SECTIONS[job.kind](engine, job, view))
     from xaiq.report.faith_section import protocol_section
 
     parts.append(protocol_section(job))
     parts.append(_details(engine, job))
     return "\n".join(parts)
+
+
+def _disagreement_section(engine: Engine, job: Any, view: dict[str, Any]) -> str:
+    from xaiq.report.faith_section import faith_sections
+
+    results = disagreement_results(
+        engine, job, view["metric"], glossary=view["glossary"], rank_at=view["rank_at"]
+    )
+    progress(f"job {job.id}: drawing the faithfulness and sanity figures...")
+    return results + "\n" + faith_sections(engine, job)
 
 
 def _side_by_side(engine: Engine, jobs: list[Any], metric: str) -> str:
@@ -232,7 +234,7 @@ def _details(engine: Engine, job: Any) -> str:
     )
 
 
-def _attack_section(engine: Engine, job: Any) -> str:
+def _attack_section(engine: Engine, job: Any, view: dict[str, Any]) -> str:
     attack = (job.spec or {}).get("attack") or {}
     progress(f"job {job.id}: reading attack rows...")
     out = ["<h2>Attack</h2>"]
@@ -287,7 +289,7 @@ def _attack_section(engine: Engine, job: Any) -> str:
     return "\n".join(out)
 
 
-def _attribution_section(engine: Engine, job: Any) -> str:
+def _attribution_section(engine: Engine, job: Any, view: dict[str, Any]) -> str:
     from xaiq.db.errors import NotFoundError
     from xaiq.report.show import sample_map_figure
 
@@ -311,3 +313,11 @@ def sample_block(engine: Engine, job: Any, idx: int, what: str) -> str:
     except NotFoundError:
         return f'<p class="note">sample {idx}: no attribution maps available</p>'
     return img(fig, f"sample {idx} {what}")
+
+
+# what a job's report shows, per job kind (one entry per kind of xaiq.scheduler.kinds)
+KIND_SECTIONS: dict[JobKind, Callable[[Engine, Any, dict[str, Any]], str]] = {
+    JobKind.attribution: _attribution_section,
+    JobKind.disagreement: _disagreement_section,
+    JobKind.attack: _attack_section,
+}

@@ -3,7 +3,8 @@
 Each builder takes the flag values as given (``None``: not given), turns the list, number
 and ``KEY=VALUE`` spellings into spec values and lays them over the ``--spec`` file's object,
 if any. The result is a raw spec for :func:`xaiq.scheduler.spec.validate_spec`, which checks
-every value; here only the spelling is checked (:class:`SpecError` naming the flag).
+every value; here only the spelling is checked (:class:`SpecError` naming the flag). The
+kind registry (:mod:`xaiq.scheduler.kinds`) names each kind's builder.
 """
 
 from __future__ import annotations
@@ -177,10 +178,3 @@ def attack_spec(flags: Mapping[str, Any], spec_file: Path | None = None) -> dict
     if flags.get("attack_all"):
         attack["only_misclassified"] = False
     return build_spec("attack", {**common_options(flags), "attack": attack}, spec_file)
-
-
-BUILDERS = {
-    "attribution": attribution_spec,
-    "disagreement": disagreement_spec,
-    "attack": attack_spec,
-}

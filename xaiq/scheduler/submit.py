@@ -14,10 +14,11 @@ from typing import Any
 from sqlalchemy import Engine
 
 from xaiq.db.jobs import create_job, get_job, last_beat
-from xaiq.db.models import JobKind, JobStatus, utcnow
+from xaiq.db.models import JobStatus, utcnow
 from xaiq.db.session import get_engine, read_session
 from xaiq.db.urls import normalise_url, redact_url, scrub
 from xaiq.scheduler.errors import BrokerError, SpecError
+from xaiq.scheduler.kinds import KINDS
 from xaiq.scheduler.labels import check_name, check_tags
 from xaiq.scheduler.pins import pin_samples
 from xaiq.scheduler.spec import plan_shards, validate_spec
@@ -83,7 +84,7 @@ def _check_source(engine: Engine, spec: dict[str, Any], target: str | None) -> N
             src = get_job(session, spec["from_job"])
         except NotFoundError:
             raise SpecError(f"from_job: no job with id {spec['from_job']}") from None
-        if src.kind not in (JobKind.attribution, JobKind.disagreement):
+        if not KINDS[src.kind.value].stores_maps:
             raise SpecError(f"from_job: job {src.id} is a {src.kind.value} job; it has no maps")
         if src.status not in (JobStatus.succeeded, JobStatus.partial):
             raise SpecError(f"from_job: job {src.id} is {src.status.value}, not finished")

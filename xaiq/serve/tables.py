@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,17 +114,27 @@ def failures_table(engine: Engine, job: Any, limit: int = 200) -> Table:
 
 def job_tables(engine: Engine, job: Any) -> list[Table]:
     """Every table of a job's page, in the page's order."""
-    out: list[Table] = []
-    if job.kind == JobKind.disagreement:
-        out += verdict_tables(engine, job)
-        out.append(stats_table(engine, [job.id], ["pair"]))
-        faith = faith_table(engine, job)
-        if faith is not None:
-            out.append(faith)
-    elif job.kind == JobKind.attack:
-        out += [attack_table(engine, job), attack_table(engine, job, "label")]
-    out.append(failures_table(engine, job))
-    return out
+    return [*KIND_TABLES[job.kind](engine, job), failures_table(engine, job)]
+
+
+def _disagreement_tables(engine: Engine, job: Any) -> list[Table]:
+    faith = faith_table(engine, job)
+    return [
+        *verdict_tables(engine, job),
+        stats_table(engine, [job.id], ["pair"]),
+        *([faith] if faith is not None else []),
+    ]
+
+
+# a job page's own tables, per job kind (one entry per kind of xaiq.scheduler.kinds)
+KIND_TABLES: dict[JobKind, Callable[[Engine, Any], list[Table]]] = {
+    JobKind.attribution: lambda engine, job: [],
+    JobKind.disagreement: _disagreement_tables,
+    JobKind.attack: lambda engine, job: [
+        attack_table(engine, job),
+        attack_table(engine, job, "label"),
+    ],
+}
 
 
 def compare_table(engine: Engine, a: Any, b: Any) -> Table:

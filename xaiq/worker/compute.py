@@ -8,6 +8,7 @@ Models and datasets are cached per process and loaded lazily in the process that
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ import torch
 from sqlalchemy import Engine
 
 from xaiq.db.jobs import Claim
+from xaiq.scheduler.kinds import KINDS
 from xaiq.worker import stages
 from xaiq.worker.artifacts import ArtifactError, ChunkWriter, load_arrays
 from xaiq.worker.checkpoint import Checkpoint, ShardInterrupted
@@ -389,49 +391,15 @@ def store_maps(
             rows.add_array("attributions", row, group or method, idx, m, rows.map_dtype)
 
 
-def _attribution(
-    claim: Claim, model: LoadedModel, batch: Batch, rows: ShardRows, root: Path
-) -> dict[str, dict[int, np.ndarray]]:
-    spec = claim.spec
-    all_maps = {}
-    for method in spec["methods"]:
-        got = explain_maps(method, model, batch, spec["params"][method], spec["seed"], rows)
-        store_maps(claim, method, got, batch, rows)
-        all_maps[method] = got.maps
-    return all_maps
+BatchFunction = Callable[[Claim, LoadedModel, Batch, ShardRows, Path], Any]
 
 
-def _disagreement(
-    claim: Claim, model: LoadedModel, batch: Batch, rows: ShardRows, root: Path
-) -> None:
-    from xaiq.worker.disagreement_kind import disagreement_batch
-
-    disagreement_batch(claim, model, batch, rows, root)
-
-
-Kind = Callable[[Claim, LoadedModel, Batch, ShardRows, Path], Any]
-
-
-def _attack(claim: Claim, model: LoadedModel, batch: Batch, rows: ShardRows, root: Path) -> None:
-    from xaiq.worker.attack_kind import attack_batch  # imports the attack library lazily
-
-    attack_batch(claim, model, batch, rows, root)
-
-
-KINDS: dict[str, Kind] = {
-    "attribution": _attribution,
-    "disagreement": _disagreement,
-    "attack": _attack,
-}
-
-
-def register_kind(name: str, fn: Kind) -> None:
-    if name in KINDS:
-        raise ValueError(f"job kind {name!r} is already registered")
-    KINDS[name] = fn
-
-
-ONE_STAGE = {"attack": "attack", "attribution": "explain"}
+def kind_function(name: str) -> BatchFunction:
+    """The function that computes a batch of job kind ``name``: the ``"module:function"`` its
+    registry entry names (:mod:`xaiq.scheduler.kinds`), imported on first use."""
+    module, _, function = KINDS[name].compute.partition(":")
+    fn: BatchFunction = getattr(importlib.import_module(module), function)
+    return fn
 
 
 def _within_batch(checkpoint: Checkpoint, before: int, size: int) -> Callable[[int], None]:
@@ -480,7 +448,7 @@ def compute_shard(
             rows.keys[idx] = dataset.key(idx)
     for idx, why in changed.items():
         rows.error(idx, "load", why)
-    kind = KINDS[claim.kind]
+    kind, stage = kind_function(claim.kind), KINDS[claim.kind].stage
     size = int(spec.get("batch_size", 32))
     for lo in range(0, len(indices), size):
         part = indices[lo : lo + size]
@@ -492,7 +460,6 @@ def compute_shard(
             if checkpoint is not None:
                 rows.on_progress = _within_batch(checkpoint, done, len(part))
             # one-stage kinds are counted here; a disagreement batch reports its own stages
-            stage = ONE_STAGE.get(claim.kind)
             if stage is not None:
                 stages.begin(claim.job_id, stage)
             kind(claim, model, batch, rows, root)
