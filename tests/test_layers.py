@@ -164,9 +164,37 @@ def private_imports(tree: ast.AST) -> list[str]:
     return found
 
 
+OUR_MODULES = {module_name(p) for p in MODULES}
+
+
+def private_attributes(tree: ast.AST) -> list[str]:
+    """``module._name`` where ``module`` is one of ours bound by ``import xaiq.m as module``
+    or ``from xaiq.pkg import module``: a private name reached around the import check."""
+    bound: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name in OUR_MODULES:
+                    bound[a.asname or a.name] = a.name
+        elif isinstance(node, ast.ImportFrom) and hits(node.module or "", ("xaiq",)):
+            for a in node.names:
+                if f"{node.module}.{a.name}" in OUR_MODULES:
+                    bound[a.asname or a.name] = f"{node.module}.{a.name}"
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            private = node.attr.startswith("_") and not node.attr.startswith("__")
+            if private and node.value.id in bound:
+                found.append(f"{bound[node.value.id]}.{node.attr}")
+    return found
+
+
 @pytest.mark.parametrize("path", OUR_FILES, ids=[str(p.relative_to(ROOT)) for p in OUR_FILES])
 def test_no_private_name_is_imported_from_another_module(path):
-    private = private_imports(ast.parse(path.read_text(), filename=str(path)))
+    tree = ast.parse(path.read_text(), filename=str(path))
+    private = private_imports(tree)
+    if path.is_relative_to(PACKAGE):  # (tests may patch a module's private state)
+        private += private_attributes(tree)
     assert not private, f"{path.relative_to(ROOT)} imports private names {private}"
 
 
@@ -176,6 +204,15 @@ def test_the_checker_sees_a_private_import():
     ]
     assert private_imports(ast.parse("from .jobs import _wait\n")) == ["jobs._wait"]
     assert private_imports(ast.parse("from os import _exit\nfrom x import __all__\n")) == []
+    assert private_imports(ast.parse("from xaiq.db.jobs import (\n    ok,\n    _hidden,\n)\n")) == [
+        "xaiq.db.jobs._hidden"
+    ]
+    code = "from xaiq.db import jobs\nimport xaiq.worker.compute as c\njobs._wait(c._models)\n"
+    assert sorted(private_attributes(ast.parse(code))) == [
+        "xaiq.db.jobs._wait",
+        "xaiq.worker.compute._models",
+    ]
+    assert private_attributes(ast.parse("import os\nos._exit(0)\nself._x = 1\n")) == []
 
 
 def test_the_checker_sees_the_store_importing_statistics():
