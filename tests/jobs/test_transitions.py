@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from xaiq.db.errors import TransitionError
 from xaiq.db.jobs import claim_shard, complete_shard, create_job, finalize_job, reap_expired
 from xaiq.db.lifecycle import resume_job
 from xaiq.db.models import Job, JobStatus, Shard, ShardStatus, utcnow
@@ -18,7 +19,6 @@ from xaiq.db.session import get_engine, read_session, write_session
 from xaiq.db.transitions import (
     JOB_TRANSITIONS,
     SHARD_TRANSITIONS,
-    TransitionError,
     expired_lease_status,
     job_may_move,
     move_job,

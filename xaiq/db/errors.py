@@ -5,7 +5,8 @@ DbError                  root
 ├── StoreError           the database failed after connecting (read-only, full, locked,
 │                        its schema gone, its file deleted or replaced)
 ├── NotFoundError        an unknown job / shard / sample id
-└── QueryError           a bad query argument (unknown group-by key, metric, format)
+├── QueryError           a bad query argument (unknown group-by key, metric, format)
+└── TransitionError      a job or shard status change that xaiq.db.transitions refuses
 """
 
 from __future__ import annotations
@@ -30,3 +31,8 @@ class NotFoundError(DbError, LookupError):
 
 class QueryError(DbError, ValueError):
     """A query argument outside its fixed set of allowed values."""
+
+
+class TransitionError(DbError):
+    """A status change that the transition table does not allow (the message names the row,
+    both statuses and what the status may become)."""

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Update, update
 
-from xaiq.db.errors import DbError
+from xaiq.db.errors import TransitionError
 from xaiq.db.models import Job, JobStatus, Shard, ShardStatus
 
 J, S = JobStatus, ShardStatus
@@ -50,10 +50,6 @@ SHARD_TRANSITIONS: Mapping[ShardStatus, frozenset[ShardStatus]] = {
     S.cancelled: frozenset({S.pending}),  # retried or resumed
     S.done: frozenset(),
 }
-
-
-class TransitionError(DbError):
-    """A status change that the transition table does not allow."""
 
 
 def _check(table: Mapping[Any, frozenset[Any]], what: str, current: Any, to: Any) -> None:
