@@ -118,12 +118,9 @@ def job_tables(engine: Engine, job: Any) -> list[Table]:
 
 
 def _disagreement_tables(engine: Engine, job: Any) -> list[Table]:
+    out = [*verdict_tables(engine, job), stats_table(engine, [job.id], ["pair"])]
     faith = faith_table(engine, job)
-    return [
-        *verdict_tables(engine, job),
-        stats_table(engine, [job.id], ["pair"]),
-        *([faith] if faith is not None else []),
-    ]
+    return out if faith is None else [*out, faith]
 
 
 # a job page's own tables, per job kind (one entry per kind of xaiq.scheduler.kinds)
