@@ -112,17 +112,18 @@ def test_retry_reruns_failed_shards_and_cancel_of_a_finished_job_changes_nothing
 ) -> None:
     from sqlalchemy import update
 
-    from xaiq.db.models import Shard, ShardStatus
+    from xaiq.db.models import Job, JobStatus, Shard, ShardStatus
     from xaiq.db.session import write_session
 
     assert main([*SUBMIT, "--json"]) == 0
     job_id = json.loads(capsys.readouterr().out)["job"]
-    with write_session() as s:
+    with write_session() as s:  # as if shard 1 had failed: the job would have ended partial
         s.execute(
             update(Shard)
             .where(Shard.job_id == job_id, Shard.index == 1)
             .values(status=ShardStatus.failed, error="boom")
         )
+        s.execute(update(Job).where(Job.id == job_id).values(status=JobStatus.partial))
     assert main(["retry", str(job_id), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["status"] == "succeeded"
     # a finished job is not cancelled: exit 1 (the job ended, not as asked), shards unchanged
