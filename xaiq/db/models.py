@@ -48,12 +48,15 @@ class Base(DeclarativeBase):
     pass
 
 
+# the kinds registered in xaiq.scheduler.kinds, in its order (the store may not import the
+# scheduler: tests/jobs/test_kinds.py keeps the two in step)
 class JobKind(enum.StrEnum):
     attribution = "attribution"
     disagreement = "disagreement"
     attack = "attack"
 
 
+# a status changes only through xaiq.db.transitions (its tables list the allowed changes)
 class JobStatus(enum.StrEnum):
     pending = "pending"  # committed, nothing run yet
     running = "running"
