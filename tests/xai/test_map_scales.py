@@ -47,3 +47,23 @@ def test_more_than_four_panels_wrap_into_balanced_rows():
 def test_cross_model_map_names_read_as_model_then_method():
     assert method_title("digits-cnn-weak:grad_cam") == "digits-cnn-weak: Grad-CAM"
     assert method_title("grad_cam") == "Grad-CAM"
+
+
+def test_the_title_sits_just_above_the_panels_and_wrapped_rows_do_not_touch():
+    rng = np.random.default_rng(3)
+    names = ("digits-cnn:saliency", "digits-cnn:grad_cam", "weak:saliency", "weak:grad_cam")
+    title = "sample 4 (digits/4): true 4\nA predicted 4 · B predicted 4\nmean: 1.000"
+    fig = comparison_figure(
+        rng.random((28, 28)), {n: rng.random((28, 28)) for n in names}, title=title
+    )
+    fig.draw_without_rendering()
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    dpi = fig.dpi
+    boxes = [ax.get_tightbbox() for ax in panels]  # pixels, titles included
+    (title_box,) = [t.get_window_extent() for t in fig.texts if t.get_text() == title]
+    gap_in = (title_box.y0 - max(b.y1 for b in boxes)) / dpi
+    assert 0 <= gap_in < 0.2, f"{gap_in:.2f} in between the figure title and the panels"
+    first_row = [ax.get_window_extent() for ax in panels[:3]]
+    second_row_titles = [ax.title.get_window_extent() for ax in panels[3:]]
+    clearance = min(a.y0 for a in first_row) - max(t.y1 for t in second_row_titles)
+    assert clearance / dpi > 0.1, "a second-row title touches the panels above it"

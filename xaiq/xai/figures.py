@@ -367,8 +367,7 @@ def comparison_figure(
             segments=segments,
             top_k=top_k,
         )
-    if title:
-        fig.suptitle(literal(title), fontsize=10)
+    suptitle = fig.suptitle(literal(title), fontsize=10) if title else None
     if metrics:
         text = "   ".join(
             f"{k.replace('_', ' ')}: "
@@ -380,7 +379,12 @@ def comparison_figure(
     lines = title.count("\n") + 1 if title else 0
     top = 1.0 - (0.12 + 0.2 * lines) / height if title else 1.0  # room for the title only
     bottom = 0.2 / height if metrics else 0.0
-    fig.tight_layout(rect=(0.0, bottom, 1.0, top))
+    fig.tight_layout(rect=(0.0, bottom, 1.0, top), h_pad=2.5)
+    if suptitle is not None:  # square panels leave slack above the grid: title just over them
+        fig.draw_without_rendering()
+        inv = fig.transFigure.inverted()
+        panels_top = max(inv.transform(ax.get_tightbbox())[1, 1] for ax in axes)
+        suptitle.set(y=min(panels_top + 0.05 / height, 0.98), va="bottom")
     return fig
 
 
