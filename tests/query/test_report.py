@@ -316,3 +316,17 @@ def test_the_verdict_leads_and_every_figure_is_shown_at_least_at_its_readable_si
     for alt, shown, panels, natural in got["img"]:
         assert panels >= 1 and natural > 0, alt
         assert shown >= panels * PANEL_PX - 1, (alt, shown, panels, natural)
+
+
+def test_an_html_table_rounds_each_column_by_one_rule():
+    import re
+
+    from xaiq.report.format import table as html_table
+
+    rows = [
+        {"metric": "a", "p": 0.0009938, "mean": 0.51234},
+        {"metric": "b", "p": 0.01234, "mean": 0.25},
+    ]
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", html_table(rows, ["metric", "p", "mean"]))
+    # p: 4 significant digits for both (not 0.0009938 beside 0.012); mean: 3 decimals
+    assert cells == ["a", "0.0009938", "0.512", "b", "0.01234", "0.250"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import itertools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from xaiq.report import plots
@@ -33,7 +33,19 @@ COUNT_COLUMNS = frozenset(
 )
 
 
-def num(value: Any, column: str = "") -> str:
+def needs_significant_digits(values: Iterable[Any]) -> bool:
+    """Whether a column's floats are shown with 4 significant digits (one finite non-zero
+    value below 0.001 or at least 10,000 in magnitude) rather than 3 decimals: one rule per
+    column, so its numbers line up and compare."""
+    return any(
+        isinstance(v, float) and math.isfinite(v) and v != 0 and (abs(v) >= 1e4 or abs(v) < 1e-3)
+        for v in values
+    )
+
+
+def num(value: Any, column: str = "", significant: bool | None = None) -> str:
+    """One cell. ``significant``: the column's rule (:func:`needs_significant_digits`); by
+    default the value's own."""
     if value is None:
         return "NULL"
     if isinstance(value, bool):
@@ -45,7 +57,9 @@ def num(value: Any, column: str = "") -> str:
             return "NaN"
         if column in COUNT_COLUMNS and value.is_integer():
             return str(int(value))
-        if value != 0 and (abs(value) >= 1e4 or abs(value) < 1e-3):
+        if significant is None:
+            significant = needs_significant_digits([value])
+        if significant and value != 0:
             return f"{value:.4g}"
         return f"{value:.3f}"
     return str(value)
@@ -66,12 +80,13 @@ def table(rows: Sequence[Mapping[str, Any]], cols: Sequence[str], cls: str = "")
     # a header may break after "_" (median_forward_passes), so wide tables narrow there
     head = "".join(f"<th>{html.escape(c).replace('_', '_<wbr>')}</th>" for c in cols)
     attr = f' class="{html.escape(cls)}"' if cls else ""
+    significant = {c: needs_significant_digits(r.get(c) for r in rows) for c in cols}
     body = []
     for r in rows:
         cells = []
         for c in cols:
             v = r.get(c)
-            text = num(v, c)
+            text = num(v, c, significant[c])
             # short cells (numbers, "0.512 [0.40, 0.61]") never wrap; long text does
             td = ["k"] if isinstance(v, str) else []
             if len(text) <= NOWRAP_CHARS:
