@@ -155,7 +155,14 @@ def demo_rows(ctx: Context) -> list[Row]:
     def search(fill: int) -> None:
         with ctx.autocast():
             results = attack.rise_guided_search(
-                module, xs, ys, sample_ids=ids, seed=spec["seed"], max_iters=iters, fill=fill
+                module,
+                xs,
+                ys,
+                sample_ids=ids,
+                seed=spec["seed"],
+                max_iters=iters,
+                fill=fill,
+                input_range=(0.0, 1.0),  # the loaded digits model's domain, as in the job
             )
         counts[f"fill{fill}"] = sum(r.forward_passes for r in results)
 
