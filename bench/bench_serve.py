@@ -114,7 +114,11 @@ def run(ctx: Context) -> list[Row]:
                     targets=(Target("<=", 1.0, on="value"),),
                     spread=tm[key].spread,
                     note=f"{urls[key]}; insert {insert_s():.0f} s",
-                    extra={"seconds": list(tm[key].samples), "bytes": out.get(key)},
+                    extra={
+                        "seconds": list(tm[key].samples),
+                        "baseline_seconds": list(tm["scan"].samples),
+                        "bytes": out.get(key),
+                    },
                 )
             )
         engine.dispose()
