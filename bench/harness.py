@@ -309,8 +309,20 @@ class Context:
 
             torch.cuda.synchronize(self.device)
 
-    def time(self, fns: dict[str, Callable[[], Any]], reps: int | None = None) -> dict[str, Timing]:
-        return measure_interleaved(fns, warmup=self.warmup, reps=reps or self.reps, sync=self.sync)
+    def time(
+        self,
+        fns: dict[str, Callable[[], Any]],
+        reps: int | None = None,
+        warmup: int | None = None,
+    ) -> dict[str, Timing]:
+        """:func:`measure_interleaved` with the context's repetitions and warm-up (a row
+        whose functions already ran untimed, e.g. in a recording call, may pass 0)."""
+        return measure_interleaved(
+            fns,
+            warmup=self.warmup if warmup is None else warmup,
+            reps=reps or self.reps,
+            sync=self.sync,
+        )
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         """bf16 autocast on CUDA when ``--amp`` was given; otherwise a no-op."""
