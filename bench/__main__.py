@@ -39,7 +39,9 @@ def load_modules(names: Sequence[str] = MODULE_NAMES) -> list[tuple[str, BenchFn
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    p.add_argument("--quick", action="store_true", help="small workloads (< 2 min in total)")
+    p.add_argument(
+        "--quick", action="store_true", help="small workloads (about 3 min on two idle cores)"
+    )
     p.add_argument(
         "--only",
         action="append",

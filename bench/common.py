@@ -113,8 +113,10 @@ def best_limit(
 
         return run
 
-    sizes = sweep_sizes(rows, also)
-    best = fastest_batch(under_autocast, sizes, reps=ctx.pick(1, 2), sync=ctx.sync)
+    sizes = sweep_sizes(rows, also, quick=ctx.quick)
+    best = fastest_batch(
+        under_autocast, sizes, reps=ctx.pick(1, 2), sync=ctx.sync, warm_each=not ctx.quick
+    )
     table = ", ".join(f"{b}: {t * 1000:.0f} ms" for b, t in sorted(best.seconds.items()))
     ctx.log(f"{ctx.module}: limit by batch size {table} -> {best.size}")
     return best

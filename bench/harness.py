@@ -157,6 +157,59 @@ class Row:
             return "miss"
         return "pass" if all(results) else "miss"
 
+    def spread_detail(self) -> dict[str, Any] | None:
+        """The row's figures over its timed repetitions: ``reps`` and min/median/max of the
+        value, the baseline and the ratio (per repetition: the library and its baseline were
+        timed in the same round), plus the relative half range and interquartile range of
+        the value. From ``extra["seconds"]`` (and ``"baseline_seconds"``): a throughput row
+        (unit ``.../s``) turns each time into a rate, a row in seconds takes it as is. None
+        when the row holds no per-repetition times (one measurement, a memory size)."""
+        seconds = self.extra.get("seconds")
+        if self.value is None or not isinstance(seconds, list | tuple) or not seconds:
+            return None
+        rate = self.unit.endswith("/s")
+
+        def figures(value: float, times: Sequence[float]) -> list[float]:
+            if not rate:
+                return [float(t) for t in times]
+            mid = statistics.median(times)  # value = work / median
+            return [value * mid / t for t in times if t > 0]
+
+        def summary(xs: Sequence[float]) -> dict[str, float]:
+            return {"min": min(xs), "median": statistics.median(xs), "max": max(xs)}
+
+        values = figures(self.value, seconds)
+        if not values:
+            return None
+        out: dict[str, Any] = {"reps": len(values), "value": summary(values)}
+        mid = statistics.median(values)
+        out["relative_half_range"] = (max(values) - min(values)) / (2 * mid) if mid else None
+        if len(values) >= 4 and mid:
+            q1, _, q3 = statistics.quantiles(values, n=4)
+            out["relative_iqr"] = (q3 - q1) / mid
+        base_times = self.extra.get("baseline_seconds")
+        if self.baseline is not None and isinstance(base_times, list | tuple) and base_times:
+            bases = figures(self.baseline, base_times)
+            out["baseline"] = summary(bases)
+            if len(bases) == len(values):
+                ratios = [v / b for v, b in zip(values, bases, strict=True) if b]
+                if ratios:
+                    out["ratio"] = summary(ratios)
+        return out
+
+    def spread_text(self) -> str:
+        """The table's spread cell: ``±4%, ratio 0.91-0.97 (3 reps)``; ``1 run`` for a single
+        timed repetition; empty when nothing was timed repeatedly."""
+        d = self.spread_detail()
+        if d is None:
+            return ""
+        if d["reps"] < 2:
+            return "1 run"
+        text = f"±{d['relative_half_range'] * 100:.0f}%" if d["relative_half_range"] else "±0%"
+        if "ratio" in d:
+            text += f", ratio {fmt(d['ratio']['min'])}-{fmt(d['ratio']['max'])}"
+        return f"{text} ({d['reps']} reps)"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "module": self.module,
@@ -164,6 +217,7 @@ class Row:
             "value": self.value,
             "unit": self.unit,
             "spread": self.spread,
+            "spread_detail": self.spread_detail(),
             "baseline": self.baseline,
             "baseline_name": self.baseline_name,
             "ratio": self.ratio,
@@ -255,8 +309,20 @@ class Context:
 
             torch.cuda.synchronize(self.device)
 
-    def time(self, fns: dict[str, Callable[[], Any]], reps: int | None = None) -> dict[str, Timing]:
-        return measure_interleaved(fns, warmup=self.warmup, reps=reps or self.reps, sync=self.sync)
+    def time(
+        self,
+        fns: dict[str, Callable[[], Any]],
+        reps: int | None = None,
+        warmup: int | None = None,
+    ) -> dict[str, Timing]:
+        """:func:`measure_interleaved` with the context's repetitions and warm-up (a row
+        whose functions already ran untimed, e.g. in a recording call, may pass 0)."""
+        return measure_interleaved(
+            fns,
+            warmup=self.warmup if warmup is None else warmup,
+            reps=reps or self.reps,
+            sync=self.sync,
+        )
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         """bf16 autocast on CUDA when ``--amp`` was given; otherwise a no-op."""
@@ -441,6 +507,7 @@ def render_table(result: SuiteResult) -> Any:
         ("unit", "left"),
         ("baseline", "left"),
         ("ratio", "right"),
+        ("spread", "left"),
         ("target", "left"),
         ("result", "left"),
     ]:
@@ -454,8 +521,6 @@ def render_table(result: SuiteResult) -> Any:
         else:
             label = status
         value = fmt(row.value)
-        if row.value is not None and row.spread:
-            value += f" ±{row.spread * 100:.0f}%"
         base = f"{fmt(row.baseline)} ({row.baseline_name})" if row.baseline is not None else ""
         table.add_row(
             row.name,
@@ -463,6 +528,7 @@ def render_table(result: SuiteResult) -> Any:
             row.unit,
             base,
             fmt(row.ratio),
+            row.spread_text(),
             "; ".join(t.describe(row.unit) for t in row.targets),
             f"[{colour[status]}]{label}[/]",
         )
@@ -472,20 +538,20 @@ def render_table(result: SuiteResult) -> Any:
 def markdown_table(result: SuiteResult) -> str:
     """The same table as Markdown (for bench/README.md)."""
     lines = [
-        "| row | value | unit | baseline | ratio | target | result |",
-        "|---|---:|---|---|---:|---|---|",
+        "| row | value | unit | baseline | ratio | spread | target | result |",
+        "|---|---:|---|---|---:|---|---|---|",
     ]
     for row in result.rows:
         status = row.status
         label = {"skipped": f"skipped: {row.skipped}", "error": f"error: {row.error}"}.get(
             status, status
         )
-        value = fmt(row.value) + (f" ±{row.spread * 100:.0f}%" if row.spread else "")
+        value = fmt(row.value)
         base = f"{fmt(row.baseline)} ({row.baseline_name})" if row.baseline is not None else ""
         target = "; ".join(t.describe(row.unit) for t in row.targets)
         lines.append(
-            f"| {row.name} | {value} | {row.unit} | {base} | {fmt(row.ratio)} | {target} "
-            f"| {label} |"
+            f"| {row.name} | {value} | {row.unit} | {base} | {fmt(row.ratio)} "
+            f"| {row.spread_text()} | {target} | {label} |"
         )
     return "\n".join(lines)
 

@@ -51,6 +51,38 @@ def test_rate_row_divides_work_by_the_median_time() -> None:
     assert lib.spread == pytest.approx(1.75)
 
 
+def test_a_rows_spread_is_reported_per_repetition_in_the_json_and_the_table() -> None:
+    lib = Timing((1.0, 2.0, 4.0))  # 10 units of work: 10, 5, 2.5 per second
+    base = Timing((2.0, 2.0, 5.0))  # 5 units: 2.5, 2.5, 1 per second
+    row = rate_row("r", 10, lib, 5, base, unit="x/s", baseline_name="b")
+    d = row.spread_detail()
+    assert d is not None and d["reps"] == 3
+    assert d["value"] == pytest.approx({"min": 2.5, "median": 5.0, "max": 10.0})
+    assert d["baseline"] == pytest.approx({"min": 1.0, "median": 2.5, "max": 2.5})
+    # per round: 10/2.5, 5/2.5, 2.5/1 -- not min(value)/max(baseline)
+    assert d["ratio"] == pytest.approx({"min": 2.0, "median": 2.5, "max": 4.0})
+    assert d["relative_half_range"] == pytest.approx(0.75)
+    assert row.to_json()["spread_detail"] == d
+    assert row.spread_text() == "±75%, ratio 2-4 (3 reps)"
+    # a row in seconds takes the times as they are; the ratio is value over baseline
+    secs = Row(
+        name="s",
+        value=2.0,
+        unit="s",
+        baseline=1.0,
+        extra={"seconds": [1.0, 2.0, 3.0, 4.0, 5.0], "baseline_seconds": [1.0] * 5},
+    )
+    d = secs.spread_detail()
+    assert d is not None and d["ratio"]["max"] == pytest.approx(5.0)
+    assert d["relative_iqr"] == pytest.approx((4.5 - 1.5) / 3.0)  # quartiles of 1..5
+    one = Row(name="1", value=1.0, unit="s", extra={"seconds": [1.0]})
+    assert one.spread_text() == "1 run"
+    assert Row(name="mem", value=3.0, unit="MiB").spread_detail() is None
+    result = run_suite([("m", lambda ctx: [row, one])], Context(device="cpu"))
+    table = markdown_table(result)
+    assert "| spread |" in table and "ratio 2-4 (3 reps)" in table and "1 run" in table
+
+
 def test_interleaved_timing_runs_warmup_then_alternates() -> None:
     calls: list[str] = []
     tm = measure_interleaved(

@@ -145,11 +145,16 @@ class RecordedForwards:
 
 
 SWEEP = (16, 32, 64, 128, 256, 512, 1024)
+# ``--quick``: every other size. On two CPU cores the smallest batches are never the fastest
+# and by far the slowest to try (digits-cnn: 16 rows per forward ran 3-10x the time of 256).
+QUICK_SWEEP = (64, 256, 1024)
 
 
-def sweep_sizes(rows: int, also: Sequence[int] = ()) -> list[int]:
-    """Batch sizes to try for ``rows`` rows: :data:`SWEEP` and ``also``, capped at ``rows``."""
-    return sorted({max(1, min(b, rows)) for b in (*SWEEP, *also)})
+def sweep_sizes(rows: int, also: Sequence[int] = (), *, quick: bool = False) -> list[int]:
+    """Batch sizes to try for ``rows`` rows: :data:`SWEEP` (:data:`QUICK_SWEEP` when
+    ``quick``) and ``also``, capped at ``rows``."""
+    sweep = QUICK_SWEEP if quick else SWEEP
+    return sorted({max(1, min(b, rows)) for b in (*sweep, *also)})
 
 
 @dataclass
@@ -172,20 +177,26 @@ def fastest_batch(
     *,
     reps: int = 2,
     sync: Callable[[], None] | None = None,
+    warm_each: bool = True,
 ) -> BestBatch:
     """Time ``make(b)`` for every ``b`` in ``sizes`` (one untimed round, then ``reps``
-    rounds, sizes interleaved) and keep the size with the fastest call."""
+    rounds, sizes interleaved) and keep the size with the fastest call. With ``warm_each``
+    false (``--quick``) the untimed round is one call of the largest size: the model, the
+    allocator and the thread pool are then warm for every size, at a fraction of the cost."""
     sync = sync or (lambda: None)
     calls = {b: make(b) for b in sizes}
     best: dict[int, float] = {}
-    for rnd in range(reps + 1):
+    if not warm_each:
+        calls[max(calls)]()
+        sync()
+    for rnd in range(reps + 1 if warm_each else reps):
         for b, fn in calls.items():
             sync()
             start = time.perf_counter()
             fn()
             sync()
             took = time.perf_counter() - start
-            if rnd:  # round 0 warms up
+            if rnd or not warm_each:  # round 0 warms up
                 best[b] = min(best.get(b, took), took)
     size = min(best, key=lambda b: (best[b], b))
     return BestBatch(size, calls[size], best)

@@ -330,6 +330,7 @@ def submit_attack(
     priority: Priority = None,
     queue: Queue = None,
     max_attempts: MaxAttempts = None,
+    recompute: Recompute = False,
     spec_file: SpecFile = None,
     name: Name = None,
     tag: Tag = None,

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from xaiq.xai.attack.diagnostics import goal_gradients
-from xaiq.xai.attack.guides import guide_maps, method_params
+from xaiq.xai.attack.guides import GuideStore, method_params, stored_or_computed
 from xaiq.xai.attack.params import validate_attack_params
 from xaiq.xai.attack.result import AttackResult, StrategyOutcome
 from xaiq.xai.attack.search import forward_batched, scores_from_logits
@@ -70,6 +70,7 @@ def rise_guided_search(
     sample_ids: Sequence[int] | torch.Tensor | None = None,
     input_range: tuple[Any, Any] | None = None,
     progress: Callable[[int], None] | None = None,
+    guide_store: GuideStore | None = None,
     **params: Any,
 ) -> list[AttackResult]:
     """Attack every image; one frozen :class:`AttackResult` per image, in order.
@@ -87,6 +88,10 @@ def rise_guided_search(
         progress: called now and then with the number of images whose search has ended
             (non-decreasing, ``N`` at the end); for progress displays, results do not
             depend on it.
+        guide_store: where guide maps may already be (a job's map cache, see
+            :class:`~xaiq.xai.attack.guides.GuideStore`): a map it has is used instead of
+            computed, and it is handed every map computed. Results do not depend on it as
+            long as it returns the maps these images would get.
         **params: see :func:`~xaiq.xai.attack.validate_attack_params` (mode, frac, sigma,
             clamp, max_iters, candidates, strategies, compare, guide_params, n_masks, s, p1,
             batch_size, fill).
@@ -140,7 +145,7 @@ def rise_guided_search(
     grads = goal_gradients(module, x, t, bs)
     confidence = logits0.softmax(dim=1).amax(dim=1) if n else score0
     strategies = [parse_strategy(name) for name in p["strategies"]]
-    guides = _Guides(module, x, t, ids, strategies, p, seed)
+    guides = _Guides(module, x, t, ids, strategies, p, seed, guide_store)
     cfg = SearchConfig(
         untargeted=untargeted,
         sigma=p["sigma"],
@@ -195,9 +200,11 @@ class _Guides:
         strategies: list[Strategy],
         p: dict[str, Any],
         seed: int,
+        store: GuideStore | None = None,
     ) -> None:
         n, _, h, w = x.shape
         self.module, self.x, self.t, self.ids, self.p, self.seed = module, x, t, ids, p, seed
+        self.store = store
         self.strategies = strategies
         methods = {st.method for st in strategies if st.method is not None}
         self.maps = {m: torch.zeros(n, h, w, device=x.device) for m in methods}
@@ -220,7 +227,7 @@ class _Guides:
             lacking = pos[~self.has[st.method][pos]]
             if lacking.numel():
                 d = lacking.to(self.x.device)
-                maps, per_image = guide_maps(
+                maps, per_image = stored_or_computed(
                     self.module,
                     self.x[d],
                     self.t[d],
@@ -228,6 +235,7 @@ class _Guides:
                     st.method,
                     method_params(st.method, self.p),
                     seed=self.seed,
+                    store=self.store,
                 )
                 self.maps[st.method][d] = maps
                 self.passes[st.method][lacking] = per_image
