@@ -40,6 +40,7 @@ import numpy as np
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from xaiq.analysis.compare import COMPARE_COLUMNS, MANN_WHITNEY, SIGNED_RANK
 from xaiq.analysis.faithfulness import sanity_stats
 from xaiq.analysis.glossary import GLOSSARY, clip_to_range
 from xaiq.analysis.intervals import (
@@ -58,19 +59,9 @@ CONFIG_COLUMNS = ("superpixels", "n_segments", "k_frac", "target")
 FAITH_GAME = ("unit", "n_segments", "order", "substrate", "ties", "kernel", "target")
 FAITH_MEASURES = ("deletion_auc", "insertion_auc")
 SIDE_COLUMNS = ("n", "mean", "low", "high")
-TEST_COLUMNS = (
-    "test",
-    "n_pairs",
-    "diff",
-    "diff_low",
-    "diff_high",
-    "statistic",
-    "p_value",
-    "p_adjusted",
-    "rank_biserial",
-)
-PAIRED_TEST = "Wilcoxon signed-rank (paired)"
-INDEPENDENT_TEST = "Mann-Whitney U"
+# the columns of one test and the tests' names, as the pooled comparison writes them
+TEST_COLUMNS = COMPARE_COLUMNS[COMPARE_COLUMNS.index("test") :]
+PAIRED_TEST, INDEPENDENT_TEST = SIGNED_RANK, MANN_WHITNEY
 
 # cell key -> sample index -> value
 Cells = dict[tuple[Any, ...], dict[int, float]]

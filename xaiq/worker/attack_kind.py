@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from xaiq.db.jobs import Claim
-from xaiq.worker.compute import SAMPLE_FAILURES, Batch, ShardRows, error_message
+from xaiq.worker.compute import SAMPLE_FAILURES, Batch, ShardRows, error_message, map_summary
 from xaiq.xai.models import LoadedModel
 
 GUIDE_DTYPE = "float32"  # the search ranks pixels of float32 maps: never a float16 copy
@@ -138,13 +138,7 @@ class GuideCache:
                 "target": g.target,
                 "target_kind": kinds[idx],
                 "model": claim.spec["model"],
-                "height": int(m.shape[0]),
-                "width": int(m.shape[1]),
-                "min": float(m.min()),
-                "max": float(m.max()),
-                "mean": float(m.mean()),
-                "abs_mean": float(np.abs(m).mean()),
-                "std": float(m.std()),
+                **map_summary(m),
                 "map_key": g.key,
                 "reused": g.ref is not None,
             }

@@ -349,6 +349,19 @@ def explain_maps(
     return out
 
 
+def map_summary(m: np.ndarray) -> dict[str, Any]:
+    """The numbers an ``attributions`` row keeps about its map (shape and moments)."""
+    return {
+        "height": int(m.shape[0]),
+        "width": int(m.shape[1]),
+        "min": float(m.min()),
+        "max": float(m.max()),
+        "mean": float(m.mean()),
+        "abs_mean": float(np.abs(m).mean()),
+        "std": float(m.std()),
+    }
+
+
 def store_maps(
     claim: Claim,
     method: str,
@@ -374,13 +387,7 @@ def store_maps(
             "target": int(targets[idx]),
             "target_kind": kinds[idx],
             "model": model or claim.spec["model"],
-            "height": int(m.shape[0]),
-            "width": int(m.shape[1]),
-            "min": float(m.min()),
-            "max": float(m.max()),
-            "mean": float(m.mean()),
-            "abs_mean": float(np.abs(m).mean()),
-            "std": float(m.std()),
+            **map_summary(m),
             "map_key": got.keys.get(idx),
             "reused": idx in got.reused,
         }
