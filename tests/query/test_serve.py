@@ -91,9 +91,10 @@ def test_gallery_pages_in_sql_and_sorts_by_a_stored_metric(store, client) -> Non
             means.setdefault(x["sample_index"], []).append(x["rank_correlation"])
     url = f"/jobs/{d}/samples.csv?metric=rank_correlation&pair=all&config=grid|49|0.1"
     page = list(csv.DictReader(io.StringIO(client.get(url + "&per_page=96").text)))
-    want_means = sorted(((-sum(v) / len(v), i) for i, v in means.items()))
+    # descending, ties by descending sample index (one index walked backwards serves it)
+    want_means = sorted(((sum(v) / len(v), i) for i, v in means.items()), reverse=True)
     assert [int(r["sample_index"]) for r in page] == [i for _, i in want_means]
-    assert [float(r["value"]) for r in page] == pytest.approx([-m for m, _ in want_means])
+    assert [float(r["value"]) for r in page] == pytest.approx([m for m, _ in want_means])
     # a sample filter takes the joined path: the same order, only the correct ones
     right = list(csv.DictReader(io.StringIO(client.get(url + "&correct=yes").text)))
     ok = {i for (j, i), smp in store.samples.items() if j == d and smp["correct"]}
@@ -102,6 +103,81 @@ def test_gallery_pages_in_sql_and_sorts_by_a_stored_metric(store, client) -> Non
     want = sorted(i for (j, i), s in store.samples.items() if j == d and not s["correct"])
     assert [int(r["sample_index"]) for r in csv.DictReader(io.StringIO(wrong))] == want
     assert client.get(f"/jobs/{d}/samples?metric=bogus").status_code == 400
+
+
+def _gallery_urls(store) -> list[str]:
+    """A gallery URL for every sort and filter option of the store's jobs."""
+    d, a = store.disagreement_job, store.attack_job
+    urls = []
+    for config in ("grid|16|0.05", "grid|49|0.1"):
+        for pair in ("all", "integrated_gradients|saliency", "saliency|grad_cam"):
+            for metric in ("feature_disagreement", "rank_correlation"):
+                for order in ("desc", "asc"):
+                    base = f"/jobs/{d}/samples.csv?metric={metric}&pair={pair}&config={config}"
+                    urls.append(f"{base}&order={order}&per_page=12&page=2")
+                    for extra in ("", "&label=1", "&pred=2", "&correct=no", "&label=1&correct=yes"):
+                        urls.append(f"{base}&order={order}{extra}&per_page=12")
+    for job in (d, a):
+        for metric in ("", "prob_pred", "prob_target"):
+            for extra in ("", "&label=2", "&correct=yes", "&order=asc"):
+                urls.append(f"/jobs/{job}/samples.csv?metric={metric}{extra}&per_page=96")
+    for metric in ("l0", "l2", "linf", "prob_after", "iterations", "forward_passes"):
+        for extra in ("", "&order=asc", "&label=1", "&correct=no"):
+            urls.append(f"/jobs/{a}/samples.csv?metric={metric}{extra}&per_page=96")
+    return urls
+
+
+def test_sort_keys_give_the_pages_the_result_rows_give(store, client) -> None:
+    """Once a job's sort keys are built (as finishing it builds them) every gallery option
+    shows the same samples, values and totals as computed from the result rows."""
+    import re
+
+    from sqlalchemy import update
+
+    from xaiq.analysis import sortkeys
+    from xaiq.db.models import Job, utcnow
+
+    with store.engine.begin() as conn:
+        conn.execute(update(Job).values(finished_at=utcnow()))
+    urls = _gallery_urls(store)
+
+    def pages() -> tuple[list[str], list[list[str]]]:
+        out, totals = [], []
+        for url in urls:
+            r = client.get(url)
+            assert r.status_code == 200, (url, r.text[:300])
+            out.append(r.text)
+            shown = client.get(url.replace("samples.csv", "samples")).text
+            totals.append(re.findall(r"(\d+) samples match", shown))
+        return out, totals
+
+    before, totals = pages()
+    assert any(len(p.splitlines()) > 2 for p in before)
+    with store.engine.connect() as conn:
+        assert not any(sortkeys.valid(conn, j) for j in store.jobs)
+    for job in store.jobs:
+        assert sortkeys.build_sort_keys(store.engine, job)
+    with store.engine.connect() as conn:
+        assert all(sortkeys.valid(conn, j) for j in store.jobs)
+    after, totals_after = pages()
+    for url, b, k in zip(urls, before, after, strict=True):
+        assert _rows(k) == _rows(b), url
+    assert totals_after == totals
+
+
+def _rows(text: str) -> list[tuple]:
+    return [
+        tuple(round(float(v), 9) if _is_float(v) else v for v in r.values())
+        for r in csv.DictReader(io.StringIO(text))
+    ]
+
+
+def _is_float(v: str) -> bool:
+    try:
+        float(v)
+    except ValueError:
+        return False
+    return True
 
 
 def test_figures_decode_and_are_cached(store, client) -> None:

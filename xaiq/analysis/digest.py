@@ -136,7 +136,15 @@ def _zero_map_nulls(
 
 def build_digest_quietly(engine: Engine, job_id: int) -> None:
     """After a job was finalised: build its digest if it is a finished disagreement job
-    without a valid one. Never raises (the stats fall back to the exact path)."""
+    without a valid one, then its gallery sort keys (:mod:`xaiq.analysis.sortkeys`). Never
+    raises (the stats fall back to the exact path, the gallery to the result rows)."""
+    from xaiq.analysis.sortkeys import build_sort_keys_quietly
+
+    _digest_quietly(engine, job_id)
+    build_sort_keys_quietly(engine, job_id)
+
+
+def _digest_quietly(engine: Engine, job_id: int) -> None:
     with contextlib.suppress(Exception):
         with engine.connect() as conn:
             row = conn.execute(

@@ -148,6 +148,10 @@ class Shard(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     # samples of this shard whose rows are written or computed so far (progress by batch)
     samples_done: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # the stage its running batch is in and the samples each stage has finished (kept ones
+    # included), written with the progress: ``{stage: n}`` (xaiq.worker.stages)
+    stage: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    stage_done: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class SampleRow(Base):
@@ -523,3 +527,95 @@ class DigestCell(Base):
     # NULLs of this metric on rows whose euclidean is NULL too (a zero map; the rest have a
     # map of constant |value|): the "why NULL" of the stats table. NULL: built before 0004
     zero_map_nulls: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+# Gallery sort keys (``xaiq serve``): every ordering the Samples gallery offers, stored once a
+# job has finished so that a sorted page is an index walk of one page (xaiq.analysis.sortkeys)
+SORT_SLOTS = 10  # value columns v0..v9 of a sort-key row; what each holds depends on the group
+
+
+class SortKeyIndex(Base):
+    """A finished job's gallery sort keys are built: valid while ``finished_at`` equals the
+    job's own (as :class:`StatsDigest`)."""
+
+    __tablename__ = "sort_key_index"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    finished_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    built_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    seconds: Mapped[float] = mapped_column(Float)
+
+
+class SortGroup(Base):
+    """One ordering family of a job's samples: a method pair at one configuration
+    (``kind`` pair), the mean over the pairs at one configuration (``mean``), one method's
+    faithfulness (``faith``), the attack (``attack``), or the sample itself (``sample``)."""
+
+    __tablename__ = "sort_groups"
+    __table_args__ = (Index("ix_sort_groups_job", "job_id", "kind"),)
+
+    id: Mapped[IntPK]
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(8))
+    name: Mapped[str] = mapped_column(String(300))  # "A|B", a method, or ""
+    superpixels: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    n_segments: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    k_frac: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class SortKey(Base):
+    """One sample's values in one :class:`SortGroup` (``v0``..``v9``: the group kind's metrics
+    in :data:`xaiq.analysis.sortkeys.SLOTS` order) with the sample's label, prediction and
+    correctness for the filters. One index per value column, ``(group_id, v, sample_index)``:
+    a sorted page is read off it, never sorted."""
+
+    __tablename__ = "sort_keys"
+    __table_args__ = (
+        UniqueConstraint("group_id", "sample_index", name="uq_sort_key"),
+        *(
+            Index(f"ix_sort_keys_v{i}", "group_id", f"v{i}", "sample_index")
+            for i in range(SORT_SLOTS)
+        ),
+    )
+
+    id: Mapped[IntPK]
+    group_id: Mapped[int] = mapped_column(ForeignKey("sort_groups.id", ondelete="CASCADE"))
+    sample_index: Mapped[SampleIndex]
+    label: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pred: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    correct: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    v0: Mapped[OptFloat]
+    v1: Mapped[OptFloat]
+    v2: Mapped[OptFloat]
+    v3: Mapped[OptFloat]
+    v4: Mapped[OptFloat]
+    v5: Mapped[OptFloat]
+    v6: Mapped[OptFloat]
+    v7: Mapped[OptFloat]
+    v8: Mapped[OptFloat]
+    v9: Mapped[OptFloat]
+
+
+class SortCount(Base):
+    """How many samples of a :class:`SortGroup` have a value in each slot (``n0``..``n9``), per
+    label, prediction and correctness: a filtered page's total is a sum of a few of these."""
+
+    __tablename__ = "sort_counts"
+    __table_args__ = (Index("ix_sort_counts_group", "group_id", "label", "pred"),)
+
+    id: Mapped[IntPK]
+    group_id: Mapped[int] = mapped_column(ForeignKey("sort_groups.id", ondelete="CASCADE"))
+    label: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pred: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    correct: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    n0: Mapped[int] = mapped_column(BigInteger)
+    n1: Mapped[int] = mapped_column(BigInteger)
+    n2: Mapped[int] = mapped_column(BigInteger)
+    n3: Mapped[int] = mapped_column(BigInteger)
+    n4: Mapped[int] = mapped_column(BigInteger)
+    n5: Mapped[int] = mapped_column(BigInteger)
+    n6: Mapped[int] = mapped_column(BigInteger)
+    n7: Mapped[int] = mapped_column(BigInteger)
+    n8: Mapped[int] = mapped_column(BigInteger)
+    n9: Mapped[int] = mapped_column(BigInteger)

@@ -204,6 +204,12 @@ def gallery_page(
     (``value``: the sorting metric, None without one), plus the total count and the
     choices (pairs, configurations, faithfulness methods) the filters offer.
     ``attacked_only``: only samples with an attack result (an attack job attacks some)."""
+    from xaiq.analysis import sortkeys
+
+    with engine.connect() as conn:
+        keyed = sortkeys.valid(conn, job_id)
+    if keyed:
+        return _keyed_page(engine, job_id, q, attacked_only)
     page = GalleryPage(query=q)
     choices = digest_choices(engine, job_id)
     if choices is not None:
@@ -262,15 +268,15 @@ def gallery_page(
         )
         value = inner.c.v
         stmt = select(*base, value.label("sort_value")).join(inner, inner.c.si == s.sample_index)
+    elif q.metric in SAMPLE_METRICS:  # every sample (of an attack job too)
+        value = getattr(s, q.metric)
+        stmt = select(*base, value.label("sort_value"))
     elif q.metric in ATTACK_METRICS or attacked_only:
         value = getattr(AttackResult, q.metric or "l0")
         stmt = select(*base, value.label("sort_value")).join(
             AttackResult,
             (AttackResult.job_id == s.job_id) & (AttackResult.sample_index == s.sample_index),
         )
-    elif q.metric in SAMPLE_METRICS:
-        value = getattr(s, q.metric)
-        stmt = select(*base, value.label("sort_value"))
     else:
         stmt = select(*base)
     return _finish(engine, page, job_id, stmt, value)
@@ -300,8 +306,7 @@ def _ranked_page(
             ),
             config,
         )
-    ordered = value.desc() if q.order == "desc" else value.asc()
-    stmt = ranked_q.order_by(ordered, d.sample_index)
+    stmt = ranked_q.order_by(*_ordered(q, value, d.sample_index))
     stmt = stmt.limit(q.per_page).offset((q.page - 1) * q.per_page)
     with engine.connect() as conn:
         page.total = int(conn.scalar(count) or 0)
@@ -333,8 +338,7 @@ def _finish(engine: Engine, page: GalleryPage, job_id: int, stmt: Any, value: An
         stmt = stmt.where(s.correct.is_(q.correct))
     count = select(func.count()).select_from(stmt.subquery())
     if value is not None and q.metric:
-        ordered = value.desc() if q.order == "desc" else value.asc()
-        stmt = stmt.order_by(ordered, s.sample_index)
+        stmt = stmt.order_by(*_ordered(q, value, s.sample_index))
     else:
         stmt = stmt.order_by(s.sample_index)
     stmt = stmt.limit(q.per_page).offset((q.page - 1) * q.per_page)
@@ -344,6 +348,112 @@ def _finish(engine: Engine, page: GalleryPage, job_id: int, stmt: Any, value: An
             row = dict(r._mapping)
             row["value"] = row.pop("sort_value", None)
             page.rows.append(row)
+    return page
+
+
+def _ordered(q: GalleryQuery, value: Any, index: Any) -> tuple[Any, Any]:
+    """``ORDER BY value, sample_index`` in the query's direction (ties by sample index in the
+    same direction, so that one index walked forwards or backwards serves both)."""
+    if q.order == "desc":
+        return value.desc(), index.desc()
+    return value.asc(), index.asc()
+
+
+def _keyed_page(engine: Engine, job_id: int, q: GalleryQuery, attacked_only: bool) -> GalleryPage:
+    """The page from the job's sort keys (:mod:`xaiq.analysis.sortkeys`): the chosen group's
+    value index walked to the page (``LIMIT``/``OFFSET``), the total summed from its counts,
+    then the page's samples read by index."""
+    from xaiq.analysis.sortkeys import SLOTS, slot_of
+    from xaiq.db.models import SortCount, SortGroup, SortKey
+
+    page = GalleryPage(query=q)
+    g = SortGroup
+    with engine.connect() as conn:
+        groups = conn.execute(
+            select(g.id, g.kind, g.name, g.superpixels, g.n_segments, g.k_frac).where(
+                g.job_id == job_id
+            )
+        ).all()
+    configs = sorted({(r.superpixels, r.n_segments, r.k_frac) for r in groups if r.kind == "pair"})
+    config_names = [f"{sp}|{n}|{k:g}" for sp, n, k in configs]
+    page.pairs = sorted({r.name for r in groups if r.kind == "pair"})
+    page.configs = config_names
+    page.methods = sorted({r.name for r in groups if r.kind == "faith"})
+    kind, name, config = "sample", "", None
+    if q.metric in METRIC_COLUMNS:
+        if not page.pairs:
+            raise QueryError(f"job {job_id} has no disagreement rows to sort by {q.metric}")
+        if q.pair != "all" and q.pair not in page.pairs:
+            raise QueryError(f"unknown pair {q.pair!r}; this job's: {', '.join(page.pairs)}")
+        chosen = q.config or (config_names[0] if config_names else "")
+        if chosen not in config_names:
+            raise QueryError(f"unknown config {chosen!r}; this job's: {', '.join(config_names)}")
+        q.config = chosen
+        config = configs[config_names.index(chosen)]
+        kind, name = ("mean", "") if q.pair == "all" else ("pair", q.pair)
+    elif q.metric in FAITH_METRICS:
+        if not page.methods:
+            raise QueryError(f"job {job_id} has no faithfulness rows to sort by {q.metric}")
+        name = q.pair if q.pair in page.methods else page.methods[0]
+        q.pair = name
+        kind = "faith"
+    elif q.metric in SAMPLE_METRICS:
+        kind = "sample"
+    elif q.metric in ATTACK_METRICS or attacked_only:
+        kind = "attack"
+    group = next(
+        (
+            r.id
+            for r in groups
+            if r.kind == kind
+            and r.name == name
+            and (config is None or (r.superpixels, r.n_segments, r.k_frac) == config)
+        ),
+        None,
+    )
+    if group is None:  # e.g. an attack job whose every sample failed: nothing to show
+        return page
+    # the slot sorted by; without a metric: sample order over the samples having the slot 0
+    slot = slot_of(kind, q.metric) if q.metric else None
+    have = slot if slot is not None else 0
+    if kind == "attack" and not q.metric:
+        have = SLOTS["attack"].index("l0")
+    k, c = SortKey, SortCount
+    value = getattr(k, f"v{have}")
+    stmt = select(k.sample_index, value).where(k.group_id == group, value.is_not(None))
+    count = select(func.coalesce(func.sum(getattr(c, f"n{have}")), 0)).where(c.group_id == group)
+    for col, want in ((k.label, q.label), (k.pred, q.pred)):
+        if want is not None:
+            stmt = stmt.where(col == want)
+    if q.label is not None:
+        count = count.where(c.label == q.label)
+    if q.pred is not None:
+        count = count.where(c.pred == q.pred)
+    if q.correct is not None:
+        stmt = stmt.where(k.correct.is_(q.correct))
+        count = count.where(c.correct.is_(q.correct))
+    if slot is not None:
+        stmt = stmt.order_by(*_ordered(q, value, k.sample_index))
+    else:
+        stmt = stmt.order_by(k.sample_index)
+    stmt = stmt.limit(q.per_page).offset((q.page - 1) * q.per_page)
+    s = SampleRow
+    with engine.connect() as conn:
+        page.total = int(conn.scalar(count) or 0)
+        ranked = conn.execute(stmt).all()
+        found = {
+            int(r.sample_index): dict(r._mapping)
+            for r in conn.execute(
+                select(s.sample_index, s.key, s.label, s.pred, s.correct, s.prob_pred).where(
+                    s.job_id == job_id, s.sample_index.in_([int(i) for i, _ in ranked])
+                )
+            )
+        }
+    for idx, v in ranked:
+        row = found.get(int(idx), {"sample_index": int(idx), "key": None, "label": None})
+        # without a metric an attack's gallery shows each sample's l0, as the result rows do
+        shown = None if v is None or (slot is None and kind != "attack") else float(v)
+        page.rows.append({**row, "value": shown})
     return page
 
 
