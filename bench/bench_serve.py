@@ -10,17 +10,20 @@ request the browser makes; maps are drawn one sample at a time, on demand):
 - ``/jobs/J/samples``: the gallery's first page in sample order;
 - ``/jobs/J/samples?metric=feature_disagreement&pair=A|B&config=...``: one pair and
   configuration sorted by a stored metric, a page deep in the ordering (page 100);
-- the same over ``pair=all`` (the mean over the six pairs per sample, grouped in SQL).
+- the same over ``pair=all`` (the mean over the six pairs per sample) on its first page;
+- ``/jobs/J/samples/I``: one sample's page (its rows of every table).
 
 Baseline: one plain aggregate pass over the job's rows (``SELECT count(*), sum(...)``),
 the least any page that reads every row would cost. Target: each page <= 1 s (issue 27).
-The job's statistics digest is built first, as the worker that finishes a job builds it:
-the gallery reads its pair and configuration choices from it. Rows: 100,000 (quick) or
-1,000,000.
+The job's statistics digest and gallery sort keys are built first, as the worker that
+finishes a job builds them (``build_digest_quietly``: :mod:`xaiq.analysis.sortkeys`); the
+time they took is in each row's note. Rows: 100,000 (quick), or 1,000,000 and 10,000,000
+(full: the 10M-row job alone takes about ten minutes to build on this machine).
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -31,18 +34,31 @@ from bench.harness import Context, Row, Target, measure_interleaved, stopwatch
 
 
 def run(ctx: Context) -> list[Row]:
-    n_rows = ctx.pick(100_000, 1_000_000)
-    names = {
+    rows: list[Row] = []
+    for n_rows in ctx.pick([100_000], [1_000_000, 10_000_000]):
+        rows += _run(ctx, n_rows)
+    return rows
+
+
+def _names(n_rows: int) -> dict[str, str]:
+    return {
         "jobs": f"serve: Jobs page, a {n_rows:,}-row job in the store, SQLite",
         "gallery": f"serve: gallery page 1 (sample order), {n_rows:,} rows, SQLite",
         "sorted": f"serve: gallery page 100 sorted by one pair's metric, {n_rows:,} rows, SQLite",
         "mean": f"serve: gallery page 1 sorted by the mean over pairs, {n_rows:,} rows, SQLite",
+        "filtered": f"serve: gallery page 10, mean over pairs, label 3 and wrong, {n_rows:,} rows,"
+        " SQLite",
+        "sample": f"serve: one sample's page, {n_rows:,} rows, SQLite",
     }
+
+
+def _run(ctx: Context, n_rows: int) -> list[Row]:
+    names = _names(n_rows)
     if not any(ctx.wants(n) for n in names.values()):
         return []
     require("xaiq.serve.app", "create_app")
     synthetic = require("xaiq.analysis.synthetic", "insert_synthetic_disagreements")
-    digest = require("xaiq.analysis.digest", "build_digest")
+    digest = require("xaiq.analysis.digest", "build_digest_quietly")
     from sqlalchemy import text
 
     from xaiq.db.session import get_engine
@@ -57,10 +73,19 @@ def run(ctx: Context) -> list[Row]:
         engine = get_engine(f"sqlite:///{Path(tmp) / 'serve.db'}", migrate=True)
         with stopwatch() as insert_s:
             job = synthetic.insert_synthetic_disagreements(engine, n_rows, seed=0)
+        with stopwatch() as keys_s:
+            digest.build_digest_quietly(engine, job)  # as the worker finishing a job does
         with engine.connect() as conn:
             conn.execute(text("ANALYZE"))
             conn.commit()
-        digest.build_digest(engine, job)  # as the worker finishing a job does
+            built = conn.execute(
+                text("SELECT count(*) FROM sort_key_index WHERE job_id = :j"), {"j": job}
+            ).scalar_one()
+        if not built:
+            raise RuntimeError("the job's gallery sort keys were not built")
+        ctx.log(
+            f"serve: {n_rows:,} rows: insert {insert_s():.0f} s, digest + keys {keys_s():.0f} s"
+        )
         client = TestClient(create_app(engine))
         pair = "integrated_gradients|grad_cam"
         with engine.connect() as conn:
@@ -72,12 +97,16 @@ def run(ctx: Context) -> list[Row]:
                 {"j": job},
             ).one()
         config = f"{sp}|{n_seg}|{kf:g}"
+        middle = synthetic_samples(n_rows) // 2
+        mean = f"/jobs/{job}/samples?metric=feature_disagreement&pair=all&config={config}"
         urls = {
             "jobs": "/",
             "gallery": f"/jobs/{job}/samples",
             "sorted": f"/jobs/{job}/samples?metric=feature_disagreement&pair={pair}"
             f"&config={config}&page=100",
-            "mean": f"/jobs/{job}/samples?metric=feature_disagreement&pair=all&config={config}",
+            "mean": mean,
+            "filtered": f"{mean}&label=3&correct=no&page=10",
+            "sample": f"/jobs/{job}/samples/{middle}",
         }
         out: dict[str, Any] = {}
 
@@ -103,6 +132,7 @@ def run(ctx: Context) -> list[Row]:
         wanted = [k for k, n in names.items() if ctx.wants(n)]
         fns = {k: page(k) for k in wanted} | {"scan": scan}
         tm = measure_interleaved(fns, warmup=ctx.warmup, reps=ctx.reps, sync=ctx.sync)
+        load = os.getloadavg()[0]
         for key in wanted:
             rows.append(
                 Row(
@@ -113,7 +143,8 @@ def run(ctx: Context) -> list[Row]:
                     baseline_name="one aggregate pass (SELECT count, sum)",
                     targets=(Target("<=", 1.0, on="value"),),
                     spread=tm[key].spread,
-                    note=f"{urls[key]}; insert {insert_s():.0f} s",
+                    note=f"{urls[key]}; insert {insert_s():.0f} s, digest + sort keys"
+                    f" {keys_s():.0f} s; load average {load:.1f}",
                     extra={
                         "seconds": list(tm[key].samples),
                         "baseline_seconds": list(tm["scan"].samples),
@@ -124,3 +155,8 @@ def run(ctx: Context) -> list[Row]:
         engine.dispose()
     ctx.log(f"serve: {n_rows:,} rows done")
     return rows
+
+
+def synthetic_samples(n_rows: int) -> int:
+    """Samples of a synthetic job of ``n_rows`` rows (six pairs per sample)."""
+    return -(-n_rows // 6)

@@ -1,5 +1,5 @@
-"""Gallery sort keys: every ordering the Samples gallery of ``xaiq serve`` offers, stored once
-a job has finished, so that a sorted, filtered page is an index walk of one page.
+"""Gallery sort orders: every ordering the Samples gallery of ``xaiq serve`` offers, stored
+once a job has finished, so that a sorted page reads one stored chunk instead of sorting.
 
 A *group* (:class:`~xaiq.db.models.SortGroup`) is one family of orderings of a job's samples:
 
@@ -10,50 +10,54 @@ A *group* (:class:`~xaiq.db.models.SortGroup`) is one family of orderings of a j
 - ``attack``: the attack's result;
 - ``sample``: the model's view of the sample (probabilities).
 
-Each sample of a group has one :class:`~xaiq.db.models.SortKey` row holding the group's
-metrics in the value columns ``v0``..``v9`` (:data:`SLOTS` gives the order per kind) and the
-sample's label, prediction and correctness. Every value column has an index
-``(group_id, v, sample_index)``, so ``ORDER BY v LIMIT n OFFSET o`` reads ``o + n`` index
-entries instead of sorting every row, in SQLite and PostgreSQL alike; ties are broken by the
-sample index in the direction of the sort. The number of samples with a value, per label,
-prediction and correctness (:class:`~xaiq.db.models.SortCount`), gives a filtered page's
-total without counting rows.
+For every metric of a group (its *slot*: :data:`SLOTS` gives the order per kind) the samples
+that have a value are sorted ascending by (value, sample index) and stored as little-endian
+int32 sample indices in chunks of :data:`CHUNK` (:class:`~xaiq.db.models.SortOrder`). Page
+``p`` of ``n`` reads the one or two chunks holding its positions, in either direction (a
+descending page walks the ascending order from the end: ties by descending sample index);
+its values are then read from the result rows of those ``n`` samples. The job's samples'
+labels, predictions and correctness are stored the same way
+(:class:`~xaiq.db.models.SortSamples`); a filtered page masks the whole ordering with them
+in numpy (a few MB for a 10M-row job) and cuts the page from what is left, its total the
+mask's count. Nothing is sorted and no result row is scanned when a page is shown.
 
 Built by whoever finalises a job (:func:`build_sort_keys_quietly`, beside its statistics
-digest), a group per transaction with the :class:`~xaiq.db.models.SortKeyIndex` row last: a
-reader sees either no keys or all of them. Valid while the index row's ``finished_at`` equals
-the job's (a job run again is unfinished meanwhile). Jobs without valid keys (running, or
-finished before keys existed) are paged from the result rows directly
-(:mod:`xaiq.serve.gallery`), which is slower on large jobs; ``build_sort_keys`` builds them.
+digest): the rows are read group by group and sorted in numpy, then written with the
+:class:`~xaiq.db.models.SortKeyIndex` row last in one transaction, so a reader sees either
+no orders or all of them. Valid while the index row's ``finished_at`` equals the job's (a
+job run again is unfinished meanwhile). Jobs without valid orders (running, or finished
+before orders existed) are paged from the result rows directly (:mod:`xaiq.serve.gallery`),
+which is slower on large jobs; :func:`build_sort_keys` builds them for such a job.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
-from sqlalchemy import Connection, Engine, case, delete, func, insert, literal, select
+import numpy as np
+from sqlalchemy import Connection, Engine, delete, func, insert, select
 
 from xaiq.db.models import (
     METRIC_COLUMNS,
-    SORT_SLOTS,
     AttackResult,
     Disagreement,
     Faithfulness,
     Job,
     SampleRow,
-    SortCount,
     SortGroup,
-    SortKey,
     SortKeyIndex,
+    SortOrder,
+    SortSamples,
 )
 
+CHUNK = 8192  # sample indices per stored chunk (32 KiB)
+NULL_INT = -(2**31)  # a NULL label or prediction in the stored arrays
 ATTACK_SLOTS = ("l0", "l2", "linf", "prob_after", "iterations", "forward_passes")
 FAITH_SLOTS = ("deletion_auc", "insertion_auc")
 SAMPLE_SLOTS = ("prob_pred", "prob_target")
-# the metric each value column holds, per group kind
+# the metric each slot holds, per group kind
 SLOTS: dict[str, tuple[str, ...]] = {
     "pair": METRIC_COLUMNS,
     "mean": METRIC_COLUMNS,
@@ -61,19 +65,16 @@ SLOTS: dict[str, tuple[str, ...]] = {
     "attack": ATTACK_SLOTS,
     "sample": SAMPLE_SLOTS,
 }
-_V = [f"v{i}" for i in range(SORT_SLOTS)]
-_N = [f"n{i}" for i in range(SORT_SLOTS)]
-_KEY_COLS = ["group_id", "sample_index", "label", "pred", "correct", *_V]
 
 
 def slot_of(kind: str, metric: str) -> int | None:
-    """The value column (0-9) holding ``metric`` in a group of ``kind``, or None."""
+    """The slot of ``metric`` in a group of ``kind``, or None."""
     names = SLOTS.get(kind, ())
     return names.index(metric) if metric in names else None
 
 
 def valid(conn: Connection, job_id: int) -> bool:
-    """Whether the job has sort keys built for its current run."""
+    """Whether the job has sort orders built for its current run."""
     stmt = (
         select(func.count())
         .select_from(SortKeyIndex)
@@ -83,13 +84,48 @@ def valid(conn: Connection, job_id: int) -> bool:
     return bool(conn.scalar(stmt))
 
 
-Source = tuple[str, list[dict[str, Any]], Callable[[list[int]], Any]]
+def group_select(job_id: int, group: Any, samples: list[int] | None = None) -> Any:
+    """``SELECT si, <the kind's metrics>`` of a group (``group``: kind, name, superpixels,
+    n_segments, k_frac), one row per sample; ``samples``: only these."""
+    kind = group.kind if not isinstance(group, dict) else group["kind"]
+    get = (lambda k: group[k]) if isinstance(group, dict) else (lambda k: getattr(group, k))
+    if kind in ("pair", "mean"):
+        d = Disagreement
+        where = [
+            d.job_id == job_id,
+            d.superpixels == get("superpixels"),
+            d.n_segments == get("n_segments"),
+            d.k_frac == get("k_frac"),
+        ]
+        if samples is not None:
+            where.append(d.sample_index.in_(samples))
+        metrics = [getattr(d, m) for m in METRIC_COLUMNS]
+        if kind == "pair":
+            a, _, b = str(get("name")).partition("|")
+            return select(d.sample_index.label("si"), *metrics).where(
+                *where, d.method_a == a, d.method_b == b
+            )
+        means = [func.avg(m).label(m.key) for m in metrics]
+        return select(d.sample_index.label("si"), *means).where(*where).group_by(d.sample_index)
+    if kind == "faith":
+        f = Faithfulness
+        cols = [func.avg(getattr(f, m)).label(m) for m in FAITH_SLOTS]
+        stmt = select(f.sample_index.label("si"), *cols).where(
+            f.job_id == job_id, f.method == get("name"), f.unit == "pixels"
+        )
+        if samples is not None:
+            stmt = stmt.where(f.sample_index.in_(samples))
+        return stmt.group_by(f.sample_index)
+    table: Any = AttackResult if kind == "attack" else SampleRow
+    stmt = select(table.sample_index.label("si"), *[getattr(table, m) for m in SLOTS[kind]])
+    stmt = stmt.where(table.job_id == job_id)
+    if samples is not None:
+        stmt = stmt.where(table.sample_index.in_(samples))
+    return stmt
 
 
-def _sources(conn: Connection, job_id: int) -> Iterator[Source]:
-    """``(kind, group rows, make)`` per statement that fills groups: ``make(group ids)`` is a
-    select of ``gid, si`` and the kind's metric columns. A configuration's pairs share one
-    statement (one pass over its rows, each row's pair picks its group)."""
+def _groups(conn: Connection, job_id: int) -> list[dict[str, Any]]:
+    """Every group the job's rows make."""
     d = Disagreement
     configs = conn.execute(
         select(d.superpixels, d.n_segments, d.k_frac)
@@ -103,142 +139,119 @@ def _sources(conn: Connection, job_id: int) -> Iterator[Source]:
         .distinct()
         .order_by(d.method_a, d.method_b)
     ).all()
-    metrics = [getattr(d, m) for m in METRIC_COLUMNS]
+    out: list[dict[str, Any]] = []
     for sp, n_seg, k_frac in configs:
         config = {"superpixels": sp, "n_segments": n_seg, "k_frac": k_frac}
-        at = (
-            (d.job_id == job_id)
-            & (d.superpixels == sp)
-            & (d.n_segments == n_seg)
-            & (d.k_frac == k_frac)
-        )
-
-        def by_pair(ids: list[int], at: Any = at) -> Any:
-            which = case(
-                *[
-                    ((d.method_a == a) & (d.method_b == b), gid)
-                    for (a, b), gid in zip(pairs, ids, strict=True)
-                ]
-            )
-            return select(which.label("gid"), d.sample_index.label("si"), *metrics).where(at)
-
-        groups = [{"kind": "pair", "name": f"{a}|{b}", **config} for a, b in pairs]
-        yield "pair", groups, by_pair
-
-        def mean(ids: list[int], at: Any = at) -> Any:
-            means = [func.avg(m).label(m.key) for m in metrics]
-            return (
-                select(literal(ids[0]).label("gid"), d.sample_index.label("si"), *means)
-                .where(at)
-                .group_by(d.sample_index)
-            )
-
-        yield "mean", [{"kind": "mean", "name": "", **config}], mean
+        out += [{"kind": "pair", "name": f"{a}|{b}", **config} for a, b in pairs]
+        out.append({"kind": "mean", "name": "", **config})
     f = Faithfulness
-    methods = conn.scalars(
+    for method in conn.scalars(
         select(f.method).where(f.job_id == job_id).distinct().order_by(f.method)
-    ).all()
-    for method in methods:
-
-        def faith(ids: list[int], method: str = str(method)) -> Any:
-            cols = [func.avg(getattr(f, m)).label(m) for m in FAITH_SLOTS]
-            return (
-                select(literal(ids[0]).label("gid"), f.sample_index.label("si"), *cols)
-                .where(f.job_id == job_id, f.method == method, f.unit == "pixels")
-                .group_by(f.sample_index)
-            )
-
-        yield "faith", [{"kind": "faith", "name": str(method)}], faith
+    ):
+        out.append({"kind": "faith", "name": str(method)})
     a_ = AttackResult
     if conn.scalar(select(a_.id).where(a_.job_id == job_id).limit(1)) is not None:
+        out.append({"kind": "attack", "name": ""})
+    out.append({"kind": "sample", "name": ""})
+    return out
 
-        def attack(ids: list[int]) -> Any:
-            cols = [getattr(a_, m) for m in ATTACK_SLOTS]
-            return select(literal(ids[0]).label("gid"), a_.sample_index.label("si"), *cols).where(
-                a_.job_id == job_id
-            )
 
-        yield "attack", [{"kind": "attack", "name": ""}], attack
+def _i32(values: np.ndarray) -> bytes:
+    return np.asarray(values, dtype="<i4").tobytes()
+
+
+def _chunks(total: int) -> range:
+    return range(0, max(total, 1), CHUNK)
+
+
+def _orders(conn: Connection, job_id: int, group: dict[str, Any]) -> list[np.ndarray]:
+    """Per slot of the group's kind, the sample indices with a value ascending by (value,
+    sample index)."""
+    rows = conn.execute(group_select(job_id, group)).all()
+    width = 1 + len(SLOTS[group["kind"]])
+    arr = np.array(rows, dtype=np.float64).reshape(-1, width)  # NULL -> NaN
+    si = arr[:, 0].astype(np.int64)
+    out = []
+    for j in range(1, width):
+        have = ~np.isnan(arr[:, j])
+        out.append(si[have][np.lexsort((si[have], arr[have, j]))])
+    return out
+
+
+def _sample_arrays(conn: Connection, job_id: int) -> dict[str, np.ndarray]:
     s = SampleRow
+    rows = conn.execute(
+        select(s.sample_index, s.label, s.pred, s.correct)
+        .where(s.job_id == job_id)
+        .order_by(s.sample_index)
+    ).all()
+    cols = list(zip(*rows, strict=True)) if rows else [(), (), (), ()]
 
-    def sample(ids: list[int]) -> Any:
-        return select(
-            literal(ids[0]).label("gid"), s.sample_index.label("si"), s.prob_pred, s.prob_target
-        ).where(s.job_id == job_id)
+    def ints(values: tuple, null: int) -> np.ndarray:
+        return np.array([null if v is None else int(v) for v in values], dtype=np.int64)
 
-    yield "sample", [{"kind": "sample", "name": ""}], sample
-
-
-def _fill(conn: Connection, job_id: int, kind: str, ids: list[int], stmt: Any) -> int:
-    """Insert the groups' keys (server-side: ``INSERT ... SELECT``) and their counts."""
-    inner = stmt.subquery()
-    names = SLOTS[kind]
-    s = SampleRow
-    values = [inner.c[n] for n in names] + [literal(None)] * (SORT_SLOTS - len(names))
-    source = (
-        select(inner.c.gid, inner.c.si, s.label, s.pred, s.correct, *values)
-        .select_from(inner)
-        .outerjoin(s, (s.job_id == job_id) & (s.sample_index == inner.c.si))
-    )
-    result = conn.execute(insert(SortKey).from_select(_KEY_COLS, source))
-    k = SortKey
-    for group_id in ids:
-        counts = (
-            select(
-                literal(group_id),
-                k.label,
-                k.pred,
-                k.correct,
-                *[func.count(getattr(k, v)) for v in _V],
-            )
-            .where(k.group_id == group_id)
-            .group_by(k.label, k.pred, k.correct)
-        )
-        conn.execute(
-            insert(SortCount).from_select(["group_id", "label", "pred", "correct", *_N], counts)
-        )
-    return int(result.rowcount or 0)
+    return {
+        "sample_index": ints(cols[0], NULL_INT),
+        "label": ints(cols[1], NULL_INT),
+        "pred": ints(cols[2], NULL_INT),
+        "correct": ints(cols[3], -1),
+    }
 
 
 def build_sort_keys(engine: Engine, job_id: int) -> bool:
-    """Build (replacing any older) the sort keys of a finished job; ``False`` when it is not
-    finished or was run again meanwhile. One transaction per group, the index row last."""
+    """Build (replacing any older) the sort orders of a finished job; ``False`` when it is
+    not finished or was run again meanwhile. Memory: one group's rows at a time."""
     with engine.connect() as conn:
         finished = conn.scalar(select(Job.finished_at).where(Job.id == job_id))
-    if finished is None:
-        return False
-    started = time.perf_counter()
-    with engine.begin() as conn:
-        conn.execute(delete(SortKeyIndex).where(SortKeyIndex.job_id == job_id))
-        _drop_groups(conn, job_id)
-    n_rows = 0
-    with engine.connect() as conn:
-        sources = list(_sources(conn, job_id))
-        conn.commit()
-        with _big_cache(conn):
-            for kind, groups, make in sources:
-                with conn.begin():
-                    ids = [
-                        int(
-                            conn.execute(
-                                insert(SortGroup).returning(SortGroup.id), [g]
-                            ).scalar_one()
-                        )
-                        for g in ({"job_id": job_id, **g} for g in groups)
-                    ]
-                    n_rows += _fill(conn, job_id, kind, ids, make(ids))
+        if finished is None:
+            return False
+        started = time.perf_counter()
+        groups = _groups(conn, job_id)
+        built = [(g, _orders(conn, job_id, g)) for g in groups]
+        attrs = _sample_arrays(conn, job_id)
+    n_values = sum(len(o) for _, orders in built for o in orders)
     with engine.begin() as conn:
         current = conn.scalar(select(Job.finished_at).where(Job.id == job_id))
-        if current != finished:  # run again while we built: these keys are of the old run
-            _drop_groups(conn, job_id)
+        if current != finished:  # run again while we read: these orders are of the old run
             return False
+        conn.execute(delete(SortKeyIndex).where(SortKeyIndex.job_id == job_id))
+        _drop(conn, job_id)
+        for group, orders in built:
+            group_id = conn.execute(
+                insert(SortGroup).returning(SortGroup.id), [{"job_id": job_id, **group}]
+            ).scalar_one()
+            rows = [
+                {
+                    "group_id": group_id,
+                    "slot": slot,
+                    "chunk": start // CHUNK,
+                    "total": len(order),
+                    "samples": _i32(order[start : start + CHUNK]),
+                }
+                for slot, order in enumerate(orders)
+                for start in _chunks(len(order))
+            ]
+            conn.execute(insert(SortOrder), rows)
+        total = len(attrs["sample_index"])
+        conn.execute(
+            insert(SortSamples),
+            [
+                {
+                    "job_id": job_id,
+                    "chunk": start // CHUNK,
+                    "total": total,
+                    **{k: _i32(v[start : start + CHUNK]) for k, v in attrs.items()},
+                }
+                for start in _chunks(total)
+            ],
+        )
         conn.execute(
             insert(SortKeyIndex),
             [
                 {
                     "job_id": job_id,
                     "finished_at": finished,
-                    "rows": n_rows,
+                    "rows": n_values,
                     "seconds": time.perf_counter() - started,
                 }
             ],
@@ -246,32 +259,87 @@ def build_sort_keys(engine: Engine, job_id: int) -> bool:
     return True
 
 
-def _drop_groups(conn: Connection, job_id: int) -> None:
+def _drop(conn: Connection, job_id: int) -> None:
     groups = select(SortGroup.id).where(SortGroup.job_id == job_id)
-    conn.execute(delete(SortCount).where(SortCount.group_id.in_(groups)))
-    conn.execute(delete(SortKey).where(SortKey.group_id.in_(groups)))
+    conn.execute(delete(SortOrder).where(SortOrder.group_id.in_(groups)))
     conn.execute(delete(SortGroup).where(SortGroup.job_id == job_id))
+    conn.execute(delete(SortSamples).where(SortSamples.job_id == job_id))
 
 
-@contextlib.contextmanager
-def _big_cache(conn: Connection) -> Iterator[None]:
-    """SQLite: a larger page cache on ``conn`` while the keys' ten indexes grow (their pages
-    are written in random order; the default 2 MB cache would read most of them back)."""
-    if conn.dialect.name != "sqlite":
-        yield
-        return
-    conn.exec_driver_sql("PRAGMA cache_size=-262144")  # 256 MiB, this connection only
-    conn.commit()
-    try:
-        yield
-    finally:
-        conn.exec_driver_sql("PRAGMA cache_size=-2000")
-        conn.commit()
+def _decode(blobs: list[bytes]) -> np.ndarray:
+    if not blobs:
+        return np.zeros(0, dtype=np.int64)
+    return np.frombuffer(b"".join(blobs), dtype="<i4").astype(np.int64)
+
+
+def order_total(conn: Connection, group_id: int, slot: int) -> int:
+    """How many samples the ordering holds."""
+    o = SortOrder
+    total = conn.scalar(select(o.total).where(o.group_id == group_id, o.slot == slot, o.chunk == 0))
+    return int(total or 0)
+
+
+def order_slice(conn: Connection, group_id: int, slot: int, start: int, stop: int) -> np.ndarray:
+    """Positions ``[start, stop)`` of the ascending ordering (reading the chunks holding
+    them only)."""
+    if stop <= start:
+        return np.zeros(0, dtype=np.int64)
+    o = SortOrder
+    first, last = start // CHUNK, (stop - 1) // CHUNK
+    blobs = conn.scalars(
+        select(o.samples)
+        .where(o.group_id == group_id, o.slot == slot, o.chunk >= first, o.chunk <= last)
+        .order_by(o.chunk)
+    ).all()
+    return _decode(list(blobs))[start - first * CHUNK : stop - first * CHUNK]
+
+
+def order_all(conn: Connection, group_id: int, slot: int) -> np.ndarray:
+    """The whole ascending ordering."""
+    o = SortOrder
+    blobs = conn.scalars(
+        select(o.samples).where(o.group_id == group_id, o.slot == slot).order_by(o.chunk)
+    ).all()
+    return _decode(list(blobs))
+
+
+def samples_total(conn: Connection, job_id: int) -> int:
+    t = conn.scalar(
+        select(SortSamples.total).where(SortSamples.job_id == job_id, SortSamples.chunk == 0)
+    )
+    return int(t or 0)
+
+
+def samples_slice(conn: Connection, job_id: int, start: int, stop: int) -> np.ndarray:
+    """Sample indices ``[start, stop)`` of the job's samples in index order."""
+    if stop <= start:
+        return np.zeros(0, dtype=np.int64)
+    t = SortSamples
+    first, last = start // CHUNK, (stop - 1) // CHUNK
+    blobs = conn.scalars(
+        select(t.sample_index)
+        .where(t.job_id == job_id, t.chunk >= first, t.chunk <= last)
+        .order_by(t.chunk)
+    ).all()
+    return _decode(list(blobs))[start - first * CHUNK : stop - first * CHUNK]
+
+
+def sample_arrays(conn: Connection, job_id: int) -> dict[str, np.ndarray]:
+    """The job's samples in index order: sample_index, label, pred (NULL: :data:`NULL_INT`),
+    correct (1, 0; -1 NULL)."""
+    t = SortSamples
+    rows = conn.execute(
+        select(t.sample_index, t.label, t.pred, t.correct)
+        .where(t.job_id == job_id)
+        .order_by(t.chunk)
+    ).all()
+    names = ("sample_index", "label", "pred", "correct")
+    return {n: _decode([r[i] for r in rows]) for i, n in enumerate(names)}
 
 
 def build_sort_keys_quietly(engine: Engine, job_id: int) -> None:
-    """After a job was finalised: build its sort keys if it is finished without valid ones.
-    Never raises (the gallery falls back to the result rows)."""
+    """After a job was finalised: build its sort orders if it is finished without valid
+    ones. Never raises (the gallery falls back to the result rows)."""
     with contextlib.suppress(Exception):
         with engine.connect() as conn:
             row = conn.execute(
@@ -288,11 +356,20 @@ def build_sort_keys_quietly(engine: Engine, job_id: int) -> None:
 
 __all__ = [
     "ATTACK_SLOTS",
+    "CHUNK",
     "FAITH_SLOTS",
+    "NULL_INT",
     "SAMPLE_SLOTS",
     "SLOTS",
     "build_sort_keys",
     "build_sort_keys_quietly",
+    "group_select",
+    "order_all",
+    "order_slice",
+    "order_total",
+    "sample_arrays",
+    "samples_slice",
+    "samples_total",
     "slot_of",
     "valid",
 ]

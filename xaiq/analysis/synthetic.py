@@ -90,22 +90,42 @@ def insert_synthetic_disagreements(
         labels = rng.integers(0, 10, n_samples)
         wrong = rng.random(n_samples) < 0.3
         preds = np.where(wrong, (labels + rng.integers(1, 10, n_samples)) % 10, labels)
-        sample_rows = [
-            {
-                "job_id": job_id,
-                "sample_index": i,
-                "key": f"{dataset}/{i}",
-                "label": int(labels[i]),
-                "pred": int(preds[i]),
-                "target": int(labels[i]),
-                "prob_pred": 0.5,
-                "prob_target": 0.5 if not wrong[i] else 0.2,
-                "correct": bool(not wrong[i]),
-            }
-            for i in range(n_samples)
+        sample_cols = [
+            "job_id",
+            "sample_index",
+            "key",
+            "label",
+            "pred",
+            "target",
+            "prob_pred",
+            "prob_target",
+            "correct",
         ]
-        for start in range(0, n_samples, _CHUNK):
-            conn.execute(insert(SampleRow), sample_rows[start : start + _CHUNK])
+        sample_sql = str(
+            insert(SampleRow)
+            .values({c: bindparam(c) for c in sample_cols})
+            .compile(dialect=conn.dialect)
+        )
+        label_list, pred_list, wrong_list = labels.tolist(), preds.tolist(), wrong.tolist()
+        for start in range(0, n_samples, _CHUNK):  # tuples through the DBAPI's executemany
+            stop = min(n_samples, start + _CHUNK)
+            conn.exec_driver_sql(
+                sample_sql,
+                [
+                    (
+                        job_id,
+                        i,
+                        f"{dataset}/{i}",
+                        label_list[i],
+                        pred_list[i],
+                        label_list[i],
+                        0.5,
+                        0.2 if wrong_list[i] else 0.5,
+                        not wrong_list[i],
+                    )
+                    for i in range(start, stop)
+                ],
+            )
         columns = [
             "job_id",
             "sample_index",

@@ -92,6 +92,10 @@ def print_progress(p: dict[str, Any], fmt: OutputFormat | bool) -> None:
     rows = {k: v for k, v in p.items() if k != "shards"}
     if shards:
         rows["shards"] = ", ".join(f"{k} {v}" for k, v in shards.items() if v)
+    if "stages" in rows:  # the running batches' stages and each stage's samples
+        from xaiq.cli.progress import stage_text
+
+        rows["stages"] = stage_text(p)
     if rows.get("rate") is not None:
         rows["rate"] = f"{rows['rate']:.2f} samples/s"
     if rows.get("eta_seconds") is not None:

@@ -369,6 +369,7 @@ def job_progress(session: Session, job_id: int) -> dict[str, Any]:
         )
         or 0
     )
+    stage_counts = _stage_counts(session, job) if job.finished_at is None else None
     # maps this job computed vs read from an earlier job (same identity, xaiq.worker.reuse)
     maps = {False: 0, True: 0}
     for reused, n in session.execute(
@@ -397,6 +398,8 @@ def job_progress(session: Session, job_id: int) -> dict[str, Any]:
         "maps_computed": maps[False],
         "maps_reused": maps[True],
         "shards": shards,
+        # the stages of the running batches and each stage's samples (unfinished jobs)
+        "stages": stage_counts or {"stage": None, "done": {}},
         "rate": rate,
         "eta_seconds": eta,
         "created_at": job.created_at,
@@ -405,6 +408,34 @@ def job_progress(session: Session, job_id: int) -> dict[str, Any]:
         "error": job.error,
         "owner": job.owner,
     }
+
+
+def _stage_counts(session: Session, job: Job) -> dict[str, Any] | None:
+    """The job's stage counts from its shards (:func:`xaiq.worker.stages.stored_stages`):
+    finished shards whole, open ones by what their workers last wrote."""
+    from xaiq.worker.stages import job_stages, stored_stages
+
+    closed = [ShardStatus.done, ShardStatus.failed]
+    finished = session.scalar(
+        select(func.coalesce(func.sum(Shard.stop - Shard.start), 0)).where(
+            Shard.job_id == job.id, Shard.status.in_(closed)
+        )
+    )
+    open_shards = [
+        (status == ShardStatus.running, done, stage, stage_done)
+        for status, done, stage, stage_done in session.execute(
+            select(Shard.status, Shard.samples_done, Shard.stage, Shard.stage_done).where(
+                Shard.job_id == job.id,
+                Shard.status.not_in(closed),
+                (Shard.status == ShardStatus.running) | (Shard.samples_done > 0),
+            )
+        )
+    ]
+    if not finished and not open_shards:
+        return None
+    return stored_stages(
+        job_stages(job.kind.value, job.spec or {}), int(finished or 0), open_shards
+    )
 
 
 def finalize_job(session: Session, job_id: int) -> JobStatus:

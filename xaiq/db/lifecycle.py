@@ -182,16 +182,28 @@ def reap_orphans(engine: Engine, job_id: int | None = None) -> list[Orphan]:
     return reaped
 
 
-def shard_progress(engine: Engine, shard_id: int, owner: str, samples_done: int) -> bool:
-    """Record a running shard's progress (lease-guarded); returns whether the shard should
-    stop: its job was asked to cancel, or ``owner`` lost the lease (the shard was given to
-    another process, whose rows will count: this one's would be refused)."""
+def shard_progress(
+    engine: Engine,
+    shard_id: int,
+    owner: str,
+    samples_done: int,
+    *,
+    stage: str | None = None,
+    stage_done: dict[str, int] | None = None,
+) -> bool:
+    """Record a running shard's progress (lease-guarded): its samples done and, when given,
+    the stage it is in and each stage's samples (:mod:`xaiq.worker.stages`); returns whether
+    the shard should stop: its job was asked to cancel, or ``owner`` lost the lease (the
+    shard was given to another process, whose rows will count: this one's would be refused)."""
+    values: dict[str, Any] = {"samples_done": samples_done}
+    if stage_done is not None:
+        values.update(stage=stage, stage_done=dict(stage_done))
     with write_session(engine) as session:
         result = session.execute(
             update(Shard)
             .where(Shard.id == shard_id, Shard.lease_owner == owner)
             .where(Shard.status == ShardStatus.running)
-            .values(samples_done=samples_done)
+            .values(**values)
         )
         if not result.rowcount:  # type: ignore[attr-defined]
             return True
@@ -238,6 +250,8 @@ def suspend_shard(
         "lease_expires_at": None,
         "samples_done": samples_done,
         "attempts": Shard.attempts - 1,
+        "stage": None,  # not running: its samples done are every stage's
+        "stage_done": None,
     }
     if cancelled:
         values["finished_at"] = utcnow()

@@ -21,6 +21,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -529,13 +530,12 @@ class DigestCell(Base):
     zero_map_nulls: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
-# Gallery sort keys (``xaiq serve``): every ordering the Samples gallery offers, stored once a
-# job has finished so that a sorted page is an index walk of one page (xaiq.analysis.sortkeys)
-SORT_SLOTS = 10  # value columns v0..v9 of a sort-key row; what each holds depends on the group
+# Gallery sort orders (``xaiq serve``): every ordering the Samples gallery offers, stored once
+# a job has finished, so that a sorted page reads one stored chunk (xaiq.analysis.sortkeys)
 
 
 class SortKeyIndex(Base):
-    """A finished job's gallery sort keys are built: valid while ``finished_at`` equals the
+    """A finished job's gallery sort orders are built: valid while ``finished_at`` equals the
     job's own (as :class:`StatsDigest`)."""
 
     __tablename__ = "sort_key_index"
@@ -543,12 +543,12 @@ class SortKeyIndex(Base):
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     finished_at: Mapped[dt.datetime] = mapped_column(DateTime)
     built_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-    rows: Mapped[int] = mapped_column(BigInteger)
+    rows: Mapped[int] = mapped_column(BigInteger)  # sample values ordered, every group
     seconds: Mapped[float] = mapped_column(Float)
 
 
 class SortGroup(Base):
-    """One ordering family of a job's samples: a method pair at one configuration
+    """One family of orderings of a job's samples: a method pair at one configuration
     (``kind`` pair), the mean over the pairs at one configuration (``mean``), one method's
     faithfulness (``faith``), the attack (``attack``), or the sample itself (``sample``)."""
 
@@ -564,58 +564,34 @@ class SortGroup(Base):
     k_frac: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
-class SortKey(Base):
-    """One sample's values in one :class:`SortGroup` (``v0``..``v9``: the group kind's metrics
-    in :data:`xaiq.analysis.sortkeys.SLOTS` order) with the sample's label, prediction and
-    correctness for the filters. One index per value column, ``(group_id, v, sample_index)``:
-    a sorted page is read off it, never sorted."""
+class SortOrder(Base):
+    """One chunk of one ordering: the sample indices (little-endian int32) of positions
+    ``chunk * CHUNK`` onwards of the group's samples that have a value of metric ``slot``,
+    ascending by (value, sample index). ``total``: the ordering's length."""
 
-    __tablename__ = "sort_keys"
-    __table_args__ = (
-        UniqueConstraint("group_id", "sample_index", name="uq_sort_key"),
-        *(
-            Index(f"ix_sort_keys_v{i}", "group_id", f"v{i}", "sample_index")
-            for i in range(SORT_SLOTS)
-        ),
-    )
+    __tablename__ = "sort_orders"
+    __table_args__ = (UniqueConstraint("group_id", "slot", "chunk", name="uq_sort_order"),)
 
     id: Mapped[IntPK]
     group_id: Mapped[int] = mapped_column(ForeignKey("sort_groups.id", ondelete="CASCADE"))
-    sample_index: Mapped[SampleIndex]
-    label: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    pred: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    correct: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
-    v0: Mapped[OptFloat]
-    v1: Mapped[OptFloat]
-    v2: Mapped[OptFloat]
-    v3: Mapped[OptFloat]
-    v4: Mapped[OptFloat]
-    v5: Mapped[OptFloat]
-    v6: Mapped[OptFloat]
-    v7: Mapped[OptFloat]
-    v8: Mapped[OptFloat]
-    v9: Mapped[OptFloat]
+    slot: Mapped[int] = mapped_column(Integer)
+    chunk: Mapped[int] = mapped_column(Integer)
+    total: Mapped[int] = mapped_column(Integer)
+    samples: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-class SortCount(Base):
-    """How many samples of a :class:`SortGroup` have a value in each slot (``n0``..``n9``), per
-    label, prediction and correctness: a filtered page's total is a sum of a few of these."""
+class SortSamples(Base):
+    """One chunk of a job's samples in index order, for the gallery's filters: sample index,
+    label, prediction (int32; NULL as -2**31) and correctness (int8; -1 NULL)."""
 
-    __tablename__ = "sort_counts"
-    __table_args__ = (Index("ix_sort_counts_group", "group_id", "label", "pred"),)
+    __tablename__ = "sort_samples"
+    __table_args__ = (UniqueConstraint("job_id", "chunk", name="uq_sort_samples"),)
 
     id: Mapped[IntPK]
-    group_id: Mapped[int] = mapped_column(ForeignKey("sort_groups.id", ondelete="CASCADE"))
-    label: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    pred: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    correct: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
-    n0: Mapped[int] = mapped_column(BigInteger)
-    n1: Mapped[int] = mapped_column(BigInteger)
-    n2: Mapped[int] = mapped_column(BigInteger)
-    n3: Mapped[int] = mapped_column(BigInteger)
-    n4: Mapped[int] = mapped_column(BigInteger)
-    n5: Mapped[int] = mapped_column(BigInteger)
-    n6: Mapped[int] = mapped_column(BigInteger)
-    n7: Mapped[int] = mapped_column(BigInteger)
-    n8: Mapped[int] = mapped_column(BigInteger)
-    n9: Mapped[int] = mapped_column(BigInteger)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    chunk: Mapped[int] = mapped_column(Integer)
+    total: Mapped[int] = mapped_column(Integer)
+    sample_index: Mapped[bytes] = mapped_column(LargeBinary)
+    label: Mapped[bytes] = mapped_column(LargeBinary)
+    pred: Mapped[bytes] = mapped_column(LargeBinary)
+    correct: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,12 +1,18 @@
-"""The Samples gallery's query: one page of a job's samples, filtered and sorted in SQL.
+"""The Samples gallery's query: one page of a job's samples, filtered and sorted.
 
-A page is ``LIMIT``/``OFFSET`` over an indexed, filtered select (never every row read into
-Python): the samples table alone when no stored metric is asked for; joined to the chosen
-pair and configuration's disagreement rows (or one method's faithfulness rows, or the attack
-rows) when the page is sorted by a stored metric. With the pair ``all`` the metric is the
-mean over the pairs at that configuration, as the report ranks its examples
-(:func:`xaiq.report.data.ranked_in_config`). Every value a user types is a bound parameter
-or checked against a fixed list of column names: no SQL is built from user strings.
+A finished job has its orderings stored (:mod:`xaiq.analysis.sortkeys`, built when it
+finishes): a page reads the chunk of the chosen ordering that holds it, or, with a label,
+prediction or correctness filter, masks the stored ordering with the stored sample labels;
+then only the page's samples and values are read. Nothing is sorted and no result row is
+scanned, whatever the job's size. Without stored orders (a running job, or one finished
+before they existed) a page is ``LIMIT``/``OFFSET`` over an indexed, filtered select: the
+samples table alone when no stored metric is asked for; the chosen pair and configuration's
+disagreement rows (or one method's faithfulness rows, or the attack rows) when the page is
+sorted by a stored metric. With the pair ``all`` the metric is the mean over the pairs at
+that configuration, as the report ranks its examples
+(:func:`xaiq.report.data.ranked_in_config`). Ties are broken by the sample index in the
+sort's direction. Every value a user types is a bound parameter or checked against a fixed
+list of names: no SQL is built from user strings.
 """
 
 from __future__ import annotations
@@ -360,11 +366,10 @@ def _ordered(q: GalleryQuery, value: Any, index: Any) -> tuple[Any, Any]:
 
 
 def _keyed_page(engine: Engine, job_id: int, q: GalleryQuery, attacked_only: bool) -> GalleryPage:
-    """The page from the job's sort keys (:mod:`xaiq.analysis.sortkeys`): the chosen group's
-    value index walked to the page (``LIMIT``/``OFFSET``), the total summed from its counts,
-    then the page's samples read by index."""
-    from xaiq.analysis.sortkeys import SLOTS, slot_of
-    from xaiq.db.models import SortCount, SortGroup, SortKey
+    """The page from the job's stored sort orders (:mod:`xaiq.analysis.sortkeys`): the chosen
+    group's ordering cut to the page (filtered by the stored sample labels when asked), then
+    the page's samples and values read by index."""
+    from xaiq.db.models import SortGroup
 
     page = GalleryPage(query=q)
     g = SortGroup
@@ -401,9 +406,9 @@ def _keyed_page(engine: Engine, job_id: int, q: GalleryQuery, attacked_only: boo
         kind = "sample"
     elif q.metric in ATTACK_METRICS or attacked_only:
         kind = "attack"
-    group = next(
+    match = next(
         (
-            r.id
+            r
             for r in groups
             if r.kind == kind
             and r.name == name
@@ -411,50 +416,102 @@ def _keyed_page(engine: Engine, job_id: int, q: GalleryQuery, attacked_only: boo
         ),
         None,
     )
-    if group is None:  # e.g. an attack job whose every sample failed: nothing to show
+    if match is None:  # e.g. an attack job whose every sample failed: nothing to show
         return page
-    # the slot sorted by; without a metric: sample order over the samples having the slot 0
-    slot = slot_of(kind, q.metric) if q.metric else None
-    have = slot if slot is not None else 0
-    if kind == "attack" and not q.metric:
-        have = SLOTS["attack"].index("l0")
-    k, c = SortKey, SortCount
-    value = getattr(k, f"v{have}")
-    stmt = select(k.sample_index, value).where(k.group_id == group, value.is_not(None))
-    count = select(func.coalesce(func.sum(getattr(c, f"n{have}")), 0)).where(c.group_id == group)
-    for col, want in ((k.label, q.label), (k.pred, q.pred)):
-        if want is not None:
-            stmt = stmt.where(col == want)
-    if q.label is not None:
-        count = count.where(c.label == q.label)
-    if q.pred is not None:
-        count = count.where(c.pred == q.pred)
-    if q.correct is not None:
-        stmt = stmt.where(k.correct.is_(q.correct))
-        count = count.where(c.correct.is_(q.correct))
-    if slot is not None:
-        stmt = stmt.order_by(*_ordered(q, value, k.sample_index))
-    else:
-        stmt = stmt.order_by(k.sample_index)
-    stmt = stmt.limit(q.per_page).offset((q.page - 1) * q.per_page)
-    s = SampleRow
     with engine.connect() as conn:
-        page.total = int(conn.scalar(count) or 0)
-        ranked = conn.execute(stmt).all()
+        indices, values = _keyed_rows(conn, job_id, match, q)
+        page.total = indices[1]
+        shown = indices[0]
+        s = SampleRow
         found = {
             int(r.sample_index): dict(r._mapping)
             for r in conn.execute(
                 select(s.sample_index, s.key, s.label, s.pred, s.correct, s.prob_pred).where(
-                    s.job_id == job_id, s.sample_index.in_([int(i) for i, _ in ranked])
+                    s.job_id == job_id, s.sample_index.in_(shown)
                 )
             )
         }
-    for idx, v in ranked:
-        row = found.get(int(idx), {"sample_index": int(idx), "key": None, "label": None})
-        # without a metric an attack's gallery shows each sample's l0, as the result rows do
-        shown = None if v is None or (slot is None and kind != "attack") else float(v)
-        page.rows.append({**row, "value": shown})
+    for idx in shown:
+        row = found.get(idx, {"sample_index": idx, "key": None, "label": None})
+        page.rows.append({**row, "value": values.get(idx)})
     return page
+
+
+def _keyed_rows(
+    conn: Any, job_id: int, group: Any, q: GalleryQuery
+) -> tuple[tuple[list[int], int], dict[int, float | None]]:
+    """``((the page's sample indices, total), {sample: value shown})`` from the stored
+    orders: the page's chunk alone without a filter; with one, the whole ordering masked by
+    the stored labels, predictions and correctness."""
+    import numpy as np
+
+    from xaiq.analysis import sortkeys
+
+    kind = group.kind
+    slot = sortkeys.slot_of(kind, q.metric) if q.metric else None
+    # without a metric: index order (an attack job: of the attacked samples, with their l0)
+    shown_slot = slot if slot is not None else (0 if kind == "attack" else None)
+    filtered = q.label is not None or q.pred is not None or q.correct is not None
+    lo = (q.page - 1) * q.per_page
+    order: Any
+    if shown_slot is None or slot is None:
+        # index order: of every sample, or of those the attack group holds
+        if kind == "attack":
+            order = np.sort(sortkeys.order_all(conn, group.id, 0))
+        elif not filtered:
+            total = sortkeys.samples_total(conn, job_id)
+            page = sortkeys.samples_slice(conn, job_id, lo, min(lo + q.per_page, total))
+            return ([int(i) for i in page], total), {}
+        else:
+            order = sortkeys.sample_arrays(conn, job_id)["sample_index"]
+        descending = False
+    else:
+        descending = q.order == "desc"
+        if not filtered:
+            total = sortkeys.order_total(conn, group.id, slot)
+            if descending:
+                start, stop = max(total - lo - q.per_page, 0), max(total - lo, 0)
+                page = sortkeys.order_slice(conn, group.id, slot, start, stop)[::-1]
+            else:
+                page = sortkeys.order_slice(conn, group.id, slot, lo, min(lo + q.per_page, total))
+            picked = [int(i) for i in page]
+            return (picked, total), _values(conn, job_id, group, slot, picked)
+        order = sortkeys.order_all(conn, group.id, slot)
+    if filtered:
+        attrs = sortkeys.sample_arrays(conn, job_id)
+        pos = np.searchsorted(attrs["sample_index"], order)
+        pos = np.clip(pos, 0, max(len(attrs["sample_index"]) - 1, 0))
+        keep = np.ones(len(order), dtype=bool)
+        if len(attrs["sample_index"]):
+            keep &= attrs["sample_index"][pos] == order
+        else:
+            keep[:] = False
+        for key, want in (("label", q.label), ("pred", q.pred)):
+            if want is not None and len(pos):
+                keep &= attrs[key][pos] == want
+        if q.correct is not None and len(pos):
+            keep &= attrs["correct"][pos] == (1 if q.correct else 0)
+        order = order[keep]
+    if descending:
+        order = order[::-1]
+    picked = [int(i) for i in order[lo : lo + q.per_page]]
+    values = _values(conn, job_id, group, shown_slot, picked) if shown_slot is not None else {}
+    return (picked, len(order)), values
+
+
+def _values(
+    conn: Any, job_id: int, group: Any, slot: int, samples: list[int]
+) -> dict[int, float | None]:
+    """The value of metric ``slot`` of the group for each of ``samples`` (from the rows)."""
+    from xaiq.analysis.sortkeys import group_select
+
+    if not samples:
+        return {}
+    out = {}
+    for row in conn.execute(group_select(job_id, group, samples)):
+        v = row[1 + slot]
+        out[int(row[0])] = None if v is None else float(v)
+    return out
 
 
 def sample_errors(engine: Engine, job_id: int, sample_index: int) -> list[dict[str, Any]]:

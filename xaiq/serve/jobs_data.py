@@ -34,7 +34,10 @@ def jobs_rows(
 ) -> list[dict[str, Any]]:
     """The newest jobs (id descending) with their progress, JSON-ready: job, name, tags,
     kind, status, dataset, models, n_samples, samples_finished, samples_failed, percent,
-    shards (per status), rate, eta_seconds, created_at, finished_at, error."""
+    shards (per status), stages (of an unfinished job: the running batches' stages and each
+    stage's samples, as the workers last stored them) and stage_text, rate, eta_seconds,
+    created_at, finished_at, error."""
+    from xaiq.cli.progress import stage_text
     from xaiq.db.jobs import job_progress
     from xaiq.db.labels import job_tags
     from xaiq.db.session import read_session
@@ -65,6 +68,8 @@ def jobs_rows(
                     "samples_failed": p["samples_failed"],
                     "percent": round(100.0 * p["samples_finished"] / total, 1),
                     "shards": p["shards"],
+                    "stages": p["stages"],
+                    "stage_text": stage_text(p),
                     "rate": p["rate"],
                     "eta_seconds": p["eta_seconds"],
                     "created_at": _plain(job.created_at),

@@ -3,10 +3,11 @@
 ``compute_shard`` calls a :class:`Checkpoint` after every batch but the last. It raises
 :class:`ShardInterrupted` when this process was asked to stop (:data:`STOP`: Ctrl-C or
 SIGTERM) or, at most every ``XAIQ_PROGRESS_SECONDS`` (default 1 s) when it also writes the
-shard's progress, when the job was cancelled or the shard's lease was taken over (its rows
-would be refused: the shard stops instead of computing them). The shard function then
-writes the batches done so far and puts the shard back
-(:func:`xaiq.db.lifecycle.suspend_shard`; nothing is written when the lease is lost).
+shard's progress (samples done, the current stage, each stage's samples), when the job was
+cancelled or the shard's lease was taken over (its rows would be refused: the shard stops
+instead of computing them). The shard function then writes the batches done so far and puts
+the shard back (:func:`xaiq.db.lifecycle.suspend_shard`; nothing is written when the lease
+is lost). A stage that begins inside a batch writes the progress too (same rate limit).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy import Engine
 
 from xaiq.db.jobs import Claim
 from xaiq.db.lifecycle import shard_progress
+from xaiq.worker.stages import ShardStages
 
 # set by a signal handler (the CLI's for in-process jobs, the pool process's for workers)
 STOP = threading.Event()
@@ -55,6 +57,21 @@ class Checkpoint:
         self.stop = stop if stop is not None else STOP
         self.every = progress_seconds()
         self._last = time.monotonic()
+        # the shard's stage counts (set by its computation), written with the progress
+        self.stages: ShardStages | None = None
+        self.last_done = 0  # the samples done last reported
+
+    def _write(self, samples_done: int) -> bool:
+        stage, stage_done = self.stages.as_stored() if self.stages is not None else (None, None)
+        assert self.engine is not None
+        return shard_progress(
+            self.engine,
+            self.claim.shard_id,
+            self.claim.owner,
+            samples_done,
+            stage=stage,
+            stage_done=stage_done,
+        )
 
     def report(self, samples_done: int) -> None:
         """Progress inside a batch: written at most every ``XAIQ_PROGRESS_SECONDS``; never
@@ -63,20 +80,20 @@ class Checkpoint:
         if self.engine is None or now - self._last < self.every:
             return
         self._last = now
+        self.last_done = samples_done
         with contextlib.suppress(Exception):  # best effort, as for the batch checkpoints
-            shard_progress(self.engine, self.claim.shard_id, self.claim.owner, samples_done)
+            self._write(samples_done)
 
     def __call__(self, samples_done: int) -> None:
         if self.stop.is_set():
             raise ShardInterrupted(cancelled=False)
+        self.last_done = samples_done
         now = time.monotonic()
         if self.engine is None or now - self._last < self.every:
             return
         self._last = now
         try:
-            cancel = shard_progress(
-                self.engine, self.claim.shard_id, self.claim.owner, samples_done
-            )
+            cancel = self._write(samples_done)
         except Exception:  # progress is best effort: a DB hiccup must not fail the shard
             return
         if cancel:

@@ -455,14 +455,35 @@ def compute_shard(
             rows.keys[idx] = dataset.key(idx)
     for idx, why in changed.items():
         rows.error(idx, "load", why)
+    scope = stages.shard_scope(claim.shard_id, stages.job_stages(claim.kind, spec), done)
+    with scope as counts:
+        if checkpoint is not None:
+            checkpoint.stages, checkpoint.last_done = counts, done
+            # a stage that begins is written at once (rate-limited): a slow batch shows it
+            counts.on_begin = lambda: checkpoint.report(checkpoint.last_done)
+        return _batches(claim, model, dataset, rows, root, indices, changed, done, checkpoint)
+
+
+def _batches(
+    claim: Claim,
+    model: Any,
+    dataset: Any,
+    rows: ShardRows,
+    root: Any,
+    indices: list[int],
+    changed: dict[int, str],
+    done: int,
+    checkpoint: Checkpoint | None,
+) -> dict[str, list[dict[str, Any]]]:
+    """The shard's batches (``indices`` in batches of the spec's ``batch_size``)."""
     kind, stage = kind_function(claim.kind), KINDS[claim.kind].stage
-    size = int(spec.get("batch_size", 32))
+    size = int(claim.spec.get("batch_size", 32))
     for lo in range(0, len(indices), size):
         part = indices[lo : lo + size]
         samples, errors = dataset.load_many([i for i in part if i not in changed])
         for idx, msg in errors.items():
             rows.error(idx, "load", msg)
-        batch = _predict(model, samples, rows, target_kind_of(spec))
+        batch = _predict(model, samples, rows, target_kind_of(claim.spec))
         if batch is not None:
             if checkpoint is not None:
                 rows.on_progress = _within_batch(checkpoint, done, len(part))

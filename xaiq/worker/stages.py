@@ -1,20 +1,74 @@
 """Which stage a job's batches are in, and how many samples each stage has finished.
 
 A disagreement batch goes through explain, compare, then (when asked) faithfulness and
-sanity; an attack batch through attack. The kinds call :func:`begin` and :func:`finish`; a
-progress display in the same process (an in-process job: ``xaiq submit`` without a broker,
-``xaiq resume``) reads :func:`snapshot`. Workers in other processes keep their own counters,
-which no display sees: there the store's per-batch sample counts are the progress.
+sanity; an attack batch through attack. The kinds call :func:`begin` and :func:`finish`.
+
+Two views are kept. In the process, per job (:func:`snapshot`): what an in-process run's
+progress display reads. Per shard (:func:`shard_scope`, opened by the shard's computation):
+the shard's current stage and each stage's samples, kept ones included, which the shard's
+progress writes to the store (``shards.stage``, ``shards.stage_done``) at most every
+``XAIQ_PROGRESS_SECONDS`` and whenever a stage begins; :func:`xaiq.db.jobs.job_progress`
+adds them up, so ``xaiq status`` and ``xaiq serve`` show the stages of workers in other
+processes and on other hosts.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 STAGES = ("explain", "compare", "faithfulness", "sanity", "attack")
 _LOCK = threading.Lock()
 _JOBS: dict[int, dict[str, Any]] = {}
+
+
+def job_stages(kind: str, spec: dict[str, Any]) -> list[str]:
+    """The stages every sample of a job of ``kind`` with ``spec`` goes through, in order."""
+    if kind == "attack":
+        return ["attack"]
+    if kind != "disagreement":
+        return ["explain"]
+    out = ["explain", "compare"]
+    if spec.get("faithfulness"):
+        out.append("faithfulness")
+    if spec.get("sanity"):
+        out.append("sanity")
+    return out
+
+
+@dataclass
+class ShardStages:
+    """One shard's stage counts in this run (``done`` starts at the samples kept from an
+    earlier run: they finished every stage). ``on_begin``: called when a stage begins."""
+
+    shard_id: int
+    stage: str | None = None
+    done: dict[str, int] = field(default_factory=dict)
+    on_begin: Callable[[], None] | None = None
+
+    def as_stored(self) -> tuple[str | None, dict[str, int]]:
+        with _LOCK:
+            return self.stage, {s: self.done[s] for s in STAGES if s in self.done}
+
+
+_SHARD: contextvars.ContextVar[ShardStages | None] = contextvars.ContextVar(
+    "xaiq_shard_stages", default=None
+)
+
+
+@contextlib.contextmanager
+def shard_scope(shard_id: int, stages: list[str], kept: int) -> Iterator[ShardStages]:
+    """The shard computed inside: :func:`begin` and :func:`finish` count for it too."""
+    state = ShardStages(shard_id, done={s: int(kept) for s in stages})
+    token = _SHARD.set(state)
+    try:
+        yield state
+    finally:
+        _SHARD.reset(token)
 
 
 def begin(job_id: int, stage: str) -> None:
@@ -23,6 +77,14 @@ def begin(job_id: int, stage: str) -> None:
         state = _JOBS.setdefault(int(job_id), {"stage": None, "done": {}})
         state["stage"] = stage
         state["done"].setdefault(stage, 0)
+    shard = _SHARD.get()
+    if shard is not None:
+        with _LOCK:
+            shard.stage = stage
+            shard.done.setdefault(stage, 0)
+        if shard.on_begin is not None:
+            with contextlib.suppress(Exception):  # progress is best effort
+                shard.on_begin()
 
 
 def finish(job_id: int, stage: str, n_samples: int) -> None:
@@ -30,6 +92,9 @@ def finish(job_id: int, stage: str, n_samples: int) -> None:
     with _LOCK:
         state = _JOBS.setdefault(int(job_id), {"stage": None, "done": {}})
         state["done"][stage] = state["done"].get(stage, 0) + int(n_samples)
+        shard = _SHARD.get()
+        if shard is not None:
+            shard.done[stage] = shard.done.get(stage, 0) + int(n_samples)
 
 
 def snapshot(job_id: int) -> dict[str, Any]:
@@ -47,4 +112,36 @@ def reset(job_id: int) -> None:
         _JOBS.pop(int(job_id), None)
 
 
-__all__ = ["STAGES", "begin", "finish", "reset", "snapshot"]
+def stored_stages(
+    stages: list[str],
+    finished: int,
+    open_shards: list[tuple[bool, int | None, str | None, dict[str, Any] | None]],
+) -> dict[str, Any]:
+    """A job's stages from the store: ``finished`` samples of finished shards went through
+    every stage; each open shard is ``(running, samples_done, stage, stage_done)``. A
+    running shard counts its stored stage counts, any other its samples done (what a new
+    run keeps). ``{"stage": running stages joined or None, "done": {stage: samples}}``."""
+    done = dict.fromkeys(stages, int(finished))
+    current: set[str] = set()
+    for running, samples_done, stage, stage_done in open_shards:
+        kept = int(samples_done or 0)
+        counts = stage_done if running and isinstance(stage_done, dict) else {}
+        for s in stages:
+            done[s] += int(counts.get(s, kept))
+        if running and stage:
+            current.add(stage)
+    now = ", ".join(s for s in STAGES if s in current)
+    return {"stage": now or None, "done": done}
+
+
+__all__ = [
+    "STAGES",
+    "ShardStages",
+    "begin",
+    "finish",
+    "job_stages",
+    "reset",
+    "shard_scope",
+    "snapshot",
+    "stored_stages",
+]

@@ -1,12 +1,13 @@
-"""gallery sort keys of finished jobs; each shard's stage counts in the store
+"""gallery sort orders of finished jobs; each shard's stage counts in the store
 
-Additive. ``sort_key_index``, ``sort_groups``, ``sort_keys`` and ``sort_counts`` hold every
+Additive. ``sort_key_index``, ``sort_groups``, ``sort_orders`` and ``sort_samples`` hold every
 ordering the Samples gallery of ``xaiq serve`` offers (xaiq.analysis.sortkeys), built when a
 job finishes; jobs finished before this revision have none and the gallery computes their
-pages from the result rows as before (no backfill: a large job's keys take minutes, which a
-migration should not). ``shards.stage`` and ``shards.stage_done`` carry a running shard's
-stage counts, so a display in another process (``xaiq status``, ``xaiq serve``) shows the
-stages of remote workers; NULL on shards written before it.
+pages from the result rows as before (no backfill here: a large job's orders take a while;
+``xaiq.analysis.sortkeys.build_sort_keys`` builds them). ``shards.stage`` and
+``shards.stage_done`` carry a running shard's stage counts, so a display in another process
+(``xaiq status``, ``xaiq serve``) shows the stages of remote workers; NULL on shards written
+before it.
 
 Revision ID: 0012
 Revises: 0008
@@ -22,8 +23,6 @@ revision = "0012"
 down_revision = "0008"
 branch_labels = None
 depends_on = None
-
-SLOTS = 10
 
 
 def upgrade() -> None:
@@ -54,40 +53,36 @@ def upgrade() -> None:
     )
     op.create_index("ix_sort_groups_job", "sort_groups", ["job_id", "kind"])
     op.create_table(
-        "sort_keys",
+        "sort_orders",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("group_id", sa.Integer(), nullable=False),
-        sa.Column("sample_index", sa.Integer(), nullable=False),
-        sa.Column("label", sa.Integer(), nullable=True),
-        sa.Column("pred", sa.Integer(), nullable=True),
-        sa.Column("correct", sa.Boolean(), nullable=True),
-        *(sa.Column(f"v{i}", sa.Float(), nullable=True) for i in range(SLOTS)),
+        sa.Column("slot", sa.Integer(), nullable=False),
+        sa.Column("chunk", sa.Integer(), nullable=False),
+        sa.Column("total", sa.Integer(), nullable=False),
+        sa.Column("samples", sa.LargeBinary(), nullable=False),
         sa.ForeignKeyConstraint(["group_id"], ["sort_groups.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("group_id", "sample_index", name="uq_sort_key"),
+        sa.UniqueConstraint("group_id", "slot", "chunk", name="uq_sort_order"),
     )
-    for i in range(SLOTS):
-        op.create_index(f"ix_sort_keys_v{i}", "sort_keys", ["group_id", f"v{i}", "sample_index"])
     op.create_table(
-        "sort_counts",
+        "sort_samples",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("group_id", sa.Integer(), nullable=False),
-        sa.Column("label", sa.Integer(), nullable=True),
-        sa.Column("pred", sa.Integer(), nullable=True),
-        sa.Column("correct", sa.Boolean(), nullable=True),
-        *(sa.Column(f"n{i}", sa.BigInteger(), nullable=False) for i in range(SLOTS)),
-        sa.ForeignKeyConstraint(["group_id"], ["sort_groups.id"], ondelete="CASCADE"),
+        sa.Column("job_id", sa.Integer(), nullable=False),
+        sa.Column("chunk", sa.Integer(), nullable=False),
+        sa.Column("total", sa.Integer(), nullable=False),
+        sa.Column("sample_index", sa.LargeBinary(), nullable=False),
+        sa.Column("label", sa.LargeBinary(), nullable=False),
+        sa.Column("pred", sa.LargeBinary(), nullable=False),
+        sa.Column("correct", sa.LargeBinary(), nullable=False),
+        sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("job_id", "chunk", name="uq_sort_samples"),
     )
-    op.create_index("ix_sort_counts_group", "sort_counts", ["group_id", "label", "pred"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_sort_counts_group", table_name="sort_counts")
-    op.drop_table("sort_counts")
-    for i in range(SLOTS):
-        op.drop_index(f"ix_sort_keys_v{i}", table_name="sort_keys")
-    op.drop_table("sort_keys")
+    op.drop_table("sort_samples")
+    op.drop_table("sort_orders")
     op.drop_index("ix_sort_groups_job", table_name="sort_groups")
     op.drop_table("sort_groups")
     op.drop_table("sort_key_index")
