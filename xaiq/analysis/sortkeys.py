@@ -167,7 +167,11 @@ def _chunks(total: int) -> range:
 def _orders(conn: Connection, job_id: int, group: dict[str, Any]) -> list[np.ndarray]:
     """Per slot of the group's kind, the sample indices with a value ascending by (value,
     sample index)."""
-    rows = conn.execute(group_select(job_id, group)).all()
+    result = conn.execute(group_select(job_id, group))
+    # the DBAPI's plain tuples (numbers only): building a Row per sample would cost more
+    # than the rest of the build
+    rows = result.cursor.fetchall() if result.cursor is not None else []
+    result.close()
     width = 1 + len(SLOTS[group["kind"]])
     arr = np.array(rows, dtype=np.float64).reshape(-1, width)  # NULL -> NaN
     si = arr[:, 0].astype(np.int64)
