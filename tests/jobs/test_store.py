@@ -16,6 +16,7 @@ from xaiq.db.jobs import (
     fail_attempt,
     finalize_job,
     insert_ignore,
+    job_progress,
     reap_expired,
     request_cancel,
     reset_failed_shards,
@@ -233,3 +234,66 @@ def test_a_pooled_connection_closed_by_the_server_is_replaced_after_an_idle_paus
     with engine.connect() as conn:  # pinged, found dead, replaced
         assert conn.execute(text("SELECT 1")).scalar_one() == 1
     assert pings
+
+
+def test_stage_counts_of_workers_elsewhere_come_from_the_store(engine: Engine) -> None:
+    """Each running shard's worker stores its stage counts with its progress; `xaiq status`
+    (another process) adds them up: finished shards whole, running ones as stored, others
+    by their samples done."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from xaiq.db.lifecycle import shard_progress, suspend_shard
+
+    spec = {
+        "kind": "disagreement",
+        "dataset": "digits",
+        "model": "m",
+        "methods": ["saliency", "grad_cam"],
+        "faithfulness": True,
+        "shard_size": 4,
+    }
+    ranges = [(0, 4), (4, 8), (8, 12)]
+    job_id = create_job(engine, kind="disagreement", spec=spec, ranges=ranges, queue="cpu")
+    first, second, third = _shard_ids(engine, job_id)
+    done = claim_shard(engine, first, "a", 60, from_pending=True)
+    assert done is not None
+    assert complete_shard(engine, done, {"samples": [_sample(job_id, i) for i in range(4)]})
+    assert claim_shard(engine, second, "b", 60, from_pending=True) is not None
+    counts = {"explain": 3, "compare": 2, "faithfulness": 0}
+    assert not shard_progress(engine, second, "b", 2, stage="compare", stage_done=counts)
+    with read_session(engine) as s:
+        p = job_progress(s, job_id)
+    assert p["stages"] == {
+        "stage": "compare",
+        "done": {"explain": 4 + 3, "compare": 4 + 2, "faithfulness": 4 + 0},
+    }
+    url = engine.url.render_as_string(hide_password=False)
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "XAIQ_DB_URL": url, "PYTHONPATH": str(root)}
+    out = subprocess.run(
+        [sys.executable, "-m", "xaiq.cli.main", "status", str(job_id), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["stages"] == p["stages"]
+    table = subprocess.run(
+        [sys.executable, "-m", "xaiq.cli.main", "status", str(job_id)],
+        env={**env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "stage compare (explain 7/12, compare 6/12, faithfulness 4/12)" in table.stdout
+    # a shard put back (its worker stopped) counts its samples done for every stage
+    assert suspend_shard(engine, second, "b", {}, 2, cancelled=False)
+    assert claim_shard(engine, third, "c", 60, from_pending=True) is not None
+    with read_session(engine) as s:
+        p = job_progress(s, job_id)
+    assert p["stages"] == {"stage": None, "done": dict.fromkeys(counts, 4 + 2)}
