@@ -192,6 +192,7 @@ class Pages:
             sample=sample or {},
             tables=rows,
             methods=methods,
+            attacked=any(t.name == "attack" for t in rows),
             errors=sample_errors(self.engine, job.id, idx),
         )
 
