@@ -22,12 +22,13 @@ in numpy (a few MB for a 10M-row job) and cuts the page from what is left, its t
 mask's count. Nothing is sorted and no result row is scanned when a page is shown.
 
 Built by whoever finalises a job (:func:`build_sort_keys_quietly`, beside its statistics
-digest): the rows are read group by group and sorted in numpy, then written with the
-:class:`~xaiq.db.models.SortKeyIndex` row last in one transaction, so a reader sees either
-no orders or all of them. Valid while the index row's ``finished_at`` equals the job's (a
-job run again is unfinished meanwhile). Jobs without valid orders (running, or finished
-before orders existed) are paged from the result rows directly (:mod:`xaiq.serve.gallery`),
-which is slower on large jobs; :func:`build_sort_keys` builds them for such a job.
+digest): the rows are read group by group, sorted in numpy and written a group per
+transaction, the :class:`~xaiq.db.models.SortKeyIndex` row that makes them valid last, so a
+reader uses either none of them or all. Valid while the index row's ``finished_at`` equals
+the job's (a job run again is unfinished meanwhile). Jobs without valid orders (running, or
+finished before orders existed) are paged from the result rows directly
+(:mod:`xaiq.serve.gallery`), which is slower on large jobs; :func:`build_sort_keys` builds
+them for such a job.
 """
 
 from __future__ import annotations
@@ -178,7 +179,7 @@ def _orders(conn: Connection, job_id: int, group: dict[str, Any]) -> list[np.nda
     out = []
     for j in range(1, width):
         have = ~np.isnan(arr[:, j])
-        out.append(si[have][np.lexsort((si[have], arr[have, j]))])
+        out.append(si[have][np.lexsort((si[have], arr[have, j]))].astype(np.int32))
     return out
 
 
@@ -204,38 +205,47 @@ def _sample_arrays(conn: Connection, job_id: int) -> dict[str, np.ndarray]:
 
 def build_sort_keys(engine: Engine, job_id: int) -> bool:
     """Build (replacing any older) the sort orders of a finished job; ``False`` when it is
-    not finished or was run again meanwhile. Memory: one group's rows at a time."""
+    not finished or was run again meanwhile. A group per transaction (memory: one group's
+    rows), the index row that makes them valid last."""
     with engine.connect() as conn:
         finished = conn.scalar(select(Job.finished_at).where(Job.id == job_id))
-        if finished is None:
-            return False
-        started = time.perf_counter()
-        groups = _groups(conn, job_id)
-        built = [(g, _orders(conn, job_id, g)) for g in groups]
-        attrs = _sample_arrays(conn, job_id)
-    n_values = sum(len(o) for _, orders in built for o in orders)
+    if finished is None:
+        return False
+    started = time.perf_counter()
     with engine.begin() as conn:
-        current = conn.scalar(select(Job.finished_at).where(Job.id == job_id))
-        if current != finished:  # run again while we read: these orders are of the old run
-            return False
         conn.execute(delete(SortKeyIndex).where(SortKeyIndex.job_id == job_id))
         _drop(conn, job_id)
-        for group, orders in built:
+        groups = _groups(conn, job_id)
+    n_values = 0
+    for group in groups:
+        with engine.connect() as conn:
+            orders = _orders(conn, job_id, group)
+        n_values += sum(len(o) for o in orders)
+        with engine.begin() as conn:
             group_id = conn.execute(
                 insert(SortGroup).returning(SortGroup.id), [{"job_id": job_id, **group}]
             ).scalar_one()
-            rows = [
-                {
-                    "group_id": group_id,
-                    "slot": slot,
-                    "chunk": start // CHUNK,
-                    "total": len(order),
-                    "samples": _i32(order[start : start + CHUNK]),
-                }
-                for slot, order in enumerate(orders)
-                for start in _chunks(len(order))
-            ]
-            conn.execute(insert(SortOrder), rows)
+            conn.execute(
+                insert(SortOrder),
+                [
+                    {
+                        "group_id": group_id,
+                        "slot": slot,
+                        "chunk": start // CHUNK,
+                        "total": len(order),
+                        "samples": _i32(order[start : start + CHUNK]),
+                    }
+                    for slot, order in enumerate(orders)
+                    for start in _chunks(len(order))
+                ],
+            )
+    with engine.connect() as conn:
+        attrs = _sample_arrays(conn, job_id)
+    with engine.begin() as conn:
+        current = conn.scalar(select(Job.finished_at).where(Job.id == job_id))
+        if current != finished:  # run again while we read: these orders are of the old run
+            _drop(conn, job_id)
+            return False
         total = len(attrs["sample_index"])
         conn.execute(
             insert(SortSamples),
