@@ -283,7 +283,7 @@ def _drop(conn: Connection, job_id: int) -> None:
 def _decode(blobs: list[bytes]) -> np.ndarray:
     if not blobs:
         return np.zeros(0, dtype=np.int64)
-    return np.frombuffer(b"".join(blobs), dtype="<i4").astype(np.int64)
+    return np.frombuffer(b"".join(blobs), dtype="<i4")
 
 
 def order_total(conn: Connection, group_id: int, slot: int) -> int:
@@ -338,16 +338,16 @@ def samples_slice(conn: Connection, job_id: int, start: int, stop: int) -> np.nd
     return _decode(list(blobs))[start - first * CHUNK : stop - first * CHUNK]
 
 
-def sample_arrays(conn: Connection, job_id: int) -> dict[str, np.ndarray]:
+def sample_arrays(
+    conn: Connection, job_id: int, columns: list[str] | None = None
+) -> dict[str, np.ndarray]:
     """The job's samples in index order: sample_index, label, pred (NULL: :data:`NULL_INT`),
-    correct (1, 0; -1 NULL)."""
+    correct (1, 0; -1 NULL); ``columns``: only these."""
     t = SortSamples
+    names = columns or ["sample_index", "label", "pred", "correct"]
     rows = conn.execute(
-        select(t.sample_index, t.label, t.pred, t.correct)
-        .where(t.job_id == job_id)
-        .order_by(t.chunk)
+        select(*[getattr(t, n) for n in names]).where(t.job_id == job_id).order_by(t.chunk)
     ).all()
-    names = ("sample_index", "label", "pred", "correct")
     return {n: _decode([r[i] for r in rows]) for i, n in enumerate(names)}
 
 

@@ -335,9 +335,11 @@ def shard_counts(session: Session, job_id: int) -> dict[str, int]:
     return counts
 
 
-def job_progress(session: Session, job_id: int) -> dict[str, Any]:
+def job_progress(session: Session, job_id: int, *, rows: bool = True) -> dict[str, Any]:
     """Progress of a job: shard counts, samples finished (whole shards plus the finished
-    batches of unfinished ones), done/failed, rate (samples/s), ETA (s), owner."""
+    batches of unfinished ones), done/failed, rate (samples/s), ETA (s), owner. ``rows``
+    False: ``samples_done``, ``maps_computed`` and ``maps_reused`` are None (they count the
+    job's result rows, which a list of many large jobs cannot afford)."""
     job = get_job(session, job_id)
     shards = shard_counts(session, job_id)
     failed = session.scalar(select(func.count()).where(SampleErrorRow.job_id == job_id)) or 0
@@ -349,7 +351,8 @@ def job_progress(session: Session, job_id: int) -> dict[str, Any]:
                 SampleRow.job_id == job_id, SampleRow.sample_index.not_in(erred)
             )
         )
-        or 0
+        if rows
+        else None
     )
     finished_samples = (
         session.scalar(
@@ -371,13 +374,15 @@ def job_progress(session: Session, job_id: int) -> dict[str, Any]:
     )
     stage_counts = _stage_counts(session, job) if job.finished_at is None else None
     # maps this job computed vs read from an earlier job (same identity, xaiq.worker.reuse)
-    maps = {False: 0, True: 0}
-    for reused, n in session.execute(
-        select(Attribution.reused, func.count())
-        .where(Attribution.job_id == job_id)
-        .group_by(Attribution.reused)
-    ):
-        maps[bool(reused)] += int(n)
+    maps: dict[bool, int | None] = {False: None, True: None}
+    if rows:
+        maps = {False: 0, True: 0}
+        for reused, n in session.execute(
+            select(Attribution.reused, func.count())
+            .where(Attribution.job_id == job_id)
+            .group_by(Attribution.reused)
+        ):
+            maps[bool(reused)] = int(maps[bool(reused)] or 0) + int(n)
     rate = eta = None
     if job.started_at is not None:
         end = job.finished_at or utcnow()
@@ -393,7 +398,7 @@ def job_progress(session: Session, job_id: int) -> dict[str, Any]:
         "queue": job.queue,
         "n_samples": job.n_samples,
         "samples_finished": int(finished_samples),
-        "samples_done": int(done),
+        "samples_done": None if done is None else int(done),
         "samples_failed": int(failed),
         "maps_computed": maps[False],
         "maps_reused": maps[True],

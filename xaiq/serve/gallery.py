@@ -463,7 +463,7 @@ def _keyed_rows(
             page = sortkeys.samples_slice(conn, job_id, lo, min(lo + q.per_page, total))
             return ([int(i) for i in page], total), {}
         else:
-            order = sortkeys.sample_arrays(conn, job_id)["sample_index"]
+            order = sortkeys.sample_arrays(conn, job_id, ["sample_index"])["sample_index"]
         descending = False
     else:
         descending = q.order == "desc"
@@ -478,25 +478,42 @@ def _keyed_rows(
             return (picked, total), _values(conn, job_id, group, slot, picked)
         order = sortkeys.order_all(conn, group.id, slot)
     if filtered:
-        attrs = sortkeys.sample_arrays(conn, job_id)
-        pos = np.searchsorted(attrs["sample_index"], order)
-        pos = np.clip(pos, 0, max(len(attrs["sample_index"]) - 1, 0))
-        keep = np.ones(len(order), dtype=bool)
-        if len(attrs["sample_index"]):
-            keep &= attrs["sample_index"][pos] == order
-        else:
-            keep[:] = False
-        for key, want in (("label", q.label), ("pred", q.pred)):
-            if want is not None and len(pos):
-                keep &= attrs[key][pos] == want
-        if q.correct is not None and len(pos):
-            keep &= attrs["correct"][pos] == (1 if q.correct else 0)
+        passing = _matching(conn, job_id, q)
+        inside = order < len(passing)  # a result row without a sample row passes no filter
+        keep = np.zeros(len(order), dtype=bool)
+        keep[inside] = passing[order[inside]]
         order = order[keep]
     if descending:
         order = order[::-1]
     picked = [int(i) for i in order[lo : lo + q.per_page]]
     values = _values(conn, job_id, group, shown_slot, picked) if shown_slot is not None else {}
     return (picked, len(order)), values
+
+
+def _matching(conn: Any, job_id: int, q: GalleryQuery) -> Any:
+    """A boolean array by sample index: the samples passing the query's filters (read from
+    the stored sample columns the filters need only)."""
+    import numpy as np
+
+    from xaiq.analysis import sortkeys
+
+    wanted = [
+        k
+        for k, v in (("label", q.label), ("pred", q.pred), ("correct", q.correct))
+        if v is not None
+    ]
+    cols = sortkeys.sample_arrays(conn, job_id, ["sample_index", *wanted])
+    index = cols["sample_index"]
+    keep = np.ones(len(index), dtype=bool)
+    for key in wanted:
+        want = getattr(q, key)
+        keep &= cols[key] == (int(want) if key != "correct" else (1 if want else 0))
+    size = int(index[-1]) + 1 if len(index) else 0
+    if len(index) == size:  # samples 0..n-1, as planned jobs have them: index = position
+        return keep
+    out = np.zeros(size, dtype=bool)
+    out[index[keep]] = True
+    return out
 
 
 def _values(

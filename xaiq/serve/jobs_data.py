@@ -52,7 +52,7 @@ def jobs_rows(
         jobs = list(session.scalars(stmt))
         tags_of = job_tags(session, [j.id for j in jobs])
         for job in jobs:
-            p = job_progress(session, job.id)
+            p = job_progress(session, job.id, rows=False)  # no count of result rows
             total = max(int(job.n_samples), 1)
             out.append(
                 {
