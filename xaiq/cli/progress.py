@@ -81,7 +81,9 @@ def stage_text(p: dict[str, Any]) -> str:
     kept = int(st.get("kept", 0))
     counts = ", ".join(f"{k} {kept + v}/{total}" for k, v in st["done"].items())
     now = f"stage {st['stage']}" if st.get("stage") else ""
-    return f"{now} ({counts})" if counts else now
+    if not counts:
+        return now
+    return f"{now} ({counts})" if now else f"({counts})"
 
 
 def progress_line(p: dict[str, Any]) -> str:
