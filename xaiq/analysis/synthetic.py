@@ -101,27 +101,28 @@ def insert_synthetic_disagreements(
             "prob_target",
             "correct",
         ]
-        sample_sql = str(
-            insert(SampleRow)
-            .values({c: bindparam(c) for c in sample_cols})
-            .compile(dialect=conn.dialect)
-        )
         label_list, pred_list, wrong_list = labels.tolist(), preds.tolist(), wrong.tolist()
-        for start in range(0, n_samples, _CHUNK):  # tuples through the DBAPI's executemany
+        for start in range(0, n_samples, _CHUNK):  # one executemany per chunk
             stop = min(n_samples, start + _CHUNK)
-            conn.exec_driver_sql(
-                sample_sql,
+            conn.execute(
+                insert(SampleRow),
                 [
-                    (
-                        job_id,
-                        i,
-                        f"{dataset}/{i}",
-                        label_list[i],
-                        pred_list[i],
-                        label_list[i],
-                        0.5,
-                        0.2 if wrong_list[i] else 0.5,
-                        not wrong_list[i],
+                    dict(
+                        zip(
+                            sample_cols,
+                            (
+                                job_id,
+                                i,
+                                f"{dataset}/{i}",
+                                label_list[i],
+                                pred_list[i],
+                                label_list[i],
+                                0.5,
+                                0.2 if wrong_list[i] else 0.5,
+                                not wrong_list[i],
+                            ),
+                            strict=True,
+                        )
                     )
                     for i in range(start, stop)
                 ],
