@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _chromium() -> str:
+def chromium_binary() -> str:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         path = shutil.which(name)
         if path:
@@ -36,7 +36,7 @@ def _chromium() -> str:
     raise AssertionError  # unreachable
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -67,7 +67,7 @@ def _dom(browser: str, url: str) -> str:
 
 
 def test_every_page_opens_in_chromium_and_its_images_decode(home, capsys) -> None:
-    browser = _chromium()
+    browser = chromium_binary()
     args = [
         "submit",
         "disagreement",
@@ -89,7 +89,7 @@ def test_every_page_opens_in_chromium_and_its_images_decode(home, capsys) -> Non
     ]
     assert main(args) == 0
     capsys.readouterr()
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     server = subprocess.Popen(
         [sys.executable, "-m", "xaiq.cli.main", "serve", "--port", str(port)],

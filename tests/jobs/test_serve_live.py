@@ -29,7 +29,7 @@ from xaiq.db.session import get_engine
 from xaiq.scheduler.submit import submit
 
 from .conftest import Cluster, wait_for
-from .test_serve_browser import _chromium, _free_port
+from .test_serve_browser import chromium_binary, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -168,9 +168,9 @@ ROW_JS = """(function () {
 @pytest.mark.services
 @pytest.mark.slow
 def test_jobs_page_follows_a_job_on_the_workers_without_a_reload(cluster: Cluster) -> None:
-    browser = _chromium()
+    browser = chromium_binary()
     logs = cluster.logs
-    port, debug = _free_port(), _free_port()
+    port, debug = free_port(), free_port()
     env = {**cluster.env, "PYTHONPATH": str(ROOT)}
     server = _start(
         [sys.executable, "-m", "xaiq.cli.main", "serve", "--port", str(port)],

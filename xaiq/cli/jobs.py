@@ -93,7 +93,7 @@ def print_progress(p: dict[str, Any], fmt: OutputFormat | bool) -> None:
     if shards:
         rows["shards"] = ", ".join(f"{k} {v}" for k, v in shards.items() if v)
     if "stages" in rows:  # the running batches' stages and each stage's samples
-        from xaiq.cli.progress import stage_text
+        from xaiq.db.stages import stage_text
 
         rows["stages"] = stage_text(p)
     if rows.get("rate") is not None:

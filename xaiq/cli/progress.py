@@ -19,6 +19,7 @@ import typer
 from rich.markup import escape
 
 from xaiq.cli.output import err_console, info
+from xaiq.db.stages import stage_text
 
 
 def line_seconds() -> float:
@@ -69,21 +70,6 @@ class Throughput:
         now = time.monotonic() if now is None else now
         left = max(total - done, 0) / self.rate - (now - self._last[1])
         return left if left >= 0 else None
-
-
-def stage_text(p: dict[str, Any]) -> str:
-    """``stage faithfulness (explain 24/300, compare 24/300, faithfulness 12/300)`` (empty when no
-    stage is known: a job computed by workers in other processes)."""
-    st = p.get("stages") or {}
-    if not st.get("done") and not st.get("stage"):
-        return ""
-    total = max(int(p["n_samples"]), 0)
-    kept = int(st.get("kept", 0))
-    counts = ", ".join(f"{k} {kept + v}/{total}" for k, v in st["done"].items())
-    now = f"stage {st['stage']}" if st.get("stage") else ""
-    if not counts:
-        return now
-    return f"{now} ({counts})" if now else f"({counts})"
 
 
 def progress_line(p: dict[str, Any]) -> str:

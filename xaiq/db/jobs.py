@@ -416,9 +416,9 @@ def job_progress(session: Session, job_id: int, *, rows: bool = True) -> dict[st
 
 
 def _stage_counts(session: Session, job: Job) -> dict[str, Any] | None:
-    """The job's stage counts from its shards (:func:`xaiq.worker.stages.stored_stages`):
+    """The job's stage counts from its shards (:func:`xaiq.db.stages.stored_stages`):
     finished shards whole, open ones by what their workers last wrote."""
-    from xaiq.worker.stages import job_stages, stored_stages
+    from xaiq.db.stages import job_stages, stored_stages
 
     closed = [ShardStatus.done, ShardStatus.failed]
     finished = session.scalar(

@@ -37,10 +37,10 @@ def jobs_rows(
     shards (per status), stages (of an unfinished job: the running batches' stages and each
     stage's samples, as the workers last stored them) and stage_text, rate, eta_seconds,
     created_at, finished_at, error."""
-    from xaiq.cli.progress import stage_text
     from xaiq.db.jobs import job_progress
     from xaiq.db.labels import job_tags
     from xaiq.db.session import read_session
+    from xaiq.db.stages import stage_text
 
     stmt = select(Job).order_by(Job.id.desc()).limit(limit)
     if status:

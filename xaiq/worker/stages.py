@@ -21,23 +21,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-STAGES = ("explain", "compare", "faithfulness", "sanity", "attack")
+from xaiq.db.stages import STAGES, job_stages, stored_stages
+
 _LOCK = threading.Lock()
 _JOBS: dict[int, dict[str, Any]] = {}
-
-
-def job_stages(kind: str, spec: dict[str, Any]) -> list[str]:
-    """The stages every sample of a job of ``kind`` with ``spec`` goes through, in order."""
-    if kind == "attack":
-        return ["attack"]
-    if kind != "disagreement":
-        return ["explain"]
-    out = ["explain", "compare"]
-    if spec.get("faithfulness"):
-        out.append("faithfulness")
-    if spec.get("sanity"):
-        out.append("sanity")
-    return out
 
 
 @dataclass
@@ -110,28 +97,6 @@ def reset(job_id: int) -> None:
     """Forget the job's counters (a new run in this process starts from what is kept)."""
     with _LOCK:
         _JOBS.pop(int(job_id), None)
-
-
-def stored_stages(
-    stages: list[str],
-    finished: int,
-    open_shards: list[tuple[bool, int | None, str | None, dict[str, Any] | None]],
-) -> dict[str, Any]:
-    """A job's stages from the store: ``finished`` samples of finished shards went through
-    every stage; each open shard is ``(running, samples_done, stage, stage_done)``. A
-    running shard counts its stored stage counts, any other its samples done (what a new
-    run keeps). ``{"stage": running stages joined or None, "done": {stage: samples}}``."""
-    done = dict.fromkeys(stages, int(finished))
-    current: set[str] = set()
-    for running, samples_done, stage, stage_done in open_shards:
-        kept = int(samples_done or 0)
-        counts = stage_done if running and isinstance(stage_done, dict) else {}
-        for s in stages:
-            done[s] += int(counts.get(s, kept))
-        if running and stage:
-            current.add(stage)
-    now = ", ".join(s for s in STAGES if s in current)
-    return {"stage": now or None, "done": done}
 
 
 __all__ = [
