@@ -31,6 +31,19 @@ def test_the_worker_computes_every_registered_kind():
         assert list(inspect.signature(fn).parameters) == ["claim", "model", "batch", "rows", "root"]
 
 
+def test_the_stores_stage_list_agrees_with_each_kinds_progress_stage():
+    # the store cannot import the scheduler: its stage list per kind is kept beside it
+    from xaiq.db.stages import STAGES, job_stages
+
+    for name, kind in KINDS.items():
+        stages = job_stages(name, {"faithfulness": True, "sanity": "cascading"})
+        assert set(stages) <= set(STAGES)
+        if kind.stage is not None:  # a one-stage kind: the worker counts it per batch
+            assert stages == [kind.stage], name
+        else:  # the kind reports its own stages, explain first
+            assert stages[0] == "explain" and len(stages) > 1, name
+
+
 def test_the_submit_sub_commands_are_the_registered_kinds():
     from xaiq.cli.submit import submit_app
 
