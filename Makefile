@@ -6,6 +6,9 @@ STAMP := $(VENV)/.xaiq-installed
 DEMO_DIR ?= demo-out
 BENCH_ARGS ?=
 PYTEST_ARGS ?=
+# the suite runs in two pytest-xdist worker processes, a test file per worker at a time (its
+# module fixtures built once); `make test TEST_WORKERS=0` runs it in one process
+TEST_WORKERS ?= 2
 # every dependency pinned (a pip constraints file); `make lock` re-resolves it on purpose
 LOCK := requirements.lock
 # the one torch/torchvision pairing that works on this platform (pip takes it from local
@@ -34,7 +37,7 @@ demo: install
 test: install
 	$(PY) -m ruff check .
 	$(PY) -m mypy xaiq/xai xaiq/db xaiq/analysis
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: install
 	$(PY) -m ruff check .

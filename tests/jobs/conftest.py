@@ -22,9 +22,19 @@ from sqlalchemy.engine import make_url
 
 from xaiq.db.session import dispose_engines, get_engine
 
+
 # Tests own one Redis db index (flushed before use); XAIQ_TEST_REDIS_DB lets two checkouts
-# run their suites side by side on one server.
-REDIS_DB = int(os.environ.get("XAIQ_TEST_REDIS_DB", "11"))
+# run their suites side by side on one server. Under pytest-xdist each worker process (gw0,
+# gw1, ...) owns its own index: the base for gw0, then base + 2, base + 3, ... (base + 1 is
+# the bench's Redis db, bench/README.md).
+def _redis_db() -> int:
+    base = int(os.environ.get("XAIQ_TEST_REDIS_DB", "11"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    return base if index == 0 else base + 1 + index
+
+
+REDIS_DB = _redis_db()
 PG_BASE = os.environ.get("XAIQ_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_BASE = os.environ.get("XAIQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

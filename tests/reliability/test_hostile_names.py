@@ -28,9 +28,11 @@ def test_markup_in_a_dataset_folder_name_is_listed_verbatim(tmp_path: Path) -> N
     ran = procs.run("submit", "attribution", "-d", spec, "-m", "digits-cnn", "--methods",
                     "saliency", "--json")  # fmt: skip
     assert ran.returncode == 0, ran.stderr
-    listed = procs.run("list")
+    # wide enough that the folder's path (its length depends on where pytest puts tmp_path)
+    # is one cell line: a wrapped cell is drawn with borders between its pieces
+    listed = procs.run("list", COLUMNS="400")
     assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
-    assert "a[/b]" in listed.stdout.replace("\n", "")
+    assert f"{tmp_path}/a[/b]" in listed.stdout
     missing = procs.run("submit", "attribution", "-d", f"folder:{tmp_path}/[red]gone[/red]",
                         "-m", "digits-cnn", "--methods", "saliency")  # fmt: skip
     one_line(missing, USAGE, "[red]gone[/red]")  # the message shows the path as typed
