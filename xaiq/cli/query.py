@@ -110,6 +110,11 @@ def stats_disagreement(
     emit(rows, out_fmt, title=table.title, columns=columns)
 
 
+# a fallback chain runs its strategies one after another: a sample's iterations and forward
+# passes are the chain's totals (per strategy: --group-by strategy)
+ATTACK_TITLE = "attacks (iterations, forward passes: totals over each sample's strategy chain)"
+
+
 @stats_app.command("attack")
 def stats_attack(
     job: JobsOption = None,
@@ -152,7 +157,7 @@ def stats_attack(
     if not rows and out_fmt is OutputFormat.table:
         info("no attack results match")
         return
-    emit(rows, out_fmt, title="attacks", columns=[*parse_names(keys), *ATTACK_COLUMNS])
+    emit(rows, out_fmt, title=ATTACK_TITLE, columns=[*parse_names(keys), *ATTACK_COLUMNS])
 
 
 @app.command("export")
@@ -355,7 +360,7 @@ def print_demo_summary(
             "prob_before_mean",
             "prob_after_mean",
         ]
-        emit(attacks, OutputFormat.table, title="attacks", columns=cols, optional=optional)
+        emit(attacks, OutputFormat.table, title=ATTACK_TITLE, columns=cols, optional=optional)
     if report_path is not None:
         _path_line(report_path)
 
