@@ -127,6 +127,19 @@ def _gallery_urls(store) -> list[str]:
     return urls
 
 
+def test_a_gallery_sorted_by_disagreement_opens_at_the_most_informative_configuration(
+    store, client
+) -> None:
+    # the job holds grid|16|0.05 (top-k of one superpixel: every value 0 or 1) and grid|49|0.1
+    d = store.disagreement_job
+    base = f"/jobs/{d}/samples.csv?metric=feature_disagreement&pair=all&per_page=96"
+    default = client.get(base).text
+    assert default == client.get(base + "&config=grid|49|0.1").text
+    assert default != client.get(base + "&config=grid|16|0.05").text
+    html = client.get(f"/jobs/{d}/samples?metric=feature_disagreement").text
+    assert '<option value="grid|49|0.1" selected' in html
+
+
 def test_sort_keys_give_the_pages_the_result_rows_give(store, client) -> None:
     """Once a job's sort keys are built (as finishing it builds them) every gallery option
     shows the same samples, values and totals as computed from the result rows."""

@@ -189,6 +189,26 @@ def faith_methods(engine: Engine, job_id: int) -> list[str]:
         return [str(m) for m in conn.scalars(stmt)]
 
 
+def default_config(configs: list[str]) -> str:
+    """The configuration a gallery sorted by a disagreement metric opens at when none is
+    chosen: the report's most informative one (:func:`xaiq.report.rank_config.choose_config`:
+    the largest top-k, never a top-k of one superpixel when another exists), not the first."""
+    from xaiq.report.rank_config import choose_config
+
+    parsed = []
+    for text in configs:
+        sp, n, k = (text.split("|") + ["", "", ""])[:3]
+        try:
+            parsed.append(
+                {"superpixels": sp, "n_segments": int(n), "k_frac": float(k), "text": text}
+            )
+        except ValueError:
+            continue
+    if not parsed:
+        return configs[0] if configs else ""
+    return str(choose_config(parsed, ["text"])["text"])
+
+
 def _config_where(stmt: Any, config: str) -> Any:
     sp, n, k = (config.split("|") + ["", "", ""])[:3]
     try:
@@ -233,7 +253,7 @@ def gallery_page(
             raise QueryError(f"job {job_id} has no disagreement rows to sort by {q.metric}")
         if q.pair != "all" and q.pair not in page.pairs:
             raise QueryError(f"unknown pair {q.pair!r}; this job's: {', '.join(page.pairs)}")
-        config = q.config or (page.configs[0] if page.configs else "")
+        config = q.config or default_config(page.configs)
         if config not in page.configs:
             raise QueryError(f"unknown config {config!r}; this job's: {', '.join(page.configs)}")
         q.config = config
