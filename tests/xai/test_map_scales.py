@@ -67,3 +67,18 @@ def test_the_title_sits_just_above_the_panels_and_wrapped_rows_do_not_touch():
     second_row_titles = [ax.title.get_window_extent() for ax in panels[3:]]
     clearance = min(a.y0 for a in first_row) - max(t.y1 for t in second_row_titles)
     assert clearance / dpi > 0.1, "a second-row title touches the panels above it"
+
+
+def test_boundaries_are_drawn_at_the_most_informative_configuration() -> None:
+    # a sweep over 16/49 segments and k_frac 0.05/0.25: the first configuration's top-k is
+    # one superpixel (every top-k metric 0 or 1); the drawing takes the largest top-k
+    from types import SimpleNamespace
+
+    from xaiq.report.show import boundary_segments
+
+    job = SimpleNamespace(
+        spec={"superpixels": ["grid"], "n_segments": [16, 49], "k_frac": [0.05, 0.25]}
+    )
+    labels, top_k = boundary_segments(job, np.zeros((28, 28, 1), dtype=np.float32))
+    assert labels is not None and np.unique(labels).size == 49
+    assert top_k == 12  # floor(0.25 * 49)

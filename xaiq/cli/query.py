@@ -212,7 +212,8 @@ def show_cmd(
     boundaries: bool = typer.Option(
         False,
         "--boundaries",
-        help="draw the job's first superpixel configuration and outline each map's top-k",
+        help="draw the job's most informative superpixel configuration (the largest top-k)"
+        " and outline each map's top-k",
     ),
     dpi: int = typer.Option(150, "--dpi", help="figure resolution (10..1200)"),
 ) -> None:

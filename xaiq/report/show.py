@@ -28,8 +28,8 @@ def sample_map_figure(
 ) -> Any:
     """The figure of one sample of an attribution / disagreement job: original | one map
     per method, titled with the true label, the prediction and its probability. The same
-    function draws ``xaiq show`` and the report's examples. ``boundaries``: the job's first
-    superpixel configuration, with each map's top-k superpixels outlined."""
+    function draws ``xaiq show`` and the report's examples. ``boundaries``: the job's most
+    informative superpixel configuration, with each map's top-k superpixels outlined."""
     maps = data.sample_maps(engine, job, sample_index)
     if not maps:
         raise NotFoundError(f"job {job.id} has no attribution maps for sample {sample_index}")
@@ -55,21 +55,32 @@ def sample_map_figure(
         title = f"sample {sample_index} ({sample.get('key', '?')}): {truth}\n{each}"
     if what:
         title += f"\n{what}"
-    segments, top_k = _segments(job, original) if boundaries else (None, None)
+    segments, top_k = boundary_segments(job, original) if boundaries else (None, None)
     return plots.sample_figure(original, maps, title, style=style, segments=segments, top_k=top_k)
 
 
-def _segments(job: Any, original: np.ndarray | None) -> tuple[np.ndarray | None, int | None]:
-    """Labels of the job's first superpixel configuration on ``original`` and its top-k."""
+def boundary_segments(
+    job: Any, original: np.ndarray | None
+) -> tuple[np.ndarray | None, int | None]:
+    """Labels of the job's most informative superpixel configuration on ``original`` and its
+    top-k: the one the report ranks its examples at by default
+    (:func:`xaiq.report.rank_config.choose_config`: the largest top-k, never one superpixel
+    when another configuration has more)."""
     if original is None:
         return None, None
+    from xaiq.report.rank_config import choose_config
     from xaiq.xai.metrics import top_k_size
     from xaiq.xai.superpixels import segment
 
     spec = job.spec or {}
-    method = (spec.get("superpixels") or ["slic"])[0]
-    n_segments = int((spec.get("n_segments") or [200])[0])
-    k_frac = float((spec.get("k_frac") or [0.05])[0])
+    configs = [
+        {"superpixels": sp, "n_segments": int(n), "k_frac": float(k)}
+        for sp in (spec.get("superpixels") or ["slic"])
+        for n in (spec.get("n_segments") or [200])
+        for k in (spec.get("k_frac") or [0.05])
+    ]
+    chosen = choose_config(configs, ["superpixels", "n_segments", "k_frac"])
+    method, n_segments, k_frac = chosen["superpixels"], chosen["n_segments"], chosen["k_frac"]
     img = original[..., 0] if original.ndim == 3 and original.shape[2] == 1 else original
     labels = segment(img[None], method, n_segments=n_segments)[0]
     return labels, top_k_size(int(np.unique(labels).size), k_frac)

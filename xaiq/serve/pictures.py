@@ -69,9 +69,9 @@ def sample_figure_bytes(
     """The figure of one sample as ``fmt`` bytes.
 
     ``what``: ``maps`` (original | every map; an attack job: original | changed pixels |
-    final | difference), ``boundaries`` (the maps with the first configuration's superpixels
-    and top-k outlined), or a method name (that map alone). Raises :class:`NotFoundError`
-    when the job has nothing to draw for the sample."""
+    final | difference), ``boundaries`` (the maps with the most informative configuration's
+    superpixels and top-k outlined), or a method name (that map alone). Raises
+    :class:`NotFoundError` when the job has nothing to draw for the sample."""
     from xaiq.report import data, plots
     from xaiq.report.show import sample_map_figure
     from xaiq.report.sources import load_artifact, original_input
