@@ -284,7 +284,8 @@ def test_report_renders_with_its_plots_in_headless_chromium(store, tmp_path):
 @pytest.mark.slow
 def test_the_verdict_leads_and_every_figure_is_shown_at_least_at_its_readable_size(store, tmp_path):
     """In the browser: the verdict table comes first, and no figure is displayed narrower
-    than 300 px per panel column (``data-panels``) at the page's width."""
+    than 300 px per panel column (``data-panels``) at the page's width, and the verdict
+    table fits the page without scrolling sideways."""
     browser = _chromium()
     if browser is None:
         if os.environ.get("XAIQ_REQUIRE_SERVICES") == "1":
@@ -297,6 +298,8 @@ def test_the_verdict_leads_and_every_figure_is_shown_at_least_at_its_readable_si
         "<script>document.title = JSON.stringify({"
         "first: document.querySelector('h2').textContent,"
         "verdict: Array.from(document.querySelectorAll('table.verdict tbody tr')).length,"
+        "fit: Array.from(document.querySelectorAll('table.verdict'))"
+        ".map(t => [t.getBoundingClientRect().width, t.parentElement.clientWidth]),"
         "img: Array.from(document.images).map(i => [i.alt, i.getBoundingClientRect().width,"
         " Number(i.dataset.panels), i.naturalWidth])})"
         "</script>"
@@ -312,6 +315,9 @@ def test_the_verdict_leads_and_every_figure_is_shown_at_least_at_its_readable_si
     got = json_lib.loads(html_lib.unescape(dom[dom.index("<title>") + 7 : dom.index("</title>")]))
     assert got["first"] == "Verdict: which explanation to trust"
     assert got["verdict"] == 3  # one row per method of the job
+    # the verdict table fits the page: its cells break before an interval, never inside one
+    for width, room in got["fit"]:
+        assert width <= room, (width, room)
     assert len(got["img"]) == 10
     for alt, shown, panels, natural in got["img"]:
         assert panels >= 1 and natural > 0, alt
@@ -330,3 +336,20 @@ def test_an_html_table_rounds_each_column_by_one_rule():
     cells = re.findall(r"<td[^>]*>([^<]*)</td>", html_table(rows, ["metric", "p", "mean"]))
     # p: 4 significant digits for both (not 0.0009938 beside 0.012); mean: 3 decimals
     assert cells == ["a", "0.0009938", "0.512", "b", "0.01234", "0.250"]
+
+
+def test_a_verdict_cell_may_break_before_its_interval_but_never_inside_it():
+    import re
+
+    from xaiq.report.format import table as html_table
+    from xaiq.report.html import STYLE
+    from xaiq.report.verdict_section import keep_intervals_whole
+
+    rows = [
+        {"method": "IG", "deletion": "0.058 [0.049, 0.067]", "sanity": "fail: 0.85 [0.84, 0.86]"}
+    ]
+    page = keep_intervals_whole(html_table(rows, ["method", "deletion", "sanity"]))
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", page)
+    assert cells == ["IG", "0.058 [0.049,&nbsp;0.067]", "fail: 0.85 [0.84,&nbsp;0.86]"]
+    # and the verdict table's cells may wrap (at those spaces), so it narrows to the page
+    assert "table.verdict td { white-space: normal" in STYLE

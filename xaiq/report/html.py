@@ -48,7 +48,7 @@ HEADLINE_METRIC = "feature_disagreement"  # the source document's first metric
 N_EXAMPLES = 3
 N_ATTACK_EXAMPLES = 4
 
-_CSS = """
+STYLE = """
 body { font-family: sans-serif; margin: 24px; color: #222; }
 .job { max-width: 1360px; }
 .side { display: grid; gap: 28px; align-items: start; }
@@ -69,7 +69,7 @@ input.zoom:checked + label { position: fixed; inset: 0; z-index: 10; overflow: a
 input.zoom:checked + label img { max-width: none; min-width: 0 !important; }
 table.verdict { font-size: 14px; }
 table.verdict td:first-child { font-weight: bold; }
-table.verdict td { white-space: nowrap; }
+table.verdict td { white-space: normal; min-width: 5.5em; }
 p.verdict { font-size: 15px; line-height: 1.45; max-width: 1100px; background: #f4f7fb;
   border-left: 4px solid #0072b2; padding: 8px 12px; }
 .note { color: #666; font-size: 13px; }
@@ -131,7 +131,7 @@ def build_report(
         title = "xaiq report: jobs " + ", ".join(str(j.id) for j in jobs)
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
         f"<h1>{html.escape(title)}</h1>"
         + body
         + f'<p class="note">generated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC</p>'

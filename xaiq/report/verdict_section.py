@@ -9,6 +9,7 @@ stored sparseness) are left out.
 from __future__ import annotations
 
 import html
+import re
 from typing import Any
 
 from sqlalchemy import Engine
@@ -20,6 +21,14 @@ from xaiq.analysis.verdict import Interval, MethodVerdict, ModelVerdict, model_v
 from xaiq.report import data
 from xaiq.report.format import num, table
 from xaiq.xai.figures import method_title, model_title
+
+INTERVAL = re.compile(r"\[([^\s\[\],<>]+), ([^\s\[\],<>]+)\]")
+
+
+def keep_intervals_whole(page: str) -> str:
+    """``[low, high]`` in ``page`` (escaped HTML) with a no-break space after the comma: a
+    cell may break before its interval, never inside it."""
+    return INTERVAL.sub(r"[\1,&nbsp;\2]", page)
 
 
 def _cell(iv: Interval) -> str:
@@ -127,7 +136,9 @@ def verdict_section(
             continue
         if not single:
             out.append(f"<h3>{html.escape(model_title(mv.model))}</h3>")
-        out.append(table(rows, cols).replace("<table>", '<table class="verdict">', 1))
+        verdict_table = table(rows, cols).replace("<table>", '<table class="verdict">', 1)
+        # an interval stays whole; a cell may break before it, so the table fits the page
+        out.append(keep_intervals_whole(verdict_table))
         out.append(f'<p class="verdict">{html.escape(mv.paragraph)}</p>')
     measured = [v for mv in verdicts for v in mv.methods]
     notes = []
