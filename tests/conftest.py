@@ -9,6 +9,31 @@ import pytest
 
 DATA = Path(__file__).parent / "data"
 
+# The longest test files (minutes each: the 10,000-shard load test, the multi-host run, the
+# attack-reuse jobs) are collected first, so that under `make test`'s two xdist workers they
+# start at once instead of leaving one worker alone with them at the end. The order of the
+# tests inside a file does not change, and no test depends on another file's.
+LONGEST_FIRST = (
+    "tests/reliability/test_load.py",
+    "tests/jobs/test_attack_reuse.py",
+    "tests/jobs/test_multihost.py",
+    "tests/cli/test_demo_summary.py",
+    "tests/jobs/test_interrupt.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    root = Path(__file__).resolve().parents[1]
+
+    def rank(item: pytest.Item) -> int:
+        try:
+            rel = Path(str(item.path)).resolve().relative_to(root).as_posix()
+        except ValueError:
+            return len(LONGEST_FIRST)
+        return LONGEST_FIRST.index(rel) if rel in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: every other test keeps its place
+
 
 @pytest.fixture(scope="session")
 def digits_model():
