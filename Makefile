@@ -7,7 +7,9 @@ DEMO_DIR ?= demo-out
 BENCH_ARGS ?=
 PYTEST_ARGS ?=
 # the suite runs in two pytest-xdist worker processes, a test file per worker at a time (its
-# module fixtures built once); `make test TEST_WORKERS=0` runs it in one process
+# module fixtures built once), in collection order (tests/conftest.py puts the longest files
+# first; xdist would otherwise send files with many tests first); `make test TEST_WORKERS=0`
+# runs it in one process
 TEST_WORKERS ?= 2
 # every dependency pinned (a pip constraints file); `make lock` re-resolves it on purpose
 LOCK := requirements.lock
@@ -37,7 +39,7 @@ demo: install
 test: install
 	$(PY) -m ruff check .
 	$(PY) -m mypy xaiq/xai xaiq/db xaiq/analysis
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 lint: install
 	$(PY) -m ruff check .
