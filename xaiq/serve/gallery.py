@@ -189,32 +189,30 @@ def faith_methods(engine: Engine, job_id: int) -> list[str]:
         return [str(m) for m in conn.scalars(stmt)]
 
 
+def parse_config(config: str) -> tuple[str, int, float]:
+    """``"grid|49|0.25"`` -> ``("grid", 49, 0.25)``; :class:`QueryError` names a bad one."""
+    sp, n, k = (config.split("|") + ["", "", ""])[:3]
+    try:
+        return sp, int(n), float(k)
+    except ValueError:
+        raise QueryError(f"config must be superpixels|n_segments|k_frac, got {config!r}") from None
+
+
 def default_config(configs: list[str]) -> str:
     """The configuration a gallery sorted by a disagreement metric opens at when none is
     chosen: the report's most informative one (:func:`xaiq.report.rank_config.choose_config`:
     the largest top-k, never a top-k of one superpixel when another exists), not the first."""
     from xaiq.report.rank_config import choose_config
 
-    parsed = []
-    for text in configs:
-        sp, n, k = (text.split("|") + ["", "", ""])[:3]
-        try:
-            parsed.append(
-                {"superpixels": sp, "n_segments": int(n), "k_frac": float(k), "text": text}
-            )
-        except ValueError:
-            continue
-    if not parsed:
-        return configs[0] if configs else ""
+    if not configs:
+        return ""
+    keys = ("superpixels", "n_segments", "k_frac")
+    parsed = [{**dict(zip(keys, parse_config(c), strict=True)), "text": c} for c in configs]
     return str(choose_config(parsed, ["text"])["text"])
 
 
 def _config_where(stmt: Any, config: str) -> Any:
-    sp, n, k = (config.split("|") + ["", "", ""])[:3]
-    try:
-        n_segments, k_frac = int(n), float(k)
-    except ValueError:
-        raise QueryError(f"config must be superpixels|n_segments|k_frac, got {config!r}") from None
+    sp, n_segments, k_frac = parse_config(config)
     return stmt.where(
         Disagreement.superpixels == sp,
         Disagreement.n_segments == n_segments,
