@@ -2,8 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
 import torch
 from torch import nn
+
+
+def assert_rows_close(got: Sequence[dict[str, Any]], want: Sequence[dict[str, Any]]) -> None:
+    """Two runs' rows are the same up to float32 rounding: every non-float value equal, every
+    float within 1e-6 relative (docs/architecture.md, Determinism)."""
+    assert len(got) == len(want)
+    for a, b in zip(got, want, strict=True):
+        assert a.keys() == b.keys()
+        for key, value in a.items():
+            if isinstance(value, float):
+                assert value == pytest.approx(b[key], rel=1e-6, abs=1e-9, nan_ok=True), (key, a)
+            else:
+                assert value == b[key], (key, a)
 
 
 class ForwardRecorder(nn.Module):

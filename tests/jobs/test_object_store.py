@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers import assert_rows_close
 from xaiq import results as xaiq_results
 from xaiq.db.session import dispose_engines
 from xaiq.db.store import ArtifactStore
@@ -121,10 +122,10 @@ def test_a_job_on_s3_stores_chunks_reads_them_back_and_a_second_job_reuses_every
     again, status = run(recompute=True)  # the CLI's --recompute (tests/cli: the flag)
     assert (status["maps_computed"], status["maps_reused"]) == (N * len(METHODS), 0)
     assert len(store.keys()) == 2 * len(keys)
-    for i in range(N):
+    for i in range(N):  # recomputed: the same up to float32 rounding (docs/architecture.md)
         for m in METHODS:
-            np.testing.assert_array_equal(res.map(again, i, m), res.map(first, i, m))
-    assert rows(res, "disagreements", again) == rows(res, "disagreements", first)
+            np.testing.assert_allclose(res.map(again, i, m), res.map(first, i, m), rtol=1e-6)
+    assert_rows_close(rows(res, "disagreements", again), rows(res, "disagreements", first))
 
 
 def test_float16_storage_halves_the_bytes_and_leaves_every_row_unchanged(
