@@ -229,6 +229,57 @@ def test_tables_download_as_csv(store, client) -> None:
     assert f"job {d}" in both.splitlines()[0]
 
 
+def test_a_page_rounds_its_tables_as_the_report_does(store, client) -> None:
+    """The job page's statistics table prints each mean with the report's rule: 3 decimals
+    (4 significant digits only for a column holding a value below 1e-3 or from 1e4 on)."""
+    import re
+
+    d = store.disagreement_job
+    rows = list(csv.DictReader(io.StringIO(client.get(f"/jobs/{d}/table/stats.csv").text)))
+    page = client.get(f"/jobs/{d}").text
+    table = page[page.index("/table/stats.csv") :]
+    table = table[: table.index("</table>")]
+    head = re.findall(r"<th>(.*?)</th>", table)
+    shown = [re.findall(r"<td>(.*?)</td>", r) for r in re.findall(r"<tr><td>.*?</tr>", table)]
+    assert len(shown) == len(rows) and "mean" in head
+    means = [float(r["mean"]) for r in rows if r["mean"]]
+    small = any(v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e4) for v in means)
+    for row, cells in zip(rows, shown, strict=True):
+        cell = cells[head.index("mean")]
+        if not row["mean"]:
+            assert cell == "NULL"
+        elif small and float(row["mean"]) != 0:
+            assert cell == f"{float(row['mean']):.4g}"
+        else:  # 0.3271 printed 0.327, as the report prints it
+            assert cell == f"{float(row['mean']):.3f}"
+
+
+def test_the_protocol_card_shows_one_row_per_setting(store, client) -> None:
+    """Nested settings print as dotted fields with plain values (as in the report and
+    ``export --what protocol``), never as a Python dict."""
+    from sqlalchemy import update
+
+    from xaiq.db.models import Job
+
+    card = {
+        "seeds": {"job": 0},
+        "attack": {"preset": "default", "clamp": True, "domain": [0.0, 1.0]},
+        "runtime": [{"device": "cpu", "versions": {"torch": "2.14.1"}}],
+    }
+    with store.engine.begin() as conn:
+        conn.execute(update(Job).where(Job.id == store.attack_job).values(protocol=card))
+    page = client.get(f"/jobs/{store.attack_job}").text
+    card_html = page[page.index("<h2>Protocol card</h2>") :]
+    for field, value in (
+        ("seeds.job", "0"),
+        ("attack.clamp", "True"),
+        ("attack.domain", "0.0, 1.0"),
+        ("runtime[0].versions.torch", "2.14.1"),
+    ):
+        assert f"<tr><th>{field}</th><td>{value}</td></tr>" in card_html
+    assert "{" not in card_html[: card_html.index("</table>")]
+
+
 def test_csv_escapes_formula_cells() -> None:
     assert csv_cell("=1+1") == "'=1+1"
     assert csv_cell("-2") == "'-2" and csv_cell("@x") == "'@x" and csv_cell("+3") == "'+3"

@@ -27,6 +27,7 @@ from starlette.templating import Jinja2Templates
 
 from xaiq.db.errors import NotFoundError, QueryError
 from xaiq.db.models import JobKind, JobStatus
+from xaiq.db.protocol import protocol_rows
 from xaiq.report.data import job_models
 from xaiq.serve import tables
 from xaiq.serve.jobs_data import jobs_rows
@@ -84,6 +85,9 @@ class Pages:
         self.cache = FigureCache(cache_items)
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals["store"] = where
+        from xaiq.report.format import num  # the report's rounding, for one value
+
+        self.templates.env.globals["number"] = num
 
     def render(self, request: Request, name: str, **context: Any) -> Response:
         return self.templates.TemplateResponse(request, name, context)
@@ -128,7 +132,7 @@ class Pages:
             job=job,
             models=job_models(job),
             tables=tables.job_tables(self.engine, job),
-            protocol=card if isinstance(card, dict) else None,
+            protocol=protocol_rows(card) if isinstance(card, dict) else None,
             spec=job.spec or {},
         )
 

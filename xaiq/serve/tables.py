@@ -33,6 +33,14 @@ class Table:
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def cells(self) -> list[list[str]]:
+        """Every row's cells as text, by the report's rounding rule (one rule per column:
+        :func:`xaiq.report.format.num`), so a page and the report print the same digits."""
+        from xaiq.report.format import needs_significant_digits, num
+
+        rule = {c: needs_significant_digits(r.get(c) for r in self.rows) for c in self.columns}
+        return [[num(r.get(c), c, rule[c]) for c in self.columns] for r in self.rows]
+
 
 def csv_cell(value: Any) -> str:
     if value is None:
