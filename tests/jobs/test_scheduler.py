@@ -164,3 +164,42 @@ def test_publish_only_ticks_skip_the_upkeep_and_run_keeps_it_to_its_interval(
     with read_session(engine) as s:
         assert s.get(Job, job_id).status is JobStatus.succeeded  # type: ignore[union-attr]
         assert s.get(Heartbeat, "scheduler") is not None
+
+
+def test_a_job_the_scheduler_ends_gets_its_digest_and_sort_orders(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker that wrote the last shard died before finalising the job: the scheduler
+    ends it and builds what the worker would have built (stats digest, gallery orders)."""
+    from xaiq.analysis import sortkeys
+    from xaiq.db.models import StatsDigest
+    from xaiq.scheduler.submit import submit
+    from xaiq.worker import shard as shard_module
+
+    spec = {
+        "kind": "disagreement",
+        "dataset": "digits",
+        "model": "digits-cnn",
+        "methods": ["saliency", "grad_cam"],
+        "superpixels": ["grid"],
+        "n_segments": [16],
+        "limit": 4,
+        "shard_size": 2,
+    }
+    job_id = submit(spec, engine=engine, local=True).job_id
+    monkeypatch.setattr(shard_module, "_finalise_quietly", lambda engine, job_id: None)
+    with read_session(engine) as s:
+        ids = s.scalars(select(Shard.id).where(Shard.job_id == job_id)).all()
+    for shard_id in ids:
+        assert shard_module.process_shard(engine, shard_id, from_pending=True).status == "done"
+    with read_session(engine) as s:
+        assert s.get(Job, job_id).finished_at is None  # type: ignore[union-attr]
+    sched = Scheduler(engine, Recorder(engine))
+    assert sched.tick().finalised == {job_id: "succeeded"}
+    sched.wait_summaries(timeout=120)
+    with read_session(engine) as s:
+        job = s.get(Job, job_id)
+        digest = s.get(StatsDigest, job_id)
+        assert digest is not None and digest.finished_at == job.finished_at  # type: ignore[union-attr]
+    with engine.connect() as conn:
+        assert sortkeys.valid(conn, job_id)

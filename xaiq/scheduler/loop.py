@@ -5,8 +5,10 @@ publishes pending shards while a queue has fewer than ``max_in_flight`` shards
 queued or running (highest job priority first, round-robin across jobs of equal priority);
 at most once a second (``upkeep_interval``) it also records a heartbeat, reaps expired leases
 (back to pending, or failed past the attempt cap) and finalises jobs whose shards are all
-finished. Publishing after the commit: a shard is marked queued in one transaction, then its
-message is sent; a failed send puts it back.
+finished; a job it ends gets its statistics digest and gallery sort orders on a background
+thread (a process that exits finishes the one under way first). Publishing after the commit:
+a shard is marked queued in one transaction, then its message is sent; a failed send puts it
+back.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import socket
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, func, select
@@ -74,6 +77,8 @@ class Scheduler:
         self.max_in_flight = dict(max_in_flight)
         self.owner = owner or f"scheduler@{socket.gethostname()}:{os.getpid()}"
         self._last_served: dict[tuple[str, int], int] = {}  # (queue, priority) -> job id
+        self._summaries: ThreadPoolExecutor | None = None  # made at the first job it ends
+        self._summarising: list[Future[None]] = []
 
     def _choose(self, queue: str, slots: int) -> list[int]:
         """Up to ``slots`` pending shard ids: priority first, round-robin across jobs."""
@@ -167,7 +172,26 @@ class Scheduler:
                 status = finalize_job(session, job_id)
                 if status not in (JobStatus.pending, JobStatus.running):
                     done[job_id] = status.value
+        for job_id in done:
+            self._summarise(job_id)
         return done
+
+    def _summarise(self, job_id: int) -> None:
+        """A job this scheduler ended (its last worker died before finalising it, or its
+        last shard failed past the cap) gets its statistics digest and gallery sort orders,
+        as a job its worker ends does (:func:`xaiq.analysis.digest.build_digest_quietly`).
+        On one background thread: at millions of rows they take seconds, and publishing
+        must not wait."""
+        from xaiq.analysis.digest import build_digest_quietly
+
+        if self._summaries is None:
+            self._summaries = ThreadPoolExecutor(1, thread_name_prefix="xaiq-summaries")
+        self._summarising = [f for f in self._summarising if not f.done()]
+        self._summarising.append(self._summaries.submit(build_digest_quietly, self.engine, job_id))
+
+    def wait_summaries(self, timeout: float | None = None) -> None:
+        """Wait for the digests and sort orders under way (at shutdown, and in tests)."""
+        wait(self._summarising, timeout=timeout)
 
     def _requeue_stale_queued(self) -> list[tuple[int, str]]:
         """Shards queued longer than ``XAIQ_QUEUED_TIMEOUT`` s (default 300) go back to pending
