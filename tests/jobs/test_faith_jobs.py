@@ -236,3 +236,12 @@ def test_an_attack_jobs_card_records_the_attack_settings_the_spec_states() -> No
     assert attack["clamp"] == spec["attack"]["clamp"] and attack["sigma"] == 0.5
     assert attack["max_iters"] == 20 and attack["strategies"] == spec["attack"]["strategies"]
     assert "domain" in attack
+
+
+def test_a_cross_model_jobs_card_names_every_model() -> None:
+    from xaiq.scheduler.protocol import protocol_card
+
+    spec = validate_spec({**SPEC, "models": ["digits-cnn", "digits-cnn-weak"]})
+    card = protocol_card(spec)
+    assert card["models"] == ["digits-cnn", "digits-cnn-weak"]
+    assert "models" not in protocol_card(validate_spec(SPEC))  # one model: the model field

@@ -182,3 +182,34 @@ def test_the_paired_difference_against_the_random_order_decides_when_stored():
     assert [v.supported for v in mv.methods] == [True, False, None]
     assert "RISE: faithfulness inconclusive" in mv.paragraph
     assert "Inconclusive (more samples needed): RISE." in mv.paragraph
+
+
+def test_the_disagreement_between_maps_is_a_table_of_its_own_beside_the_trust_columns():
+    """A verdict with faithfulness or sanity rows is two tables: the trust columns, then the
+    ``vs`` matrix (a job over two models and three methods has six ``vs`` columns, too many
+    beside the trust columns to fit a page). Without them, the matrix alone, uncaptioned."""
+    from xaiq.report.verdict_section import verdict_parts
+
+    models = ["digits-cnn", "digits-cnn-weak"]
+    names = [f"{m}:{x}" for m in models for x in METHODS]
+    faith = [_faith(n, 0.1 + 0.05 * i, 0.9) for i, n in enumerate(names)]
+    pairs = [
+        {"pair": f"{a} vs {b}", "mean": 0.1 * (i + 1)}
+        for i, (a, b) in enumerate((a, b) for j, a in enumerate(names) for b in names[j + 1 :])
+    ]
+    verdicts = model_verdicts(models, METHODS, faith=faith, pairs=pairs, title=method_title)
+    for mv in verdicts:
+        (_, trust, trust_cols), (caption, matrix, matrix_cols) = verdict_parts(mv, False)
+        assert not any(c.startswith("vs ") for c in trust_cols)
+        assert {"deletion AUC ↓", "insertion AUC ↑", "faithful", "supported"} <= set(trust_cols)
+        assert caption.startswith("Mean ") and "between the maps" in caption
+        # every other map of both models, one column each; a map against itself is "—"
+        assert matrix_cols[0] == "method" and len(matrix_cols) == 1 + len(names)
+        assert [r["method"] for r in matrix] == [r["method"] for r in trust]
+        assert sum(v == "—" for r in matrix for v in r.values()) == len(METHODS)
+    only = model_verdicts(
+        ["m"], ["saliency", "grad_cam"], pairs=[{"pair": "saliency vs grad_cam", "mean": 0.4}]
+    )
+    ((caption, rows, cols),) = verdict_parts(only[0], True)
+    assert caption == "" and cols == ["method", "vs Saliency", "vs Grad-CAM"]
+    assert rows[0]["vs Grad-CAM"] == 0.4

@@ -70,6 +70,7 @@ input.zoom:checked + label img { max-width: none; min-width: 0 !important; }
 table.verdict { font-size: 14px; }
 table.verdict td:first-child { font-weight: bold; }
 table.verdict td { white-space: normal; min-width: 5.5em; }
+p.caption { font-weight: bold; font-size: 14px; margin: 1em 0 0.3em; }
 p.verdict { font-size: 15px; line-height: 1.45; max-width: 1100px; background: #f4f7fb;
   border-left: 4px solid #0072b2; padding: 8px 12px; }
 .note { color: #666; font-size: 13px; }

@@ -65,10 +65,26 @@ def job_verdicts(
     )
 
 
-def verdict_rows(mv: ModelVerdict, single: bool) -> tuple[list[dict[str, Any]], list[str]]:
-    def label(name: str) -> str:
-        return method_title(name.partition(":")[2] if single and ":" in name else name)
+def verdict_parts(
+    mv: ModelVerdict, single: bool
+) -> list[tuple[str, list[dict[str, Any]], list[str]]]:
+    """One model's verdict as the tables a page shows, ``(caption, rows, columns)``: the
+    trust table, then the disagreement between the maps as a table of its own (a job over
+    two models and three methods has six ``vs`` columns, too many beside the trust columns
+    to fit a page). A job without faithfulness or sanity rows has the disagreement table
+    only, without a caption."""
+    trust = _trust_rows(mv)
+    vs = _disagreement_rows(mv, single)
+    parts: list[tuple[str, list[dict[str, Any]], list[str]]] = []
+    if trust and len(trust[0]) > 1:
+        parts.append(("", trust, list(trust[0])))
+    if vs and len(vs[0]) > 1:
+        caption = f"Mean {mv.metric.replace('_', ' ')} between the maps" if parts else ""
+        parts.append((caption, vs, list(vs[0])))
+    return parts
 
+
+def _trust_rows(mv: ModelVerdict) -> list[dict[str, Any]]:
     have = {
         "faith": any(v.deletion[0] is not None for v in mv.methods),
         "random": any(v.random_deletion[0] is not None for v in mv.methods),
@@ -77,7 +93,6 @@ def verdict_rows(mv: ModelVerdict, single: bool) -> tuple[list[dict[str, Any]], 
         "sparse": any(v.sparseness[0] is not None for v in mv.methods),
     }
     threshold = next((v.threshold for v in mv.methods if v.threshold is not None), None)
-    others = [o for o in mv.others if any(o in v.disagreement for v in mv.methods)]
     rows = []
     for v in mv.methods:
         row: dict[str, Any] = {"method": method_title(v.method)}
@@ -100,15 +115,23 @@ def verdict_rows(mv: ModelVerdict, single: bool) -> tuple[list[dict[str, Any]], 
             row[f"sanity signed (pass < {threshold:g})"] = _sanity(
                 v.sanity_signed, v.sanity_signed_verdict
             )
-        for other in others:
-            row[f"vs {label(other)}"] = _disagree(v, other)
         if have["sparse"]:
             row["sparseness (Gini)"] = _cell(v.sparseness)
         if have["faith"] or have["sanity"]:
             row["supported"] = _yes(v.supported) or "inconclusive"
         rows.append(row)
-    cols = list(rows[0]) if rows else []
-    return rows, cols
+    return rows
+
+
+def _disagreement_rows(mv: ModelVerdict, single: bool) -> list[dict[str, Any]]:
+    def label(name: str) -> str:
+        return method_title(name.partition(":")[2] if single and ":" in name else name)
+
+    others = [o for o in mv.others if any(o in v.disagreement for v in mv.methods)]
+    return [
+        {"method": method_title(v.method), **{f"vs {label(o)}": _disagree(v, o) for o in others}}
+        for v in mv.methods
+    ]
 
 
 def _disagree(v: MethodVerdict, other: str) -> Any:
@@ -131,14 +154,18 @@ def verdict_section(
     info = GLOSSARY[metric]
     out = ["<h2>Verdict: which explanation to trust</h2>"]
     for mv in verdicts:
-        rows, cols = verdict_rows(mv, single)
-        if not rows:
+        parts = verdict_parts(mv, single)
+        if not parts:
             continue
         if not single:
             out.append(f"<h3>{html.escape(model_title(mv.model))}</h3>")
-        verdict_table = table(rows, cols).replace("<table>", '<table class="verdict">', 1)
-        # an interval stays whole; a cell may break before it, so the table fits the page
-        out.append(keep_intervals_whole(verdict_table))
+        for caption, rows, cols in parts:
+            if caption:
+                at = f" (at {config})" if config else ""  # a job of one configuration: none
+                out.append(f'<p class="caption">{html.escape(caption + at)}</p>')
+            verdict_table = table(rows, cols).replace("<table>", '<table class="verdict">', 1)
+            # an interval stays whole; a cell may break before it, so the table fits the page
+            out.append(keep_intervals_whole(verdict_table))
         out.append(f'<p class="verdict">{html.escape(mv.paragraph)}</p>')
     measured = [v for mv in verdicts for v in mv.methods]
     notes = []
@@ -164,4 +191,4 @@ def verdict_section(
     return "\n".join(out)
 
 
-__all__ = ["job_verdicts", "verdict_rows", "verdict_section"]
+__all__ = ["job_verdicts", "verdict_parts", "verdict_section"]

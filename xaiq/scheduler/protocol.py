@@ -48,6 +48,7 @@ def protocol_card(spec: dict[str, Any]) -> dict[str, Any]:
         "card": CARD_VERSION,
         "kind": spec["kind"],
         "model": spec["model"],
+        **({"models": list(spec["models"])} if spec.get("models") else {}),  # across models
         "dataset": spec["dataset"],
         "target": spec.get("target"),
         "seeds": {"job": spec.get("seed", 0), "rule": SEED_RULE},

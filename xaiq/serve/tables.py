@@ -62,7 +62,7 @@ def verdict_tables(engine: Engine, job: Any) -> list[Table]:
     """The report's verdict: one table per model with its paragraph (disagreement jobs)."""
     from xaiq.report.html import HEADLINE_METRIC
     from xaiq.report.results_section import config_keys, rank_where
-    from xaiq.report.verdict_section import job_verdicts, verdict_rows
+    from xaiq.report.verdict_section import job_verdicts, verdict_parts
     from xaiq.xai.figures import model_title
 
     keys, _ = config_keys(engine, job.id)
@@ -71,10 +71,15 @@ def verdict_tables(engine: Engine, job: Any) -> list[Table]:
     single = len(verdicts) == 1
     out = []
     for i, mv in enumerate(verdicts):
-        rows, cols = verdict_rows(mv, single)
-        if rows:
+        parts = verdict_parts(mv, single)
+        for j, (caption, rows, cols) in enumerate(parts):
             title = "Verdict" if single else f"Verdict: {model_title(mv.model)}"
-            out.append(Table(f"verdict-{i + 1}", title, rows, cols, note=mv.paragraph))
+            if caption:
+                at = f" (at {scope})" if scope else ""
+                title = f"{title}: {caption[0].lower()}{caption[1:]}{at}"
+            name = f"verdict-{i + 1}" + (f"-{j + 1}" if j else "")
+            note = mv.paragraph if j == len(parts) - 1 else ""  # under the model's last table
+            out.append(Table(name, title, rows, cols, note=note))
     return out
 
 
