@@ -9,6 +9,18 @@ import pytest
 import torch
 from torch import nn
 
+# a small disagreement job over the bundled digits: two cheap methods, one grid configuration
+DIGITS_DISAGREEMENT: dict[str, Any] = {
+    "kind": "disagreement",
+    "dataset": "digits",
+    "model": "digits-cnn",
+    "methods": ["saliency", "grad_cam"],
+    "superpixels": ["grid"],
+    "n_segments": [16],
+    "limit": 6,
+    "shard_size": 3,
+}
+
 
 def assert_rows_close(got: Sequence[dict[str, Any]], want: Sequence[dict[str, Any]]) -> None:
     """Two runs' rows are the same up to float32 rounding: every non-float value equal, every

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from tests.helpers import assert_rows_close
+from tests.helpers import DIGITS_DISAGREEMENT, assert_rows_close
 from xaiq.db.jobs import rows_for
 from xaiq.db.session import read_session
 from xaiq.scheduler.errors import SpecError
@@ -17,16 +17,7 @@ from xaiq.scheduler.submit import submit
 from xaiq.worker.artifacts import load_array
 from xaiq.worker.local import run_local
 
-SPEC = {
-    "kind": "disagreement",
-    "dataset": "digits",
-    "model": "digits-cnn",
-    "methods": ["saliency", "grad_cam"],
-    "superpixels": ["grid"],
-    "n_segments": [16],
-    "limit": 6,
-    "shard_size": 3,
-}
+SPEC = DIGITS_DISAGREEMENT
 
 
 def _run(spec: dict) -> int:

@@ -171,22 +171,13 @@ def test_a_job_the_scheduler_ends_gets_its_digest_and_sort_orders(
 ) -> None:
     """The worker that wrote the last shard died before finalising the job: the scheduler
     ends it and builds what the worker would have built (stats digest, gallery orders)."""
+    from tests.helpers import DIGITS_DISAGREEMENT
     from xaiq.analysis import sortkeys
     from xaiq.db.models import StatsDigest
     from xaiq.scheduler.submit import submit
     from xaiq.worker import shard as shard_module
 
-    spec = {
-        "kind": "disagreement",
-        "dataset": "digits",
-        "model": "digits-cnn",
-        "methods": ["saliency", "grad_cam"],
-        "superpixels": ["grid"],
-        "n_segments": [16],
-        "limit": 4,
-        "shard_size": 2,
-    }
-    job_id = submit(spec, engine=engine, local=True).job_id
+    job_id = submit(DIGITS_DISAGREEMENT, engine=engine, local=True).job_id
     monkeypatch.setattr(shard_module, "_finalise_quietly", lambda engine, job_id: None)
     with read_session(engine) as s:
         ids = s.scalars(select(Shard.id).where(Shard.job_id == job_id)).all()

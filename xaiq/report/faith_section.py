@@ -4,6 +4,7 @@ mean Spearman correlation as the layers are randomised). Empty for a job without
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import numpy as np
@@ -270,6 +271,15 @@ def faith_sections(engine: Engine, job: Any) -> str:
 __all__ = ["faith_sections"]
 
 
+def protocol_note(job_id: int | str) -> str:
+    """The sentence above a protocol card (HTML), in the report and in ``xaiq serve``."""
+    return (
+        "What the numbers of this job mean: the settings it was run with and, per worker"
+        " runtime, the device, library versions and the sha256 of the model weights"
+        f" (<code>xaiq export {html.escape(str(job_id))} --what protocol</code> writes it)."
+    )
+
+
 def protocol_section(job: Any) -> str:
     """The job's protocol card as a field/value table (nothing for a job without one)."""
     card = getattr(job, "protocol", None)
@@ -278,9 +288,7 @@ def protocol_section(job: Any) -> str:
     return "\n".join(
         [
             "<h2>Protocol card</h2>",
-            '<p class="note">What the numbers of this job mean: the settings it was run with '
-            "and, per worker runtime, the device, library versions and the sha256 of the "
-            "model weights (<code>xaiq export JOB --what protocol</code> writes it).</p>",
+            f'<p class="note">{protocol_note(getattr(job, "id", "JOB"))}</p>',
             table(protocol_rows(card), ["field", "value"]),
         ]
     )

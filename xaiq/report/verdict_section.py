@@ -79,7 +79,8 @@ def verdict_parts(
     if trust and len(trust[0]) > 1:
         parts.append(("", trust, list(trust[0])))
     if vs and len(vs[0]) > 1:
-        caption = f"Mean {mv.metric.replace('_', ' ')} between the maps" if parts else ""
+        at = f" (at {mv.config})" if mv.config else ""  # a job of one configuration: none
+        caption = f"Mean {mv.metric.replace('_', ' ')} between the maps{at}" if parts else ""
         parts.append((caption, vs, list(vs[0])))
     return parts
 
@@ -161,8 +162,7 @@ def verdict_section(
             out.append(f"<h3>{html.escape(model_title(mv.model))}</h3>")
         for caption, rows, cols in parts:
             if caption:
-                at = f" (at {config})" if config else ""  # a job of one configuration: none
-                out.append(f'<p class="caption">{html.escape(caption + at)}</p>')
+                out.append(f'<p class="caption">{html.escape(caption)}</p>')
             verdict_table = table(rows, cols).replace("<table>", '<table class="verdict">', 1)
             # an interval stays whole; a cell may break before it, so the table fits the page
             out.append(keep_intervals_whole(verdict_table))

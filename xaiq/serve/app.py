@@ -85,9 +85,11 @@ class Pages:
         self.cache = FigureCache(cache_items)
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals["store"] = where
+        from xaiq.report.faith_section import protocol_note
         from xaiq.report.format import num  # the report's rounding, for one value
 
         self.templates.env.globals["number"] = num
+        self.templates.env.globals["protocol_note"] = protocol_note
 
     def render(self, request: Request, name: str, **context: Any) -> Response:
         return self.templates.TemplateResponse(request, name, context)

@@ -75,8 +75,7 @@ def verdict_tables(engine: Engine, job: Any) -> list[Table]:
         for j, (caption, rows, cols) in enumerate(parts):
             title = "Verdict" if single else f"Verdict: {model_title(mv.model)}"
             if caption:
-                at = f" (at {scope})" if scope else ""
-                title = f"{title}: {caption[0].lower()}{caption[1:]}{at}"
+                title = caption if single else f"{model_title(mv.model)}: {caption}"
             name = f"verdict-{i + 1}" + (f"-{j + 1}" if j else "")
             note = mv.paragraph if j == len(parts) - 1 else ""  # under the model's last table
             out.append(Table(name, title, rows, cols, note=note))
